@@ -1,0 +1,281 @@
+//! Loading Apple `.p8` signing keys and their public halves.
+
+use std::fmt;
+use std::path::Path;
+
+use p256::ecdsa;
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
+use rustls_pki_types::pem::{SectionKind, SliceIter};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// An ES256 (P-256) private key: the content of an Apple `AuthKey_<KEYID>.p8`.
+///
+/// Accepts PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, what Apple issues) and
+/// SEC1 PEM (`-----BEGIN EC PRIVATE KEY-----`, what `openssl ecparam` writes).
+/// The secret scalar is zeroized on drop and never printed:
+///
+/// ```
+/// # use apns_provider::SigningKey;
+/// # let pem = apns_provider::auth::generate_p8_pem();
+/// let key = SigningKey::from_pem(pem.as_bytes())?;
+/// assert_eq!(format!("{key:?}"), "SigningKey([redacted])");
+/// # Ok::<(), apns_provider::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SigningKey {
+    inner: ecdsa::SigningKey,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey([redacted])")
+    }
+}
+
+impl SigningKey {
+    /// Reads a key from a `.p8` (or SEC1 PEM) file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = Zeroizing::new(
+            std::fs::read(path)
+                .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?,
+        );
+        Self::from_pem(&bytes).map_err(|e| match e {
+            Error::Key(msg) => Error::Key(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses a key from PEM text.
+    pub fn from_pem(pem: &[u8]) -> Result<Self> {
+        let (kind, der) = first_pem_section(pem)?;
+        let der = Zeroizing::new(der);
+        let secret = match kind {
+            SectionKind::PrivateKey => {
+                check_pkcs8_algorithm(&der)?;
+                p256::SecretKey::from_pkcs8_der(&der)
+                    .map_err(|e| Error::Key(format!("malformed PKCS#8 P-256 private key: {e}")))?
+            }
+            SectionKind::EcPrivateKey => p256::SecretKey::from_sec1_der(&der).map_err(|_| {
+                Error::Key(
+                    "the EC PRIVATE KEY is not a P-256 (prime256v1) key; APNs tokens need ES256"
+                        .into(),
+                )
+            })?,
+            other => {
+                return Err(Error::Key(format!(
+                    "found {}, expected a P-256 private key (-----BEGIN PRIVATE KEY----- as in Apple's AuthKey_<KEYID>.p8)",
+                    describe_section(other)
+                )))
+            }
+        };
+        Ok(SigningKey {
+            inner: ecdsa::SigningKey::from(secret),
+        })
+    }
+
+    /// Wraps an existing `p256` signing key.
+    pub fn from_p256(key: ecdsa::SigningKey) -> Self {
+        SigningKey { inner: key }
+    }
+
+    /// The public half, which a verifier (or the mock server) needs.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey {
+            inner: *self.inner.verifying_key(),
+        }
+    }
+
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use p256::ecdsa::signature::Signer;
+        let sig: ecdsa::Signature = self.inner.sign(message);
+        sig.to_bytes().into()
+    }
+}
+
+/// A P-256 public key, used to verify provider tokens (by the mock server,
+/// or to check which key a token was signed with).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    inner: ecdsa::VerifyingKey,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.fingerprint())
+    }
+}
+
+impl PublicKey {
+    /// Parses a public key from PEM: a `PUBLIC KEY` (SPKI) block, or a private
+    /// key (`.p8` or SEC1) whose public half is taken.
+    pub fn from_pem(pem: &[u8]) -> Result<Self> {
+        let (kind, der) = first_pem_section(pem)?;
+        if kind == SectionKind::PublicKey {
+            let inner = ecdsa::VerifyingKey::from_public_key_der(&der).map_err(|e| {
+                Error::Key(format!(
+                    "the PUBLIC KEY is not a P-256 key ({e}); APNs tokens need ES256"
+                ))
+            })?;
+            return Ok(PublicKey { inner });
+        }
+        Ok(SigningKey::from_pem(pem)?.public_key())
+    }
+
+    /// Reads a public key (or a private key's public half) from a file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = Zeroizing::new(
+            std::fs::read(path)
+                .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?,
+        );
+        Self::from_pem(&bytes).map_err(|e| match e {
+            Error::Key(msg) => Error::Key(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// The uncompressed SEC1 point (`04 || x || y`, 65 bytes).
+    pub fn to_sec1_bytes(&self) -> Vec<u8> {
+        self.inner.to_encoded_point(false).as_bytes().to_vec()
+    }
+
+    /// The key as a `-----BEGIN PUBLIC KEY-----` PEM block.
+    pub fn to_pem(&self) -> String {
+        self.inner
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap_or_default()
+    }
+
+    /// A short, stable fingerprint: `SHA256:` and the base64 of the SHA-256 of
+    /// the DER public key, as `ssh-keygen -l` prints them.
+    pub fn fingerprint(&self) -> String {
+        use base64::Engine;
+        let der = self
+            .inner
+            .to_public_key_der()
+            .map(|d| d.as_bytes().to_vec())
+            .unwrap_or_default();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+        format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest.as_ref())
+        )
+    }
+}
+
+/// Creates a new random P-256 key as `.p8` PEM text, as Apple would issue it.
+///
+/// For demos and tests: real keys come from the Apple Developer account.
+pub fn generate_p8_pem() -> String {
+    let rng = ring::rand::SystemRandom::new();
+    // ring's PKCS#8 includes the public key, as Apple's files do.
+    let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &rng,
+    )
+    .expect("the system random source is available");
+    pem_encode("PRIVATE KEY", doc.as_ref())
+}
+
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Returns the first PEM section, or an error that says what was found.
+fn first_pem_section(pem: &[u8]) -> Result<(SectionKind, Vec<u8>)> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return Err(Error::Key(
+            "found an encrypted PKCS#8 key, expected an unencrypted .p8; Apple's AuthKey files are not encrypted (decrypt with `openssl pkcs8 -in KEY -out AuthKey.p8`)".into(),
+        ));
+    }
+    if !text.contains("-----BEGIN ") {
+        let what = if pem.is_empty() {
+            "an empty file".to_string()
+        } else if pem.first() == Some(&0x30) {
+            "binary DER data".to_string()
+        } else {
+            "no PEM block".to_string()
+        };
+        return Err(Error::Key(format!(
+            "found {what}, expected a PEM private key starting with -----BEGIN PRIVATE KEY----- (Apple's AuthKey_<KEYID>.p8)"
+        )));
+    }
+    let mut iter = SliceIter::<(SectionKind, Vec<u8>)>::new(pem);
+    match iter.next() {
+        Some(Ok(section)) => Ok(section),
+        Some(Err(e)) => Err(Error::Key(format!(
+            "the PEM text is damaged ({e}); expected an intact -----BEGIN PRIVATE KEY----- block"
+        ))),
+        None => {
+            let label = text
+                .lines()
+                .find_map(|l| l.strip_prefix("-----BEGIN "))
+                .map(|l| l.trim_end_matches('-').to_string())
+                .unwrap_or_default();
+            Err(Error::Key(format!(
+                "found a PEM block labelled {label:?}, expected PRIVATE KEY (an Apple .p8 key)"
+            )))
+        }
+    }
+}
+
+fn describe_section(kind: SectionKind) -> &'static str {
+    match kind {
+        SectionKind::Certificate => "a certificate (BEGIN CERTIFICATE) rather than a key; certificates go to certificate mode",
+        SectionKind::PublicKey => "a public key (BEGIN PUBLIC KEY); signing needs the private key",
+        SectionKind::RsaPrivateKey => "an RSA private key (BEGIN RSA PRIVATE KEY)",
+        SectionKind::Crl => "a certificate revocation list",
+        SectionKind::Csr => "a certificate signing request",
+        _ => "an unsupported PEM block",
+    }
+}
+
+/// Rejects PKCS#8 keys of other algorithms with a message naming them.
+fn check_pkcs8_algorithm(der: &[u8]) -> Result<()> {
+    use p256::pkcs8::{ObjectIdentifier, PrivateKeyInfo};
+    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    let info = PrivateKeyInfo::try_from(der)
+        .map_err(|e| Error::Key(format!("malformed PKCS#8 private key: {e}")))?;
+    let alg = info.algorithm.oid.to_string();
+    if alg != EC_PUBLIC_KEY {
+        let name = match alg.as_str() {
+            "1.2.840.113549.1.1.1" => "an RSA key",
+            "1.3.101.112" => "an Ed25519 key",
+            "1.3.101.110" => "an X25519 key",
+            _ => "a key of another algorithm",
+        };
+        return Err(Error::Key(format!(
+            "found {name} (OID {alg}), expected a P-256 EC key as in Apple's .p8 files"
+        )));
+    }
+    let curve: Option<ObjectIdentifier> = info.algorithm.parameters_oid().ok();
+    match curve.map(|c| c.to_string()).as_deref() {
+        Some("1.2.840.10045.3.1.7") => Ok(()),
+        Some(other) => {
+            let name = match other {
+                "1.3.132.0.34" => "P-384",
+                "1.3.132.0.35" => "P-521",
+                "1.3.132.0.10" => "secp256k1",
+                _ => "an unknown curve",
+            };
+            Err(Error::Key(format!(
+                "found an EC key on {name} (OID {other}), expected P-256 (prime256v1) for ES256"
+            )))
+        }
+        None => Err(Error::Key(
+            "the EC key does not name its curve; expected P-256 (prime256v1)".into(),
+        )),
+    }
+}

@@ -1,0 +1,191 @@
+//! Command-line arguments (clap derive). The help text is the manual.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Send Apple push notifications with token (.p8) authentication.
+#[derive(Debug, Parser)]
+#[command(
+    name = "apns",
+    version,
+    about = "Send Apple push notifications over HTTP/2 with .p8 token authentication",
+    long_about = "Send Apple push notifications over HTTP/2 with .p8 token authentication.\n\nStart with `apns demo` (no Apple account needed: it runs a local mock APNs server).",
+    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload)\n  3  APNs could not be reached or the connection failed\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  RUST_LOG sets log filters (logs go to stderr and never contain keys or tokens)."
+)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a notification to one or more device tokens.
+    #[command(after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN")]
+    Send(Box<SendArgs>),
+    /// Print one fresh provider token (JWT) on stdout, for curl.
+    #[command(after_help = "EXAMPLE:\n  curl --http2 -H \"authorization: bearer $(apns token --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456)\" \\\n       -H 'apns-topic: com.example.app' -d '{\"aps\":{\"alert\":\"hi\"}}' \\\n       https://api.sandbox.push.apple.com/3/device/TOKEN")]
+    Token(TokenArgs),
+    /// Run the validating mock APNs server (TLS + HTTP/2) until Ctrl-C.
+    #[command(after_help = "When ready it prints one JSON line on stdout:\n  {\"endpoint\":\"https://127.0.0.1:PORT\",\"ca_file\":\"PATH\"}\n\nEXAMPLE:\n  apns mock --listen 127.0.0.1:8443 --ca-out mock-ca.pem \\\n       --trust-key ABCDE12345=TEAM123456:AuthKey_ABCDE12345.p8 --unregistered 0badc0de")]
+    Mock(MockArgs),
+    /// Show a real send end to end: throwaway key, built-in mock, several pushes.
+    Demo,
+}
+
+/// Token credentials shared by `send` and `token`.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The .p8 key from Apple (AuthKey_<KEYID>.p8).
+    #[arg(long, env = "APNS_KEY_FILE", value_name = "PATH")]
+    pub key_file: PathBuf,
+    /// The 10-character key id; inferred from an AuthKey_<KEYID>.p8 file name when omitted.
+    #[arg(long, env = "APNS_KEY_ID", value_name = "KID")]
+    pub key_id: Option<String>,
+    /// The 10-character team id (Apple Developer > Membership).
+    #[arg(long, env = "APNS_TEAM_ID", value_name = "TEAM")]
+    pub team_id: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    /// One readable line per notification.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// The app's bundle id, plus the push type's suffix (e.g. com.example.app.voip).
+    #[arg(long, env = "APNS_TOPIC")]
+    pub topic: String,
+    /// Apple environment the device tokens belong to.
+    #[arg(long = "env", env = "APNS_ENV", default_value = "production", value_name = "sandbox|production")]
+    pub environment: String,
+    /// Send to this server instead of Apple's (a mock or proxy), e.g. https://127.0.0.1:8443.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Also trust the CA certificates in this PEM file (for a mock or proxy).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// apns-push-type: alert, background, location, voip, complication, fileprovider, mdm, liveactivity, pushtotalk, widgets, controls.
+    #[arg(long, default_value = "alert", value_name = "TYPE")]
+    pub push_type: String,
+    /// apns-priority: 10 (immediate), 5 (power-aware, required for background) or 1.
+    #[arg(long, value_name = "10|5|1")]
+    pub priority: Option<String>,
+    /// apns-expiration: 0 (do not store), UNIX seconds, or +DURATION such as +1h.
+    #[arg(long, value_name = "E", allow_hyphen_values = true)]
+    pub expiration: Option<String>,
+    /// apns-collapse-id (at most 64 bytes).
+    #[arg(long, value_name = "ID")]
+    pub collapse_id: Option<String>,
+    /// apns-id (a UUID); APNs makes one when omitted.
+    #[arg(long, value_name = "UUID")]
+    pub apns_id: Option<String>,
+
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: Output,
+    /// Limit for one notification, in seconds.
+    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    pub timeout: f64,
+
+    /// Hex device tokens (64 hex digits on devices; longer on simulators).
+    #[arg(required = true, value_name = "DEVICE_TOKEN")]
+    pub device_tokens: Vec<String>,
+}
+
+/// How the payload is given: one of --alert, the alert fields, --payload or --payload-file.
+#[derive(Debug, Args)]
+pub struct PayloadArgs {
+    /// A plain alert: {"aps":{"alert":TEXT}}.
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["payload", "payload_file", "title", "subtitle", "body"])]
+    pub alert: Option<String>,
+    /// Alert title.
+    #[arg(long, value_name = "T")]
+    pub title: Option<String>,
+    /// Alert subtitle.
+    #[arg(long, value_name = "S")]
+    pub subtitle: Option<String>,
+    /// Alert body.
+    #[arg(long, value_name = "B")]
+    pub body: Option<String>,
+    /// Badge number (0 clears it).
+    #[arg(long, value_name = "N")]
+    pub badge: Option<u32>,
+    /// Sound file name, or "default".
+    #[arg(long, value_name = "NAME")]
+    pub sound: Option<String>,
+    /// Notification category.
+    #[arg(long, value_name = "ID")]
+    pub category: Option<String>,
+    /// Thread id for grouping.
+    #[arg(long, value_name = "ID")]
+    pub thread_id: Option<String>,
+    /// Set aps.content-available = 1.
+    #[arg(long)]
+    pub content_available: bool,
+    /// Set aps.mutable-content = 1.
+    #[arg(long)]
+    pub mutable_content: bool,
+    /// aps.interruption-level: passive, active, time-sensitive or critical.
+    #[arg(long, value_name = "LEVEL")]
+    pub interruption_level: Option<String>,
+    /// Custom data beside aps, as KEY=JSON (e.g. order_id=1234); repeatable.
+    #[arg(long = "custom", value_name = "KEY=JSON")]
+    pub custom: Vec<String>,
+    /// The whole payload as JSON, sent byte for byte.
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["payload_file", "title", "subtitle", "body", "badge", "sound", "category", "thread_id", "content_available", "mutable_content", "interruption_level", "custom"])]
+    pub payload: Option<String>,
+    /// Read the payload JSON from a file, or from stdin with "-".
+    #[arg(long, value_name = "PATH|-", conflicts_with_all = ["title", "subtitle", "body", "badge", "sound", "category", "thread_id", "content_available", "mutable_content", "interruption_level", "custom"])]
+    pub payload_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Where to write the generated CA certificate (default: a file in the temp directory).
+    #[arg(long, value_name = "PATH")]
+    pub ca_out: Option<PathBuf>,
+    /// Trust tokens from a key: KID=TEAM:PATH, PATH being the .p8 or a public-key PEM; repeatable.
+    #[arg(long, value_name = "KID=TEAM:PATH")]
+    pub trust_key: Vec<String>,
+    /// Stream limit advertised after the first valid token.
+    #[arg(long, default_value = "1000", value_name = "N")]
+    pub max_streams: u32,
+    /// Answer 410 Unregistered for this device token; repeatable.
+    #[arg(long, value_name = "TOKEN")]
+    pub unregistered: Vec<String>,
+    /// Which environment to play (sandbox also sends apns-unique-id).
+    #[arg(long = "env", default_value = "sandbox", value_name = "sandbox|production")]
+    pub environment: String,
+    /// Refuse tokens APNs tolerates (padded base64, DER signatures, "Bearer").
+    #[arg(long)]
+    pub strict_tokens: bool,
+    /// Add a DNS name to the mock's server certificate; repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Vec<String>,
+}

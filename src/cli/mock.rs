@@ -1,0 +1,96 @@
+//! `apns mock`.
+
+use std::path::PathBuf;
+
+use apns_provider::mock::{MockServer, TrustedKey};
+use apns_provider::{Environment, PublicKey};
+
+use super::args::MockArgs;
+use super::{exit, Failure};
+
+pub async fn run(args: MockArgs) -> Result<u8, Failure> {
+    let environment: Environment = args.environment.parse()?;
+    let mut builder = MockServer::builder()
+        .listen(args.listen)
+        .max_streams(args.max_streams)
+        .environment(environment)
+        .strict_tokens(args.strict_tokens);
+    for spec in &args.trust_key {
+        builder = builder.trust_key(parse_trust_key(spec)?);
+    }
+    if args.trust_key.is_empty() {
+        eprintln!("apns mock: warning: no --trust-key given; every provider token will be rejected with InvalidProviderToken");
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    for token in &args.unregistered {
+        apns_provider::DeviceToken::new(token)?;
+        builder = builder.unregistered(token, now_ms);
+    }
+    for name in &args.server_name {
+        builder = builder.server_name(name);
+    }
+    let mock = builder.start().await?;
+    let ca_file = args.ca_out.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("apns-mock-{}-ca.pem", std::process::id()))
+    });
+    mock.write_ca_file(&ca_file)?;
+    let ca_display = std::fs::canonicalize(&ca_file).unwrap_or_else(|_| PathBuf::from(&ca_file));
+    println!(
+        "{}",
+        serde_json::json!({
+            "endpoint": mock.endpoint().to_string(),
+            "ca_file": ca_display.display().to_string(),
+        })
+    );
+    wait_for_signal().await;
+    let stats = mock.stats();
+    eprintln!(
+        "apns mock: stopping after {} request(s) on {} connection(s): {} accepted, {} rejected",
+        stats.requests,
+        stats.connections,
+        stats.requests - stats.rejected,
+        stats.rejected
+    );
+    if args.ca_out.is_none() {
+        let _ = std::fs::remove_file(&ca_file);
+    }
+    Ok(exit::OK)
+}
+
+/// Parses `KID=TEAM:PATH`.
+fn parse_trust_key(spec: &str) -> Result<TrustedKey, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "--trust-key {spec:?}: expected KID=TEAM:PATH, e.g. ABCDE12345=TEAM123456:AuthKey_ABCDE12345.p8"
+        ))
+    };
+    let (kid, rest) = spec.split_once('=').ok_or_else(bad)?;
+    let (team, path) = rest.split_once(':').ok_or_else(bad)?;
+    let public = PublicKey::from_file(path)?;
+    Ok(TrustedKey::new(kid, team, public)?)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,346 @@
+//! A byte-level shim between TLS and the `h2` server that lets the mock
+//! change `SETTINGS_MAX_CONCURRENT_STREAMS` during a connection, as APNs does
+//! (one stream until the first valid token, then hundreds).
+//!
+//! `h2`'s server fixes its SETTINGS at the handshake, so the shim:
+//! - rewrites the value of `MAX_CONCURRENT_STREAMS` in the server's first
+//!   SETTINGS frame to the initial limit;
+//! - injects a new SETTINGS frame, between two frames, when asked;
+//! - drops the client's ACKs to the injected frames, which `h2` did not send
+//!   and would treat as a protocol error.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+const FRAME_SETTINGS: u8 = 0x4;
+const FLAG_ACK: u8 = 0x1;
+const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+const PREFACE_LEN: usize = 24;
+
+/// Shared control of one connection's advertised stream limit.
+#[derive(Debug)]
+pub(crate) struct StreamLimit {
+    current: AtomicU32,
+    pending: Mutex<Option<u32>>,
+    acks_to_drop: AtomicUsize,
+}
+
+impl StreamLimit {
+    pub(crate) fn new(initial: u32) -> Arc<Self> {
+        Arc::new(StreamLimit {
+            current: AtomicU32::new(initial),
+            pending: Mutex::new(None),
+            acks_to_drop: AtomicUsize::new(0),
+        })
+    }
+
+    /// The limit advertised (or about to be) to the client.
+    pub(crate) fn current(&self) -> u32 {
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// Advertises `limit` with the next frame the server writes.
+    pub(crate) fn set(&self, limit: u32) {
+        if self.current.swap(limit, Ordering::AcqRel) != limit {
+            *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
+        }
+    }
+
+    fn take_pending(&self) -> Option<u32> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+}
+
+pub(crate) struct SettingsShim<IO> {
+    io: IO,
+    limit: Arc<StreamLimit>,
+    initial: u32,
+    // Server -> client.
+    out_buf: Vec<u8>,
+    out_hdr: [u8; 9],
+    out_hdr_len: usize,
+    out_left: usize,
+    rewriting: Option<Vec<u8>>,
+    first_settings_seen: bool,
+    // Client -> server.
+    in_preface_left: usize,
+    in_hdr: [u8; 9],
+    in_hdr_len: usize,
+    in_left: usize,
+    in_ready: Vec<u8>,
+    in_pos: usize,
+    acks_seen: usize,
+}
+
+impl<IO> SettingsShim<IO> {
+    pub(crate) fn new(io: IO, limit: Arc<StreamLimit>) -> Self {
+        let initial = limit.current();
+        SettingsShim {
+            io,
+            limit,
+            initial,
+            out_buf: Vec::with_capacity(16 * 1024),
+            out_hdr: [0; 9],
+            out_hdr_len: 0,
+            out_left: 0,
+            rewriting: None,
+            first_settings_seen: false,
+            in_preface_left: PREFACE_LEN,
+            in_hdr: [0; 9],
+            in_hdr_len: 0,
+            in_left: 0,
+            in_ready: Vec::new(),
+            in_pos: 0,
+            acks_seen: 0,
+        }
+    }
+
+    /// Queues server bytes, tracking frame boundaries.
+    fn queue_outgoing(&mut self, mut buf: &[u8]) {
+        while !buf.is_empty() {
+            if self.out_hdr_len == 0 {
+                self.inject_pending();
+            }
+            if self.out_hdr_len < 9 {
+                let n = (9 - self.out_hdr_len).min(buf.len());
+                self.out_hdr[self.out_hdr_len..self.out_hdr_len + n].copy_from_slice(&buf[..n]);
+                self.out_hdr_len += n;
+                buf = &buf[n..];
+                if self.out_hdr_len == 9 {
+                    let h = self.out_hdr;
+                    self.out_buf.extend_from_slice(&h);
+                    self.out_left = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+                    if h[3] == FRAME_SETTINGS && h[4] & FLAG_ACK == 0 && !self.first_settings_seen
+                    {
+                        self.first_settings_seen = true;
+                        self.rewriting = Some(Vec::with_capacity(self.out_left));
+                    }
+                    if self.out_left == 0 {
+                        self.end_outgoing_frame();
+                    }
+                }
+                continue;
+            }
+            let n = self.out_left.min(buf.len());
+            match &mut self.rewriting {
+                Some(settings) => settings.extend_from_slice(&buf[..n]),
+                None => self.out_buf.extend_from_slice(&buf[..n]),
+            }
+            self.out_left -= n;
+            buf = &buf[n..];
+            if self.out_left == 0 {
+                self.end_outgoing_frame();
+            }
+        }
+    }
+
+    /// Writes a requested SETTINGS frame; only call between frames.
+    fn inject_pending(&mut self) {
+        if let Some(limit) = self.limit.take_pending() {
+            self.limit.acks_to_drop.fetch_add(1, Ordering::AcqRel);
+            self.out_buf
+                .extend_from_slice(&[0, 0, 6, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
+            self.out_buf
+                .extend_from_slice(&SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes());
+            self.out_buf.extend_from_slice(&limit.to_be_bytes());
+        }
+    }
+
+    fn end_outgoing_frame(&mut self) {
+        if let Some(mut settings) = self.rewriting.take() {
+            for param in settings.chunks_mut(6) {
+                if param.len() == 6 && param[..2] == SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes() {
+                    param[2..].copy_from_slice(&self.initial.to_be_bytes());
+                }
+            }
+            self.out_buf.extend_from_slice(&settings);
+        }
+        self.out_hdr_len = 0;
+    }
+
+    /// Filters client bytes, dropping ACKs of injected SETTINGS.
+    fn filter_incoming(&mut self, mut buf: &[u8]) {
+        while !buf.is_empty() {
+            if self.in_preface_left > 0 {
+                let n = self.in_preface_left.min(buf.len());
+                self.in_ready.extend_from_slice(&buf[..n]);
+                self.in_preface_left -= n;
+                buf = &buf[n..];
+                continue;
+            }
+            if self.in_hdr_len < 9 {
+                let n = (9 - self.in_hdr_len).min(buf.len());
+                self.in_hdr[self.in_hdr_len..self.in_hdr_len + n].copy_from_slice(&buf[..n]);
+                self.in_hdr_len += n;
+                buf = &buf[n..];
+                if self.in_hdr_len == 9 {
+                    let h = self.in_hdr;
+                    self.in_left = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+                    let is_ack = h[3] == FRAME_SETTINGS && h[4] & FLAG_ACK != 0;
+                    let mut drop = false;
+                    if is_ack {
+                        self.acks_seen += 1;
+                        // The first ACK answers h2's own SETTINGS.
+                        if self.acks_seen > 1 {
+                            drop = self
+                                .limit
+                                .acks_to_drop
+                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok();
+                        }
+                    }
+                    if !drop {
+                        self.in_ready.extend_from_slice(&h);
+                    }
+                    if self.in_left == 0 {
+                        self.in_hdr_len = 0;
+                    }
+                }
+                continue;
+            }
+            let n = self.in_left.min(buf.len());
+            self.in_ready.extend_from_slice(&buf[..n]);
+            self.in_left -= n;
+            buf = &buf[n..];
+            if self.in_left == 0 {
+                self.in_hdr_len = 0;
+            }
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> SettingsShim<IO> {
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out_buf.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, &self.out_buf))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out_buf.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for SettingsShim<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.in_pos < this.in_ready.len() {
+                let n = (this.in_ready.len() - this.in_pos).min(buf.remaining());
+                buf.put_slice(&this.in_ready[this.in_pos..this.in_pos + n]);
+                this.in_pos += n;
+                if this.in_pos == this.in_ready.len() {
+                    this.in_ready.clear();
+                    this.in_pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut tmp = [0u8; 16 * 1024];
+            let mut read = ReadBuf::new(&mut tmp);
+            std::task::ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
+            if read.filled().is_empty() {
+                return Poll::Ready(Ok(())); // EOF
+            }
+            let filled = read.filled().to_vec();
+            this.filter_incoming(&filled);
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for SettingsShim<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        // Bound the buffer: past 256 KiB, wait for the socket.
+        if this.out_buf.len() > 256 * 1024 {
+            std::task::ready!(this.poll_drain(cx))?;
+        }
+        this.queue_outgoing(buf);
+        // Start writing now; the rest goes out on flush.
+        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.out_hdr_len == 0 {
+            this.inject_pending();
+        }
+        std::task::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings_frame(params: &[(u16, u32)]) -> Vec<u8> {
+        let len = params.len() * 6;
+        let mut f = vec![0, 0, len as u8, FRAME_SETTINGS, 0, 0, 0, 0, 0];
+        for (id, v) in params {
+            f.extend_from_slice(&id.to_be_bytes());
+            f.extend_from_slice(&v.to_be_bytes());
+        }
+        f
+    }
+
+    #[test]
+    fn rewrites_first_settings_and_injects_at_frame_boundary() {
+        let limit = StreamLimit::new(1);
+        let mut shim = SettingsShim::new((), limit.clone());
+        let first = settings_frame(&[(0x4, 65535), (0x3, 1000)]);
+        // Fed one byte at a time to exercise partial headers.
+        for b in &first {
+            shim.queue_outgoing(std::slice::from_ref(b));
+        }
+        assert_eq!(shim.out_buf, settings_frame(&[(0x4, 65535), (0x3, 1)]));
+        shim.out_buf.clear();
+
+        limit.set(500);
+        let data = [0u8, 0, 2, 0x0, 0x1, 0, 0, 0, 1, 0xAA, 0xBB];
+        shim.queue_outgoing(&data[..5]); // injection happens before this frame
+        shim.queue_outgoing(&data[5..]);
+        let mut expected = settings_frame(&[(0x3, 500)]);
+        expected.extend_from_slice(&data);
+        assert_eq!(shim.out_buf, expected);
+
+        // The client's ACKs: the first answers h2, the second is dropped.
+        let ack = [0u8, 0, 0, FRAME_SETTINGS, FLAG_ACK, 0, 0, 0, 0];
+        let mut incoming = vec![b'P'; PREFACE_LEN];
+        incoming.extend_from_slice(&ack);
+        incoming.extend_from_slice(&ack);
+        incoming.extend_from_slice(&data);
+        shim.filter_incoming(&incoming);
+        let mut want = vec![b'P'; PREFACE_LEN];
+        want.extend_from_slice(&ack);
+        want.extend_from_slice(&data);
+        assert_eq!(shim.in_ready, want);
+    }
+}

@@ -1,0 +1,174 @@
+//! Where notifications go: Apple's production and sandbox hosts, or any
+//! `https://host:port` (a mock server, a proxy).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// Apple's production host.
+pub const PRODUCTION_HOST: &str = "api.push.apple.com";
+/// Apple's sandbox (development) host.
+pub const SANDBOX_HOST: &str = "api.sandbox.push.apple.com";
+/// The old name of the sandbox host: accepted, never emitted.
+pub const DEVELOPMENT_ALIAS_HOST: &str = "api.development.push.apple.com";
+
+/// The APNs environment a device token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Environment {
+    /// Apps signed for the App Store, TestFlight or ad hoc distribution.
+    Production,
+    /// Apps signed with a development profile (run from Xcode).
+    Sandbox,
+}
+
+impl Environment {
+    /// `production` or `sandbox`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Production => "production",
+            Environment::Sandbox => "sandbox",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Environment {
+    type Err = Error;
+    /// Parses `production`, `sandbox`, or `development` (an alias of sandbox).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "production" | "prod" => Ok(Environment::Production),
+            "sandbox" | "development" | "dev" => Ok(Environment::Sandbox),
+            _ => Err(Error::invalid(
+                "environment",
+                format!("{s:?} is not an environment; expected sandbox or production"),
+            )),
+        }
+    }
+}
+
+/// An APNs server address.
+///
+/// ```
+/// # use apns_provider::{Endpoint, Environment};
+/// let e: Endpoint = "https://api.development.push.apple.com".parse()?;
+/// assert_eq!(e, Endpoint::sandbox()); // the old name is an alias
+/// let mock: Endpoint = "https://127.0.0.1:8443".parse()?;
+/// assert_eq!(mock.port(), 8443);
+/// # Ok::<(), apns_provider::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    host: String,
+    port: u16,
+}
+
+impl Endpoint {
+    /// `https://api.push.apple.com:443`.
+    pub fn production() -> Self {
+        Endpoint {
+            host: PRODUCTION_HOST.into(),
+            port: 443,
+        }
+    }
+
+    /// `https://api.sandbox.push.apple.com:443`.
+    pub fn sandbox() -> Self {
+        Endpoint {
+            host: SANDBOX_HOST.into(),
+            port: 443,
+        }
+    }
+
+    /// Apple's endpoint for `env`.
+    pub fn for_environment(env: Environment) -> Self {
+        match env {
+            Environment::Production => Self::production(),
+            Environment::Sandbox => Self::sandbox(),
+        }
+    }
+
+    /// An arbitrary host and port.
+    pub fn new(host: impl Into<String>, port: u16) -> Result<Self> {
+        let host = host.into();
+        if host.is_empty() {
+            return Err(Error::invalid("endpoint", "empty host name"));
+        }
+        let host = if host.eq_ignore_ascii_case(DEVELOPMENT_ALIAS_HOST) {
+            SANDBOX_HOST.to_string()
+        } else {
+            host
+        };
+        Ok(Endpoint { host, port })
+    }
+
+    /// The same endpoint on another port (Apple also listens on 2197).
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The host name (or IP address) to connect to and verify.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `host:port`, as sent in `:authority`.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The environment, when this is one of Apple's hosts.
+    pub fn environment(&self) -> Option<Environment> {
+        match self.host.as_str() {
+            PRODUCTION_HOST => Some(Environment::Production),
+            SANDBOX_HOST => Some(Environment::Sandbox),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "https://{}", self.authority())
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = Error;
+    /// Parses `https://host[:port][/]`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::invalid(
+                "endpoint",
+                format!("{s:?} {why}; expected https://HOST[:PORT] such as https://127.0.0.1:8443"),
+            )
+        };
+        let uri: http::Uri = s.parse().map_err(|_| bad("is not a URL"))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(bad("is not an https:// URL (APNs requires TLS)"));
+        }
+        if uri.path() != "/" && !uri.path().is_empty() {
+            return Err(bad("has a path"));
+        }
+        let host = uri.host().ok_or_else(|| bad("has no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Endpoint::new(host, uri.port_u16().unwrap_or(443))
+    }
+}

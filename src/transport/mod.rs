@@ -1,0 +1,14 @@
+//! The raw HTTP/2 transport: endpoints, TLS configuration and connections.
+//!
+//! TCP (with `TCP_NODELAY`) -> rustls (ALPN `h2`, `webpki-roots` trust plus
+//! extra roots) -> `h2` client. Token connections start with one allowed
+//! stream, as Apple requires, and then follow the server's SETTINGS.
+
+mod connection;
+mod endpoint;
+pub(crate) mod tls;
+
+pub(crate) use connection::{Connection, Timeouts};
+pub use endpoint::{
+    Endpoint, Environment, DEVELOPMENT_ALIAS_HOST, PRODUCTION_HOST, SANDBOX_HOST,
+};

@@ -1,0 +1,61 @@
+//! TLS client configuration: rustls on the `ring` provider, `webpki-roots`
+//! trust plus optional extra roots, ALPN `h2`.
+
+use std::sync::Arc;
+
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+use crate::error::{Error, Result};
+
+/// Parses every certificate in a PEM bundle, failing if there is none.
+pub(crate) fn certificates_from_pem(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Config(format!("{what}: damaged PEM ({e})")))?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!(
+            "{what}: no -----BEGIN CERTIFICATE----- block found"
+        )));
+    }
+    Ok(certs)
+}
+
+/// The crypto provider: exactly one, `ring`, chosen explicitly so that a
+/// second provider compiled in by another crate cannot make rustls panic.
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the client TLS configuration.
+///
+/// `webpki_roots`: trust the Mozilla root store (which holds the USERTrust
+/// root Apple's servers chain to). `extra_roots`: more trust anchors, such as
+/// a mock server's CA or a corporate proxy's.
+pub(crate) fn client_config(
+    webpki_roots: bool,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    if webpki_roots {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    for cert in extra_roots {
+        roots.add(cert.clone()).map_err(|e| {
+            Error::Config(format!("cannot use a CA certificate as a trust anchor: {e}"))
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(Error::Config(
+            "no trusted root certificates: keep the built-in roots or add a CA file".into(),
+        ));
+    }
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
