@@ -136,11 +136,7 @@ impl Client {
         result
     }
 
-    fn build_request(
-        &self,
-        n: &Notification,
-        token: &ProviderToken,
-    ) -> Result<http::Request<()>> {
+    fn build_request(&self, n: &Notification, token: &ProviderToken) -> Result<http::Request<()>> {
         let uri = http::Uri::builder()
             .scheme("https")
             .authority(self.inner.authority.clone())
@@ -165,12 +161,14 @@ impl Client {
             .ok_or_else(|| Error::invalid("topic", "required with token authentication; set it to the app's bundle id (plus the push type's suffix)"))?;
         headers.insert(
             HeaderName::from_static("apns-topic"),
-            HeaderValue::from_str(topic.as_str()).map_err(|e| Error::invalid("topic", e.to_string()))?,
+            HeaderValue::from_str(topic.as_str())
+                .map_err(|e| Error::invalid("topic", e.to_string()))?,
         );
         if let Some(id) = n.apns_id {
             headers.insert(
                 HeaderName::from_static("apns-id"),
-                HeaderValue::from_str(&id.to_string()).map_err(|e| Error::invalid("apns_id", e.to_string()))?,
+                HeaderValue::from_str(&id.to_string())
+                    .map_err(|e| Error::invalid("apns_id", e.to_string()))?,
             );
         }
         if let Some(exp) = n.expiration {
@@ -201,8 +199,12 @@ impl Client {
             return Ok(conn.clone());
         }
         let conn = Arc::new(
-            Connection::connect(&self.inner.endpoint, self.inner.tls.clone(), &self.inner.timeouts)
-                .await?,
+            Connection::connect(
+                &self.inner.endpoint,
+                self.inner.tls.clone(),
+                &self.inner.timeouts,
+            )
+            .await?,
         );
         *slot = Some(conn.clone());
         Ok(conn)
@@ -308,12 +310,14 @@ impl ClientBuilder {
     pub fn add_root_certificates_file(mut self, path: impl AsRef<Path>) -> Self {
         let path = path.as_ref();
         match std::fs::read(path) {
-            Ok(pem) => match tls::certificates_from_pem(&pem, &format!("CA file {}", path.display())) {
-                Ok(certs) => self.extra_roots.extend(certs),
-                Err(e) => {
-                    self.error.get_or_insert(e);
+            Ok(pem) => {
+                match tls::certificates_from_pem(&pem, &format!("CA file {}", path.display())) {
+                    Ok(certs) => self.extra_roots.extend(certs),
+                    Err(e) => {
+                        self.error.get_or_insert(e);
+                    }
                 }
-            },
+            }
             Err(e) => {
                 self.error.get_or_insert(Error::io(
                     format!("cannot read CA file {}", path.display()),
@@ -363,7 +367,9 @@ impl ClientBuilder {
             return Err(e);
         }
         let signer = self.signer.ok_or_else(|| {
-            Error::Config("no credentials: call token_auth() with the .p8 key, key id and team id".into())
+            Error::Config(
+                "no credentials: call token_auth() with the .p8 key, key id and team id".into(),
+            )
         })??;
         let mut tokens = TokenCache::new(signer);
         if let Some(clock) = self.clock {

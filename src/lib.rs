@@ -59,9 +59,14 @@ pub use auth::{KeyId, ProviderToken, PublicKey, SigningKey, TeamId, TokenCache, 
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, Result};
 pub use notification::{
-    ApnsId, CollapseId, DeviceToken, Expiration, Lint, Notification, NotificationBuilder,
-    Priority, PushType, Topic,
+    ApnsId, CollapseId, DeviceToken, Expiration, Lint, Notification, NotificationBuilder, Priority,
+    PushType, Topic,
 };
 pub use payload::Payload;
 pub use response::{Reason, ReasonClass, Response};
 pub use transport::{Endpoint, Environment};
+
+// Compiles the README's examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -577,7 +577,8 @@ impl Notification {
             if !h.content_available {
                 lint(
                     "background-content-available",
-                    "a background push without aps.content-available = 1 does not wake the app".into(),
+                    "a background push without aps.content-available = 1 does not wake the app"
+                        .into(),
                 );
             }
         }

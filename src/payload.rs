@@ -96,7 +96,7 @@ struct Aps {
 #[serde(untagged)]
 enum AlertValue {
     Text(String),
-    Dict(Alert),
+    Dict(Box<Alert>),
 }
 
 /// The dictionary form of `aps.alert`, with localization keys.
@@ -257,7 +257,7 @@ impl PayloadBuilder {
     }
     /// `aps.alert` as a dictionary.
     pub fn alert(mut self, alert: Alert) -> Self {
-        self.aps.alert = Some(AlertValue::Dict(alert));
+        self.aps.alert = Some(AlertValue::Dict(Box::new(alert)));
         self
     }
     /// `aps.badge` (0 clears the badge).
@@ -377,7 +377,10 @@ impl PayloadBuilder {
     pub fn custom(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
         let key = key.into();
         if key == "aps" {
-            self.fail("payload", "custom data cannot use the key \"aps\"; put custom keys beside it");
+            self.fail(
+                "payload",
+                "custom data cannot use the key \"aps\"; put custom keys beside it",
+            );
             return self;
         }
         match serde_json::to_value(value) {

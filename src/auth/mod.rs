@@ -14,5 +14,3 @@ pub use cache::{TokenCache, DEFAULT_REFRESH_AFTER, MAX_REFRESH_AFTER, MIN_REFRES
 pub use ids::{check_ids_against_file_name, KeyId, TeamId};
 pub use key::{generate_p8_pem, PublicKey, SigningKey};
 pub use token::{decode_unverified, ProviderToken, TokenClaims, TokenSigner};
-
-

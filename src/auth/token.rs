@@ -183,7 +183,8 @@ pub fn decode_unverified(jwt: &str) -> Result<TokenClaims> {
     }
     let bad = |what: &str| Error::invalid("token", what.to_string());
     let mut parts = jwt.trim().split('.');
-    let (Some(h), Some(c), Some(_s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(_s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad("not a JWT: expected three dot-separated parts"));
     };

@@ -26,13 +26,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send a notification to one or more device tokens.
-    #[command(after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN")]
+    #[command(
+        after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN"
+    )]
     Send(Box<SendArgs>),
     /// Print one fresh provider token (JWT) on stdout, for curl.
-    #[command(after_help = "EXAMPLE:\n  curl --http2 -H \"authorization: bearer $(apns token --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456)\" \\\n       -H 'apns-topic: com.example.app' -d '{\"aps\":{\"alert\":\"hi\"}}' \\\n       https://api.sandbox.push.apple.com/3/device/TOKEN")]
+    #[command(
+        after_help = "EXAMPLE:\n  curl --http2 -H \"authorization: bearer $(apns token --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456)\" \\\n       -H 'apns-topic: com.example.app' -d '{\"aps\":{\"alert\":\"hi\"}}' \\\n       https://api.sandbox.push.apple.com/3/device/TOKEN"
+    )]
     Token(TokenArgs),
     /// Run the validating mock APNs server (TLS + HTTP/2) until Ctrl-C.
-    #[command(after_help = "When ready it prints one JSON line on stdout:\n  {\"endpoint\":\"https://127.0.0.1:PORT\",\"ca_file\":\"PATH\"}\n\nEXAMPLE:\n  apns mock --listen 127.0.0.1:8443 --ca-out mock-ca.pem \\\n       --trust-key ABCDE12345=TEAM123456:AuthKey_ABCDE12345.p8 --unregistered 0badc0de")]
+    #[command(
+        after_help = "When ready it prints one JSON line on stdout:\n  {\"endpoint\":\"https://127.0.0.1:PORT\",\"ca_file\":\"PATH\"}\n\nEXAMPLE:\n  apns mock --listen 127.0.0.1:8443 --ca-out mock-ca.pem \\\n       --trust-key ABCDE12345=TEAM123456:AuthKey_ABCDE12345.p8 --unregistered 0badc0de"
+    )]
     Mock(MockArgs),
     /// Show a real send end to end: throwaway key, built-in mock, several pushes.
     Demo,
@@ -69,7 +75,12 @@ pub struct SendArgs {
     #[arg(long, env = "APNS_TOPIC")]
     pub topic: String,
     /// Apple environment the device tokens belong to.
-    #[arg(long = "env", env = "APNS_ENV", default_value = "production", value_name = "sandbox|production")]
+    #[arg(
+        long = "env",
+        env = "APNS_ENV",
+        default_value = "production",
+        value_name = "sandbox|production"
+    )]
     pub environment: String,
     /// Send to this server instead of Apple's (a mock or proxy), e.g. https://127.0.0.1:8443.
     #[arg(long, value_name = "URL")]
@@ -180,7 +191,11 @@ pub struct MockArgs {
     #[arg(long, value_name = "TOKEN")]
     pub unregistered: Vec<String>,
     /// Which environment to play (sandbox also sends apns-unique-id).
-    #[arg(long = "env", default_value = "sandbox", value_name = "sandbox|production")]
+    #[arg(
+        long = "env",
+        default_value = "sandbox",
+        value_name = "sandbox|production"
+    )]
     pub environment: String,
     /// Refuse tokens APNs tolerates (padded base64, DER signatures, "Bearer").
     #[arg(long)]

@@ -22,7 +22,10 @@ pub async fn run() -> Result<u8, Failure> {
     let key_path = dir.path().join(format!("AuthKey_{KEY_ID}.p8"));
     write_private(&key_path, apns_provider::auth::generate_p8_pem().as_bytes())?;
     let key = SigningKey::from_file(&key_path)?;
-    println!("key       {} (key id {KEY_ID}, team {TEAM_ID})", key_path.display());
+    println!(
+        "key       {} (key id {KEY_ID}, team {TEAM_ID})",
+        key_path.display()
+    );
 
     // 2. The mock, trusting that key, with one device token reported dead.
     let mock = MockServer::builder()
@@ -78,12 +81,9 @@ pub async fn run() -> Result<u8, Failure> {
         ),
         (
             "voip",
-            Notification::builder(
-                DEVICE,
-                Payload::builder().custom("caller", "Ada").build(),
-            )
-            .topic(PushType::Voip.topic_for(BUNDLE))
-            .push_type(PushType::Voip),
+            Notification::builder(DEVICE, Payload::builder().custom("caller", "Ada").build())
+                .topic(PushType::Voip.topic_for(BUNDLE))
+                .push_type(PushType::Voip),
         ),
         (
             "to a dead token",

@@ -27,7 +27,9 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         None => Endpoint::for_environment(environment),
     };
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(Failure::usage("--timeout must be a positive number of seconds"));
+        return Err(Failure::usage(
+            "--timeout must be a positive number of seconds",
+        ));
     }
 
     // Validate every notification before connecting.
@@ -103,7 +105,11 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         }
         return Ok(exit::CONNECTION);
     }
-    Ok(if rejected > 0 { exit::REJECTED } else { exit::OK })
+    Ok(if rejected > 0 {
+        exit::REJECTED
+    } else {
+        exit::OK
+    })
 }
 
 fn print_result(output: Output, token: &str, result: &Result<Response, Error>) {
@@ -153,12 +159,20 @@ fn print_result(output: Output, token: &str, result: &Result<Response, Error>) {
 fn reason_hint(reason: &apns_provider::Reason) -> Option<&'static str> {
     use apns_provider::Reason::*;
     Some(match reason {
-        InvalidProviderToken => "check --key-id and --team-id (often swapped) and that the key is not revoked",
-        ExpiredProviderToken => "this machine's clock may be wrong; tokens must be issued within the last hour",
-        BadDeviceToken => "a token for the other environment? try --env sandbox or --env production",
+        InvalidProviderToken => {
+            "check --key-id and --team-id (often swapped) and that the key is not revoked"
+        }
+        ExpiredProviderToken => {
+            "this machine's clock may be wrong; tokens must be issued within the last hour"
+        }
+        BadDeviceToken => {
+            "a token for the other environment? try --env sandbox or --env production"
+        }
         DeviceTokenNotForTopic => "the token belongs to another app or topic suffix; check --topic",
         TopicDisallowed => "the key is not allowed to push to this topic",
-        Unregistered | ExpiredToken => "the app was removed or the token expired: stop sending to it",
+        Unregistered | ExpiredToken => {
+            "the app was removed or the token expired: stop sending to it"
+        }
         BadEnvironmentKeyIdInToken => "the key is limited to the other environment; check --env",
         _ => return None,
     })

@@ -39,7 +39,11 @@ pub(crate) fn generate(names: &[String]) -> Result<Identity> {
     ];
     let ca = ca_params.self_signed(&ca_key).map_err(rcgen_err)?;
 
-    let mut all = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut all = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     for n in names {
         if !all.contains(n) {
             all.push(n.clone());
@@ -47,7 +51,9 @@ pub(crate) fn generate(names: &[String]) -> Result<Identity> {
     }
     let server_key = KeyPair::generate().map_err(rcgen_err)?;
     let mut params = CertificateParams::new(all).map_err(|e| {
-        Error::Config(format!("invalid server name for the mock's certificate: {e}"))
+        Error::Config(format!(
+            "invalid server name for the mock's certificate: {e}"
+        ))
     })?;
     params
         .distinguished_name

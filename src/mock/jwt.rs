@@ -53,7 +53,8 @@ fn decode_segment(segment: &str, strict: bool) -> Result<Vec<u8>, TokenError> {
 /// Parses a JWT and returns its claims and what to verify.
 pub(crate) fn parse(token: &str, strict: bool) -> Result<(VerifiedClaims, Vec<u8>), TokenError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed("not three segments"));
     };
@@ -93,7 +94,11 @@ pub(crate) fn parse(token: &str, strict: bool) -> Result<(VerifiedClaims, Vec<u8
 }
 
 /// Verifies `token` with the SEC1 public key `public_key`.
-pub(crate) fn verify_signature(token: &str, signature: &[u8], public_key: &[u8]) -> Result<(), TokenError> {
+pub(crate) fn verify_signature(
+    token: &str,
+    signature: &[u8],
+    public_key: &[u8],
+) -> Result<(), TokenError> {
     let signing_input = token
         .rsplit_once('.')
         .map(|(input, _)| input)

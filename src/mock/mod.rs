@@ -308,7 +308,9 @@ pub struct MockServer {
 
 impl std::fmt::Debug for MockServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockServer").field("addr", &self.addr).finish()
+        f.debug_struct("MockServer")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -530,7 +532,14 @@ async fn handle_stream(
     }
     let payload = payload.freeze();
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
-    let verdict = validate(&parts.method, parts.uri.path(), &parts.headers, &payload, state, conn);
+    let verdict = validate(
+        &parts.method,
+        parts.uri.path(),
+        &parts.headers,
+        &payload,
+        state,
+        conn,
+    );
     let mut builder = http::Response::builder();
     let (status, body) = match verdict {
         Ok(accepted) => {
@@ -711,13 +720,17 @@ fn authenticate<'s>(
         Some(c) => (c.kid.clone(), c.iss.clone(), c.iat),
         None => {
             let invalid = || reject(Reason::InvalidProviderToken);
-            let (claims, signature) = jwt::parse(token, state.strict_tokens).map_err(|_| invalid())?;
+            let (claims, signature) =
+                jwt::parse(token, state.strict_tokens).map_err(|_| invalid())?;
             let key = state.keys.get(&claims.kid).ok_or_else(invalid)?;
             if key.team_id.as_str() != claims.iss {
                 return Err(invalid());
             }
             jwt::verify_signature(token, &signature, &key.sec1).map_err(|_| invalid())?;
-            state.counters.tokens_verified.fetch_add(1, Ordering::Relaxed);
+            state
+                .counters
+                .tokens_verified
+                .fetch_add(1, Ordering::Relaxed);
             (claims.kid, claims.iss, claims.iat)
         }
     };

@@ -118,8 +118,7 @@ impl<IO> SettingsShim<IO> {
                     let h = self.out_hdr;
                     self.out_buf.extend_from_slice(&h);
                     self.out_left = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-                    if h[3] == FRAME_SETTINGS && h[4] & FLAG_ACK == 0 && !self.first_settings_seen
-                    {
+                    if h[3] == FRAME_SETTINGS && h[4] & FLAG_ACK == 0 && !self.first_settings_seen {
                         self.first_settings_seen = true;
                         self.rewriting = Some(Vec::with_capacity(self.out_left));
                     }

@@ -66,7 +66,10 @@ impl Connection {
         let _ = tcp.set_nodelay(true);
 
         let server_name = ServerName::try_from(endpoint.host().to_string()).map_err(|_| {
-            Error::Config(format!("{:?} is not a valid TLS server name", endpoint.host()))
+            Error::Config(format!(
+                "{:?} is not a valid TLS server name",
+                endpoint.host()
+            ))
         })?;
         let tls_stream = timeout(
             timeouts.tls,
@@ -85,7 +88,8 @@ impl Connection {
         if tls_stream.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Err(Error::Tls {
                 endpoint: authority,
-                message: "the server did not agree on HTTP/2 (ALPN h2); APNs requires HTTP/2".into(),
+                message: "the server did not agree on HTTP/2 (ALPN h2); APNs requires HTTP/2"
+                    .into(),
             });
         }
 
@@ -256,6 +260,9 @@ fn describe_tls_error(e: &std::io::Error) -> String {
         Some(rustls::Error::InvalidCertificate(cert)) => format!(
             "the server's certificate is not trusted ({cert:?}); for a mock or proxy, pass its CA with --ca-file"
         ),
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) => {
+            "the server does not offer HTTP/2 (ALPN h2); APNs requires HTTP/2".into()
+        }
         Some(other) => other.to_string(),
         None => e.to_string(),
     }

@@ -9,6 +9,4 @@ mod endpoint;
 pub(crate) mod tls;
 
 pub(crate) use connection::{Connection, Timeouts};
-pub use endpoint::{
-    Endpoint, Environment, DEVELOPMENT_ALIAS_HOST, PRODUCTION_HOST, SANDBOX_HOST,
-};
+pub use endpoint::{Endpoint, Environment, DEVELOPMENT_ALIAS_HOST, PRODUCTION_HOST, SANDBOX_HOST};

@@ -10,7 +10,10 @@ use rustls_pki_types::CertificateDer;
 use crate::error::{Error, Result};
 
 /// Parses every certificate in a PEM bundle, failing if there is none.
-pub(crate) fn certificates_from_pem(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn certificates_from_pem(
+    pem: &[u8],
+    what: &str,
+) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Config(format!("{what}: damaged PEM ({e})")))?;
@@ -43,7 +46,9 @@ pub(crate) fn client_config(
     }
     for cert in extra_roots {
         roots.add(cert.clone()).map_err(|e| {
-            Error::Config(format!("cannot use a CA certificate as a trust anchor: {e}"))
+            Error::Config(format!(
+                "cannot use a CA certificate as a trust anchor: {e}"
+            ))
         })?;
     }
     if roots.is_empty() {

@@ -1,0 +1,364 @@
+//! The `apns` binary: send, token, mock and demo, with their exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use apns_provider::auth::decode_unverified;
+
+use crate::support::*;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    key_path: std::path::PathBuf,
+    ca_path: std::path::PathBuf,
+    mock: apns_provider::mock::MockServer,
+}
+
+async fn setup() -> Setup {
+    let dir = temp_dir();
+    let pem = new_key_pem();
+    let key_path = write_file(dir.path(), &format!("AuthKey_{KEY_ID}.p8"), pem.as_bytes());
+    let key = apns_provider::SigningKey::from_pem(pem.as_bytes()).unwrap();
+    let mock = mock_for(&key)
+        .unregistered("dead0000", 1_700_000_000_000)
+        .start()
+        .await
+        .unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    mock.write_ca_file(&ca_path).unwrap();
+    Setup {
+        _dir: dir,
+        key_path,
+        ca_path,
+        mock,
+    }
+}
+
+fn send_cmd(s: &Setup) -> std::process::Command {
+    let mut cmd = apns();
+    cmd.arg("send")
+        .arg("--key-file")
+        .arg(&s.key_path)
+        .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
+        .args(["--endpoint", &s.mock.endpoint().to_string()])
+        .arg("--ca-file")
+        .arg(&s.ca_path);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_prints_a_json_line_per_token_and_exits_by_outcome() {
+    let s = setup().await;
+    let mut cmd = send_cmd(&s);
+    cmd.args([
+        "--output", "json", "--title", "T", "--body", "B", "--badge", "3", "--sound", "default",
+    ])
+    .args([
+        "--custom",
+        "order_id=1234",
+        "--custom",
+        "ref=abc",
+        DEVICE,
+        "abcd",
+    ]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["device_token"], DEVICE);
+    assert_eq!(lines[1]["device_token"], "abcd");
+    for l in &lines {
+        assert_eq!(l["status"], 200);
+        assert!(l["apns_id"].is_string());
+        assert!(l["reason"].is_null() && l["timestamp"].is_null());
+    }
+    let sent: serde_json::Value = serde_json::from_slice(&s.mock.accepted()[0].payload).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::json!({"aps": {"alert": {"title": "T", "body": "B"}, "badge": 3, "sound": "default"}, "order_id": 1234, "ref": "abc"})
+    );
+
+    // One rejected token: exit 1, reason and timestamp in JSON.
+    let mut cmd = send_cmd(&s);
+    cmd.args(["--output", "json", "--alert", "hi", DEVICE, "dead0000"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let last: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().nth(1).unwrap()).unwrap();
+    assert_eq!(last["status"], 410);
+    assert_eq!(last["reason"], "Unregistered");
+    assert_eq!(last["timestamp"], 1_700_000_000_000u64);
+
+    // Human output names the reason and a hint.
+    let mut cmd = send_cmd(&s);
+    cmd.args(["--alert", "hi", "dead0000"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("410 Unregistered") && stdout(&out).contains("stop sending"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_payload_from_stdin_and_lints_on_stderr() {
+    let s = setup().await;
+    let mut cmd = send_cmd(&s);
+    cmd.args(["--push-type", "background", "--payload-file", "-", DEVICE])
+        .stdin(Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(br#"{"aps":{"content-available":1}}"#)
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("priority 5"),
+        "lint expected: {}",
+        stderr(&out)
+    );
+    assert_eq!(s.mock.accepted()[0].push_type, "background");
+    assert_eq!(
+        s.mock.accepted()[0].payload.as_ref(),
+        br#"{"aps":{"content-available":1}}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_and_connection_errors_have_their_exit_codes() {
+    let s = setup().await;
+    let long_id = "c".repeat(65);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--alert", "hi", "not-hex"], "device_token"),
+        (vec!["--alert", "hi", "--priority", "7", DEVICE], "priority"),
+        (vec!["--payload", "{oops", DEVICE], "payload"),
+        (vec![DEVICE], "no payload"),
+        (
+            vec!["--alert", "hi", "--push-type", "loud", DEVICE],
+            "push_type",
+        ),
+        (
+            vec!["--alert", "hi", "--collapse-id", &long_id, DEVICE],
+            "collapse_id",
+        ),
+    ];
+    for (args, expect) in cases {
+        let mut cmd = send_cmd(&s);
+        cmd.args(&args);
+        let out = run(cmd).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expect), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out).lines().count(),
+            1,
+            "one line: {}",
+            stderr(&out)
+        );
+    }
+    let big = format!(r#"{{"aps":{{"alert":"{}"}}}}"#, "a".repeat(5000));
+    let mut cmd = send_cmd(&s);
+    cmd.args(["--payload", &big, DEVICE]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("4096-byte limit"), "{}", stderr(&out));
+
+    // Wrong team id format and a key file that is not a key.
+    let mut cmd = apns();
+    cmd.args(["send", "--key-file"]).arg(&s.ca_path).args([
+        "--key-id",
+        KEY_ID,
+        "--team-id",
+        TEAM_ID,
+        "--topic",
+        BUNDLE,
+        "--alert",
+        "x",
+        DEVICE,
+    ]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("certificate") && stderr(&out).contains("expected"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nothing listening: exit 3.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let mut cmd = apns();
+    cmd.arg("send").arg("--key-file").arg(&s.key_path).args([
+        "--team-id",
+        TEAM_ID,
+        "--topic",
+        BUNDLE,
+        "--endpoint",
+        &url,
+        "--alert",
+        "hi",
+        DEVICE,
+    ]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("could not connect"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_prints_one_jwt_and_infers_the_key_id() {
+    let s = setup().await;
+    let mut cmd = apns();
+    cmd.arg("token")
+        .arg("--key-file")
+        .arg(&s.key_path)
+        .args(["--team-id", TEAM_ID]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1);
+    let claims = decode_unverified(text.trim()).unwrap();
+    assert_eq!(
+        (claims.kid.as_str(), claims.iss.as_str()),
+        (KEY_ID, TEAM_ID)
+    );
+    assert!(stderr(&out).is_empty());
+
+    // Swapped ids are caught.
+    let mut cmd = apns();
+    cmd.arg("token").arg("--key-file").arg(&s.key_path).args([
+        "--team-id",
+        KEY_ID,
+        "--key-id",
+        TEAM_ID,
+    ]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("swapped"), "{}", stderr(&out));
+}
+
+/// `apns mock` as a process, `apns token` for the JWT, and curl as the client,
+/// as Apple documents for its real service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_with_apns_token_against_apns_mock_gets_200() {
+    let dir = temp_dir();
+    let key_path = write_file(
+        dir.path(),
+        &format!("AuthKey_{KEY_ID}.p8"),
+        new_key_pem().as_bytes(),
+    );
+    let ca_out = dir.path().join("mock-ca.pem");
+    let mut mock = apns()
+        .arg("mock")
+        .arg("--ca-out")
+        .arg(&ca_out)
+        .arg("--trust-key")
+        .arg(format!("{KEY_ID}={TEAM_ID}:{}", key_path.display()))
+        .args(["--unregistered", "dead0000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    BufReader::new(mock.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&first_line).unwrap();
+    let endpoint = ready["endpoint"].as_str().unwrap().to_string();
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+    assert_eq!(
+        ready["ca_file"].as_str().unwrap(),
+        std::fs::canonicalize(&ca_out).unwrap().to_str().unwrap()
+    );
+
+    let mut tok = apns();
+    tok.arg("token")
+        .arg("--key-file")
+        .arg(&key_path)
+        .args(["--team-id", TEAM_ID]);
+    let token = stdout(&run(tok).await).trim().to_string();
+
+    let curl = |device: &str| {
+        let mut c = std::process::Command::new("curl");
+        c.args([
+            "-sS",
+            "--http2",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code} %{http_version}",
+            "--cacert",
+        ])
+        .arg(&ca_out)
+        .args([
+            "-H",
+            &format!("authorization: bearer {token}"),
+            "-H",
+            &format!("apns-topic: {BUNDLE}"),
+        ])
+        .args([
+            "-d",
+            r#"{"aps":{"alert":"hi"}}"#,
+            &format!("{endpoint}/3/device/{device}"),
+        ]);
+        c
+    };
+    let out = run(curl(DEVICE)).await;
+    assert!(out.status.success(), "curl failed: {}", stderr(&out));
+    assert!(stdout(&out).trim().ends_with("200 2"), "{}", stdout(&out));
+    let out = run(curl("dead0000")).await;
+    assert!(
+        stdout(&out).contains(r#""reason":"Unregistered""#)
+            && stdout(&out).trim().ends_with("410 2"),
+        "{}",
+        stdout(&out)
+    );
+
+    // SIGTERM stops it cleanly.
+    let pid = mock.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || mock.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_end_to_end() {
+    let mut cmd = apns();
+    cmd.arg("demo");
+    let out = run(cmd).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert_eq!(text.matches("200 accepted").count(), 4, "{text}");
+    assert!(text.contains("410 Unregistered"), "{text}");
+    assert!(text.contains("curl --http2"), "{text}");
+}

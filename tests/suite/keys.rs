@@ -1,0 +1,246 @@
+//! Key loading, ids and the exact token format, checked by an independent
+//! verifier (`ring`), not by the signer's own code.
+
+use apns_provider::auth::{check_ids_against_file_name, decode_unverified};
+use apns_provider::{KeyId, PublicKey, SigningKey, TeamId, TokenSigner};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::support::*;
+
+fn signer(key: SigningKey) -> TokenSigner {
+    TokenSigner::new(
+        key,
+        KeyId::new(KEY_ID).unwrap(),
+        TeamId::new(TEAM_ID).unwrap(),
+    )
+}
+
+#[test]
+fn token_has_exactly_apples_header_claims_and_raw_signature() {
+    let key = new_key();
+    let public = key.public_key();
+    let jwt = signer(key).sign_jwt(1_700_000_000);
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    for p in &parts {
+        assert!(!p.contains('='), "no padding");
+        assert!(!p.contains('+') && !p.contains('/'), "base64url alphabet");
+    }
+    let header = URL_SAFE_NO_PAD.decode(parts[0]).unwrap();
+    let claims = URL_SAFE_NO_PAD.decode(parts[1]).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&header).unwrap(),
+        serde_json::json!({"alg": "ES256", "kid": KEY_ID})
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&claims).unwrap(),
+        serde_json::json!({"iss": TEAM_ID, "iat": 1_700_000_000u64})
+    );
+    let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    assert_eq!(sig.len(), 64, "raw r||s, not DER");
+
+    // Verified by ring, a different ECDSA implementation from the signer's.
+    let input = format!("{}.{}", parts[0], parts[1]);
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_FIXED,
+        public.to_sec1_bytes(),
+    )
+    .verify(input.as_bytes(), &sig)
+    .expect("ring verifies the signature");
+
+    // And a tampered token does not verify.
+    let tampered = format!(
+        "{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(br#"{"iss":"OTHERTEAM1","iat":1700000000}"#)
+    );
+    assert!(ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_FIXED,
+        public.to_sec1_bytes(),
+    )
+    .verify(tampered.as_bytes(), &sig)
+    .is_err());
+}
+
+#[test]
+fn decode_shows_header_and_claims() {
+    let jwt = signer(new_key()).sign_jwt(1_700_000_123);
+    let claims = decode_unverified(&jwt).unwrap();
+    assert_eq!(claims.kid, KEY_ID);
+    assert_eq!(claims.iss, TEAM_ID);
+    assert_eq!(claims.iat, 1_700_000_123);
+    assert_eq!(claims.alg, "ES256");
+    assert!(decode_unverified("not.a-jwt").is_err());
+}
+
+/// Tokens verify with PyJWT (the reference JWT library most teams use).
+/// CI installs it; elsewhere the test says it was skipped.
+#[test]
+fn pyjwt_verifies_our_tokens() {
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import jwt, cryptography"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install PyJWT (pip install pyjwt cryptography)"
+        );
+        eprintln!("skipped: PyJWT not installed");
+        return;
+    }
+    let key = new_key();
+    let public_pem = key.public_key().to_pem();
+    let jwt = signer(key).sign_jwt(1_700_000_000);
+    let script = r#"
+import jwt, sys
+token, key = sys.argv[1], sys.argv[2]
+claims = jwt.decode(token, key, algorithms=["ES256"], options={"verify_iat": False})
+header = jwt.get_unverified_header(token)
+assert header == {"alg": "ES256", "kid": sys.argv[3]}, header
+assert claims == {"iss": sys.argv[4], "iat": 1700000000}, claims
+print("ok")
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &jwt, &public_pem, KEY_ID, TEAM_ID])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+#[test]
+fn loads_pkcs8_and_sec1_keys() {
+    let pem = new_key_pem();
+    let key = SigningKey::from_pem(pem.as_bytes()).unwrap();
+    // The same key as SEC1 (what `openssl ecparam -genkey` writes).
+    let der: Vec<u8> = {
+        use p256::pkcs8::DecodePrivateKey;
+        let secret = p256::SecretKey::from_pkcs8_pem(&pem).unwrap();
+        secret.to_sec1_der().unwrap().to_vec()
+    };
+    let sec1 = pem_block("EC PRIVATE KEY", &der);
+    let key2 = SigningKey::from_pem(sec1.as_bytes()).unwrap();
+    assert_eq!(key.public_key(), key2.public_key());
+}
+
+fn pem_block(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let body: Vec<String> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        body.join("\n")
+    )
+}
+
+fn key_error(pem: &str) -> String {
+    SigningKey::from_pem(pem.as_bytes())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn wrong_key_files_say_what_was_found_and_expected() {
+    let cert = rcgen::generate_simple_self_signed(vec!["x".into()]).unwrap();
+    let msg = key_error(&cert.cert.pem());
+    assert!(
+        msg.contains("certificate") && msg.contains("expected"),
+        "{msg}"
+    );
+
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let msg = key_error(&p384.serialize_pem());
+    assert!(
+        msg.contains("P-384") && msg.contains("expected P-256"),
+        "{msg}"
+    );
+
+    let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let msg = key_error(&ed.serialize_pem());
+    assert!(msg.contains("Ed25519"), "{msg}");
+
+    let msg = key_error("");
+    assert!(
+        msg.contains("empty file") && msg.contains("BEGIN PRIVATE KEY"),
+        "{msg}"
+    );
+
+    let msg = key_error("hello world");
+    assert!(msg.contains("no PEM block"), "{msg}");
+
+    let msg = key_error(
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    );
+    assert!(msg.contains("encrypted"), "{msg}");
+
+    let truncated: String = new_key_pem().lines().take(2).collect::<Vec<_>>().join("\n");
+    let msg = key_error(&truncated);
+    assert!(msg.contains("damaged") || msg.contains("expected"), "{msg}");
+
+    let public = new_key().public_key().to_pem();
+    let msg = key_error(&public);
+    assert!(msg.contains("public key"), "{msg}");
+}
+
+#[test]
+fn key_file_errors_name_the_file_and_never_echo_the_key() {
+    let dir = temp_dir();
+    let missing = dir.path().join("AuthKey_NOPE.p8");
+    let msg = SigningKey::from_file(&missing).unwrap_err().to_string();
+    assert!(msg.contains("AuthKey_NOPE.p8"), "{msg}");
+
+    let pem = new_key_pem();
+    let broken = pem.replace("BEGIN PRIVATE KEY", "BEGIN PRIVATE KEYS");
+    let path = write_file(dir.path(), "broken.p8", broken.as_bytes());
+    let msg = SigningKey::from_file(&path).unwrap_err().to_string();
+    let body_line = pem.lines().nth(1).unwrap();
+    assert!(!msg.contains(body_line), "key material leaked: {msg}");
+    assert!(msg.contains("broken.p8"), "{msg}");
+}
+
+#[test]
+fn public_keys_load_from_spki_or_private_pem() {
+    let key = new_key();
+    let from_spki = PublicKey::from_pem(key.public_key().to_pem().as_bytes()).unwrap();
+    assert_eq!(from_spki, key.public_key());
+    assert!(key.public_key().fingerprint().starts_with("SHA256:"));
+}
+
+#[test]
+fn ids_are_validated_with_a_clear_message() {
+    assert!(TeamId::new("ABCDE12345").is_ok());
+    for bad in ["", "ABC", "ABCDE123456", "ABCDE-1234", "ABCDÉ1234"] {
+        let e = TeamId::new(bad).unwrap_err().to_string();
+        assert!(e.contains("team_id"), "{e}");
+        let e = KeyId::new(bad).unwrap_err().to_string();
+        assert!(e.contains("key_id") && e.contains("AuthKey_"), "{e}");
+    }
+}
+
+#[test]
+fn swapped_ids_are_caught_from_the_file_name() {
+    let team = TeamId::new("KEYID12345").unwrap();
+    let kid = KeyId::new("TEAM123456").unwrap();
+    let e = check_ids_against_file_name(&team, &kid, "AuthKey_KEYID12345.p8")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("swapped"), "{e}");
+    let ok = KeyId::new("KEYID12345").unwrap();
+    assert!(check_ids_against_file_name(
+        &TeamId::new("TEAM123456").unwrap(),
+        &ok,
+        "AuthKey_KEYID12345.p8"
+    )
+    .is_ok());
+    assert!(check_ids_against_file_name(&team, &kid, "mykey.p8").is_ok());
+}

@@ -1,0 +1,102 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use apns_provider::clock::Clock;
+use apns_provider::mock::{MockServer, MockServerBuilder, TrustedKey};
+use apns_provider::{Client, ClientBuilder, SigningKey};
+
+pub const KEY_ID: &str = "ABCDE12345";
+pub const TEAM_ID: &str = "TEAM123456";
+pub const BUNDLE: &str = "com.example.app";
+pub const DEVICE: &str = "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
+
+/// A fresh P-256 key in Apple's `.p8` form.
+pub fn new_key_pem() -> String {
+    apns_provider::auth::generate_p8_pem()
+}
+
+/// A fresh signing key.
+pub fn new_key() -> SigningKey {
+    SigningKey::from_pem(new_key_pem().as_bytes()).expect("generated key parses")
+}
+
+/// A mock builder trusting `key` as (KEY_ID, TEAM_ID) for BUNDLE.
+pub fn mock_for(key: &SigningKey) -> MockServerBuilder {
+    MockServer::builder().trust_key(
+        TrustedKey::new(KEY_ID, TEAM_ID, key.public_key())
+            .unwrap()
+            .topics([BUNDLE]),
+    )
+}
+
+/// A client builder pointed at `mock`, trusting its CA and nothing else.
+pub fn client_for(mock: &MockServer, key: SigningKey) -> ClientBuilder {
+    Client::builder()
+        .endpoint(mock.endpoint())
+        .webpki_roots(false)
+        .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
+        .token_auth(key, KEY_ID, TEAM_ID)
+}
+
+/// A started mock and a client for it.
+pub async fn mock_and_client() -> (MockServer, Client) {
+    let key = new_key();
+    let mock = mock_for(&key).start().await.unwrap();
+    let client = client_for(&mock, key).build().unwrap();
+    (mock, client)
+}
+
+pub fn shared(clock: &(impl Clock + Clone + 'static)) -> Arc<dyn Clock> {
+    Arc::new(clock.clone())
+}
+
+/// A private temporary directory.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// Writes `contents` to `dir/name` with mode 0600 and returns the path.
+pub fn write_file(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+/// The `apns` binary built for these tests.
+pub fn apns() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_apns"));
+    cmd.env_remove("RUST_LOG")
+        .env_remove("APNS_KEY_FILE")
+        .env_remove("APNS_KEY_ID")
+        .env_remove("APNS_TEAM_ID")
+        .env_remove("APNS_TOPIC")
+        .env_remove("APNS_ENV");
+    cmd
+}
+
+/// Runs a command off the async runtime's threads.
+pub async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run apns"))
+        .await
+        .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -1,0 +1,14 @@
+//! Integration tests, compiled into one binary. Shared helpers live in
+//! `support`.
+
+mod support;
+
+mod suite {
+    mod cache;
+    mod cli;
+    mod e2e;
+    mod keys;
+    mod model;
+    mod payload;
+    mod redaction;
+}
