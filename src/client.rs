@@ -1,33 +1,175 @@
 //! The APNs client: build once, clone freely, send.
+//!
+//! What the client guarantees (also in the README):
+//! - every `send` resolves, with an answer or a typed error, before its
+//!   deadline (`request_timeout`, default 30 s, covering waits and retries);
+//! - it never has more requests on a connection than the server allows;
+//! - it resends, once, what the server provably never processed (streams
+//!   refused with `REFUSED_STREAM`, streams above a GOAWAY's last stream);
+//! - it retries transient rejections (500, 503, `TooManyProviderTokenUpdates`,
+//!   `IdleTimeout`) within a retry budget, and `ExpiredProviderToken` once
+//!   after one re-mint; it never retries permanent rejections;
+//! - a request on the wire when its connection died is *not* resent: the
+//!   error says it may have been delivered.
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::{Stream, StreamExt};
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use rustls_pki_types::CertificateDer;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 use crate::auth::{KeyId, ProviderToken, SigningKey, TeamId, TokenCache, TokenSigner};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::notification::Notification;
-use crate::response::{Reason, Response};
-use crate::transport::{tls, Connection, Endpoint, Environment, Timeouts};
+use crate::response::{ReasonClass, Response};
+use crate::transport::connection::{Keepalive, Timeouts};
+use crate::transport::pool::{Pool, PoolConfig};
+use crate::transport::{tls, Endpoint, Environment};
 
 /// Default limit for establishing the TCP connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit for the TLS and HTTP/2 handshakes.
 pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default limit for one request, from the call to `send` to the answer.
+/// Default limit for one `send`, from the call to the answer, retries
+/// included.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default idle time before a keepalive PING.
+pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Default time to wait for a PING's answer before retiring the connection.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Sends notifications to APNs over one long-lived HTTP/2 connection per
-/// client, with token authentication.
+/// How transient rejections are retried.
+///
+/// Retries happen only for answers Apple documents as transient (500, 503,
+/// `TooManyProviderTokenUpdates`, `IdleTimeout`); each retry takes a token
+/// from a budget refilled by `budget_ratio` per notification (plus an
+/// initial reserve of `budget_reserve`), so an outage cannot turn into a
+/// retry storm.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Retries per notification (default 3).
+    pub max_retries: u32,
+    /// First wait before retrying a 500 (default 1 s), doubled per retry.
+    pub backoff_min: Duration,
+    /// Longest wait between retries (default 60 s).
+    pub backoff_max: Duration,
+    /// Retry tokens earned per notification sent (default 0.1: at most one
+    /// retry per ten notifications in a sustained outage).
+    pub budget_ratio: f64,
+    /// Retry tokens available at start, and the most that accumulate above
+    /// what the ratio earns (default 10).
+    pub budget_reserve: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            budget_ratio: 0.1,
+            budget_reserve: 10.0,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all (resends of unprocessed streams still happen: they
+    /// cannot duplicate a notification).
+    pub fn never() -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            ..Self::default()
+        }
+    }
+
+    /// Sets [`max_retries`](RetryPolicy::max_retries).
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Sets the backoff bounds.
+    pub fn with_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min;
+        self.backoff_max = max.max(min);
+        self
+    }
+
+    /// Sets the budget.
+    pub fn with_budget(mut self, ratio: f64, reserve: f64) -> Self {
+        self.budget_ratio = ratio.max(0.0);
+        self.budget_reserve = reserve.max(0.0);
+        self
+    }
+}
+
+/// Counters of everything a client did. `sent == accepted + rejected +
+/// failed + in_flight` at every moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// Notifications passed to `send` (each counted once, however retried).
+    pub sent: u64,
+    /// Accepted by APNs.
+    pub accepted: u64,
+    /// Rejected by APNs (final answer).
+    pub rejected: u64,
+    /// Ended with an error (no final answer).
+    pub failed: u64,
+    /// Still in progress.
+    pub in_flight: u64,
+    /// Retries of transient rejections.
+    pub retries: u64,
+    /// Resends of requests the server never processed.
+    pub resends: u64,
+    /// Connections opened.
+    pub connections_opened: u64,
+    /// Provider tokens minted.
+    pub tokens_minted: u64,
+}
+
+/// What [`Client::shutdown`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Requests in flight when shutdown started.
+    pub in_flight_at_start: u64,
+    /// Of those, how many finished (answered or failed) before the deadline.
+    pub completed: u64,
+    /// Of those, how many were abandoned at the deadline with
+    /// [`Error::Shutdown`].
+    pub abandoned: u64,
+    /// The client's counters after shutdown: every notification is accepted,
+    /// rejected or failed.
+    pub stats: ClientStats,
+}
+
+/// The result of one notification from [`Client::send_many`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SendOutcome {
+    /// The notification, handed back.
+    pub notification: Notification,
+    /// Its answer or error.
+    pub result: Result<Response>,
+}
+
+/// Sends notifications to APNs over a pool of long-lived HTTP/2
+/// connections, with token authentication.
 ///
 /// A `Client` is immutable once built and cheap to clone (clones share the
-/// connection and the token cache). Create one per (team, key, environment)
-/// and keep it for the life of the process.
+/// pool, the token cache and the counters). Build one per (team, key,
+/// environment) and keep it for the life of the process: a connection never
+/// carries two teams' tokens.
 ///
 /// ```no_run
 /// use apns_provider::{Client, Environment, Notification, Payload, SigningKey};
@@ -53,11 +195,26 @@ struct Inner {
     endpoint: Endpoint,
     authority: http::uri::Authority,
     tokens: Arc<TokenCache>,
-    tls: Arc<rustls::ClientConfig>,
+    pool: Arc<Pool>,
     timeouts: Timeouts,
-    // One connection, opened lazily and replaced when it dies. The async
-    // mutex makes concurrent first sends share one connect.
-    connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    retry: RetryPolicy,
+    budget: Mutex<f64>,
+    counters: Counters,
+    closing: AtomicBool,
+    idle: Notify,
+    force: watch::Sender<bool>,
+    shutdown_report: Mutex<Option<ShutdownReport>>,
+    shutdown_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+    retries: AtomicU64,
+    resends: AtomicU64,
 }
 
 impl fmt::Debug for Client {
@@ -68,6 +225,21 @@ impl fmt::Debug for Client {
             .field("team_id", self.inner.tokens.signer().team_id())
             .field("credentials", &"[redacted]")
             .finish()
+    }
+}
+
+/// Marks a send finished, even when the caller drops its future: a
+/// cancelled send counts as failed, so the counters always add up.
+struct InFlight<'a> {
+    inner: &'a Inner,
+    finished: bool,
+}
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.inner.counters.failed.fetch_add(1, Ordering::AcqRel);
+        }
+        self.inner.idle.notify_waiters();
     }
 }
 
@@ -93,47 +265,276 @@ impl Client {
         &self.inner.tokens
     }
 
-    /// Sends one notification and returns APNs' answer.
-    ///
-    /// `Ok` carries any answer from APNs, accepted or rejected (see
-    /// [`Response::is_accepted`] and [`Response::error_for_status`]); `Err`
-    /// means no answer was obtained. An `ExpiredProviderToken` answer makes
-    /// the client mint one new token, open a new connection and send once
-    /// more.
-    pub async fn send(&self, notification: &Notification) -> Result<Response> {
-        let response = self.send_once(notification).await?;
-        if response.reason() == Some(&Reason::ExpiredProviderToken) {
-            tracing::warn!("APNs answered ExpiredProviderToken; minting a new token and retrying once on a new connection");
-            self.retire_connection().await;
-            let response = self.send_once(notification).await?;
-            if response.reason() == Some(&Reason::ExpiredProviderToken) {
-                tracing::error!("a freshly minted token was reported expired: check this machine's clock (iat must be within the last hour)");
-            }
-            return Ok(response);
+    /// What the client has done so far.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.inner.counters;
+        let sent = c.sent.load(Ordering::Acquire);
+        let accepted = c.accepted.load(Ordering::Acquire);
+        let rejected = c.rejected.load(Ordering::Acquire);
+        let failed = c.failed.load(Ordering::Acquire);
+        ClientStats {
+            sent,
+            accepted,
+            rejected,
+            failed,
+            in_flight: sent.saturating_sub(accepted + rejected + failed),
+            retries: c.retries.load(Ordering::Relaxed),
+            resends: c.resends.load(Ordering::Relaxed),
+            connections_opened: self.inner.pool.connections_opened(),
+            tokens_minted: self.inner.tokens.mint_count(),
         }
-        Ok(response)
     }
 
-    async fn send_once(&self, notification: &Notification) -> Result<Response> {
-        let deadline = tokio::time::Instant::now() + self.inner.timeouts.request;
-        let token = self.inner.tokens.get();
-        let request = self.build_request(notification, &token)?;
-        let connection = self.connection().await?;
-        let result = connection
-            .send(
-                request,
-                notification.payload.clone(),
-                deadline,
-                self.inner.timeouts.request,
-            )
-            .await;
-        if let Ok(response) = &result {
-            if response.reason() == Some(&Reason::ExpiredProviderToken) {
-                // However many requests saw this token expire, one re-mint.
-                self.inner.tokens.invalidate(&token);
+    /// Sends one notification and returns APNs' answer.
+    ///
+    /// `Ok` carries APNs' final answer, accepted or rejected (see
+    /// [`Response::is_accepted`] and [`Response::error_for_status`]); `Err`
+    /// means no final answer was obtained before the deadline. Waits for a
+    /// free stream when every connection is at the server's limit.
+    pub async fn send(&self, notification: &Notification) -> Result<Response> {
+        let inner = &*self.inner;
+        if inner.closing.load(Ordering::Acquire) {
+            return Err(Error::Shutdown {
+                may_have_been_delivered: false,
+            });
+        }
+        inner.counters.sent.fetch_add(1, Ordering::AcqRel);
+        let mut in_flight = InFlight {
+            inner,
+            finished: false,
+        };
+        let sent = Arc::new(AtomicBool::new(false));
+        let mut force = inner.force.subscribe();
+        let result = tokio::select! {
+            r = self.send_with_retries(notification, &sent) => r,
+            _ = force.wait_for(|forced| *forced) => Err(Error::Shutdown {
+                may_have_been_delivered: sent.load(Ordering::Acquire),
+            }),
+        };
+        let counter = match &result {
+            Ok(r) if r.is_accepted() => &inner.counters.accepted,
+            Ok(_) => &inner.counters.rejected,
+            Err(_) => &inner.counters.failed,
+        };
+        counter.fetch_add(1, Ordering::AcqRel);
+        in_flight.finished = true;
+        result
+    }
+
+    async fn send_with_retries(&self, n: &Notification, sent: &AtomicBool) -> Result<Response> {
+        let inner = &*self.inner;
+        let deadline = Instant::now() + inner.timeouts.request;
+        self.deposit_budget();
+        let mut retries = 0u32;
+        let mut resent = false;
+        let mut reminted = false;
+        let mut avoid = None;
+        loop {
+            let token = inner.tokens.get();
+            let request = self.build_request(n, &token)?;
+            let (conn, permit) = inner.pool.acquire(deadline, avoid.take()).await?;
+            let result = conn
+                .send(
+                    &permit,
+                    request,
+                    n.payload.clone(),
+                    deadline,
+                    inner.timeouts.request,
+                    sent,
+                )
+                .await;
+            drop(permit);
+            let response = match result {
+                Ok(r) => r,
+                Err(e)
+                    if !e.may_have_been_delivered()
+                        && matches!(e, Error::Connection { .. })
+                        && !resent =>
+                {
+                    // Never processed by the server: safe to send again, once,
+                    // preferably on another connection.
+                    tracing::debug!(connection = conn.id(), error = %e, "resending a request the server did not process");
+                    resent = true;
+                    avoid = Some(conn.id());
+                    sent.store(false, Ordering::Release);
+                    inner.counters.resends.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(reason) = response.reason() else {
+                if response.is_accepted() {
+                    inner.pool.mark_healthy(&conn);
+                }
+                return Ok(response);
+            };
+            let wait = match reason.class() {
+                ReasonClass::ExpiredToken => {
+                    // However many requests saw this token expire, one re-mint.
+                    inner.tokens.invalidate(&token);
+                    inner.pool.retire(&conn, false, "ExpiredProviderToken");
+                    if reminted {
+                        tracing::error!("a freshly minted provider token was reported expired; check this machine's clock");
+                        return Err(Error::TokenExpiredAgain(Box::new(response)));
+                    }
+                    tracing::info!("ExpiredProviderToken: minted a new token; retrying once on a new connection");
+                    reminted = true;
+                    sent.store(false, Ordering::Release);
+                    continue;
+                }
+                ReasonClass::TokenUpdates | ReasonClass::RetryNewConnection => {
+                    inner.pool.retire(&conn, true, reason.as_str());
+                    Duration::ZERO
+                }
+                ReasonClass::Reconnect => {
+                    inner.pool.retire(&conn, false, reason.as_str());
+                    Duration::ZERO
+                }
+                ReasonClass::RetryLater => self.backoff(retries),
+                _ => return Ok(response), // permanent: never retried
+            };
+            if retries >= inner.retry.max_retries
+                || Instant::now() + wait >= deadline
+                || !self.withdraw_budget()
+            {
+                return Ok(response);
+            }
+            retries += 1;
+            inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(reason = %reason, retry = retries, "retrying a transient rejection");
+            sent.store(false, Ordering::Release);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn backoff(&self, retries: u32) -> Duration {
+        let p = &self.inner.retry;
+        let base = p
+            .backoff_min
+            .saturating_mul(1u32 << retries.min(16))
+            .min(p.backoff_max);
+        base.mul_f64(
+            0.5 + 0.5 * (uuid::Uuid::new_v4().as_u128() as u64 >> 11) as f64 / (1u64 << 53) as f64,
+        )
+    }
+
+    fn deposit_budget(&self) {
+        let p = &self.inner.retry;
+        let mut b = self.inner.budget.lock().unwrap_or_else(|e| e.into_inner());
+        *b = (*b + p.budget_ratio).min(p.budget_reserve.max(1.0) * 10.0);
+    }
+
+    fn withdraw_budget(&self) -> bool {
+        let mut b = self.inner.budget.lock().unwrap_or_else(|e| e.into_inner());
+        if *b >= 1.0 {
+            *b -= 1.0;
+            true
+        } else {
+            tracing::warn!("retry budget exhausted; returning the rejection without retrying");
+            false
+        }
+    }
+
+    /// Sends a stream of notifications with at most `concurrency` in flight,
+    /// yielding each result as it completes (not in input order). Memory is
+    /// bounded by `concurrency`, not by the number of notifications.
+    ///
+    /// ```no_run
+    /// # use apns_provider::{Client, Notification};
+    /// # async fn run(client: Client, list: Vec<Notification>) {
+    /// use futures_util::StreamExt;
+    /// let mut results = client.send_many(futures_util::stream::iter(list), 1000);
+    /// while let Some(outcome) = results.next().await {
+    ///     println!("{} -> {:?}", outcome.notification.device_token(), outcome.result.map(|r| r.status()));
+    /// }
+    /// # }
+    /// ```
+    pub fn send_many<S>(
+        &self,
+        notifications: S,
+        concurrency: usize,
+    ) -> impl Stream<Item = SendOutcome> + Send + 'static
+    where
+        S: Stream<Item = Notification> + Send + 'static,
+    {
+        let client = self.clone();
+        notifications
+            .map(move |notification| {
+                let client = client.clone();
+                async move {
+                    let result = client.send(&notification).await;
+                    SendOutcome {
+                        notification,
+                        result,
+                    }
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+    }
+
+    /// Stops intake, waits up to `grace` for requests in flight, then
+    /// abandons the rest with [`Error::Shutdown`] and closes the connections.
+    ///
+    /// Later sends fail at once with [`Error::Shutdown`]. Calling it again
+    /// returns the first report.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let inner = &*self.inner;
+        let _serial = inner.shutdown_lock.lock().await;
+        if let Some(report) = *inner
+            .shutdown_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            return report;
+        }
+        inner.closing.store(true, Ordering::Release);
+        let in_flight_at_start = self.stats().in_flight;
+        let finished_before = self.finished();
+        let deadline = Instant::now() + grace;
+        self.wait_idle(Some(deadline)).await;
+        let completed = self.finished() - finished_before;
+        if self.stats().in_flight > 0 {
+            let _ = inner.force.send(true);
+            self.wait_idle(None).await;
+        }
+        inner.pool.close();
+        let stats = self.stats();
+        let report = ShutdownReport {
+            in_flight_at_start,
+            completed: completed.min(in_flight_at_start),
+            abandoned: in_flight_at_start.saturating_sub(completed),
+            stats,
+        };
+        tracing::info!(?report, "APNs client shut down");
+        *inner
+            .shutdown_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(report);
+        report
+    }
+
+    fn finished(&self) -> u64 {
+        let s = self.stats();
+        s.accepted + s.rejected + s.failed
+    }
+
+    async fn wait_idle(&self, deadline: Option<Instant>) {
+        loop {
+            let notified = self.inner.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.stats().in_flight == 0 {
+                return;
+            }
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d, notified).await.is_err() {
+                        return;
+                    }
+                }
+                None => notified.await,
             }
         }
-        result
     }
 
     fn build_request(&self, n: &Notification, token: &ProviderToken) -> Result<http::Request<()>> {
@@ -155,10 +556,12 @@ impl Client {
             HeaderName::from_static("apns-push-type"),
             HeaderValue::from_static(n.push_type.as_str()),
         );
-        let topic = n
-            .topic
-            .as_ref()
-            .ok_or_else(|| Error::invalid("topic", "required with token authentication; set it to the app's bundle id (plus the push type's suffix)"))?;
+        let topic = n.topic.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "topic",
+                "required with token authentication; set it to the app's bundle id (plus the push type's suffix)",
+            )
+        })?;
         headers.insert(
             HeaderName::from_static("apns-topic"),
             HeaderValue::from_str(topic.as_str())
@@ -192,29 +595,6 @@ impl Client {
         }
         Ok(request)
     }
-
-    async fn connection(&self) -> Result<Arc<Connection>> {
-        let mut slot = self.inner.connection.lock().await;
-        if let Some(conn) = slot.as_ref().filter(|c| c.is_open()) {
-            return Ok(conn.clone());
-        }
-        let conn = Arc::new(
-            Connection::connect(
-                &self.inner.endpoint,
-                self.inner.tls.clone(),
-                &self.inner.timeouts,
-            )
-            .await?,
-        );
-        *slot = Some(conn.clone());
-        Ok(conn)
-    }
-
-    async fn retire_connection(&self) {
-        if let Some(old) = self.inner.connection.lock().await.take() {
-            tracing::debug!(connection = old.id(), "retiring connection");
-        }
-    }
 }
 
 /// Configures a [`Client`]. Errors in any setting are reported by
@@ -228,6 +608,8 @@ pub struct ClientBuilder {
     timeouts: Timeouts,
     clock: Option<Arc<dyn Clock>>,
     refresh_after: Option<Duration>,
+    pool: PoolConfig,
+    retry: RetryPolicy,
     error: Option<Error>,
 }
 
@@ -254,6 +636,17 @@ impl Default for ClientBuilder {
             },
             clock: None,
             refresh_after: None,
+            pool: PoolConfig {
+                size: 1,
+                backoff_min: Duration::from_secs(1),
+                backoff_max: Duration::from_secs(60),
+                keepalive: Some(Keepalive {
+                    idle: DEFAULT_KEEPALIVE_IDLE,
+                    timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+                }),
+                max_pending: None,
+            },
+            retry: RetryPolicy::default(),
             error: None,
         }
     }
@@ -347,10 +740,53 @@ impl ClientBuilder {
         self
     }
 
-    /// Limit for one request, including waiting for a free stream (default
-    /// 30 s).
+    /// Limit for one `send`, including waiting for a free stream and
+    /// retries (default 30 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.request = timeout;
+        self
+    }
+
+    /// Connections in the pool (default 1). They open lazily, when the live
+    /// ones are at the server's stream limit.
+    pub fn pool_size(mut self, connections: usize) -> Self {
+        self.pool.size = connections.max(1);
+        self
+    }
+
+    /// Backoff between connection attempts after failures: jittered,
+    /// doubling from `min` (default 1 s) to `max` (default 60 s), reset by
+    /// an accepted request.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.pool.backoff_min = min;
+        self.pool.backoff_max = max.max(min);
+        self
+    }
+
+    /// Sends a PING after `idle` without traffic and retires the connection
+    /// when no answer comes within `timeout` (defaults 60 s and 10 s).
+    pub fn keepalive(mut self, idle: Duration, timeout: Duration) -> Self {
+        self.pool.keepalive = Some(Keepalive { idle, timeout });
+        self
+    }
+
+    /// Turns keepalive PINGs off.
+    pub fn no_keepalive(mut self) -> Self {
+        self.pool.keepalive = None;
+        self
+    }
+
+    /// Bounds the requests waiting for a stream: past `n`, `send` fails at
+    /// once with [`Error::QueueFull`] instead of waiting. Unbounded by
+    /// default (waiting is bounded by each request's deadline).
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.pool.max_pending = Some(n);
+        self
+    }
+
+    /// How transient rejections are retried.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -384,14 +820,28 @@ impl ClientBuilder {
             .authority()
             .parse()
             .map_err(|_| Error::Config(format!("invalid endpoint {}", self.endpoint)))?;
+        let pool = Arc::new(Pool::new(
+            self.endpoint.clone(),
+            tls,
+            self.timeouts,
+            self.pool,
+        ));
+        let budget = self.retry.budget_reserve;
         Ok(Client {
             inner: Arc::new(Inner {
                 endpoint: self.endpoint,
                 authority,
                 tokens: Arc::new(tokens),
-                tls,
+                pool,
                 timeouts: self.timeouts,
-                connection: tokio::sync::Mutex::new(None),
+                retry: self.retry,
+                budget: Mutex::new(budget),
+                counters: Counters::default(),
+                closing: AtomicBool::new(false),
+                idle: Notify::new(),
+                force: watch::channel(false).0,
+                shutdown_report: Mutex::new(None),
+                shutdown_lock: tokio::sync::Mutex::new(()),
             }),
         })
     }

@@ -105,6 +105,44 @@ pub enum Error {
         may_have_been_delivered: bool,
     },
 
+    /// No connection to APNs could be made for this request: the last
+    /// connection attempt failed, and the next is not due before the
+    /// request's deadline.
+    #[error("{source}{}", .retry_in.map(|d| format!(" (next connection attempt in {:.1}s)", d.as_secs_f64())).unwrap_or_default())]
+    Unavailable {
+        /// `host:port` of the endpoint.
+        endpoint: String,
+        /// The last connection error ([`Error::Connect`], [`Error::Tls`],
+        /// [`Error::Timeout`]...).
+        source: std::sync::Arc<Error>,
+        /// When the pool will try to connect again, if known.
+        retry_in: Option<Duration>,
+    },
+
+    /// The client's bounded queue of waiting requests is full (see
+    /// [`ClientBuilder::max_pending`](crate::ClientBuilder::max_pending)).
+    #[error(
+        "too many requests waiting for a stream (limit {limit}); slow down or raise max_pending"
+    )]
+    QueueFull {
+        /// The configured limit.
+        limit: usize,
+    },
+
+    /// The client was shut down: the request was refused, or still in flight
+    /// at the shutdown deadline.
+    #[error("the client is shut down{}", if *.may_have_been_delivered { " (the notification was in flight and may have been delivered)" } else { "; the notification was not sent" })]
+    Shutdown {
+        /// Whether the request was on the wire when it was abandoned.
+        may_have_been_delivered: bool,
+    },
+
+    /// APNs rejected a freshly minted token as expired right after a
+    /// re-mint: the clock of this machine (or of the token's `iat`) is wrong,
+    /// and retrying would loop.
+    #[error("APNs reported a freshly minted provider token as expired (ExpiredProviderToken twice in a row): check this machine's clock (iat must be within the last hour) and the key's team")]
+    TokenExpiredAgain(Box<Response>),
+
     /// The server answered something that is not valid APNs HTTP/2.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -132,7 +170,16 @@ impl Error {
 
     /// True if a timeout (connect, TLS handshake or request) caused this error.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(self.root(), Error::Timeout { .. })
+    }
+
+    /// The error behind an [`Error::Unavailable`] (the failed connection
+    /// attempt); any other error itself.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Unavailable { source, .. } => source.root(),
+            other => other,
+        }
     }
 
     /// True if the error happened before anything was sent because the input
@@ -152,6 +199,7 @@ impl Error {
                 | Error::Tls { .. }
                 | Error::Connection { .. }
                 | Error::Timeout { .. }
+                | Error::Unavailable { .. }
                 | Error::Protocol(_)
         )
     }
@@ -165,7 +213,11 @@ impl Error {
     /// failures, and rejections whose reason is transient.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::Timeout { .. } | Error::Connection { .. } => true,
+            Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::Connection { .. }
+            | Error::Unavailable { .. }
+            | Error::QueueFull { .. } => true,
             Error::Rejected(r) => r.reason().is_some_and(|r| r.is_retryable()),
             _ => false,
         }
@@ -186,6 +238,9 @@ impl Error {
             | Error::Connection {
                 may_have_been_delivered,
                 ..
+            }
+            | Error::Shutdown {
+                may_have_been_delivered,
             } => *may_have_been_delivered,
             _ => false,
         }

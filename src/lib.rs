@@ -56,7 +56,7 @@ pub mod response;
 pub mod transport;
 
 pub use auth::{KeyId, ProviderToken, PublicKey, SigningKey, TeamId, TokenCache, TokenSigner};
-pub use client::{Client, ClientBuilder};
+pub use client::{Client, ClientBuilder, ClientStats, RetryPolicy, SendOutcome, ShutdownReport};
 pub use error::{Error, Result};
 pub use notification::{
     ApnsId, CollapseId, DeviceToken, Expiration, Lint, Notification, NotificationBuilder, Priority,

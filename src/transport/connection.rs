@@ -1,6 +1,10 @@
 //! One HTTP/2 connection to APNs: TCP, then TLS with ALPN `h2`, then `h2`.
+//!
+//! A connection hands out *stream permits*: never more than the server's
+//! live `SETTINGS_MAX_CONCURRENT_STREAMS`, so requests wait in the pool
+//! instead of queueing without bound inside `h2`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::Endpoint;
@@ -22,21 +27,76 @@ pub(crate) struct Timeouts {
     pub request: Duration,
 }
 
+/// Keepalive: a PING after `idle` without traffic; no PONG within
+/// `timeout` retires the connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keepalive {
+    pub idle: Duration,
+    pub timeout: Duration,
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A live HTTP/2 connection. Cheap to share: requests clone the `h2` handle.
+/// A live HTTP/2 connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    id: u64,
     send: h2::client::SendRequest<Bytes>,
     state: Arc<ConnState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ConnState {
+    id: u64,
+    // The driver task ended: nothing more can be sent or received.
     closed: AtomicBool,
-    // Why the connection closed, including a GOAWAY's JSON reason.
-    close_reason: Mutex<Option<String>>,
+    // No new streams: GOAWAY, a failed PING, or a retirement by the client.
+    retired: AtomicBool,
+    // A keepalive PING is outstanding: hold new streams until it answers.
+    probing: AtomicBool,
+    reason: Mutex<Option<String>>,
+    in_flight: AtomicUsize,
+    // Milliseconds since `born` of the last finished request.
+    last_activity_ms: AtomicU64,
+    born: Instant,
+    // Wakes requests waiting in the pool for a stream.
+    pool: Arc<Notify>,
+}
+
+impl ConnState {
+    fn retire(&self, reason: &str) {
+        if !self.retired.swap(true, Ordering::AcqRel) {
+            tracing::debug!(connection = self.id, reason, "connection retired");
+            self.reason
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(|| reason.to_string());
+        }
+        self.pool.notify_waiters();
+    }
+
+    fn touch(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.last_activity_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+}
+
+/// Permission to open one stream; returned when dropped.
+#[derive(Debug)]
+pub(crate) struct StreamPermit {
+    state: Arc<ConnState>,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.state.touch();
+        self.state.pool.notify_one();
+    }
 }
 
 impl Connection {
@@ -45,6 +105,8 @@ impl Connection {
         endpoint: &Endpoint,
         tls: Arc<ClientConfig>,
         timeouts: &Timeouts,
+        keepalive: Option<Keepalive>,
+        pool: Arc<Notify>,
     ) -> Result<Connection> {
         let authority = endpoint.authority();
         // Resolve on every connect, so a new connection follows DNS changes.
@@ -93,7 +155,7 @@ impl Connection {
             });
         }
 
-        let (send, connection) = timeout(
+        let (send, mut connection) = timeout(
             timeouts.tls,
             h2::client::Builder::new()
                 // Apple allows one stream until the first valid token; h2
@@ -111,57 +173,115 @@ impl Connection {
         .map_err(|e| Error::Protocol(format!("HTTP/2 handshake failed: {e}")))?;
 
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let state = Arc::new(ConnState::default());
+        let state = Arc::new(ConnState {
+            id,
+            closed: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
+            reason: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+            last_activity_ms: AtomicU64::new(0),
+            born: Instant::now(),
+            pool,
+        });
+        let ping_pong = connection.ping_pong();
         let driver_state = state.clone();
         tokio::spawn(async move {
             let result = connection.await;
             let reason = match &result {
-                Ok(()) => "closed by the server".to_string(),
+                Ok(()) => "closed".to_string(),
                 Err(e) => describe_h2_error(e),
             };
-            tracing::debug!(connection = id, %reason, "APNs connection closed");
-            *driver_state
-                .close_reason
+            match &result {
+                Err(e) if e.is_go_away() && e.is_remote() => {
+                    tracing::warn!(connection = id, %reason, "APNs closed the connection")
+                }
+                _ => tracing::debug!(connection = id, %reason, "APNs connection closed"),
+            }
+            driver_state
+                .reason
                 .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(reason);
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(reason);
             driver_state.closed.store(true, Ordering::Release);
+            driver_state.pool.notify_waiters();
         });
+        if let (Some(keepalive), Some(ping_pong)) = (keepalive, ping_pong) {
+            tokio::spawn(keepalive_loop(state.clone(), ping_pong, keepalive));
+        }
         tracing::debug!(connection = id, endpoint = %authority, "APNs connection established");
-        Ok(Connection { id, send, state })
+        Ok(Connection { send, state })
     }
 
     /// A process-unique id, for logs.
     pub(crate) fn id(&self) -> u64 {
-        self.id
+        self.state.id
     }
 
-    /// False once the connection has closed or failed.
-    pub(crate) fn is_open(&self) -> bool {
-        !self.state.closed.load(Ordering::Acquire)
+    /// False once the connection is closed or retired.
+    pub(crate) fn is_usable(&self) -> bool {
+        !self.state.closed.load(Ordering::Acquire) && !self.state.retired.load(Ordering::Acquire)
     }
 
-    fn close_reason(&self) -> Option<String> {
+    /// Streams the server allows at once, as last advertised.
+    pub(crate) fn max_streams(&self) -> usize {
+        self.send.current_max_send_streams()
+    }
+
+    /// Requests in flight.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.state.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Takes a stream permit if the connection is usable and under its
+    /// stream limit.
+    pub(crate) fn try_acquire(&self) -> Option<StreamPermit> {
+        if !self.is_usable() || self.state.probing.load(Ordering::Acquire) {
+            return None;
+        }
+        let max = self.max_streams().max(1);
         self.state
-            .close_reason
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(StreamPermit {
+            state: self.state.clone(),
+        })
+    }
+
+    /// Stops new streams on this connection; in-flight ones finish.
+    pub(crate) fn retire(&self, reason: &str) {
+        self.state.retire(reason);
+    }
+
+    /// Why the connection closed or was retired, if it was.
+    pub(crate) fn close_reason(&self) -> Option<String> {
+        self.state
+            .reason
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
     /// Sends one request and reads the whole answer, before `deadline`.
+    /// `sent` is set once the request is handed to the connection.
     pub(crate) async fn send(
         &self,
+        _permit: &StreamPermit,
         request: http::Request<()>,
         body: Bytes,
         deadline: Instant,
         request_timeout: Duration,
+        sent: &AtomicBool,
     ) -> Result<Response> {
         let timed_out = |delivered| Error::Timeout {
             what: "request",
             after: request_timeout,
             may_have_been_delivered: delivered,
         };
-        // Waiting for a free stream: nothing has been sent yet.
+        // Waiting for h2: nothing has been sent yet.
         let mut sender = timeout_at(deadline, self.send.clone().ready())
             .await
             .map_err(|_| timed_out(false))?
@@ -169,6 +289,7 @@ impl Connection {
         let (response, mut stream) = sender
             .send_request(request, body.is_empty())
             .map_err(|e| self.stream_error(&e, false))?;
+        sent.store(true, Ordering::Release);
         if !body.is_empty() {
             stream
                 .send_data(body, true)
@@ -206,21 +327,62 @@ impl Connection {
     }
 
     /// Maps an `h2` error on one stream, deciding whether the request may
-    /// have been processed.
+    /// have been processed, and retires the connection on connection-level
+    /// failures.
     fn stream_error(&self, e: &h2::Error, sent: bool) -> Error {
-        let refused = e.reason() == Some(h2::Reason::REFUSED_STREAM);
-        // h2 fails streams above a GOAWAY's last-stream-id with the GOAWAY
-        // itself: the server never processed them.
+        let refused = e.reason() == Some(h2::Reason::REFUSED_STREAM) && e.is_reset();
+        // h2 fails streams above a GOAWAY's last-stream-id (and any stream
+        // opened after it) with the GOAWAY itself: never processed.
         let above_goaway = e.is_go_away() && e.is_remote();
-        let mut message = describe_h2_error(e);
+        let message = describe_h2_error(e);
         if !e.is_reset() {
-            if let Some(reason) = self.close_reason().filter(|r| *r != message) {
-                message = format!("{message}; connection: {reason}");
-            }
+            self.retire(&message);
+        }
+        let mut full = message.clone();
+        if let Some(reason) = self.close_reason().filter(|r| *r != message) {
+            full = format!("{full}; connection: {reason}");
         }
         Error::Connection {
-            message,
+            message: full,
             may_have_been_delivered: sent && !refused && !above_goaway,
+        }
+    }
+}
+
+async fn keepalive_loop(state: Arc<ConnState>, mut ping_pong: h2::PingPong, keepalive: Keepalive) {
+    let check = (keepalive.idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
+    loop {
+        tokio::time::sleep(check).await;
+        if state.closed.load(Ordering::Acquire) || state.retired.load(Ordering::Acquire) {
+            return;
+        }
+        if state.in_flight.load(Ordering::Acquire) > 0 || state.idle_for() < keepalive.idle {
+            continue;
+        }
+        state.probing.store(true, Ordering::Release);
+        let answered = timeout(keepalive.timeout, ping_pong.ping(h2::Ping::opaque())).await;
+        match answered {
+            Ok(Ok(_)) => {
+                state.touch();
+                state.probing.store(false, Ordering::Release);
+                state.pool.notify_waiters();
+            }
+            Ok(Err(e)) => {
+                state.retire(&format!("PING failed: {}", describe_h2_error(&e)));
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    connection = state.id,
+                    "no answer to PING within {:?}; retiring the connection",
+                    keepalive.timeout
+                );
+                state.retire(&format!(
+                    "no answer to a keepalive PING within {:?}",
+                    keepalive.timeout
+                ));
+                return;
+            }
         }
     }
 }
@@ -229,9 +391,14 @@ impl Connection {
 pub(crate) fn describe_h2_error(e: &h2::Error) -> String {
     if e.is_go_away() {
         let reason = e.reason().map(|r| format!("{r:?}")).unwrap_or_default();
+        let side = if e.is_remote() {
+            "from the server"
+        } else {
+            "sent by the client"
+        };
         match goaway_reason(e) {
-            Some(apns) => format!("GOAWAY {reason} from server, reason {apns}"),
-            None => format!("GOAWAY {reason} from server"),
+            Some(apns) => format!("GOAWAY {reason} {side}, reason {apns}"),
+            None => format!("GOAWAY {reason} {side}"),
         }
     } else if e.reason() == Some(h2::Reason::REFUSED_STREAM) {
         "stream refused by the server (REFUSED_STREAM); not processed".into()
@@ -243,7 +410,7 @@ pub(crate) fn describe_h2_error(e: &h2::Error) -> String {
 }
 
 /// The `reason` of the JSON debug data APNs puts in a GOAWAY.
-fn goaway_reason(e: &h2::Error) -> Option<String> {
+pub(crate) fn goaway_reason(e: &h2::Error) -> Option<String> {
     // h2 does not expose the debug data; its Display prints it as escaped
     // bytes, e.g. `(b"{\"reason\":\"Shutdown\"}")`.
     let text = e.to_string().replace('\\', "");

@@ -4,9 +4,9 @@
 //! extra roots) -> `h2` client. Token connections start with one allowed
 //! stream, as Apple requires, and then follow the server's SETTINGS.
 
-mod connection;
+pub(crate) mod connection;
 mod endpoint;
+pub(crate) mod pool;
 pub(crate) mod tls;
 
-pub(crate) use connection::{Connection, Timeouts};
 pub use endpoint::{Endpoint, Environment, DEVELOPMENT_ALIAS_HOST, PRODUCTION_HOST, SANDBOX_HOST};

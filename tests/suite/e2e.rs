@@ -239,8 +239,12 @@ async fn a_second_expiry_is_reported_not_looped() {
         .clock(shared(&client_clock))
         .build()
         .unwrap();
-    let r = client.send(&alert(DEVICE)).await.unwrap();
-    assert_eq!(r.reason(), Some(&Reason::ExpiredProviderToken));
+    let e = client.send(&alert(DEVICE)).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::TokenExpiredAgain(r) if r.reason() == Some(&Reason::ExpiredProviderToken)),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("clock"), "{e}");
     assert_eq!(mock.stats().requests, 2, "one retry, no loop");
     assert_eq!(client.token_cache().mint_count(), 2);
 }
@@ -661,7 +665,9 @@ async fn connection_failures_are_typed_errors() {
         .unwrap();
     let e = client.send(&alert(DEVICE)).await.unwrap_err();
     assert!(
-        matches!(e, Error::Connect { .. }) && e.is_connection() && !e.may_have_been_delivered(),
+        matches!(e.root(), Error::Connect { .. })
+            && e.is_connection()
+            && !e.may_have_been_delivered(),
         "{e}"
     );
 
@@ -673,7 +679,7 @@ async fn connection_failures_are_typed_errors() {
         .build()
         .unwrap();
     let e = untrusting.send(&alert(DEVICE)).await.unwrap_err();
-    assert!(matches!(e, Error::Tls { .. }), "{e:?}");
+    assert!(matches!(e.root(), Error::Tls { .. }), "{e:?}");
     assert!(e.to_string().contains("--ca-file"), "{e}");
 
     // A server that accepts TCP and never speaks TLS: handshake timeout.
