@@ -330,9 +330,11 @@ impl Client {
         let mut reminted = false;
         let mut avoid = None;
         loop {
+            let (conn, permit) = inner.pool.acquire(deadline, avoid.take()).await?;
+            // The token is taken once a stream is ours, so a request that
+            // waited carries the newest token.
             let token = inner.tokens.get();
             let request = self.build_request(n, &token)?;
-            let (conn, permit) = inner.pool.acquire(deadline, avoid.take()).await?;
             let result = conn
                 .send(
                     &permit,
@@ -370,13 +372,15 @@ impl Client {
             };
             let wait = match reason.class() {
                 ReasonClass::ExpiredToken => {
-                    // However many requests saw this token expire, one re-mint.
-                    inner.tokens.invalidate(&token);
                     inner.pool.retire(&conn, false, "ExpiredProviderToken");
-                    if reminted {
+                    if reminted || token.is_replacement() {
+                        // A token minted to replace an expired one is expired
+                        // too: re-minting cannot help, the clock is wrong.
                         tracing::error!("a freshly minted provider token was reported expired; check this machine's clock");
                         return Err(Error::TokenExpiredAgain(Box::new(response)));
                     }
+                    // However many requests saw this token expire, one re-mint.
+                    inner.tokens.invalidate(&token);
                     tracing::info!("ExpiredProviderToken: minted a new token; retrying once on a new connection");
                     reminted = true;
                     sent.store(false, Ordering::Release);

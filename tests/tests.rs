@@ -7,6 +7,7 @@ mod suite {
     mod cache;
     mod cli;
     mod e2e;
+    mod faults;
     mod keys;
     mod model;
     mod payload;

@@ -56,6 +56,7 @@ pub struct TokenCache {
 struct State {
     current: Option<ProviderToken>,
     generation: u64,
+    invalidated: bool,
 }
 
 impl fmt::Debug for TokenCache {
@@ -123,7 +124,8 @@ impl TokenCache {
         state.generation += 1;
         let iat = self.clock.unix_seconds();
         let jwt = self.signer.sign_jwt(iat);
-        let token = ProviderToken::new(jwt, iat, now, state.generation);
+        let token = ProviderToken::with_origin(jwt, iat, now, state.generation, state.invalidated);
+        state.invalidated = false;
         self.mints.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             key_id = %self.signer.key_id(),
@@ -146,6 +148,7 @@ impl TokenCache {
         match &state.current {
             Some(current) if current.generation() == rejected.generation() => {
                 state.current = None;
+                state.invalidated = true;
                 true
             }
             _ => false,

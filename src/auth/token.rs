@@ -103,6 +103,7 @@ struct TokenInner {
     issued_at: u64,
     minted_at: Instant,
     generation: u64,
+    after_invalidation: bool,
 }
 
 impl fmt::Debug for ProviderToken {
@@ -113,6 +114,16 @@ impl fmt::Debug for ProviderToken {
 
 impl ProviderToken {
     pub(crate) fn new(jwt: String, issued_at: u64, minted_at: Instant, generation: u64) -> Self {
+        Self::with_origin(jwt, issued_at, minted_at, generation, false)
+    }
+
+    pub(crate) fn with_origin(
+        jwt: String,
+        issued_at: u64,
+        minted_at: Instant,
+        generation: u64,
+        after_invalidation: bool,
+    ) -> Self {
         let mut header = HeaderValue::try_from(format!("bearer {jwt}"))
             .expect("a JWT is base64url and dots, always a valid header value");
         header.set_sensitive(true);
@@ -123,6 +134,7 @@ impl ProviderToken {
                 issued_at,
                 minted_at,
                 generation,
+                after_invalidation,
             }),
         }
     }
@@ -146,6 +158,13 @@ impl ProviderToken {
     /// A number that changes with each mint of a [`TokenCache`](super::TokenCache).
     pub fn generation(&self) -> u64 {
         self.inner.generation
+    }
+
+    /// True if this token was minted to replace one APNs reported expired.
+    /// If APNs reports *this* one expired too, re-minting cannot help: the
+    /// clock is wrong.
+    pub fn is_replacement(&self) -> bool {
+        self.inner.after_invalidation
     }
 
     /// The `authorization` header value (`bearer <jwt>`), marked sensitive.

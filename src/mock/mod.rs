@@ -38,13 +38,14 @@ mod shim;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, StatusCode};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::auth::{KeyId, PublicKey, TeamId};
@@ -53,7 +54,7 @@ use crate::error::{Error, Result};
 use crate::notification::{DeviceToken, PushType};
 use crate::response::Reason;
 use crate::transport::{Endpoint, Environment};
-use shim::{SettingsShim, StreamLimit};
+use shim::{ConnControl, PingFault, SettingsShim};
 
 /// APNs' default stream limit after the first valid token (observed 500-1500).
 pub const DEFAULT_MAX_STREAMS: u32 = 1000;
@@ -148,6 +149,54 @@ pub struct AcceptedNotification {
     pub connection: u64,
 }
 
+/// A failure the mock can inject, to prove a client survives what APNs and
+/// networks do. Arm with [`MockServerBuilder::fault`] or
+/// [`MockServer::inject`]; [`MockServer::clear_faults`] disarms all.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Once: the first connection to answer `requests` requests then sends
+    /// GOAWAY (NO_ERROR) naming that stream as the last processed one, with
+    /// debug data `{"reason": reason}`; streams above it are not processed,
+    /// and the connection closes when the rest are answered.
+    GoAwayAfter {
+        /// Requests a connection answers before the GOAWAY.
+        requests: u64,
+        /// The APNs reason in the debug data, e.g. `Shutdown`.
+        reason: String,
+    },
+    /// The next `count` streams are reset with `REFUSED_STREAM`.
+    RefuseStreams {
+        /// How many.
+        count: u64,
+    },
+    /// Once: after `requests` more requests, the next one is read and its
+    /// connection's TCP socket closed, failing everything in flight on it.
+    DropConnectionAfter {
+        /// Requests let through first.
+        requests: u64,
+    },
+    /// Requests are read and never answered.
+    BlackHole,
+    /// PING frames from clients are dropped unanswered.
+    IgnorePings,
+    /// New TCP connections are accepted and never get a TLS answer.
+    StallTlsHandshake,
+    /// The next `count` requests are answered with `reason` (and its status:
+    /// 500, 503 or 429).
+    ErrorStorm {
+        /// The reason, e.g. `Reason::ServiceUnavailable`.
+        reason: Reason,
+        /// How many requests.
+        count: u64,
+    },
+    /// After any rejection a connection's stream limit drops to 1, and rises
+    /// again after the next accepted request.
+    LimitDropsAfterRejection,
+    /// Every request is answered `403 ExpiredProviderToken`.
+    ExpireAllTokens,
+}
+
 /// Counters describing what the mock saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -165,6 +214,16 @@ pub struct MockStats {
     pub stream_limit_violations: u64,
     /// The most streams in flight at once on one connection.
     pub max_concurrent_streams_seen: u64,
+    /// GOAWAY frames sent by the `GoAwayAfter` fault.
+    pub goaways_sent: u64,
+    /// Streams refused by faults (`RefuseStreams`, or above a GOAWAY).
+    pub streams_refused: u64,
+    /// Connections closed mid-flight by `DropConnectionAfter`.
+    pub connections_dropped: u64,
+    /// Requests swallowed by `BlackHole`.
+    pub black_holed: u64,
+    /// PINGs dropped by `IgnorePings`.
+    pub pings_ignored: u64,
 }
 
 /// Configures a [`MockServer`].
@@ -179,6 +238,8 @@ pub struct MockServerBuilder {
     strict_tokens: bool,
     server_names: Vec<String>,
     identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+    faults: Vec<Fault>,
+    accept_all: bool,
 }
 
 impl std::fmt::Debug for MockServerBuilder {
@@ -203,6 +264,8 @@ impl Default for MockServerBuilder {
             strict_tokens: false,
             server_names: Vec::new(),
             identity_pem: None,
+            faults: Vec::new(),
+            accept_all: false,
         }
     }
 }
@@ -258,6 +321,19 @@ impl MockServerBuilder {
         self
     }
 
+    /// Arms a fault from the start.
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
+    }
+    /// Fast mode for benchmarks: every request is answered 200 at once,
+    /// without validation, token checks or recording, and connections allow
+    /// `max_streams` streams from the start. Not for correctness tests.
+    pub fn accept_all(mut self, accept_all: bool) -> Self {
+        self.accept_all = accept_all;
+        self
+    }
+
     /// Binds, and serves in the background until the [`MockServer`] is
     /// dropped or shut down. Needs a Tokio runtime.
     pub async fn start(self) -> Result<MockServer> {
@@ -276,14 +352,22 @@ impl MockServerBuilder {
         for k in self.keys {
             keys.insert(k.key_id.as_str().to_string(), k);
         }
+        let pings = Arc::new(PingFault::default());
+        let mut faults = Faults::default();
+        for fault in self.faults {
+            faults.arm(fault, &pings);
+        }
         let state = Arc::new(State {
             keys,
             max_streams: self.max_streams,
             environment: self.environment,
             clock: self.clock,
             strict_tokens: self.strict_tokens,
+            accept_all: self.accept_all,
             unregistered: Mutex::new(self.unregistered),
             accepted: Mutex::new(Vec::new()),
+            faults: Mutex::new(faults),
+            pings,
             counters: Counters::default(),
         });
         let accept_state = state.clone();
@@ -378,7 +462,23 @@ impl MockServer {
             tokens_verified: c.tokens_verified.load(Ordering::Relaxed),
             stream_limit_violations: c.violations.load(Ordering::Relaxed),
             max_concurrent_streams_seen: c.max_concurrent.load(Ordering::Relaxed),
+            goaways_sent: c.goaways.load(Ordering::Relaxed),
+            streams_refused: c.refused.load(Ordering::Relaxed),
+            connections_dropped: c.dropped.load(Ordering::Relaxed),
+            black_holed: c.black_holed.load(Ordering::Relaxed),
+            pings_ignored: self.state.pings.dropped.load(Ordering::Relaxed),
         }
+    }
+
+    /// Arms a fault now.
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.state.faults).arm(fault, &self.state.pings);
+    }
+
+    /// Disarms every fault.
+    pub fn clear_faults(&self) {
+        *lock(&self.state.faults) = Faults::default();
+        self.state.pings.ignore.store(false, Ordering::Release);
     }
 
     /// Stops accepting and closes every connection.
@@ -397,8 +497,11 @@ struct State {
     environment: Environment,
     clock: Arc<dyn Clock>,
     strict_tokens: bool,
+    accept_all: bool,
     unregistered: Mutex<HashMap<String, u64>>,
     accepted: Mutex<Vec<AcceptedNotification>>,
+    faults: Mutex<Faults>,
+    pings: Arc<PingFault>,
     counters: Counters,
 }
 
@@ -410,14 +513,69 @@ struct Counters {
     tokens_verified: AtomicU64,
     violations: AtomicU64,
     max_concurrent: AtomicU64,
+    goaways: AtomicU64,
+    refused: AtomicU64,
+    dropped: AtomicU64,
+    black_holed: AtomicU64,
 }
 
-/// What one connection remembers: its team and its last verified token.
+/// Armed faults. Counted faults disarm themselves when used up.
+#[derive(Default)]
+struct Faults {
+    goaway_after: Option<(u64, String)>,
+    refuse: u64,
+    drop_after: Option<u64>,
+    black_hole: bool,
+    stall_tls: bool,
+    storm: Option<(StatusCode, Reason, u64)>,
+    limit_drop: bool,
+    expire_all: bool,
+}
+
+impl Faults {
+    fn arm(&mut self, fault: Fault, pings: &PingFault) {
+        match fault {
+            Fault::GoAwayAfter { requests, reason } => {
+                self.goaway_after = Some((requests.max(1), reason))
+            }
+            Fault::RefuseStreams { count } => self.refuse += count,
+            Fault::DropConnectionAfter { requests } => self.drop_after = Some(requests),
+            Fault::BlackHole => self.black_hole = true,
+            Fault::IgnorePings => pings.ignore.store(true, Ordering::Release),
+            Fault::StallTlsHandshake => self.stall_tls = true,
+            Fault::ErrorStorm { reason, count } => {
+                let status = StatusCode::from_u16(reason.status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                self.storm = Some((status, reason, count));
+            }
+            Fault::LimitDropsAfterRejection => self.limit_drop = true,
+            Fault::ExpireAllTokens => self.expire_all = true,
+        }
+    }
+}
+
+/// What one connection remembers: its team, its last verified token, its
+/// advertised stream limit and whether it is going away.
 struct ConnState {
     id: u64,
-    limit: Arc<StreamLimit>,
+    control: Arc<ConnControl>,
     active: AtomicUsize,
+    answered: AtomicU64,
     auth: Mutex<ConnAuth>,
+    // Streams admitted for processing, and the GOAWAY's last stream once
+    // one went out: streams above it are not processed. One lock, so no
+    // stream slips in above a GOAWAY being sent.
+    admitted: Mutex<Admitted>,
+    // Ends the connection: `drop` at once (TCP closed mid-flight), or
+    // `closing` once in-flight streams are done (after a GOAWAY).
+    kill: Notify,
+    closing: AtomicBool,
+}
+
+#[derive(Default)]
+struct Admitted {
+    highest: u32,
+    goaway_last: Option<u32>,
 }
 
 #[derive(Default)]
@@ -446,6 +604,14 @@ async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, stat
                 let id = state.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
                 let acceptor = acceptor.clone();
                 let state = state.clone();
+                if lock(&state.faults).stall_tls {
+                    // Fault: hold the socket and never answer the ClientHello.
+                    connections.spawn(async move {
+                        let _held = tcp;
+                        std::future::pending::<()>().await;
+                    });
+                    continue;
+                }
                 connections.spawn(async move {
                     if let Err(e) = serve_connection(acceptor, tcp, id, state).await {
                         tracing::debug!(connection = id, %peer, error = %e, "mock connection ended");
@@ -470,29 +636,56 @@ async fn serve_connection(
     if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
         return Err("client did not negotiate h2".into());
     }
-    let limit = StreamLimit::new(1);
+    let initial = if state.accept_all {
+        state.max_streams
+    } else {
+        1
+    };
+    let control = ConnControl::new(initial, state.pings.clone());
     let conn = Arc::new(ConnState {
         id,
-        limit: limit.clone(),
+        control: control.clone(),
         active: AtomicUsize::new(0),
+        answered: AtomicU64::new(0),
         auth: Mutex::new(ConnAuth::default()),
+        admitted: Mutex::new(Admitted::default()),
+        kill: Notify::new(),
+        closing: AtomicBool::new(false),
     });
-    let io = SettingsShim::new(tls, limit);
+    let io = SettingsShim::new(tls, control.clone());
     let mut h2 = h2::server::Builder::new()
         // h2 enforces this; the shim advertises the real, changing limit.
         .max_concurrent_streams(state.max_streams)
         .handshake::<_, Bytes>(io)
         .await
         .map_err(|e| format!("HTTP/2 handshake failed: {e}"))?;
-    while let Some(next) = h2.accept().await {
-        let (request, respond) = next.map_err(|e| e.to_string())?;
-        let state = state.clone();
-        let conn = conn.clone();
-        tokio::spawn(async move {
-            handle_stream(request, respond, &state, &conn).await;
-        });
-    }
-    Ok(())
+    let result = loop {
+        tokio::select! {
+            next = h2.accept() => {
+                let Some(next) = next else { break Ok(()) };
+                let (request, respond) = match next {
+                    Ok(pair) => pair,
+                    Err(e) => break Err(e.to_string()),
+                };
+                let state = state.clone();
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    handle_stream(request, respond, &state, &conn).await;
+                });
+            }
+            _ = conn.kill.notified() => {
+                // Fault: close TCP with requests in flight, no GOAWAY.
+                state.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                break Ok(());
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)), if conn.closing.load(Ordering::Acquire) => {
+                if conn.active.load(Ordering::Acquire) == 0 {
+                    break Ok(());
+                }
+            }
+        }
+    };
+    result
 }
 
 /// Decrements the active-stream count when a stream ends, however it ends.
@@ -503,6 +696,56 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
+/// What a fault decides for one request, before validation.
+enum FaultAction {
+    None,
+    Refuse,
+    BlackHole,
+    Drop,
+    Answer(Rejection),
+}
+
+fn fault_for_request(state: &State, conn: &ConnState, stream_id: u32) -> FaultAction {
+    {
+        let mut admitted = lock(&conn.admitted);
+        if admitted.goaway_last.is_some_and(|last| stream_id > last) {
+            return FaultAction::Refuse;
+        }
+        admitted.highest = admitted.highest.max(stream_id);
+    }
+    let mut f = lock(&state.faults);
+    if f.refuse > 0 {
+        f.refuse -= 1;
+        return FaultAction::Refuse;
+    }
+    if let Some(n) = f.drop_after {
+        if n == 0 {
+            f.drop_after = None;
+            return FaultAction::Drop;
+        }
+        f.drop_after = Some(n - 1);
+    }
+    if f.black_hole {
+        return FaultAction::BlackHole;
+    }
+    if let Some((status, reason, count)) = &mut f.storm {
+        let rejection = Rejection {
+            status: *status,
+            reason: reason.clone(),
+            timestamp_ms: None,
+        };
+        *count -= 1;
+        if *count == 0 {
+            f.storm = None;
+        }
+        return FaultAction::Answer(rejection);
+    }
+    if f.expire_all {
+        return FaultAction::Answer(reject(Reason::ExpiredProviderToken));
+    }
+    FaultAction::None
+}
+
 async fn handle_stream(
     request: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
@@ -510,13 +753,17 @@ async fn handle_stream(
     conn: &ConnState,
 ) {
     let active = conn.active.fetch_add(1, Ordering::AcqRel) + 1;
-    let _guard = ActiveGuard(&conn.active);
+    // Released just before the stream's last frame is queued: once the
+    // client can see the stream end, it may open the next one.
+    let guard = ActiveGuard(&conn.active);
     state
         .counters
         .max_concurrent
         .fetch_max(active as u64, Ordering::Relaxed);
-    if active > conn.limit.current() as usize {
+    let stream_id: u32 = respond.stream_id().into();
+    if active > conn.control.limit_at_open(stream_id) as usize {
         state.counters.violations.fetch_add(1, Ordering::Relaxed);
+        drop(guard);
         respond.send_reset(h2::Reason::REFUSED_STREAM);
         return;
     }
@@ -531,27 +778,66 @@ async fn handle_stream(
         }
     }
     let payload = payload.freeze();
+
+    let verdict = match fault_for_request(state, conn, stream_id) {
+        FaultAction::None => None,
+        FaultAction::Refuse => {
+            state.counters.refused.fetch_add(1, Ordering::Relaxed);
+            drop(guard);
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+            return;
+        }
+        FaultAction::BlackHole => {
+            // Read, never answered: wait until the client gives up.
+            state.counters.black_holed.fetch_add(1, Ordering::Relaxed);
+            let _ = futures_util::future::poll_fn(|cx| respond.poll_reset(cx)).await;
+            return;
+        }
+        FaultAction::Drop => {
+            conn.kill.notify_one();
+            return;
+        }
+        FaultAction::Answer(rejection) => Some(Err(rejection)),
+    };
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
-    let verdict = validate(
-        &parts.method,
-        parts.uri.path(),
-        &parts.headers,
-        &payload,
-        state,
-        conn,
-    );
+    let verdict = match verdict {
+        Some(v) => v,
+        None if state.accept_all => Ok(None),
+        None => validate(
+            &parts.method,
+            parts.uri.path(),
+            &parts.headers,
+            &payload,
+            state,
+            conn,
+        )
+        .map(Some),
+    };
     let mut builder = http::Response::builder();
     let (status, body) = match verdict {
         Ok(accepted) => {
-            builder = builder.header("apns-id", accepted.apns_id.as_str());
+            let apns_id = match &accepted {
+                Some(a) => a.apns_id.clone(),
+                None => uuid::Uuid::new_v4().to_string(),
+            };
+            builder = builder.header("apns-id", apns_id);
             if state.environment == Environment::Sandbox {
                 builder = builder.header("apns-unique-id", uuid::Uuid::new_v4().to_string());
             }
-            lock(&state.accepted).push(accepted);
+            if let Some(accepted) = accepted {
+                lock(&state.accepted).push(accepted);
+            }
+            if lock(&state.faults).limit_drop && conn.control.current() == 1 && conn.auth_valid() {
+                conn.control.set(state.max_streams);
+            }
             (StatusCode::OK, Bytes::new())
         }
         Err(rejection) => {
             state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            if lock(&state.faults).limit_drop {
+                // APNs may drop a connection back to one stream after rejections.
+                conn.control.set(1);
+            }
             let apns_id = parts
                 .headers
                 .get("apns-id")
@@ -567,15 +853,47 @@ async fn handle_stream(
             (rejection.status, Bytes::from(body))
         }
     };
+    maybe_go_away(state, conn);
     let response = builder
         .status(status)
         .body(())
         .expect("static response parts are valid");
     let end = body.is_empty();
+    drop(guard);
     if let Ok(mut stream) = respond.send_response(response, end) {
         if !end {
             let _ = stream.send_data(body, true);
         }
+    }
+}
+
+/// Fault: after a connection answered n requests, a GOAWAY naming the
+/// highest stream admitted so far as the last processed one, with APNs'
+/// JSON reason.
+fn maybe_go_away(state: &State, conn: &ConnState) {
+    let answered = conn.answered.fetch_add(1, Ordering::AcqRel) + 1;
+    let mut faults = lock(&state.faults);
+    let Some((after, reason)) = &faults.goaway_after else {
+        return;
+    };
+    if answered < *after {
+        return;
+    }
+    let debug = serde_json::json!({ "reason": reason }).to_string();
+    faults.goaway_after = None;
+    drop(faults);
+    let mut admitted = lock(&conn.admitted);
+    let last = admitted.highest;
+    admitted.goaway_last = Some(last);
+    conn.control.go_away(last, 0, debug.as_bytes());
+    drop(admitted);
+    conn.closing.store(true, Ordering::Release);
+    state.counters.goaways.fetch_add(1, Ordering::Relaxed);
+}
+
+impl ConnState {
+    fn auth_valid(&self) -> bool {
+        lock(&self.auth).token.is_some()
     }
 }
 
@@ -770,7 +1088,7 @@ fn authenticate<'s>(
         });
         if first {
             // APNs raises the stream limit after the first valid token.
-            conn.limit.set(state.max_streams);
+            conn.control.set(state.max_streams);
         }
     }
     Ok(key)

@@ -1,41 +1,71 @@
-//! A byte-level shim between TLS and the `h2` server that lets the mock
-//! change `SETTINGS_MAX_CONCURRENT_STREAMS` during a connection, as APNs does
-//! (one stream until the first valid token, then hundreds).
+//! A byte-level shim between TLS and the `h2` server that lets the mock do
+//! what APNs does and `h2`'s server API cannot:
 //!
-//! `h2`'s server fixes its SETTINGS at the handshake, so the shim:
-//! - rewrites the value of `MAX_CONCURRENT_STREAMS` in the server's first
-//!   SETTINGS frame to the initial limit;
-//! - injects a new SETTINGS frame, between two frames, when asked;
-//! - drops the client's ACKs to the injected frames, which `h2` did not send
-//!   and would treat as a protocol error.
+//! - change `SETTINGS_MAX_CONCURRENT_STREAMS` during a connection (one
+//!   stream until the first valid token, then hundreds; back to one after
+//!   rejections): the shim rewrites the value in the server's first SETTINGS
+//!   frame, injects new SETTINGS frames between two frames, and drops the
+//!   client's ACKs to them, which `h2` did not send and would refuse;
+//! - send a GOAWAY with a chosen last-stream-id and JSON debug data;
+//! - ignore PINGs (a fault): the client's PING frames are dropped before `h2`
+//!   can answer them.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+const FRAME_HEADERS: u8 = 0x1;
 const FRAME_SETTINGS: u8 = 0x4;
+const FRAME_PING: u8 = 0x6;
+const FRAME_GOAWAY: u8 = 0x7;
 const FLAG_ACK: u8 = 0x1;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 const PREFACE_LEN: usize = 24;
 
-/// Shared control of one connection's advertised stream limit.
+/// Shared control of one connection: its advertised stream limit and
+/// frames to inject.
 #[derive(Debug)]
-pub(crate) struct StreamLimit {
+pub(crate) struct ConnControl {
     current: AtomicU32,
-    pending: Mutex<Option<u32>>,
+    // What the client is bound by: a raise counts at once, a drop only once
+    // the client ACKs it (RFC 9113 section 6.5.3).
+    enforced: AtomicU32,
+    unacked: Mutex<std::collections::VecDeque<u32>>,
+    // The enforced limit at the point of each HEADERS frame in the byte
+    // stream: what the client was bound by when it opened the stream.
+    at_open: Mutex<std::collections::HashMap<u32, u32>>,
+    pending: Mutex<Vec<Injected>>,
     acks_to_drop: AtomicUsize,
+    pings: Arc<PingFault>,
 }
 
-impl StreamLimit {
-    pub(crate) fn new(initial: u32) -> Arc<Self> {
-        Arc::new(StreamLimit {
+/// The `IgnorePings` fault, shared by every connection of a mock.
+#[derive(Debug, Default)]
+pub(crate) struct PingFault {
+    pub ignore: AtomicBool,
+    pub dropped: AtomicU64,
+}
+
+#[derive(Debug)]
+enum Injected {
+    Settings(u32),
+    Frame(Vec<u8>),
+}
+
+impl ConnControl {
+    pub(crate) fn new(initial: u32, pings: Arc<PingFault>) -> Arc<Self> {
+        Arc::new(ConnControl {
             current: AtomicU32::new(initial),
-            pending: Mutex::new(None),
+            enforced: AtomicU32::new(initial),
+            unacked: Mutex::new(Default::default()),
+            at_open: Mutex::new(Default::default()),
+            pending: Mutex::new(Vec::new()),
             acks_to_drop: AtomicUsize::new(0),
+            pings,
         })
     }
 
@@ -44,24 +74,59 @@ impl StreamLimit {
         self.current.load(Ordering::Acquire)
     }
 
+    /// The limit the client must respect now.
+    pub(crate) fn enforced(&self) -> u32 {
+        self.enforced.load(Ordering::Acquire)
+    }
+
     /// Advertises `limit` with the next frame the server writes.
     pub(crate) fn set(&self, limit: u32) {
         if self.current.swap(limit, Ordering::AcqRel) != limit {
-            *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
+            self.enforced.fetch_max(limit, Ordering::AcqRel);
+            self.lock().push(Injected::Settings(limit));
         }
     }
 
-    fn take_pending(&self) -> Option<u32> {
-        self.pending
+    /// The limit the client was bound by when it opened `stream_id`.
+    pub(crate) fn limit_at_open(&self, stream_id: u32) -> u32 {
+        self.at_open
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
+            .remove(&stream_id)
+            .unwrap_or_else(|| self.enforced())
+    }
+
+    fn acked(&self) {
+        let value = self
+            .unacked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front();
+        if let Some(v) = value {
+            self.enforced.store(v, Ordering::Release);
+        }
+    }
+
+    /// Sends a GOAWAY frame with the next frame the server writes.
+    pub(crate) fn go_away(&self, last_stream_id: u32, error_code: u32, debug_data: &[u8]) {
+        let len = 8 + debug_data.len();
+        let mut frame = Vec::with_capacity(9 + len);
+        frame.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+        frame.extend_from_slice(&[FRAME_GOAWAY, 0, 0, 0, 0, 0]);
+        frame.extend_from_slice(&(last_stream_id & 0x7fff_ffff).to_be_bytes());
+        frame.extend_from_slice(&error_code.to_be_bytes());
+        frame.extend_from_slice(debug_data);
+        self.lock().push(Injected::Frame(frame));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Injected>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 pub(crate) struct SettingsShim<IO> {
     io: IO,
-    limit: Arc<StreamLimit>,
+    limit: Arc<ConnControl>,
     initial: u32,
     // Server -> client.
     out_buf: Vec<u8>,
@@ -77,11 +142,12 @@ pub(crate) struct SettingsShim<IO> {
     in_left: usize,
     in_ready: Vec<u8>,
     in_pos: usize,
+    in_dropping: bool,
     acks_seen: usize,
 }
 
 impl<IO> SettingsShim<IO> {
-    pub(crate) fn new(io: IO, limit: Arc<StreamLimit>) -> Self {
+    pub(crate) fn new(io: IO, limit: Arc<ConnControl>) -> Self {
         let initial = limit.current();
         SettingsShim {
             io,
@@ -99,6 +165,7 @@ impl<IO> SettingsShim<IO> {
             in_left: 0,
             in_ready: Vec::new(),
             in_pos: 0,
+            in_dropping: false,
             acks_seen: 0,
         }
     }
@@ -141,15 +208,30 @@ impl<IO> SettingsShim<IO> {
         }
     }
 
-    /// Writes a requested SETTINGS frame; only call between frames.
+    /// Writes requested frames; only call between frames, and never before
+    /// the server's first SETTINGS (the HTTP/2 preface).
     fn inject_pending(&mut self) {
-        if let Some(limit) = self.limit.take_pending() {
-            self.limit.acks_to_drop.fetch_add(1, Ordering::AcqRel);
-            self.out_buf
-                .extend_from_slice(&[0, 0, 6, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
-            self.out_buf
-                .extend_from_slice(&SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes());
-            self.out_buf.extend_from_slice(&limit.to_be_bytes());
+        if !self.first_settings_seen {
+            return;
+        }
+        let pending = std::mem::take(&mut *self.limit.lock());
+        for item in pending {
+            match item {
+                Injected::Settings(limit) => {
+                    self.limit.acks_to_drop.fetch_add(1, Ordering::AcqRel);
+                    self.limit
+                        .unacked
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back(limit);
+                    self.out_buf
+                        .extend_from_slice(&[0, 0, 6, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
+                    self.out_buf
+                        .extend_from_slice(&SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes());
+                    self.out_buf.extend_from_slice(&limit.to_be_bytes());
+                }
+                Injected::Frame(frame) => self.out_buf.extend_from_slice(&frame),
+            }
         }
     }
 
@@ -184,7 +266,19 @@ impl<IO> SettingsShim<IO> {
                     let h = self.in_hdr;
                     self.in_left = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
                     let is_ack = h[3] == FRAME_SETTINGS && h[4] & FLAG_ACK != 0;
-                    let mut drop = false;
+                    let is_ping = h[3] == FRAME_PING && h[4] & FLAG_ACK == 0;
+                    if h[3] == FRAME_HEADERS {
+                        let id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+                        self.limit
+                            .at_open
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id, self.limit.enforced());
+                    }
+                    let mut drop = is_ping && self.limit.pings.ignore.load(Ordering::Acquire);
+                    if drop {
+                        self.limit.pings.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                     if is_ack {
                         self.acks_seen += 1;
                         // The first ACK answers h2's own SETTINGS.
@@ -196,11 +290,15 @@ impl<IO> SettingsShim<IO> {
                                     n.checked_sub(1)
                                 })
                                 .is_ok();
+                            if drop {
+                                self.limit.acked();
+                            }
                         }
                     }
                     if !drop {
                         self.in_ready.extend_from_slice(&h);
                     }
+                    self.in_dropping = drop;
                     if self.in_left == 0 {
                         self.in_hdr_len = 0;
                     }
@@ -208,7 +306,9 @@ impl<IO> SettingsShim<IO> {
                 continue;
             }
             let n = self.in_left.min(buf.len());
-            self.in_ready.extend_from_slice(&buf[..n]);
+            if !self.in_dropping {
+                self.in_ready.extend_from_slice(&buf[..n]);
+            }
             self.in_left -= n;
             buf = &buf[n..];
             if self.in_left == 0 {
@@ -312,7 +412,7 @@ mod tests {
 
     #[test]
     fn rewrites_first_settings_and_injects_at_frame_boundary() {
-        let limit = StreamLimit::new(1);
+        let limit = ConnControl::new(1, Arc::new(PingFault::default()));
         let mut shim = SettingsShim::new((), limit.clone());
         let first = settings_frame(&[(0x4, 65535), (0x3, 1000)]);
         // Fed one byte at a time to exercise partial headers.

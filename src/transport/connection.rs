@@ -281,6 +281,9 @@ impl Connection {
             after: request_timeout,
             may_have_been_delivered: delivered,
         };
+        if Instant::now() >= deadline {
+            return Err(timed_out(false));
+        }
         // Waiting for h2: nothing has been sent yet.
         let mut sender = timeout_at(deadline, self.send.clone().ready())
             .await
@@ -336,6 +339,12 @@ impl Connection {
         let above_goaway = e.is_go_away() && e.is_remote();
         let message = describe_h2_error(e);
         if !e.is_reset() {
+            if above_goaway && !self.state.retired.load(Ordering::Acquire) {
+                tracing::warn!(
+                    connection = self.id(),
+                    "APNs is closing the connection: {message}"
+                );
+            }
             self.retire(&message);
         }
         let mut full = message.clone();

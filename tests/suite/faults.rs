@@ -1,0 +1,606 @@
+//! One test per fault the mock can inject, on a multi-threaded runtime.
+//! Each checks that every send resolves before its deadline, that the
+//! counts add up (sent = accepted + rejected + failed), that retries stay
+//! within their bounds, and what the mock saw.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use apns_provider::clock::{Clock, ManualClock};
+use apns_provider::mock::{Fault, MockServer};
+use apns_provider::{
+    ApnsId, Client, ClientBuilder, ClientStats, Error, Notification, Payload, Reason, Response,
+    RetryPolicy,
+};
+use futures_util::StreamExt;
+
+use crate::support::*;
+
+const DEADLINE: Duration = Duration::from_secs(5);
+/// Scheduling slack allowed past a deadline.
+const SLACK: Duration = Duration::from_millis(750);
+
+fn fast(builder: ClientBuilder) -> ClientBuilder {
+    builder
+        .request_timeout(DEADLINE)
+        .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .retry_policy(
+            RetryPolicy::default()
+                .with_backoff(Duration::from_millis(10), Duration::from_millis(100)),
+        )
+}
+
+async fn setup(faults: &[Fault]) -> (MockServer, Client) {
+    setup_with(faults, |b| b).await
+}
+
+async fn setup_with(
+    faults: &[Fault],
+    tweak: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> (MockServer, Client) {
+    let key = new_key();
+    let mut mock = mock_for(&key).unregistered("dead0000", 1_700_000_000_000);
+    for f in faults {
+        mock = mock.fault(f.clone());
+    }
+    let mock = mock.start().await.unwrap();
+    let client = tweak(fast(client_for(&mock, key))).build().unwrap();
+    (mock, client)
+}
+
+/// A notification with a unique apns-id, so the mock's records can be
+/// matched one to one.
+fn note(i: usize) -> Notification {
+    Notification::builder(DEVICE, Payload::alert(format!("n{i}")))
+        .topic(BUNDLE)
+        .apns_id(ApnsId::new_v4())
+        .build()
+        .unwrap()
+}
+
+struct Outcome {
+    id: String,
+    result: Result<Response, Error>,
+    elapsed: Duration,
+}
+
+/// Sends `n` notifications with `concurrency` in flight and checks the
+/// universal invariants.
+async fn batch(client: &Client, n: usize, concurrency: usize) -> Vec<Outcome> {
+    let stream = futures_util::stream::iter(0..n).map(|i| {
+        let client = client.clone();
+        async move {
+            let n = note(i);
+            let start = Instant::now();
+            let result = client.send(&n).await;
+            Outcome {
+                id: n.apns_id().unwrap().to_string(),
+                result,
+                elapsed: start.elapsed(),
+            }
+        }
+    });
+    let outcomes: Vec<Outcome> = stream.buffer_unordered(concurrency).collect().await;
+    assert_eq!(outcomes.len(), n);
+    for o in &outcomes {
+        assert!(
+            o.elapsed <= DEADLINE + SLACK,
+            "a send outlived its deadline: {:?}",
+            o.elapsed
+        );
+    }
+    check_accounts(&client.stats());
+    outcomes
+}
+
+fn check_accounts(s: &ClientStats) {
+    assert_eq!(s.in_flight, 0, "{s:?}");
+    assert_eq!(s.sent, s.accepted + s.rejected + s.failed, "{s:?}");
+}
+
+fn accepted_ids(outcomes: &[Outcome]) -> HashSet<String> {
+    outcomes
+        .iter()
+        .filter(|o| o.result.as_ref().is_ok_and(|r| r.is_accepted()))
+        .map(|o| o.id.clone())
+        .collect()
+}
+
+fn mock_ids(mock: &MockServer) -> Vec<String> {
+    mock.accepted().into_iter().map(|a| a.apns_id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_streams_above_last_are_resent_on_a_new_connection() {
+    let (mock, client) = setup(&[Fault::GoAwayAfter {
+        requests: 20,
+        reason: "Shutdown".into(),
+    }])
+    .await;
+    // Warm up: the stream limit rises after the first valid token.
+    let out = batch(&client, 300, 100).await;
+    assert_eq!(accepted_ids(&out).len(), 300, "every notification accepted");
+    let stats = mock.stats();
+    assert_eq!(stats.goaways_sent, 1);
+    assert!(stats.connections >= 2, "{stats:?}");
+    // Nothing lost, nothing delivered twice.
+    let ids = mock_ids(&mock);
+    assert_eq!(ids.len(), 300);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 300);
+    let c = client.stats();
+    // Streams the mock refused above the GOAWAY, plus any the client failed
+    // itself on reading the GOAWAY, were each resent once.
+    assert!(c.resends >= stats.streams_refused, "{c:?} {stats:?}");
+    assert_eq!(c.retries, 0);
+}
+
+#[test]
+fn goaway_reason_is_logged() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    // A current-thread runtime, so every task logs to this subscriber.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(async {
+            let (mock, client) = setup(&[Fault::GoAwayAfter {
+                requests: 3,
+                reason: "Shutdown".into(),
+            }])
+            .await;
+            let out = batch(&client, 40, 20).await;
+            assert_eq!(accepted_ids(&out).len(), 40);
+            assert_eq!(mock.stats().goaways_sent, 1);
+        })
+    });
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("GOAWAY") && logs.contains("reason Shutdown"),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_streams_are_resent_once() {
+    let (mock, client) = setup(&[]).await;
+    for _ in 0..5 {
+        mock.inject(Fault::RefuseStreams { count: 1 });
+        assert_eq!(accepted_ids(&batch(&client, 1, 1).await).len(), 1);
+    }
+    assert_eq!(mock.stats().streams_refused, 5);
+    assert_eq!(client.stats().resends, 5);
+    assert_eq!(mock_ids(&mock).len(), 5);
+
+    // Refused again on the resend: reported, never a third try.
+    mock.inject(Fault::RefuseStreams { count: 2 });
+    let out = batch(&client, 1, 1).await;
+    let e = out[0].result.as_ref().unwrap_err();
+    assert!(
+        !e.may_have_been_delivered() && e.to_string().contains("REFUSED_STREAM"),
+        "{e}"
+    );
+    assert_eq!(mock.stats().streams_refused, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_fails_in_flight_requests_as_maybe_delivered() {
+    let (mock, client) = setup(&[]).await;
+    batch(&client, 1, 1).await; // raise the stream limit
+    mock.inject(Fault::DropConnectionAfter { requests: 10 });
+    let out = batch(&client, 60, 30).await;
+    let stats = mock.stats();
+    assert_eq!(stats.connections_dropped, 1);
+    let failures: Vec<&Error> = out.iter().filter_map(|o| o.result.as_ref().err()).collect();
+    assert!(
+        !failures.is_empty(),
+        "requests in flight on the dropped connection fail"
+    );
+    let delivered: HashSet<String> = mock_ids(&mock).into_iter().collect();
+    for o in &out {
+        match &o.result {
+            Ok(r) => assert!(r.is_accepted() && delivered.contains(&o.id)),
+            // A failure said "not delivered" only if the mock never accepted it.
+            Err(e) if !e.may_have_been_delivered() => assert!(!delivered.contains(&o.id), "{e}"),
+            Err(e) => assert!(e.is_connection(), "{e}"),
+        }
+    }
+    // The client reconnected and kept going.
+    let after = batch(&client, 10, 5).await;
+    assert_eq!(accepted_ids(&after).len(), 10);
+    assert!(mock.stats().connections >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn black_hole_times_out_at_the_deadline() {
+    let (mock, client) = setup_with(&[Fault::BlackHole], |b| {
+        b.request_timeout(Duration::from_millis(400))
+    })
+    .await;
+    let started = Instant::now();
+    let stream = futures_util::stream::iter(0..5).map(|i| {
+        let client = client.clone();
+        async move { client.send(&note(i)).await }
+    });
+    let results: Vec<_> = stream.buffer_unordered(5).collect().await;
+    assert!(started.elapsed() < Duration::from_millis(400) + SLACK);
+    let mut on_wire = 0;
+    for r in &results {
+        let e = r.as_ref().unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        if e.may_have_been_delivered() {
+            on_wire += 1;
+        }
+    }
+    // One stream until a first valid answer: the first request is on the
+    // wire; the others wait for the stream (not delivered), except any that
+    // got it just as its deadline struck.
+    let swallowed = mock.stats().black_holed;
+    assert!(
+        swallowed >= 1 && swallowed <= on_wire,
+        "{swallowed} {on_wire}"
+    );
+    assert!(on_wire < 5);
+    check_accounts(&client.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_ping_retires_the_connection_before_a_send_lands() {
+    let (mock, client) = setup_with(&[], |b| {
+        b.keepalive(Duration::from_millis(100), Duration::from_millis(200))
+    })
+    .await;
+    assert_eq!(accepted_ids(&batch(&client, 3, 1).await).len(), 3);
+    mock.inject(Fault::IgnorePings);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(mock.stats().pings_ignored >= 1);
+    mock.clear_faults();
+    let out = batch(&client, 3, 1).await;
+    assert_eq!(
+        accepted_ids(&out).len(),
+        3,
+        "the next sends go to a new connection"
+    );
+    assert_eq!(mock.stats().connections, 2);
+    assert_eq!(client.stats().connections_opened, 2);
+    // Answered PINGs keep a connection.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    batch(&client, 1, 1).await;
+    assert_eq!(mock.stats().connections, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_handshake_times_out_then_recovers() {
+    let (mock, client) = setup_with(&[Fault::StallTlsHandshake], |b| {
+        b.tls_timeout(Duration::from_millis(200))
+    })
+    .await;
+    let out = batch(&client, 3, 3).await;
+    for o in &out {
+        let e = o.result.as_ref().unwrap_err();
+        assert!(
+            e.is_timeout() && e.to_string().contains("TLS handshake"),
+            "{e}"
+        );
+        assert!(!e.may_have_been_delivered());
+    }
+    mock.clear_faults();
+    tokio::time::sleep(Duration::from_millis(150)).await; // past the backoff
+    assert_eq!(accepted_ids(&batch(&client, 3, 1).await).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_storms_are_retried_within_bounds() {
+    // 503: retried on a new connection each time.
+    let (mock, client) = setup(&[Fault::ErrorStorm {
+        reason: Reason::ServiceUnavailable,
+        count: 2,
+    }])
+    .await;
+    assert_eq!(accepted_ids(&batch(&client, 1, 1).await).len(), 1);
+    assert_eq!(client.stats().retries, 2);
+    assert_eq!(mock.stats().connections, 3);
+
+    // 500: retried with backoff on the same connection.
+    mock.inject(Fault::ErrorStorm {
+        reason: Reason::InternalServerError,
+        count: 2,
+    });
+    assert_eq!(accepted_ids(&batch(&client, 1, 1).await).len(), 1);
+    assert_eq!(client.stats().retries, 4);
+    assert_eq!(mock.stats().connections, 3);
+
+    // TooManyProviderTokenUpdates: new connection, same token.
+    mock.inject(Fault::ErrorStorm {
+        reason: Reason::TooManyProviderTokenUpdates,
+        count: 1,
+    });
+    assert_eq!(accepted_ids(&batch(&client, 1, 1).await).len(), 1);
+    assert_eq!(mock.stats().connections, 4);
+    assert_eq!(client.stats().tokens_minted, 1);
+
+    // 429 TooManyRequests is about one device: never retried.
+    mock.inject(Fault::ErrorStorm {
+        reason: Reason::TooManyRequests,
+        count: 1,
+    });
+    let out = batch(&client, 1, 1).await;
+    assert_eq!(
+        out[0].result.as_ref().unwrap().reason(),
+        Some(&Reason::TooManyRequests)
+    );
+    assert_eq!(client.stats().retries, 5);
+
+    // Permanent rejections are never retried.
+    let before = mock.stats().requests;
+    let r = client
+        .send(
+            &Notification::builder("dead0000", Payload::alert("x"))
+                .topic(BUNDLE)
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 410);
+    assert_eq!(mock.stats().requests, before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_at_max_retries_and_at_the_budget() {
+    let policy = RetryPolicy::default()
+        .with_backoff(Duration::from_millis(5), Duration::from_millis(20))
+        .with_max_retries(2)
+        .with_budget(0.0, 5.0);
+    let (mock, client) = setup_with(
+        &[Fault::ErrorStorm {
+            reason: Reason::InternalServerError,
+            count: 1000,
+        }],
+        |b| b.retry_policy(policy),
+    )
+    .await;
+    let out = batch(&client, 1, 1).await;
+    assert_eq!(out[0].result.as_ref().unwrap().status(), 500);
+    assert_eq!(mock.stats().requests, 3, "one try and two retries");
+    // Ten more: the budget (5 tokens, none earned) allows 3 more retries.
+    let out = batch(&client, 10, 1).await;
+    assert!(out
+        .iter()
+        .all(|o| o.result.as_ref().unwrap().status() == 500));
+    assert_eq!(client.stats().retries, 5);
+    assert_eq!(mock.stats().requests, 3 + 10 + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_limit_dropping_to_one_is_respected() {
+    let (mock, client) = setup(&[Fault::LimitDropsAfterRejection]).await;
+    let stream = futures_util::stream::iter(0..300).map(|i| {
+        let client = client.clone();
+        async move {
+            let token = if i % 10 == 0 { "dead0000" } else { DEVICE };
+            let n = Notification::builder(token, Payload::alert("x"))
+                .topic(BUNDLE)
+                .build()
+                .unwrap();
+            client.send(&n).await
+        }
+    });
+    let results: Vec<_> = stream.buffer_unordered(50).collect().await;
+    let statuses: Vec<u16> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap().status())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 410).count(), 30);
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 270);
+    let stats = mock.stats();
+    // The mock refuses and counts any stream opened above the limit the
+    // client was bound by at that moment.
+    assert_eq!(stats.stream_limit_violations, 0, "{stats:?}");
+    check_accounts(&client.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_token_expired_mints_once_and_reports_the_clock() {
+    let (mock, client) = setup(&[Fault::ExpireAllTokens]).await;
+    let out = batch(&client, 10, 10).await;
+    for o in &out {
+        let e = o.result.as_ref().unwrap_err();
+        assert!(matches!(e, Error::TokenExpiredAgain(_)), "{e}");
+    }
+    assert_eq!(client.stats().tokens_minted, 2, "exactly one re-mint");
+    let requests = mock.stats().requests;
+    assert!(
+        (11..=20).contains(&requests),
+        "at most one retry each, no loop: {requests}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_requests_seeing_one_expiry_cause_one_new_token() {
+    let client_clock = ManualClock::new();
+    let mock_clock =
+        ManualClock::starting_at(client_clock.system_time() + Duration::from_secs(1800));
+    let key = new_key();
+    let mock = mock_for(&key)
+        .clock(shared(&mock_clock))
+        .start()
+        .await
+        .unwrap();
+    let client = fast(client_for(&mock, key))
+        .clock(shared(&client_clock))
+        .build()
+        .unwrap();
+    assert_eq!(accepted_ids(&batch(&client, 5, 1).await).len(), 5);
+    client_clock.advance(Duration::from_secs(35 * 60));
+    mock_clock.advance(Duration::from_secs(35 * 60));
+    let out = batch(&client, 100, 100).await;
+    assert_eq!(accepted_ids(&out).len(), 100);
+    assert_eq!(client.stats().tokens_minted, 2);
+    assert_eq!(
+        mock.stats().tokens_verified,
+        2,
+        "the mock saw exactly one new token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_queue_reports_full() {
+    let (_mock, client) = setup_with(&[Fault::BlackHole], |b| {
+        b.max_pending(2).request_timeout(Duration::from_millis(500))
+    })
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move { c.send(&note(i)).await }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One on the wire, two waiting: the fourth is refused at once.
+    let e = client.send(&note(9)).await.unwrap_err();
+    assert!(matches!(e, Error::QueueFull { limit: 2 }), "{e}");
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap_err().is_timeout());
+    }
+    check_accounts(&client.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_then_abandons_and_accounts_for_everything() {
+    let (mock, client) = setup(&[]).await;
+    batch(&client, 20, 10).await;
+    mock.inject(Fault::BlackHole);
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move { c.send(&note(i)).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = client.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(report.in_flight_at_start, 5);
+    assert_eq!(report.abandoned, 5);
+    assert_eq!(report.completed, 0);
+    for t in tasks {
+        let e = t.await.unwrap().unwrap_err();
+        assert!(matches!(e, Error::Shutdown { .. }), "{e}");
+    }
+    let s = report.stats;
+    assert_eq!((s.sent, s.accepted, s.failed, s.in_flight), (25, 20, 5, 0));
+    // Later sends fail at once; a second shutdown is harmless.
+    let e = client.send(&note(99)).await.unwrap_err();
+    assert!(matches!(
+        e,
+        Error::Shutdown {
+            may_have_been_delivered: false
+        }
+    ));
+    assert_eq!(client.shutdown(Duration::ZERO).await, report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let (_mock, client) = setup(&[]).await;
+    let c = client.clone();
+    let running = tokio::spawn(async move { batch(&c, 200, 50).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = client.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.abandoned, 0);
+    let out = running.await.unwrap();
+    // Sends that started before shutdown were answered; later ones refused.
+    for o in &out {
+        match &o.result {
+            Ok(r) => assert!(r.is_accepted()),
+            Err(e) => assert!(
+                matches!(
+                    e,
+                    Error::Shutdown {
+                        may_have_been_delivered: false
+                    }
+                ),
+                "{e}"
+            ),
+        }
+    }
+    check_accounts(&report.stats);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_many_streams_every_result() {
+    let (mock, client) = setup(&[]).await;
+    let input = futures_util::stream::iter((0..5000).map(note));
+    let results: Vec<_> = client.send_many(input, 200).collect().await;
+    assert_eq!(results.len(), 5000);
+    assert!(results
+        .iter()
+        .all(|o| o.result.as_ref().unwrap().is_accepted()));
+    let ids: HashSet<_> = results
+        .iter()
+        .map(|o| o.notification.apns_id().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 5000);
+    assert_eq!(mock.accepted().len(), 5000);
+    check_accounts(&client.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_spreads_load_and_two_teams_never_share_a_connection() {
+    let key_a = new_key();
+    let key_b = new_key();
+    let mock = MockServer::builder()
+        .max_streams(10)
+        .trust_key(
+            apns_provider::mock::TrustedKey::new(KEY_ID, TEAM_ID, key_a.public_key()).unwrap(),
+        )
+        .trust_key(
+            apns_provider::mock::TrustedKey::new("KEYB000001", "TEAMB00001", key_b.public_key())
+                .unwrap(),
+        )
+        .start()
+        .await
+        .unwrap();
+    let a = fast(client_for(&mock, key_a)).pool_size(3).build().unwrap();
+    let b = fast(
+        Client::builder()
+            .endpoint(mock.endpoint())
+            .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
+            .token_auth(key_b, "KEYB000001", "TEAMB00001"),
+    )
+    .build()
+    .unwrap();
+    let (ra, rb) = tokio::join!(batch(&a, 300, 60), batch(&b, 50, 10));
+    assert_eq!(accepted_ids(&ra).len(), 300);
+    assert_eq!(accepted_ids(&rb).len(), 50);
+    assert_eq!(
+        a.stats().connections_opened,
+        3,
+        "load beyond one connection's limit opens the pool"
+    );
+    assert_eq!(b.stats().connections_opened, 1);
+    let per_conn_team: std::collections::HashMap<u64, HashSet<String>> = mock
+        .accepted()
+        .into_iter()
+        .fold(Default::default(), |mut m, a| {
+            m.entry(a.connection).or_default().insert(a.team_id);
+            m
+        });
+    assert_eq!(per_conn_team.len(), 4);
+    assert!(per_conn_team.values().all(|teams| teams.len() == 1));
+    assert_eq!(mock.stats().stream_limit_violations, 0);
+}
