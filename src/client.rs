@@ -161,6 +161,8 @@ pub struct SendOutcome {
     pub notification: Notification,
     /// Its answer or error.
     pub result: Result<Response>,
+    /// How long `send` took, waits and retries included.
+    pub elapsed: Duration,
 }
 
 /// Sends notifications to APNs over a pool of long-lived HTTP/2
@@ -466,10 +468,12 @@ impl Client {
             .map(move |notification| {
                 let client = client.clone();
                 async move {
+                    let started = std::time::Instant::now();
                     let result = client.send(&notification).await;
                     SendOutcome {
                         notification,
                         result,
+                        elapsed: started.elapsed(),
                     }
                 }
             })

@@ -42,6 +42,39 @@ pub enum Command {
     Mock(MockArgs),
     /// Show a real send end to end: throwaway key, built-in mock, several pushes.
     Demo,
+    /// Measure throughput, client CPU, latency and memory against a mock in its own process.
+    #[command(
+        after_help = "EXAMPLES:\n  apns bench                                  # 100,000 notifications, one connection\n  apns bench --count 1000000 --connections 2  # soak: memory must not grow with the count\n  apns bench --output json"
+    )]
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Notifications to send (after a warm-up of a tenth, at most 10,000).
+    #[arg(long, default_value = "100000", value_name = "N")]
+    pub count: u64,
+    /// Connections in the client's pool.
+    #[arg(long, default_value = "1", value_name = "C")]
+    pub connections: usize,
+    /// Notifications in flight at once (send_many's bound).
+    #[arg(long, default_value = "1000", value_name = "K")]
+    pub concurrency: usize,
+    /// Stream limit the spawned mock advertises per connection.
+    #[arg(long, default_value = "1000", value_name = "N")]
+    pub max_streams: u32,
+    /// Payload size in bytes (default: a small alert).
+    #[arg(long, default_value = "0", value_name = "BYTES")]
+    pub payload_bytes: usize,
+    /// Benchmark an already running server (e.g. `apns mock --accept-all`) instead of spawning one.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// The CA of --endpoint.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: Output,
 }
 
 /// Token credentials shared by `send` and `token`.
@@ -203,4 +236,43 @@ pub struct MockArgs {
     /// Add a DNS name to the mock's server certificate; repeatable.
     #[arg(long, value_name = "NAME")]
     pub server_name: Vec<String>,
+    /// Benchmark mode: answer every request 200 at once, without validation or recording.
+    #[arg(long)]
+    pub accept_all: bool,
+
+    /// Fault: after a connection answers N requests, send GOAWAY (once).
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    pub goaway_after: Option<u64>,
+    /// The reason in the GOAWAY's JSON debug data.
+    #[arg(
+        long,
+        value_name = "REASON",
+        default_value = "Shutdown",
+        help_heading = "Fault injection"
+    )]
+    pub goaway_reason: String,
+    /// Fault: reset the next K streams with REFUSED_STREAM.
+    #[arg(long, value_name = "K", help_heading = "Fault injection")]
+    pub refuse_streams: Option<u64>,
+    /// Fault: after N requests, close the TCP connection of the next one mid-flight (once).
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    pub drop_after: Option<u64>,
+    /// Fault: read requests and never answer them.
+    #[arg(long, help_heading = "Fault injection")]
+    pub black_hole: bool,
+    /// Fault: never answer PINGs.
+    #[arg(long, help_heading = "Fault injection")]
+    pub ignore_pings: bool,
+    /// Fault: accept TCP connections and never finish the TLS handshake.
+    #[arg(long, help_heading = "Fault injection")]
+    pub stall_tls: bool,
+    /// Fault: answer the next K requests with an error: STATUS:K (500, 503, 429) or REASON:K (e.g. Shutdown:10).
+    #[arg(long, value_name = "STATUS:K", help_heading = "Fault injection")]
+    pub storm: Vec<String>,
+    /// Fault: drop a connection's stream limit to 1 after any rejection.
+    #[arg(long, help_heading = "Fault injection")]
+    pub limit_drop_on_reject: bool,
+    /// Fault: answer every request 403 ExpiredProviderToken.
+    #[arg(long, help_heading = "Fault injection")]
+    pub expire_tokens: bool,
 }

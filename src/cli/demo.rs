@@ -160,10 +160,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 }
 
 /// A private directory removed on drop.
-struct TempDir(PathBuf);
+pub struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Result<Self, Failure> {
+    pub fn new() -> Result<Self, Failure> {
         let path = std::env::temp_dir().join(format!(
             "apns-demo-{}-{}",
             std::process::id(),
@@ -180,7 +180,7 @@ impl TempDir {
             .map_err(|e| Failure::usage(format!("cannot create {}: {e}", path.display())))?;
         Ok(TempDir(path))
     }
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.0
     }
 }

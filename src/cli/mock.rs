@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use apns_provider::mock::{MockServer, TrustedKey};
-use apns_provider::{Environment, PublicKey};
+use apns_provider::mock::{Fault, MockServer, TrustedKey};
+use apns_provider::{Environment, PublicKey, Reason};
 
 use super::args::MockArgs;
 use super::{exit, Failure};
@@ -18,7 +18,7 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
     for spec in &args.trust_key {
         builder = builder.trust_key(parse_trust_key(spec)?);
     }
-    if args.trust_key.is_empty() {
+    if args.trust_key.is_empty() && !args.accept_all {
         eprintln!("apns mock: warning: no --trust-key given; every provider token will be rejected with InvalidProviderToken");
     }
     let now_ms = std::time::SystemTime::now()
@@ -32,6 +32,10 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
     for name in &args.server_name {
         builder = builder.server_name(name);
     }
+    for fault in faults(&args)? {
+        builder = builder.fault(fault);
+    }
+    builder = builder.accept_all(args.accept_all);
     let mock = builder.start().await?;
     let ca_file = args.ca_out.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("apns-mock-{}-ca.pem", std::process::id()))
@@ -58,6 +62,58 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
         let _ = std::fs::remove_file(&ca_file);
     }
     Ok(exit::OK)
+}
+
+fn faults(args: &MockArgs) -> Result<Vec<Fault>, Failure> {
+    let mut faults = Vec::new();
+    if let Some(requests) = args.goaway_after {
+        faults.push(Fault::GoAwayAfter {
+            requests,
+            reason: args.goaway_reason.clone(),
+        });
+    }
+    if let Some(count) = args.refuse_streams {
+        faults.push(Fault::RefuseStreams { count });
+    }
+    if let Some(requests) = args.drop_after {
+        faults.push(Fault::DropConnectionAfter { requests });
+    }
+    for (on, fault) in [
+        (args.black_hole, Fault::BlackHole),
+        (args.ignore_pings, Fault::IgnorePings),
+        (args.stall_tls, Fault::StallTlsHandshake),
+        (args.limit_drop_on_reject, Fault::LimitDropsAfterRejection),
+        (args.expire_tokens, Fault::ExpireAllTokens),
+    ] {
+        if on {
+            faults.push(fault);
+        }
+    }
+    for spec in &args.storm {
+        faults.push(parse_storm(spec)?);
+    }
+    Ok(faults)
+}
+
+/// Parses `STATUS:K` or `REASON:K`.
+fn parse_storm(spec: &str) -> Result<Fault, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "--storm {spec:?}: expected STATUS:K (500, 503 or 429) or REASON:K such as ServiceUnavailable:100"
+        ))
+    };
+    let (what, count) = spec.rsplit_once(':').ok_or_else(bad)?;
+    let count: u64 = count.parse().map_err(|_| bad())?;
+    let reason = match what {
+        "500" => Reason::InternalServerError,
+        "503" => Reason::ServiceUnavailable,
+        "429" => Reason::TooManyRequests,
+        name => match name.parse::<Reason>() {
+            Ok(Reason::Other(_)) | Err(_) => return Err(bad()),
+            Ok(r) => r,
+        },
+    };
+    Ok(Fault::ErrorStorm { reason, count })
 }
 
 /// Parses `KID=TEAM:PATH`.

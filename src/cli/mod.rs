@@ -1,6 +1,7 @@
 //! The `apns` command line: a thin layer over the library.
 
 mod args;
+mod bench;
 mod demo;
 mod mock;
 mod send;
@@ -75,6 +76,7 @@ pub fn main() -> ExitCode {
             Command::Token(args) => token(args),
             Command::Mock(args) => mock::run(args).await,
             Command::Demo => demo::run().await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

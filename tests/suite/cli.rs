@@ -362,3 +362,106 @@ async fn demo_runs_end_to_end() {
     assert!(text.contains("410 Unregistered"), "{text}");
     assert!(text.contains("curl --http2"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_fault_flags_and_send_recovers() {
+    let dir = temp_dir();
+    let key_path = write_file(
+        dir.path(),
+        &format!("AuthKey_{KEY_ID}.p8"),
+        new_key_pem().as_bytes(),
+    );
+    let ca_out = dir.path().join("ca.pem");
+    let mut mock = apns()
+        .arg("mock")
+        .arg("--ca-out")
+        .arg(&ca_out)
+        .arg("--trust-key")
+        .arg(format!("{KEY_ID}={TEAM_ID}:{}", key_path.display()))
+        .args(["--refuse-streams", "1", "--storm", "500:1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    BufReader::new(mock.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&first_line).unwrap();
+    let endpoint = ready["endpoint"].as_str().unwrap().to_string();
+
+    // A refused stream is resent, a 500 retried: the send still succeeds.
+    let mut cmd = apns();
+    cmd.arg("send")
+        .arg("--key-file")
+        .arg(&key_path)
+        .args([
+            "--team-id",
+            TEAM_ID,
+            "--topic",
+            BUNDLE,
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+        ])
+        .arg(&ca_out)
+        .args(["--alert", "hi", DEVICE]);
+    let out = run(cmd).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &mock.id().to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || mock.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 request(s)") && err.contains("1 accepted, 1 rejected"),
+        "{err}"
+    );
+
+    let mut bad = apns();
+    bad.args(["mock", "--storm", "418:3"]);
+    let out = run(bad).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--storm"), "{}", stderr(&out));
+}
+
+/// The benchmark runs end to end and accounts for every notification (its
+/// figures are measured, never asserted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_accounts_for_every_notification() {
+    let mut cmd = apns();
+    cmd.args([
+        "bench",
+        "--count",
+        "3000",
+        "--concurrency",
+        "200",
+        "--connections",
+        "2",
+        "--output",
+        "json",
+    ]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["accepted"], 3000);
+    assert_eq!(v["failed"], 0);
+    assert_eq!(v["connections_opened"], 2);
+    for key in [
+        "notifications_per_second",
+        "client_cpu_us_per_notification",
+        "peak_rss_kib",
+    ] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
+    }
+}
