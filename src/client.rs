@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use http::header::AUTHORIZATION;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -546,60 +546,29 @@ impl Client {
     }
 
     fn build_request(&self, n: &Notification, token: &ProviderToken) -> Result<http::Request<()>> {
-        let uri = http::Uri::builder()
-            .scheme("https")
-            .authority(self.inner.authority.clone())
-            .path_and_query(format!("/3/device/{}", n.device_token.as_str()))
-            .build()
-            .map_err(|e| Error::invalid("device_token", e.to_string()))?;
-        let mut request = http::Request::builder()
-            .method(http::Method::POST)
-            .uri(uri)
-            .body(())
-            .map_err(|e| Error::Protocol(e.to_string()))?;
-        let headers = request.headers_mut();
-        // `authorization` is marked sensitive: HPACK sends it never-indexed.
-        headers.insert(AUTHORIZATION, token.header_value().clone());
-        headers.insert(
-            HeaderName::from_static("apns-push-type"),
-            HeaderValue::from_static(n.push_type.as_str()),
-        );
-        let topic = n.topic.as_ref().ok_or_else(|| {
-            Error::invalid(
+        if n.topic.is_none() {
+            return Err(Error::invalid(
                 "topic",
                 "required with token authentication; set it to the app's bundle id (plus the push type's suffix)",
-            )
-        })?;
-        headers.insert(
-            HeaderName::from_static("apns-topic"),
-            HeaderValue::from_str(topic.as_str())
-                .map_err(|e| Error::invalid("topic", e.to_string()))?,
-        );
-        if let Some(id) = n.apns_id {
-            headers.insert(
-                HeaderName::from_static("apns-id"),
-                HeaderValue::from_str(&id.to_string())
-                    .map_err(|e| Error::invalid("apns_id", e.to_string()))?,
-            );
+            ));
         }
-        if let Some(exp) = n.expiration {
-            headers.insert(
-                HeaderName::from_static("apns-expiration"),
-                HeaderValue::from(exp.as_unix_seconds()),
-            );
-        }
-        if let Some(p) = n.priority {
-            headers.insert(
-                HeaderName::from_static("apns-priority"),
-                HeaderValue::from_static(p.as_header()),
-            );
-        }
-        if let Some(c) = &n.collapse_id {
-            headers.insert(
-                HeaderName::from_static("apns-collapse-id"),
-                HeaderValue::from_str(c.as_str())
-                    .map_err(|e| Error::invalid("collapse_id", e.to_string()))?,
-            );
+        let uri = http::Uri::from_parts({
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(http::uri::Scheme::HTTPS);
+            parts.authority = Some(self.inner.authority.clone());
+            parts.path_and_query = Some(n.path.clone());
+            parts
+        })
+        .map_err(|e| Error::Protocol(e.to_string()))?;
+        let mut request = http::Request::new(());
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.reserve(n.headers.len() + 1);
+        // `authorization` is marked sensitive: HPACK sends it never-indexed.
+        headers.insert(AUTHORIZATION, token.header_value().clone());
+        for (name, value) in n.headers.iter() {
+            headers.insert(name.clone(), value.clone());
         }
         Ok(request)
     }

@@ -7,7 +7,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
 
 use crate::error::{Error, Result};
 use crate::payload::Payload;
@@ -475,6 +478,10 @@ pub struct Notification {
     pub(crate) apns_id: Option<ApnsId>,
     pub(crate) payload: Bytes,
     pub(crate) payload_has: PayloadSummary,
+    // Built once here, so sending costs no header encoding (clones of these
+    // share their bytes).
+    pub(crate) path: http::uri::PathAndQuery,
+    pub(crate) headers: Arc<[(HeaderName, HeaderValue)]>,
 }
 
 /// What the lints need to know about a payload.
@@ -539,6 +546,7 @@ impl Notification {
     /// shared).
     pub fn with_device_token(&self, token: DeviceToken) -> Notification {
         Notification {
+            path: device_path(&token),
             device_token: token,
             ..self.clone()
         }
@@ -697,7 +705,17 @@ impl NotificationBuilder {
                 push_type: push_type.as_str(),
             });
         }
+        let headers = request_headers(
+            push_type,
+            topic.as_ref(),
+            self.apns_id,
+            self.expiration,
+            self.priority,
+            collapse_id.as_ref(),
+        )?;
         Ok(Notification {
+            path: device_path(&device_token),
+            headers,
             device_token,
             topic,
             push_type,
@@ -709,4 +727,62 @@ impl NotificationBuilder {
             payload_has: summary,
         })
     }
+}
+
+fn device_path(token: &DeviceToken) -> http::uri::PathAndQuery {
+    http::uri::PathAndQuery::try_from(format!("/3/device/{}", token.as_str()))
+        .expect("a hex device token makes a valid path")
+}
+
+/// The `apns-*` request headers, encoded once per notification.
+fn request_headers(
+    push_type: PushType,
+    topic: Option<&Topic>,
+    apns_id: Option<ApnsId>,
+    expiration: Option<Expiration>,
+    priority: Option<Priority>,
+    collapse_id: Option<&CollapseId>,
+) -> Result<Arc<[(HeaderName, HeaderValue)]>> {
+    let mut headers = vec![(
+        HeaderName::from_static("apns-push-type"),
+        HeaderValue::from_static(push_type.as_str()),
+    )];
+    if let Some(topic) = topic {
+        headers.push((
+            HeaderName::from_static("apns-topic"),
+            HeaderValue::from_str(topic.as_str())
+                .map_err(|_| Error::invalid("topic", "not a valid header value"))?,
+        ));
+    }
+    if let Some(id) = apns_id {
+        headers.push((
+            HeaderName::from_static("apns-id"),
+            HeaderValue::from_str(&id.to_string())
+                .map_err(|_| Error::invalid("apns_id", "not a valid header value"))?,
+        ));
+    }
+    if let Some(exp) = expiration {
+        headers.push((
+            HeaderName::from_static("apns-expiration"),
+            HeaderValue::from(exp.as_unix_seconds()),
+        ));
+    }
+    if let Some(p) = priority {
+        headers.push((
+            HeaderName::from_static("apns-priority"),
+            HeaderValue::from_static(p.as_header()),
+        ));
+    }
+    if let Some(c) = collapse_id {
+        headers.push((
+            HeaderName::from_static("apns-collapse-id"),
+            HeaderValue::from_str(c.as_str()).map_err(|_| {
+                Error::invalid(
+                    "collapse_id",
+                    "must be printable ASCII to travel in an HTTP header",
+                )
+            })?,
+        ));
+    }
+    Ok(headers.into())
 }
