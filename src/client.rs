@@ -463,18 +463,34 @@ impl Client {
     where
         S: Stream<Item = Notification> + Send + 'static,
     {
+        self.send_many_tagged(notifications.map(|n| ((), n)), concurrency)
+            .map(|((), outcome)| outcome)
+    }
+
+    /// Like [`send_many`](Client::send_many), carrying a tag of yours (a line
+    /// number, a database id) with each notification to its outcome.
+    pub fn send_many_tagged<T, S>(
+        &self,
+        notifications: S,
+        concurrency: usize,
+    ) -> impl Stream<Item = (T, SendOutcome)> + Send + 'static
+    where
+        T: Send + 'static,
+        S: Stream<Item = (T, Notification)> + Send + 'static,
+    {
         let client = self.clone();
         notifications
-            .map(move |notification| {
+            .map(move |(tag, notification)| {
                 let client = client.clone();
                 async move {
                     let started = std::time::Instant::now();
                     let result = client.send(&notification).await;
-                    SendOutcome {
+                    let outcome = SendOutcome {
                         notification,
                         result,
                         elapsed: started.elapsed(),
-                    }
+                    };
+                    (tag, outcome)
                 }
             })
             .buffer_unordered(concurrency.max(1))

@@ -32,6 +32,7 @@
 //! | [`transport`] | endpoints, TLS (rustls + ring + webpki-roots), HTTP/2 connections |
 //! | [`client`] | [`Client`] and its builder |
 //! | [`mock`] | a validating mock APNs server over real TLS and HTTP/2 |
+//! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, TLS, ALPN, chain) |
 //! | [`clock`] | injectable time for tests |
 //!
 //! Dependencies point one way: `client` uses `auth`, `transport`, `payload`
@@ -47,6 +48,7 @@
 pub mod auth;
 pub mod client;
 pub mod clock;
+pub mod doctor;
 pub mod error;
 #[cfg(feature = "mock")]
 pub mod mock;

@@ -4,6 +4,7 @@
 mod support;
 
 mod suite {
+    mod bulk;
     mod cache;
     mod cli;
     mod e2e;

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Send Apple push notifications over HTTP/2 with .p8 token authentication",
     long_about = "Send Apple push notifications over HTTP/2 with .p8 token authentication.\n\nStart with `apns demo` (no Apple account needed: it runs a local mock APNs server).",
-    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload)\n  3  APNs could not be reached or the connection failed\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  RUST_LOG sets log filters (logs go to stderr and never contain keys or tokens)."
+    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  RUST_LOG sets log filters (logs go to stderr and never contain keys or tokens)."
 )]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
@@ -47,6 +47,56 @@ pub enum Command {
         after_help = "EXAMPLES:\n  apns bench                                  # 100,000 notifications, one connection\n  apns bench --count 1000000 --connections 2  # soak: memory must not grow with the count\n  apns bench --output json"
     )]
     Bench(BenchArgs),
+    /// Check a setup step by step: clock, key, DNS, TCP, TLS, HTTP/2, certificate chain, a real send.
+    #[command(
+        after_help = "Each check prints PASS, WARN or FAIL with what it found, and a fix when it fails.\n\nEXAMPLES:\n  apns doctor --env sandbox --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456\n  apns doctor --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --key-file K.p8 --team-id T \\\n       --topic com.example.app --device-token 00fc13ad...\n\nExit code: 0 when every check passes; 2 for clock or key problems, 3 for network or TLS problems,\n1 when the test notification is rejected."
+    )]
+    Doctor(DoctorArgs),
+    /// Print a shell completion script: apns completions bash > /etc/bash_completion.d/apns
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The .p8 key to check (optional: without it, credentials are not checked).
+    #[arg(long, env = "APNS_KEY_FILE", value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+    /// The key id; inferred from an AuthKey_<KEYID>.p8 file name when omitted.
+    #[arg(long, env = "APNS_KEY_ID", value_name = "KID")]
+    pub key_id: Option<String>,
+    /// The team id.
+    #[arg(long, env = "APNS_TEAM_ID", value_name = "TEAM")]
+    pub team_id: Option<String>,
+    /// Apple environment to check.
+    #[arg(
+        long = "env",
+        env = "APNS_ENV",
+        default_value = "production",
+        value_name = "sandbox|production"
+    )]
+    pub environment: String,
+    /// Check this server instead of Apple's (a mock or proxy).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Also trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Finish with one real send to this device token (needs the key and --topic).
+    #[arg(long, value_name = "TOKEN")]
+    pub device_token: Option<String>,
+    /// Topic for the test send.
+    #[arg(long, env = "APNS_TOPIC")]
+    pub topic: Option<String>,
+    /// Limit for each network step, in seconds.
+    #[arg(long, default_value = "10", value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +156,7 @@ pub struct SendArgs {
 
     /// The app's bundle id, plus the push type's suffix (e.g. com.example.app.voip).
     #[arg(long, env = "APNS_TOPIC")]
-    pub topic: String,
+    pub topic: Option<String>,
     /// Apple environment the device tokens belong to.
     #[arg(
         long = "env",
@@ -141,15 +191,57 @@ pub struct SendArgs {
     #[command(flatten)]
     pub payload: PayloadArgs,
 
-    /// Output format.
+    /// Output format for results on stdout (result files are always JSON lines).
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,
-    /// Limit for one notification, in seconds.
+    /// Limit for one notification, in seconds, retries included.
     #[arg(long, default_value = "30", value_name = "SECONDS")]
     pub timeout: f64,
 
+    /// Read device tokens from a file (or stdin with "-"): one hex token per line, or JSON lines
+    /// {"device_token":"..","payload":{..},"push_type":..,"priority":..,"expiration":..,"collapse_id":..,"apns_id":..,"topic":..}.
+    /// Blank lines and lines starting with # are skipped. Streamed: any size.
+    #[arg(long, value_name = "PATH|-", help_heading = "Bulk sending")]
+    pub tokens_file: Option<PathBuf>,
+    /// Write one JSON result line per notification to PATH, as they complete.
+    #[arg(long, value_name = "PATH", help_heading = "Bulk sending")]
+    pub results: Option<PathBuf>,
+    /// Write the tokens APNs reports unregistered (410), one per line: the ones to prune.
+    #[arg(long, value_name = "PATH", help_heading = "Bulk sending")]
+    pub unregistered_out: Option<PathBuf>,
+    /// Notifications in flight at once.
+    #[arg(
+        long,
+        default_value = "500",
+        value_name = "N",
+        help_heading = "Bulk sending"
+    )]
+    pub concurrency: usize,
+    /// HTTP/2 connections to open (each carries up to the server's stream limit).
+    #[arg(
+        long,
+        default_value = "1",
+        value_name = "N",
+        help_heading = "Bulk sending"
+    )]
+    pub connections: usize,
+    /// Never draw the progress bar (it is drawn only when stderr is a terminal).
+    #[arg(long, help_heading = "Bulk sending")]
+    pub no_progress: bool,
+
+    /// Build and validate every notification (payload size, lints, fields) without connecting;
+    /// print what would be sent.
+    #[arg(long, conflicts_with = "curl", help_heading = "Checking")]
+    pub dry_run: bool,
+    /// Print the equivalent curl command for each notification instead of sending.
+    #[arg(long, help_heading = "Checking")]
+    pub curl: bool,
+    /// With --curl: put the real provider token in the command instead of $(apns token ...).
+    #[arg(long, requires = "curl", help_heading = "Checking")]
+    pub reveal: bool,
+
     /// Hex device tokens (64 hex digits on devices; longer on simulators).
-    #[arg(required = true, value_name = "DEVICE_TOKEN")]
+    #[arg(value_name = "DEVICE_TOKEN", required_unless_present = "tokens_file")]
     pub device_tokens: Vec<String>,
 }
 
@@ -204,6 +296,16 @@ pub struct PayloadArgs {
 pub struct TokenArgs {
     #[command(flatten)]
     pub key: KeyArgs,
+    /// Show the token's header, claims and age instead of the bare token. With JWT (or "-" for
+    /// stdin), decode that token and check its signature against the key.
+    #[arg(long)]
+    pub decode: bool,
+    /// A token to decode (with --decode).
+    #[arg(value_name = "JWT", requires = "decode")]
+    pub jwt: Option<String>,
+    /// Output format (with --decode).
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,10 @@
 mod args;
 mod bench;
 mod demo;
+mod doctor;
+mod input;
 mod mock;
+mod report;
 mod send;
 
 use std::process::ExitCode;
@@ -25,6 +28,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// APNs could not be reached, or the connection failed.
     pub const CONNECTION: u8 = 3;
+    /// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// A failure that ends the command: a message for stderr and an exit code.
@@ -77,6 +82,12 @@ pub fn main() -> ExitCode {
             Command::Mock(args) => mock::run(args).await,
             Command::Demo => demo::run().await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(shell, &mut Cli::command(), "apns", &mut std::io::stdout());
+                Ok(exit::OK)
+            }
         }
     });
     match result {
@@ -124,10 +135,103 @@ fn load_signer(args: &KeyArgs) -> Result<TokenSigner, Failure> {
 
 fn token(args: args::TokenArgs) -> Result<u8, Failure> {
     let signer = load_signer(&args.key)?;
-    let now = std::time::SystemTime::now()
+    let now = unix_now();
+    if !args.decode {
+        println!("{}", signer.sign_jwt(now));
+        return Ok(exit::OK);
+    }
+    let jwt = match args.jwt.as_deref() {
+        Some("-") => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| Failure::usage(format!("cannot read the token from stdin: {e}")))?;
+            text.trim().to_string()
+        }
+        Some(t) => t.trim().to_string(),
+        None => signer.sign_jwt(now),
+    };
+    let claims = apns_provider::auth::decode_unverified(&jwt)?;
+    let age = now as i64 - claims.iat as i64;
+    let signature = apns_provider::auth::verify_token(&jwt, &signer.key().public_key());
+    let mut problems = Vec::new();
+    if claims.alg != "ES256" {
+        problems.push(format!("alg is {:?}; APNs needs ES256", claims.alg));
+    }
+    if claims.kid != signer.key_id().as_str() {
+        problems.push(format!(
+            "kid {} is not this key's id {}",
+            claims.kid,
+            signer.key_id()
+        ));
+    }
+    if claims.iss != signer.team_id().as_str() {
+        problems.push(format!(
+            "iss {} is not the team id {}",
+            claims.iss,
+            signer.team_id()
+        ));
+    }
+    if signature.is_err() {
+        problems.push("the signature does not verify with this key (wrong .p8, or a tampered token): APNs answers InvalidProviderToken".into());
+    }
+    if age >= 3600 {
+        problems.push(format!(
+            "issued {age} s ago: older than an hour, APNs answers ExpiredProviderToken"
+        ));
+    } else if age < -60 {
+        problems.push(format!(
+            "issued {} s in the future: this machine's clock (or the signer's) is wrong",
+            -age
+        ));
+    }
+    match args.output {
+        args::Output::Json => println!(
+            "{}",
+            serde_json::json!({
+                "header": {"alg": claims.alg, "kid": claims.kid},
+                "claims": {"iss": claims.iss, "iat": claims.iat},
+                "age_seconds": age,
+                "signature_valid": signature.is_ok(),
+                "problems": problems,
+            })
+        ),
+        args::Output::Human => {
+            println!(
+                "header     {{\"alg\":\"{}\",\"kid\":\"{}\"}}",
+                claims.alg, claims.kid
+            );
+            println!(
+                "claims     {{\"iss\":\"{}\",\"iat\":{}}}",
+                claims.iss, claims.iat
+            );
+            println!(
+                "issued     {} ({age} s ago; APNs accepts it for {} s more)",
+                apns_provider::response::format_utc_millis(claims.iat * 1000),
+                (3600 - age).max(0)
+            );
+            println!(
+                "signature  {}",
+                if signature.is_ok() {
+                    "valid for this key"
+                } else {
+                    "INVALID for this key"
+                }
+            );
+            for p in &problems {
+                println!("problem    {p}");
+            }
+        }
+    }
+    Ok(if problems.is_empty() {
+        exit::OK
+    } else {
+        exit::USAGE
+    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
-    println!("{}", signer.sign_jwt(now));
-    Ok(exit::OK)
+        .unwrap_or(0)
 }

@@ -1,4 +1,4 @@
-//! `apns send`.
+//! `apns send`: one notification to a few tokens, or millions from a file.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -6,20 +6,28 @@ use std::time::Duration;
 
 use apns_provider::payload::{Alert, InterruptionLevel, Sound};
 use apns_provider::{
-    Client, Endpoint, Environment, Error, Expiration, Notification, Payload, Priority, PushType,
-    Response,
+    ApnsId, Client, Endpoint, Environment, Expiration, Notification, Payload, Priority, PushType,
+    TokenSigner,
 };
+use futures_util::StreamExt;
 use serde_json::json;
+use tokio::sync::{mpsc, Mutex};
 
 use super::args::{Output, PayloadArgs, SendArgs};
+use super::input::{count_lines, spawn_reader, Defaults, Line};
+use super::report::{Outcome, Progress, Reporter};
 use super::{exit, load_signer, Failure};
-
-/// At most this many notifications in flight from one `apns send`.
-const MAX_IN_FLIGHT: usize = 256;
 
 pub async fn run(args: SendArgs) -> Result<u8, Failure> {
     let signer = load_signer(&args.key)?;
-    let payload = build_payload(&args.payload)?;
+    let reads_stdin =
+        |p: &Option<std::path::PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if reads_stdin(&args.tokens_file) && reads_stdin(&args.payload.payload_file) {
+        return Err(Failure::usage(
+            "--tokens-file - and --payload-file - cannot both read stdin",
+        ));
+    }
+    let payload = build_payload(&args.payload, args.tokens_file.is_some())?;
     let push_type: PushType = args.push_type.parse()?;
     let environment: Environment = args.environment.parse()?;
     let endpoint = match &args.endpoint {
@@ -31,156 +39,353 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
             "--timeout must be a positive number of seconds",
         ));
     }
+    if args.concurrency == 0 || args.connections == 0 {
+        return Err(Failure::usage(
+            "--concurrency and --connections must be at least 1",
+        ));
+    }
+    let defaults = Defaults::new(
+        args.topic.clone(),
+        push_type,
+        args.priority
+            .as_deref()
+            .map(str::parse::<Priority>)
+            .transpose()?,
+        args.expiration
+            .as_deref()
+            .map(str::parse::<Expiration>)
+            .transpose()?,
+        args.collapse_id.clone(),
+        args.apns_id.as_deref().map(ApnsId::parse).transpose()?,
+        payload,
+    )?;
+    if defaults.topic.is_none() && args.tokens_file.is_none() {
+        return Err(Failure::usage(
+            "--topic is required: the app's bundle id (plus the push type's suffix), or set APNS_TOPIC",
+        ));
+    }
+    // Lints of the flags apply to every plain-token line: say them once.
+    if let Some(template) = &defaults.template {
+        for lint in template.lints() {
+            eprintln!("apns: warning: {lint}");
+        }
+    }
+    let lines = spawn_reader(args.device_tokens.clone(), args.tokens_file.clone())?;
 
-    // Validate every notification before connecting.
-    let mut template = Notification::builder(&args.device_tokens[0], payload)
-        .topic(&args.topic)
-        .push_type(push_type);
-    if let Some(p) = &args.priority {
-        template = template.priority(p.parse::<Priority>()?);
+    if args.dry_run {
+        return dry_run(lines, &defaults, args.output).await;
     }
-    if let Some(e) = &args.expiration {
-        template = template.expiration(e.parse::<Expiration>()?);
-    }
-    if let Some(c) = &args.collapse_id {
-        template = template.collapse_id(c);
-    }
-    if let Some(id) = &args.apns_id {
-        template = template.apns_id_str(id);
-    }
-    let template = template.build()?;
-    for lint in template.lints() {
-        eprintln!("apns: warning: {lint}");
-    }
-    let mut notifications = Vec::with_capacity(args.device_tokens.len());
-    for token in &args.device_tokens {
-        let token = apns_provider::DeviceToken::new(token)
-            .map_err(|e| Failure::usage(format!("{e} (token {token:?})")))?;
-        notifications.push(template.with_device_token(token));
+    if args.curl {
+        return curl(lines, &defaults, &args, &signer, &endpoint).await;
     }
 
     let mut builder = Client::builder()
         .endpoint(endpoint)
         .token_signer(signer)
+        .pool_size(args.connections)
         .request_timeout(Duration::from_secs_f64(args.timeout));
     if let Some(ca) = &args.ca_file {
         builder = builder.add_root_certificates_file(ca);
     }
     let client = builder.build()?;
-
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-    let mut handles = Vec::with_capacity(notifications.len());
-    for n in notifications {
-        let client = client.clone();
-        let permit = limit.clone().acquire_owned().await.ok();
-        handles.push(tokio::spawn(async move {
-            let result = client.send(&n).await;
-            drop(permit);
-            (n, result)
-        }));
+    let mut reporter = Reporter::new(
+        args.results.as_deref(),
+        args.output,
+        args.unregistered_out.as_deref(),
+    )?;
+    if !args.no_progress && (args.tokens_file.is_some() || args.device_tokens.len() > 1) {
+        let total = match &args.tokens_file {
+            Some(path) => count_lines(path),
+            None => Some(args.device_tokens.len() as u64),
+        };
+        reporter.progress = Progress::on_terminal(total);
     }
+    send_all(client, lines, defaults, args.concurrency, reporter).await
+}
 
-    let (mut rejected, mut failed, mut first_error) = (0usize, 0usize, None);
-    for handle in handles {
-        let (n, result) = handle
-            .await
-            .map_err(|e| Failure::usage(format!("internal error: {e}")))?;
-        let token = n.device_token().as_str();
-        match &result {
-            Ok(r) if !r.is_accepted() => rejected += 1,
-            Ok(_) => {}
-            Err(e) => {
-                failed += 1;
-                first_error.get_or_insert_with(|| e.to_string());
+/// Sends every line, writing a result line for each, until the input ends
+/// or Ctrl-C stops intake.
+async fn send_all(
+    client: Client,
+    lines: mpsc::Receiver<Result<Line, String>>,
+    defaults: Defaults,
+    concurrency: usize,
+    mut reporter: Reporter,
+) -> Result<u8, Failure> {
+    let defaults = Arc::new(defaults);
+    let lines = Arc::new(Mutex::new(lines));
+    let read_error = Arc::new(std::sync::Mutex::new(None));
+    let input = {
+        let read_error = read_error.clone();
+        futures_util::stream::unfold(lines.clone(), move |lines| {
+            let read_error = read_error.clone();
+            async move {
+                let next = lines.lock().await.recv().await;
+                match next {
+                    Some(Ok(line)) => Some((line, lines)),
+                    Some(Err(e)) => {
+                        *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        None
+                    }
+                    None => None,
+                }
+            }
+        })
+    };
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = {
+        let interrupted = interrupted.clone();
+        async move {
+            let _ = tokio::signal::ctrl_c().await;
+            interrupted.store(true, std::sync::atomic::Ordering::Release);
+            eprintln!("\napns: interrupted: no new sends; waiting for the ones in flight (Ctrl-C again to quit at once)");
+        }
+    };
+    let results = input
+        .take_until(stop)
+        .map(|line| {
+            let client = client.clone();
+            let defaults = defaults.clone();
+            async move {
+                let token = token_of(&line);
+                let outcome = match defaults.parse(&line).and_then(require_topic) {
+                    Ok(n) => Outcome::Sent(client.send(&n).await),
+                    Err(e) => Outcome::Invalid(e),
+                };
+                (line.number, token, outcome)
+            }
+        })
+        .buffer_unordered(concurrency);
+    tokio::pin!(results);
+    loop {
+        tokio::select! {
+            next = results.next() => {
+                let Some((number, token, outcome)) = next else { break };
+                reporter.record(number, &token, &outcome);
+            }
+            _ = tokio::signal::ctrl_c(), if interrupted.load(std::sync::atomic::Ordering::Acquire) => {
+                // Second Ctrl-C: abandon what is in flight, still accounted for.
+                client.shutdown(Duration::ZERO).await;
             }
         }
-        print_result(args.output, token, &result);
     }
-    if failed > 0 {
-        if args.output == Output::Human {
-            eprintln!(
-                "apns: {failed} notification(s) got no answer: {}",
-                first_error.unwrap_or_default()
+    let was_interrupted = interrupted.load(std::sync::atomic::Ordering::Acquire);
+    if was_interrupted {
+        // Lines read ahead but never sent still get a result line.
+        let mut lines = lines.lock().await;
+        lines.close();
+        while let Ok(Ok(line)) = lines.try_recv() {
+            reporter.record(
+                line.number,
+                &token_of(&line),
+                &Outcome::NotSent("not sent: interrupted"),
             );
         }
-        return Ok(exit::CONNECTION);
     }
-    Ok(if rejected > 0 {
+    client.shutdown(Duration::from_secs(5)).await;
+    reporter.finish(was_interrupted);
+    if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(Failure::usage(e));
+    }
+    let s = &reporter.summary;
+    Ok(if was_interrupted {
+        exit::INTERRUPTED
+    } else if s.failed > 0 {
+        exit::CONNECTION
+    } else if s.invalid > 0 {
+        exit::USAGE
+    } else if !s.rejected.is_empty() {
         exit::REJECTED
     } else {
         exit::OK
     })
 }
 
-fn print_result(output: Output, token: &str, result: &Result<Response, Error>) {
-    match output {
-        Output::Human => match result {
-            Ok(r) => {
-                let mut line = format!("{token}  {}", r.describe());
-                if let Some(id) = r.apns_id() {
-                    line.push_str(&format!("  apns-id={id}"));
-                }
-                if let Some(id) = r.apns_unique_id() {
-                    line.push_str(&format!("  apns-unique-id={id}"));
-                }
-                if let Some(hint) = r.reason().and_then(reason_hint) {
-                    line.push_str(&format!("  hint: {hint}"));
-                }
-                println!("{line}");
-            }
-            Err(e) => println!("{token}  error: {e}"),
-        },
-        Output::Json => {
-            let value = match result {
-                Ok(r) => json!({
-                    "device_token": token,
-                    "status": r.status(),
-                    "apns_id": r.apns_id(),
-                    "apns_unique_id": r.apns_unique_id(),
-                    "reason": r.reason().map(|r| r.as_str()),
-                    "timestamp": r.timestamp_millis(),
-                }),
-                Err(e) => json!({
-                    "device_token": token,
-                    "status": null,
-                    "apns_id": null,
-                    "reason": null,
-                    "timestamp": null,
-                    "error": e.to_string(),
-                    "may_have_been_delivered": e.may_have_been_delivered(),
-                }),
-            };
-            println!("{value}");
-        }
+/// The device token of a line, for result lines (even invalid ones).
+fn token_of(line: &Line) -> String {
+    if line.text.starts_with('{') {
+        serde_json::from_str::<serde_json::Value>(&line.text)
+            .ok()
+            .and_then(|v| {
+                v.get("device_token")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    } else {
+        line.text.clone()
     }
 }
 
-/// What an operator should do about the commonest rejections.
-fn reason_hint(reason: &apns_provider::Reason) -> Option<&'static str> {
-    use apns_provider::Reason::*;
-    Some(match reason {
-        InvalidProviderToken => {
-            "check --key-id and --team-id (often swapped) and that the key is not revoked"
+/// `--dry-run`: validates every line and prints what would be sent.
+async fn dry_run(
+    mut lines: mpsc::Receiver<Result<Line, String>>,
+    defaults: &Defaults,
+    output: Output,
+) -> Result<u8, Failure> {
+    let (mut valid, mut invalid) = (0u64, 0u64);
+    while let Some(line) = lines.recv().await {
+        let line = line.map_err(Failure::usage)?;
+        let at = line
+            .number
+            .map(|n| format!("line {n}: "))
+            .unwrap_or_default();
+        match defaults.parse(&line).and_then(require_topic) {
+            Ok(n) => {
+                valid += 1;
+                let lints: Vec<String> = n.lints().iter().map(|l| l.to_string()).collect();
+                match output {
+                    Output::Json => println!(
+                        "{}",
+                        json!({
+                            "line": line.number,
+                            "device_token": n.device_token().as_str(),
+                            "valid": true,
+                            "topic": n.topic().map(|t| t.as_str()),
+                            "push_type": n.push_type().as_str(),
+                            "payload_bytes": n.payload().len(),
+                            "payload": String::from_utf8_lossy(n.payload()),
+                            "lints": lints,
+                        })
+                    ),
+                    Output::Human => {
+                        println!(
+                            "{at}{}  ok  {} to {} ({} bytes): {}",
+                            n.device_token(),
+                            n.push_type(),
+                            n.topic().map(|t| t.as_str()).unwrap_or("-"),
+                            n.payload().len(),
+                            String::from_utf8_lossy(n.payload())
+                        );
+                        for lint in lints {
+                            println!("{at}  warning: {lint}");
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                invalid += 1;
+                match output {
+                    Output::Json => println!(
+                        "{}",
+                        json!({"line": line.number, "device_token": token_of(&line), "valid": false, "error": e})
+                    ),
+                    Output::Human => println!("{at}{}  invalid: {e}", token_of(&line)),
+                }
+            }
         }
-        ExpiredProviderToken => {
-            "this machine's clock may be wrong; tokens must be issued within the last hour"
-        }
-        BadDeviceToken => {
-            "a token for the other environment? try --env sandbox or --env production"
-        }
-        DeviceTokenNotForTopic => "the token belongs to another app or topic suffix; check --topic",
-        TopicDisallowed => "the key is not allowed to push to this topic",
-        Unregistered | ExpiredToken => {
-            "the app was removed or the token expired: stop sending to it"
-        }
-        BadEnvironmentKeyIdInToken => "the key is limited to the other environment; check --env",
-        _ => return None,
-    })
+    }
+    eprintln!("apns: dry run: {valid} valid, {invalid} invalid; nothing was sent");
+    Ok(if invalid > 0 { exit::USAGE } else { exit::OK })
 }
 
-fn build_payload(p: &PayloadArgs) -> Result<Payload, Failure> {
+fn require_topic(n: Notification) -> Result<Notification, String> {
+    if n.topic().is_none() {
+        return Err("invalid topic: required; give --topic or a \"topic\" in the JSON line".into());
+    }
+    Ok(n)
+}
+
+/// `--curl`: the equivalent curl command for each line.
+async fn curl(
+    mut lines: mpsc::Receiver<Result<Line, String>>,
+    defaults: &Defaults,
+    args: &SendArgs,
+    signer: &TokenSigner,
+    endpoint: &Endpoint,
+) -> Result<u8, Failure> {
+    let authorization = if args.reveal {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        signer.sign_jwt(now)
+    } else {
+        format!(
+            "$(apns token --key-file {} --key-id {} --team-id {})",
+            shell_quote(&args.key.key_file.display().to_string()),
+            signer.key_id(),
+            signer.team_id()
+        )
+    };
+    let mut invalid = 0u64;
+    while let Some(line) = lines.recv().await {
+        let line = line.map_err(Failure::usage)?;
+        match defaults.parse(&line).and_then(require_topic) {
+            Ok(n) => println!(
+                "{}",
+                curl_command(&n, &authorization, endpoint, args.ca_file.as_deref())
+            ),
+            Err(e) => {
+                invalid += 1;
+                let at = line
+                    .number
+                    .map(|n| format!("line {n}: "))
+                    .unwrap_or_default();
+                eprintln!("apns: {at}invalid: {e}");
+            }
+        }
+    }
+    Ok(if invalid > 0 { exit::USAGE } else { exit::OK })
+}
+
+fn curl_command(
+    n: &Notification,
+    authorization: &str,
+    endpoint: &Endpoint,
+    ca_file: Option<&std::path::Path>,
+) -> String {
+    let mut cmd = String::from("curl --http2");
+    if let Some(ca) = ca_file {
+        cmd.push_str(&format!(
+            " --cacert {}",
+            shell_quote(&ca.display().to_string())
+        ));
+    }
+    cmd.push_str(&format!(" -H \"authorization: bearer {authorization}\""));
+    let mut header = |name: &str, value: String| {
+        cmd.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
+    };
+    if let Some(t) = n.topic() {
+        header("apns-topic", t.to_string());
+    }
+    header("apns-push-type", n.push_type().to_string());
+    if let Some(p) = n.priority() {
+        header("apns-priority", p.as_u8().to_string());
+    }
+    if let Some(e) = n.expiration() {
+        header("apns-expiration", e.as_unix_seconds().to_string());
+    }
+    if let Some(c) = n.collapse_id() {
+        header("apns-collapse-id", c.as_str().to_string());
+    }
+    if let Some(id) = n.apns_id() {
+        header("apns-id", id.to_string());
+    }
+    cmd.push_str(&format!(
+        " -d {} {endpoint}/3/device/{}",
+        shell_quote(&String::from_utf8_lossy(n.payload())),
+        n.device_token()
+    ));
+    cmd
+}
+
+/// Single-quotes a value for POSIX shells.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@+,".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The payload from the flags; `None` when none is given and a tokens file
+/// may carry per-line payloads.
+fn build_payload(p: &PayloadArgs, tokens_file: bool) -> Result<Option<Payload>, Failure> {
     if let Some(json) = &p.payload {
-        return Ok(Payload::raw(json.clone().into_bytes())?);
+        return Ok(Some(Payload::raw(json.clone().into_bytes())?));
     }
     if let Some(path) = &p.payload_file {
         let mut bytes = Vec::new();
@@ -193,7 +398,7 @@ fn build_payload(p: &PayloadArgs) -> Result<Payload, Failure> {
                 Failure::usage(format!("cannot read payload file {}: {e}", path.display()))
             })?;
         }
-        return Ok(Payload::raw(bytes)?);
+        return Ok(Some(Payload::raw(bytes)?));
     }
     let has_fields = p.alert.is_some()
         || p.title.is_some()
@@ -204,6 +409,9 @@ fn build_payload(p: &PayloadArgs) -> Result<Payload, Failure> {
         || p.content_available
         || !p.custom.is_empty();
     if !has_fields {
+        if tokens_file {
+            return Ok(None);
+        }
         return Err(Failure::usage(
             "no payload: give --alert TEXT, alert fields (--title/--body/--badge/--sound...), --content-available, --payload JSON or --payload-file PATH",
         ));
@@ -265,5 +473,5 @@ fn build_payload(p: &PayloadArgs) -> Result<Payload, Failure> {
             .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
         b = b.custom(key, value);
     }
-    Ok(b.build())
+    Ok(Some(b.build()))
 }

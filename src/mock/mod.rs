@@ -32,7 +32,6 @@
 //! ```
 
 mod ca;
-mod jwt;
 mod shim;
 
 use std::collections::HashMap;
@@ -48,6 +47,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::auth::verify as jwt;
 use crate::auth::{KeyId, PublicKey, TeamId};
 use crate::clock::{self, Clock};
 use crate::error::{Error, Result};

@@ -1,4 +1,5 @@
-//! Provider token verification for the mock server.
+//! Provider token verification, used by the mock server and by
+//! `apns token --decode`.
 //!
 //! Deliberately a different implementation from the signer's: parsing is
 //! written here from scratch and signatures are checked with `ring`, not
@@ -111,4 +112,33 @@ pub(crate) fn verify_signature(
     UnparsedPublicKey::new(alg, public_key)
         .verify(signing_input.as_bytes(), signature)
         .map_err(|_| TokenError::BadSignature)
+}
+
+/// Verifies a provider token's signature with `key` (independently of the
+/// signer: `ring` checks it) and returns its claims.
+///
+/// ```
+/// # use apns_provider::{SigningKey, TokenSigner, KeyId, TeamId};
+/// # let key = SigningKey::from_pem(apns_provider::auth::generate_p8_pem().as_bytes())?;
+/// let public = key.public_key();
+/// let jwt = TokenSigner::new(key, KeyId::new("ABCDE12345")?, TeamId::new("TEAM123456")?).sign_jwt(1_700_000_000);
+/// let claims = apns_provider::auth::verify_token(&jwt, &public)?;
+/// assert_eq!(claims.iat, 1_700_000_000);
+/// # Ok::<(), apns_provider::Error>(())
+/// ```
+pub fn verify_token(jwt: &str, key: &super::PublicKey) -> crate::Result<super::TokenClaims> {
+    let jwt = jwt.trim();
+    let invalid = |why: &str| crate::Error::invalid("token", why.to_string());
+    let (claims, signature) = parse(jwt, false).map_err(|e| match e {
+        TokenError::Malformed(why) => invalid(why),
+        TokenError::BadSignature => invalid("bad signature"),
+    })?;
+    verify_signature(jwt, &signature, &key.to_sec1_bytes())
+        .map_err(|_| invalid("the signature does not match this key"))?;
+    Ok(super::TokenClaims {
+        alg: "ES256".into(),
+        kid: claims.kid,
+        iss: claims.iss,
+        iat: u64::try_from(claims.iat).map_err(|_| invalid("negative iat"))?,
+    })
 }

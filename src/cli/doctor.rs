@@ -1,0 +1,249 @@
+//! `apns doctor`: checks a setup step by step, each with a fix.
+
+use std::time::Duration;
+
+use apns_provider::auth::{check_ids_against_file_name, verify_token};
+use apns_provider::doctor::{check_endpoint, Check, CheckStatus, ProbeOptions};
+use apns_provider::response::format_utc_millis;
+use apns_provider::{
+    Client, Endpoint, Environment, KeyId, Notification, Payload, SigningKey, TeamId, TokenSigner,
+};
+
+use super::args::{DoctorArgs, Output};
+use super::report::reason_hint;
+use super::{exit, Failure};
+
+pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
+    let environment: Environment = args.environment.parse()?;
+    let endpoint = match &args.endpoint {
+        Some(url) => url.parse::<Endpoint>()?,
+        None => Endpoint::for_environment(environment),
+    };
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        return Err(Failure::usage(
+            "--timeout must be a positive number of seconds",
+        ));
+    }
+    let mut checks: Vec<(Category, Check)> = vec![(Category::Local, clock())];
+    let signer = match key_check(&args) {
+        Ok(Some((signer, check))) => {
+            checks.push((Category::Local, check));
+            Some(signer)
+        }
+        Ok(None) => {
+            checks.push((
+                Category::Local,
+                Check::warn(
+                    "key",
+                    "no key given: credentials not checked",
+                    "add --key-file AuthKey_<KEYID>.p8 --team-id TEAM",
+                ),
+            ));
+            None
+        }
+        Err(check) => {
+            checks.push((Category::Local, check));
+            None
+        }
+    };
+    let mut options = ProbeOptions::default();
+    options.timeout = Duration::from_secs_f64(args.timeout);
+    if let Some(ca) = &args.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| Failure::usage(format!("cannot read CA file {}: {e}", ca.display())))?;
+        options.extra_roots_pem.push(pem);
+    }
+    let network = check_endpoint(&endpoint, &options).await;
+    let network_ok = network.iter().all(|c| c.status != CheckStatus::Fail);
+    checks.extend(network.into_iter().map(|c| (Category::Network, c)));
+
+    if let Some(device) = &args.device_token {
+        let check = match (&signer, &args.topic, network_ok) {
+            (_, _, false) => Check::fail(
+                "send",
+                "skipped: the endpoint is not reachable",
+                "fix the checks above first",
+            ),
+            (None, _, _) => Check::fail(
+                "send",
+                "skipped: no usable key",
+                "give --key-file and --team-id",
+            ),
+            (_, None, _) => Check::fail(
+                "send",
+                "skipped: no topic",
+                "give --topic (the app's bundle id)",
+            ),
+            (Some(signer), Some(topic), true) => {
+                test_send(signer.clone(), &endpoint, &args, device, topic).await
+            }
+        };
+        checks.push((Category::Send, check));
+    }
+
+    print(&checks, args.output, &endpoint);
+    let first_failure = checks.iter().find(|(_, c)| c.status == CheckStatus::Fail);
+    Ok(match first_failure {
+        None => exit::OK,
+        Some((Category::Local, _)) => exit::USAGE,
+        Some((Category::Network, _)) => exit::CONNECTION,
+        Some((Category::Send, c)) if c.detail.starts_with("rejected") => exit::REJECTED,
+        Some((Category::Send, _)) => exit::CONNECTION,
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Category {
+    Local,
+    Network,
+    Send,
+}
+
+fn clock() -> Check {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let shown = format_utc_millis(now * 1000);
+    // Before 2025 or after 2100 is not a real date for this tool: tokens
+    // would be rejected as expired or from the future, and TLS would fail.
+    if !(1_735_689_600..4_102_444_800).contains(&now) {
+        return Check::fail("clock", format!("this machine's clock says {shown}"), "set the clock (e.g. timedatectl set-ntp true); provider tokens carry the time they were issued");
+    }
+    Check::pass(
+        "clock",
+        format!("{shown} (UTC); provider tokens are stamped with it"),
+    )
+}
+
+fn key_check(args: &DoctorArgs) -> Result<Option<(TokenSigner, Check)>, Check> {
+    let Some(path) = &args.key_file else {
+        return Ok(None);
+    };
+    let fail = |detail: String, fix: &str| Check::fail("key", detail, fix);
+    let key = SigningKey::from_file(path)
+        .map_err(|e| fail(e.to_string(), "use the AuthKey_<KEYID>.p8 downloaded from Certificates, Identifiers & Profiles > Keys"))?;
+    let team = args
+        .team_id
+        .as_deref()
+        .ok_or_else(|| {
+            fail(
+                "no team id".into(),
+                "add --team-id (Apple Developer > Membership)",
+            )
+        })
+        .and_then(|t| {
+            TeamId::new(t).map_err(|e| fail(e.to_string(), "the team id is 10 letters or digits"))
+        })?;
+    let kid = match &args.key_id {
+        Some(k) => {
+            KeyId::new(k).map_err(|e| fail(e.to_string(), "the key id is 10 letters or digits"))?
+        }
+        None => KeyId::from_apple_file_name(path).ok_or_else(|| {
+            fail(
+                "no key id".into(),
+                "add --key-id, or keep Apple's file name AuthKey_<KEYID>.p8",
+            )
+        })?,
+    };
+    check_ids_against_file_name(&team, &kid, path)
+        .map_err(|e| fail(e.to_string(), "swap --key-id and --team-id"))?;
+    let public = key.public_key();
+    let signer = TokenSigner::new(key, kid, team);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let jwt = signer.sign_jwt(now);
+    verify_token(&jwt, &public).map_err(|e| {
+        fail(
+            format!("a signed token does not verify: {e}"),
+            "the key file may be damaged",
+        )
+    })?;
+    let check = Check::pass(
+        "key",
+        format!(
+            "key {} for team {} loads (P-256, {}); tokens sign and verify",
+            signer.key_id(),
+            signer.team_id(),
+            public.fingerprint()
+        ),
+    );
+    Ok(Some((signer, check)))
+}
+
+async fn test_send(
+    signer: TokenSigner,
+    endpoint: &Endpoint,
+    args: &DoctorArgs,
+    device: &str,
+    topic: &str,
+) -> Check {
+    let mut builder = Client::builder()
+        .endpoint(endpoint.clone())
+        .token_signer(signer)
+        .request_timeout(Duration::from_secs_f64(args.timeout));
+    if let Some(ca) = &args.ca_file {
+        builder = builder.add_root_certificates_file(ca);
+    }
+    let client = match builder.build() {
+        Ok(c) => c,
+        Err(e) => return Check::fail("send", e.to_string(), "fix the configuration above"),
+    };
+    let notification =
+        match Notification::builder(device, Payload::alert("apns doctor: test notification"))
+            .topic(topic)
+            .build()
+        {
+            Ok(n) => n,
+            Err(e) => {
+                return Check::fail("send", e.to_string(), "check --device-token and --topic")
+            }
+        };
+    match client.send(&notification).await {
+        Ok(r) if r.is_accepted() => Check::pass(
+            "send",
+            format!("accepted; apns-id {}", r.apns_id().unwrap_or("-")),
+        ),
+        Ok(r) => Check::fail(
+            "send",
+            format!("rejected: {}", r.describe()),
+            r.reason()
+                .and_then(reason_hint)
+                .unwrap_or("see the reason above"),
+        ),
+        Err(e) => Check::fail(
+            "send",
+            e.to_string(),
+            "the checks above passed: retry, or look at the server's logs",
+        ),
+    }
+}
+
+fn print(checks: &[(Category, Check)], output: Output, endpoint: &Endpoint) {
+    match output {
+        Output::Json => {
+            let list: Vec<&Check> = checks.iter().map(|(_, c)| c).collect();
+            let ok = list.iter().all(|c| c.status != CheckStatus::Fail);
+            println!(
+                "{}",
+                serde_json::json!({"endpoint": endpoint.to_string(), "ok": ok, "checks": list})
+            );
+        }
+        Output::Human => {
+            println!("apns doctor: {endpoint}");
+            for (_, c) in checks {
+                let tag = match c.status {
+                    CheckStatus::Pass => "PASS",
+                    CheckStatus::Warn => "WARN",
+                    _ => "FAIL",
+                };
+                println!("{tag}  {:<6} {}", c.name, c.detail);
+                if let Some(fix) = &c.fix {
+                    println!("      {:<6} fix: {fix}", "");
+                }
+            }
+        }
+    }
+}

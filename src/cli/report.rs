@@ -1,0 +1,429 @@
+//! What `apns send` writes: a result line per notification, a closing
+//! summary, the list of tokens to prune, and a progress bar on terminals.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use apns_provider::response::format_utc_millis;
+use apns_provider::{Error, Response};
+use serde_json::json;
+
+use super::args::Output;
+use super::Failure;
+
+/// How one input line ended.
+pub enum Outcome {
+    /// Sent: APNs' answer, or why none came.
+    Sent(Result<Response, Error>),
+    /// Not sent: the line is invalid.
+    Invalid(String),
+    /// Not sent: intake stopped (Ctrl-C) before its turn.
+    NotSent(&'static str),
+}
+
+/// Writes result lines and keeps the tallies.
+pub struct Reporter {
+    out: Box<dyn Write + Send>,
+    // Result lines: JSON in files, else as --output says.
+    format: Output,
+    // The closing summary on stderr follows --output.
+    summary_format: Output,
+    out_is_terminal: bool,
+    unregistered_out: Option<std::io::BufWriter<std::fs::File>>,
+    pub summary: Summary,
+    pub progress: Option<Progress>,
+    since_flush: usize,
+}
+
+/// The closing tallies.
+#[derive(Default)]
+pub struct Summary {
+    pub accepted: u64,
+    pub rejected: BTreeMap<String, u64>,
+    pub failed: u64,
+    pub failed_maybe_delivered: u64,
+    pub invalid: u64,
+    pub not_sent: u64,
+    pub unregistered: Vec<(String, Option<u64>)>,
+    pub unregistered_total: u64,
+    pub first_failure: Option<String>,
+}
+
+/// Unregistered tokens listed in the summary itself (all go to the prune
+/// file).
+const SUMMARY_TOKENS: usize = 1000;
+
+impl Reporter {
+    pub fn new(
+        results: Option<&Path>,
+        format: Output,
+        unregistered_out: Option<&Path>,
+    ) -> Result<Self, Failure> {
+        let (out, out_is_terminal): (Box<dyn Write + Send>, bool) = match results {
+            Some(path) => (Box::new(std::io::BufWriter::new(create(path)?)), false),
+            None => (
+                Box::new(std::io::BufWriter::new(std::io::stdout())),
+                std::io::stdout().is_terminal(),
+            ),
+        };
+        let unregistered_out = match unregistered_out {
+            Some(path) => Some(std::io::BufWriter::new(create(path)?)),
+            None => None,
+        };
+        Ok(Reporter {
+            out,
+            // Result files are always JSON lines.
+            format: if results.is_some() {
+                Output::Json
+            } else {
+                format
+            },
+            summary_format: format,
+            out_is_terminal,
+            unregistered_out,
+            summary: Summary::default(),
+            progress: None,
+            since_flush: 0,
+        })
+    }
+
+    /// Records and writes the result of one line.
+    pub fn record(&mut self, line: Option<u64>, token: &str, outcome: &Outcome) {
+        let s = &mut self.summary;
+        let mut is_error = true;
+        match outcome {
+            Outcome::Sent(Ok(r)) if r.is_accepted() => {
+                s.accepted += 1;
+                is_error = false;
+            }
+            Outcome::Sent(Ok(r)) => {
+                let reason = r
+                    .reason()
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_else(|| r.status().to_string());
+                *s.rejected.entry(reason).or_default() += 1;
+                if r.status() == 410 {
+                    s.unregistered_total += 1;
+                    if s.unregistered.len() < SUMMARY_TOKENS {
+                        s.unregistered
+                            .push((token.to_string(), r.timestamp_millis()));
+                    }
+                    if let Some(w) = &mut self.unregistered_out {
+                        let _ = writeln!(w, "{token}");
+                    }
+                }
+            }
+            Outcome::Sent(Err(e)) => {
+                s.failed += 1;
+                if e.may_have_been_delivered() {
+                    s.failed_maybe_delivered += 1;
+                }
+                s.first_failure.get_or_insert_with(|| e.to_string());
+            }
+            Outcome::Invalid(_) => s.invalid += 1,
+            Outcome::NotSent(_) => s.not_sent += 1,
+        }
+        if let Some(p) = &self.progress {
+            p.tick(is_error);
+        }
+        let text = match self.format {
+            Output::Json => json_line(line, token, outcome),
+            Output::Human => human_line(line, token, outcome),
+        };
+        if self.out_is_terminal {
+            if let Some(p) = &self.progress {
+                p.clear();
+            }
+        }
+        let _ = writeln!(self.out, "{text}");
+        self.since_flush += 1;
+        // Lines go out as they complete, in batches to spare syscalls.
+        if self.since_flush >= 256 || self.out_is_terminal {
+            self.flush();
+        }
+    }
+
+    pub fn flush(&mut self) {
+        self.since_flush = 0;
+        let _ = self.out.flush();
+        if let Some(w) = &mut self.unregistered_out {
+            let _ = w.flush();
+        }
+    }
+
+    /// Writes the closing summary on stderr (one JSON object with
+    /// `--output json`).
+    pub fn finish(&mut self, interrupted: bool) {
+        self.flush();
+        if let Some(p) = self.progress.take() {
+            p.stop();
+        }
+        let s = &self.summary;
+        let rejected: u64 = s.rejected.values().sum();
+        let total = s.accepted + rejected + s.failed + s.invalid + s.not_sent;
+        let mut err = std::io::stderr().lock();
+        match self.summary_format {
+            Output::Json => {
+                let unregistered: Vec<_> = s
+                    .unregistered
+                    .iter()
+                    .map(|(t, ts)| json!({"device_token": t, "timestamp": ts}))
+                    .collect();
+                let _ = writeln!(
+                    err,
+                    "{}",
+                    json!({"summary": {
+                        "total": total,
+                        "accepted": s.accepted,
+                        "rejected": rejected,
+                        "rejected_by_reason": s.rejected,
+                        "failed": s.failed,
+                        "failed_may_have_been_delivered": s.failed_maybe_delivered,
+                        "invalid": s.invalid,
+                        "not_sent": s.not_sent,
+                        "unregistered": s.unregistered_total,
+                        "unregistered_tokens": unregistered,
+                        "interrupted": interrupted,
+                    }})
+                );
+            }
+            Output::Human => {
+                let _ = writeln!(err, "apns: {total} notification(s): {} accepted, {rejected} rejected, {} failed to deliver, {} invalid{}",
+                    s.accepted, s.failed, s.invalid,
+                    if s.not_sent > 0 { format!(", {} not sent", s.not_sent) } else { String::new() });
+                for (reason, n) in &s.rejected {
+                    let _ = writeln!(err, "  rejected {reason}: {n}");
+                }
+                if s.failed > 0 {
+                    let _ = writeln!(
+                        err,
+                        "  failed: {} ({} may have been delivered); first error: {}",
+                        s.failed,
+                        s.failed_maybe_delivered,
+                        s.first_failure.as_deref().unwrap_or("")
+                    );
+                }
+                if s.unregistered_total > 0 {
+                    let _ = writeln!(
+                        err,
+                        "  unregistered (stop sending to these): {}",
+                        s.unregistered_total
+                    );
+                    for (token, ts) in s.unregistered.iter().take(20) {
+                        let since = ts.map(format_utc_millis).unwrap_or_else(|| "-".into());
+                        let _ = writeln!(err, "    {token}  since {since}");
+                    }
+                    if s.unregistered_total > 20 {
+                        let _ = writeln!(
+                            err,
+                            "    ... and {} more (see --unregistered-out)",
+                            s.unregistered_total - 20
+                        );
+                    }
+                }
+                if interrupted {
+                    let _ = writeln!(
+                        err,
+                        "apns: interrupted: intake stopped; every line read has a result"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn create(path: &Path) -> Result<std::fs::File, Failure> {
+    std::fs::File::create(path)
+        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", path.display())))
+}
+
+fn json_line(line: Option<u64>, token: &str, outcome: &Outcome) -> String {
+    let mut v = match outcome {
+        Outcome::Sent(Ok(r)) => json!({
+            "device_token": token,
+            "status": r.status(),
+            "apns_id": r.apns_id(),
+            "apns_unique_id": r.apns_unique_id(),
+            "reason": r.reason().map(|r| r.as_str()),
+            "timestamp": r.timestamp_millis(),
+        }),
+        Outcome::Sent(Err(e)) => json!({
+            "device_token": token,
+            "status": null,
+            "apns_id": null,
+            "reason": null,
+            "timestamp": null,
+            "error": e.to_string(),
+            "may_have_been_delivered": e.may_have_been_delivered(),
+        }),
+        Outcome::Invalid(msg) => json!({
+            "device_token": token,
+            "status": null,
+            "apns_id": null,
+            "reason": null,
+            "timestamp": null,
+            "error": msg,
+            "may_have_been_delivered": false,
+        }),
+        Outcome::NotSent(why) => json!({
+            "device_token": token,
+            "status": null,
+            "apns_id": null,
+            "reason": null,
+            "timestamp": null,
+            "error": why,
+            "may_have_been_delivered": false,
+        }),
+    };
+    if let (Some(n), Some(obj)) = (line, v.as_object_mut()) {
+        obj.insert("line".into(), json!(n));
+    }
+    v.to_string()
+}
+
+fn human_line(line: Option<u64>, token: &str, outcome: &Outcome) -> String {
+    let prefix = match line {
+        Some(n) => format!("line {n}: {token}"),
+        None => token.to_string(),
+    };
+    match outcome {
+        Outcome::Sent(Ok(r)) => {
+            let mut text = format!("{prefix}  {}", r.describe());
+            if let Some(id) = r.apns_id() {
+                text.push_str(&format!("  apns-id={id}"));
+            }
+            if let Some(id) = r.apns_unique_id() {
+                text.push_str(&format!("  apns-unique-id={id}"));
+            }
+            if let Some(hint) = r.reason().and_then(reason_hint) {
+                text.push_str(&format!("  hint: {hint}"));
+            }
+            text
+        }
+        Outcome::Sent(Err(e)) => format!("{prefix}  error: {e}"),
+        Outcome::Invalid(msg) => format!("{prefix}  invalid: {msg}"),
+        Outcome::NotSent(why) => format!("{prefix}  {why}"),
+    }
+}
+
+/// What an operator should do about the commonest rejections.
+pub fn reason_hint(reason: &apns_provider::Reason) -> Option<&'static str> {
+    use apns_provider::Reason::*;
+    Some(match reason {
+        InvalidProviderToken => {
+            "check --key-id and --team-id (often swapped) and that the key is not revoked"
+        }
+        ExpiredProviderToken => {
+            "this machine's clock may be wrong; tokens must be issued within the last hour"
+        }
+        BadDeviceToken => {
+            "a token for the other environment? try --env sandbox or --env production"
+        }
+        DeviceTokenNotForTopic => "the token belongs to another app or topic suffix; check --topic",
+        TopicDisallowed => "the key is not allowed to push to this topic",
+        Unregistered | ExpiredToken => {
+            "the app was removed or the token expired: stop sending to it"
+        }
+        BadEnvironmentKeyIdInToken => "the key is limited to the other environment; check --env",
+        PayloadTooLarge => "shorten the payload (4096 bytes, 5120 for VoIP)",
+        _ => return None,
+    })
+}
+
+/// A one-line progress bar on stderr, redrawn four times a second: done
+/// (of total when known), rate, errors so far.
+pub struct Progress {
+    state: Arc<ProgressState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct ProgressState {
+    done: AtomicU64,
+    errors: AtomicU64,
+    total: Option<u64>,
+    started: Instant,
+    drawn: AtomicBool,
+    lock: Mutex<()>,
+}
+
+impl Progress {
+    /// A progress bar if stderr is a terminal, else nothing.
+    pub fn on_terminal(total: Option<u64>) -> Option<Progress> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let state = Arc::new(ProgressState {
+            done: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            total,
+            started: Instant::now(),
+            drawn: AtomicBool::new(false),
+            lock: Mutex::new(()),
+        });
+        let drawing = state.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                drawing.draw();
+            }
+        });
+        Some(Progress { state, task })
+    }
+
+    fn tick(&self, error: bool) {
+        self.state.done.fetch_add(1, Ordering::Relaxed);
+        if error {
+            self.state.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Erases the bar so a result line can be printed in its place.
+    fn clear(&self) {
+        let _guard = self.state.lock.lock();
+        if self.state.drawn.swap(false, Ordering::AcqRel) {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    fn stop(self) {
+        self.task.abort();
+        self.state.draw();
+        eprintln!();
+    }
+}
+
+impl ProgressState {
+    fn draw(&self) {
+        let _guard = self.lock.lock();
+        let done = self.done.load(Ordering::Relaxed);
+        let errors = self.errors.load(Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = done as f64 / secs;
+        let line = match self.total {
+            Some(total) if total > 0 => {
+                let frac = (done as f64 / total as f64).min(1.0);
+                let filled = (frac * 30.0) as usize;
+                let eta = if rate > 0.0 {
+                    format!("{:.0}s", (total.saturating_sub(done)) as f64 / rate)
+                } else {
+                    "?".into()
+                };
+                format!(
+                    "[{}{}] {done}/{total} {:>3.0}%  {rate:.0}/s  errors {errors}  eta {eta}",
+                    "=".repeat(filled),
+                    " ".repeat(30 - filled),
+                    frac * 100.0
+                )
+            }
+            _ => format!("{done} sent  {rate:.0}/s  errors {errors}"),
+        };
+        eprint!("\r\x1b[2K{line}");
+        let _ = std::io::stderr().flush();
+        self.drawn.store(true, Ordering::Release);
+    }
+}

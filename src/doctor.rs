@@ -1,0 +1,336 @@
+//! Step-by-step checks of the road to an APNs endpoint, for `apns doctor`
+//! and for tools that want the same diagnosis: DNS, TCP, TLS, ALPN `h2` and
+//! the server's certificate chain. Each check says what it found and, when
+//! it fails, what to do.
+//!
+//! ```no_run
+//! # async fn run() {
+//! use apns_provider::doctor::{check_endpoint, ProbeOptions};
+//! let checks = check_endpoint(&apns_provider::Endpoint::sandbox(), &ProbeOptions::default()).await;
+//! for c in &checks {
+//!     println!("{:?} {}: {}", c.status, c.name, c.detail);
+//! }
+//! # }
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::transport::{tls, Endpoint};
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum CheckStatus {
+    /// Fine.
+    Pass,
+    /// Works, but worth a look.
+    Warn,
+    /// Broken; later checks were skipped.
+    Fail,
+}
+
+/// One check: its name, what it found, and a fix when it failed.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Check {
+    /// Short name: `dns`, `tcp`, `tls`, `alpn`, `chain`...
+    pub name: &'static str,
+    /// Pass, warn or fail.
+    pub status: CheckStatus,
+    /// What was found.
+    pub detail: String,
+    /// What to do about a failure or warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    /// A passing check.
+    pub fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: CheckStatus::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    /// A warning, with what to do.
+    pub fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: CheckStatus::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    /// A failure, with what to do.
+    pub fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: CheckStatus::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// How to reach the endpoint.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProbeOptions {
+    /// Trust `webpki-roots` (default true).
+    pub webpki_roots: bool,
+    /// Extra CA certificates (PEM), e.g. a mock's or a proxy's.
+    pub extra_roots_pem: Vec<Vec<u8>>,
+    /// Limit for each network step.
+    pub timeout: Duration,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            webpki_roots: true,
+            extra_roots_pem: Vec::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Checks DNS, TCP, TLS, ALPN and the certificate chain of `endpoint`, in
+/// order, stopping at the first failure.
+pub async fn check_endpoint(endpoint: &Endpoint, options: &ProbeOptions) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let host = endpoint.host().to_string();
+    let authority = endpoint.authority();
+
+    // DNS.
+    let addrs: Vec<SocketAddr> = match timeout(
+        options.timeout,
+        tokio::net::lookup_host((host.as_str(), endpoint.port())),
+    )
+    .await
+    {
+        Ok(Ok(addrs)) => addrs.collect(),
+        Ok(Err(e)) => {
+            checks.push(Check::fail("dns", format!("cannot resolve {host}: {e}"), "check this machine's DNS and network; a mock is addressed as --endpoint https://127.0.0.1:PORT"));
+            return checks;
+        }
+        Err(_) => {
+            checks.push(Check::fail(
+                "dns",
+                format!("resolving {host} timed out after {:?}", options.timeout),
+                "check this machine's DNS servers",
+            ));
+            return checks;
+        }
+    };
+    if addrs.is_empty() {
+        checks.push(Check::fail(
+            "dns",
+            format!("{host} has no addresses"),
+            "check the host name",
+        ));
+        return checks;
+    }
+    let listed: Vec<String> = addrs.iter().take(4).map(|a| a.ip().to_string()).collect();
+    checks.push(Check::pass(
+        "dns",
+        format!("{host} resolves to {}", listed.join(", ")),
+    ));
+
+    // TCP.
+    let mut tcp = None;
+    let mut last_error = String::new();
+    for addr in &addrs {
+        match timeout(options.timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                tcp = Some((stream, *addr));
+                break;
+            }
+            Ok(Err(e)) => last_error = format!("{addr}: {e}"),
+            Err(_) => last_error = format!("{addr}: timed out after {:?}", options.timeout),
+        }
+    }
+    let Some((tcp, addr)) = tcp else {
+        checks.push(Check::fail("tcp", format!("cannot connect to {authority} ({last_error})"), "is the server running? A firewall must allow outbound TCP to port 443 (APNs also listens on 2197)"));
+        return checks;
+    };
+    let _ = tcp.set_nodelay(true);
+    checks.push(Check::pass("tcp", format!("connected to {addr}")));
+
+    // TLS, with the trust the client would use.
+    let mut roots = Vec::new();
+    for pem in &options.extra_roots_pem {
+        match tls::certificates_from_pem(pem, "CA file") {
+            Ok(certs) => roots.extend(certs),
+            Err(e) => {
+                checks.push(Check::fail(
+                    "tls",
+                    e.to_string(),
+                    "give a PEM file of CA certificates",
+                ));
+                return checks;
+            }
+        }
+    }
+    let config = match tls::client_config(options.webpki_roots, &roots) {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(Check::fail(
+                "tls",
+                e.to_string(),
+                "keep the built-in roots or add a CA file",
+            ));
+            return checks;
+        }
+    };
+    let Ok(name) = ServerName::try_from(host.clone()) else {
+        checks.push(Check::fail(
+            "tls",
+            format!("{host:?} is not a valid TLS server name"),
+            "use a DNS name or an IP address",
+        ));
+        return checks;
+    };
+    let tls_stream = match timeout(
+        options.timeout,
+        tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let (detail, fix) = explain_tls_error(&e);
+            checks.push(Check::fail("tls", detail, fix));
+            return checks;
+        }
+        Err(_) => {
+            checks.push(Check::fail("tls", format!("no TLS answer within {:?}", options.timeout), "the server accepts TCP but never finishes the handshake: a stalled server, or a middlebox eating TLS"));
+            return checks;
+        }
+    };
+    let conn = tls_stream.get_ref().1;
+    let version = conn
+        .protocol_version()
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_default();
+    let trusted = if options.webpki_roots {
+        format!("webpki-roots plus {} extra root(s)", roots.len())
+    } else {
+        format!("{} given root(s) only", roots.len())
+    };
+    checks.push(Check::pass(
+        "tls",
+        format!(
+            "{version} handshake; certificate valid for {host}, chain verified against {trusted}"
+        ),
+    ));
+
+    // ALPN.
+    match conn.alpn_protocol() {
+        Some(b"h2") => checks.push(Check::pass("alpn", "the server agreed on HTTP/2 (h2)")),
+        other => {
+            let got = other
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_else(|| "nothing".into());
+            checks.push(Check::fail("alpn", format!("the server chose {got} instead of h2"), "APNs speaks only HTTP/2: check the endpoint, or a proxy that downgrades to HTTP/1.1"));
+            return checks;
+        }
+    }
+
+    // The chain, as presented.
+    let chain: Vec<CertificateDer<'static>> = conn
+        .peer_certificates()
+        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default();
+    checks.push(describe_chain(&chain));
+    checks
+}
+
+fn describe_chain(chain: &[CertificateDer<'_>]) -> Check {
+    use x509_parser::prelude::*;
+    let Some(leaf) = chain.first() else {
+        return Check::warn(
+            "chain",
+            "the server sent no certificate",
+            "unexpected after a verified handshake",
+        );
+    };
+    let Ok((_, cert)) = X509Certificate::from_der(leaf) else {
+        return Check::warn(
+            "chain",
+            "the server certificate could not be parsed for display",
+            "the handshake verified it anyway",
+        );
+    };
+    let issuer_top = chain
+        .last()
+        .and_then(|c| X509Certificate::from_der(c).ok())
+        .map(|(_, c)| c.issuer().to_string())
+        .unwrap_or_default();
+    let not_after = cert.validity().not_after;
+    let days_left = (not_after.timestamp() - now_unix()) / 86_400;
+    let detail = format!(
+        "{} certificate(s); leaf {} issued by {}; top issuer {}; expires {} ({} days)",
+        chain.len(),
+        cert.subject(),
+        cert.issuer(),
+        issuer_top,
+        not_after,
+        days_left
+    );
+    if days_left < 7 {
+        Check::warn(
+            "chain",
+            detail,
+            "the server's certificate expires within a week",
+        )
+    } else {
+        Check::pass("chain", detail)
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn explain_tls_error(e: &std::io::Error) -> (String, String) {
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+    match inner {
+        Some(rustls::Error::InvalidCertificate(cert)) => {
+            use rustls::CertificateError::*;
+            let fix = match cert {
+                UnknownIssuer | BadSignature => "the server's certificate is not signed by a trusted root: for a mock or a TLS-inspecting proxy pass its CA with --ca-file; otherwise something is intercepting the connection",
+                Expired | ExpiredContext { .. } | NotValidYet | NotValidYetContext { .. } => "check this machine's clock (date -u); if it is right, the server's certificate has expired",
+                NotValidForName | NotValidForNameContext { .. } => "the certificate is for another host name: check --endpoint (a mock's certificate names localhost and 127.0.0.1)",
+                _ => "the server's certificate was rejected; check --endpoint and --ca-file",
+            };
+            (
+                format!("the server's certificate is not trusted: {cert:?}"),
+                fix.into(),
+            )
+        }
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) => (
+            "the server does not offer HTTP/2 (ALPN h2)".into(),
+            "APNs speaks only HTTP/2: check the endpoint".into(),
+        ),
+        Some(other) => (
+            format!("TLS failed: {other}"),
+            "check the endpoint; is it a TLS server?".into(),
+        ),
+        None => (
+            format!("TLS failed: {e}"),
+            "check the endpoint; is it a TLS server?".into(),
+        ),
+    }
+}

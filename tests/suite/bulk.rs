@@ -1,0 +1,556 @@
+//! Operators' CLI: bulk sends from a tokens file, results, summary and the
+//! prune list, dry runs, curl export, token decoding, doctor, completions,
+//! Ctrl-C, and the progress bar on a terminal only.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::support::*;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    key_path: std::path::PathBuf,
+    ca_path: std::path::PathBuf,
+    mock: apns_provider::mock::MockServer,
+}
+
+fn token(i: u64) -> String {
+    format!("{i:064x}")
+}
+
+async fn setup_with(
+    tweak: impl FnOnce(apns_provider::mock::MockServerBuilder) -> apns_provider::mock::MockServerBuilder,
+) -> Setup {
+    let dir = temp_dir();
+    let pem = new_key_pem();
+    let key_path = write_file(dir.path(), &format!("AuthKey_{KEY_ID}.p8"), pem.as_bytes());
+    let key = apns_provider::SigningKey::from_pem(pem.as_bytes()).unwrap();
+    let mock = tweak(mock_for(&key)).start().await.unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    mock.write_ca_file(&ca_path).unwrap();
+    Setup {
+        dir,
+        key_path,
+        ca_path,
+        mock,
+    }
+}
+
+fn send(s: &Setup) -> std::process::Command {
+    let mut cmd = apns();
+    cmd.arg("send")
+        .arg("--key-file")
+        .arg(&s.key_path)
+        .args([
+            "--team-id",
+            TEAM_ID,
+            "--topic",
+            BUNDLE,
+            "--endpoint",
+            &s.mock.endpoint().to_string(),
+        ])
+        .arg("--ca-file")
+        .arg(&s.ca_path);
+    cmd
+}
+
+fn read_json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The summary object apns writes on stderr with --output json.
+fn summary(stderr_text: &str) -> serde_json::Value {
+    let line = stderr_text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"summary\""))
+        .expect("a summary line");
+    serde_json::from_str::<serde_json::Value>(line).unwrap()["summary"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_lines_with_unregistered_and_rejected_tokens() {
+    // Lines i % 100 == 1 are unregistered; every 250th line asks for another
+    // app's topic (TopicDisallowed); every 7th carries its own payload.
+    let s = setup_with(|mut m| {
+        for i in (1..=10_000u64).filter(|i| i % 100 == 1) {
+            m = m.unregistered(&token(i), 1_700_000_000_000 + i);
+        }
+        m
+    })
+    .await;
+    let file = s.dir.path().join("tokens.txt");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    writeln!(f, "# exported from the device table").unwrap();
+    for i in 1..=10_000u64 {
+        if i % 250 == 0 {
+            writeln!(
+                f,
+                r#"{{"device_token":"{}","topic":"com.other.app"}}"#,
+                token(i)
+            )
+            .unwrap();
+        } else if i % 7 == 0 {
+            writeln!(f, r#"{{"device_token":"{}","payload":{{"aps":{{"alert":"line {i}"}}}},"priority":5}}"#, token(i)).unwrap();
+        } else {
+            writeln!(f, "{}", token(i)).unwrap();
+        }
+    }
+    drop(f);
+    let results = s.dir.path().join("results.jsonl");
+    let prune = s.dir.path().join("prune.txt");
+    let mut cmd = send(&s);
+    cmd.args([
+        "--alert",
+        "hello",
+        "--output",
+        "json",
+        "--concurrency",
+        "200",
+        "--tokens-file",
+    ])
+    .arg(&file)
+    .arg("--results")
+    .arg(&results)
+    .arg("--unregistered-out")
+    .arg(&prune);
+    let out = run(cmd).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejections exit 1: {}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "results went to the file");
+
+    let lines = read_json_lines(&results);
+    assert_eq!(lines.len(), 10_000);
+    let mut seen = BTreeSet::new();
+    for r in &lines {
+        // The comment is line 1, so token i is on line i + 1.
+        let line = r["line"].as_u64().unwrap();
+        let i = line - 1;
+        assert!(seen.insert(line), "one result per line");
+        assert_eq!(r["device_token"], token(i));
+        if i % 100 == 1 {
+            assert_eq!(
+                (r["status"].as_u64(), r["reason"].as_str()),
+                (Some(410), Some("Unregistered")),
+                "{r}"
+            );
+            assert_eq!(r["timestamp"].as_u64(), Some(1_700_000_000_000 + i));
+        } else if i % 250 == 0 {
+            assert_eq!(
+                (r["status"].as_u64(), r["reason"].as_str()),
+                (Some(400), Some("TopicDisallowed")),
+                "{r}"
+            );
+        } else {
+            assert_eq!(r["status"].as_u64(), Some(200), "{r}");
+            assert!(r["apns_id"].is_string());
+        }
+    }
+    let sum = summary(&stderr(&out));
+    assert_eq!(sum["total"], 10_000);
+    assert_eq!(sum["accepted"], 9_860);
+    assert_eq!(sum["rejected"], 140);
+    assert_eq!(sum["rejected_by_reason"]["Unregistered"], 100);
+    assert_eq!(sum["rejected_by_reason"]["TopicDisallowed"], 40);
+    assert_eq!(sum["failed"], 0);
+    assert_eq!(sum["unregistered"], 100);
+    assert_eq!(sum["unregistered_tokens"].as_array().unwrap().len(), 100);
+
+    let pruned: HashSet<String> = std::fs::read_to_string(&prune)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let expected: HashSet<String> = (1..=10_000u64)
+        .filter(|i| i % 100 == 1)
+        .map(token)
+        .collect();
+    assert_eq!(pruned, expected);
+
+    // What the mock got: per-line payloads and priorities included.
+    let accepted = s.mock.accepted();
+    assert_eq!(accepted.len(), 9_860);
+    let seven = accepted
+        .iter()
+        .find(|a| a.device_token == token(7))
+        .unwrap();
+    assert_eq!(seven.payload.as_ref(), br#"{"aps":{"alert":"line 7"}}"#);
+    assert_eq!(seven.priority, Some(5));
+    let eight = accepted
+        .iter()
+        .find(|a| a.device_token == token(8))
+        .unwrap();
+    assert_eq!(eight.payload.as_ref(), br#"{"aps":{"alert":"hello"}}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_reports_bad_lines_with_their_numbers_and_sends_nothing() {
+    let s = setup_with(|m| m).await;
+    let file = write_file(
+        s.dir.path(),
+        "tokens.txt",
+        format!(
+            "{}\nxyz\n\n{}\n{{\"device_token\":\"abcd\",\"paylod\":{{}}}}\n{{\"device_token\":\"abcd\",\"payload\":{{\"aps\":{{\"alert\":\"{}\"}}}}}}\nabc\n{{\"device_token\":\"abcd\",\"priority\":10,\"push_type\":\"background\",\"payload\":{{\"aps\":{{\"content-available\":1}}}}}}\n",
+            token(1),
+            token(2),
+            "a".repeat(5000)
+        )
+        .as_bytes(),
+    );
+    let mut cmd = apns();
+    // An endpoint nothing listens on: a dry run never connects.
+    cmd.arg("send")
+        .arg("--key-file")
+        .arg(&s.key_path)
+        .args([
+            "--team-id",
+            TEAM_ID,
+            "--topic",
+            BUNDLE,
+            "--endpoint",
+            "https://127.0.0.1:1",
+            "--alert",
+            "hi",
+            "--dry-run",
+            "--tokens-file",
+        ])
+        .arg(&file);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stdout(&out);
+    let expect = [
+        ("line 1: ", "ok"),
+        ("line 2: xyz", "invalid: invalid device_token"),
+        ("line 4: ", "ok"),
+        ("line 5: abcd", "unknown field `paylod`"),
+        ("line 6: abcd", "4096-byte limit"),
+        ("line 7: abc", "odd number"),
+        ("line 8: abcd", "ok"),
+    ];
+    for (prefix, what) in expect {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} missing in {text}"));
+        assert!(line.contains(what), "{line}");
+    }
+    assert!(
+        text.contains("line 8:   warning: background pushes must use priority 5"),
+        "{text}"
+    );
+    assert!(!text.contains("line 3:"), "blank lines are skipped");
+    assert!(
+        stderr(&out).contains("3 valid, 4 invalid; nothing was sent"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_export_hides_the_token_unless_revealed_and_works() {
+    let s = setup_with(|m| m).await;
+    let mut cmd = send(&s);
+    cmd.args(["--alert", "it's here", "--priority", "5", "--curl", DEVICE]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("$(apns token --key-file")
+            && text.contains(&format!("--key-id {KEY_ID} --team-id {TEAM_ID})")),
+        "{text}"
+    );
+    assert!(
+        text.contains("-H 'apns-priority: 5'")
+            && text.contains(r#"-d '{"aps":{"alert":"it'\''s here"}}'"#),
+        "{text}"
+    );
+    assert!(!text.contains("eyJ"), "no JWT without --reveal: {text}");
+    assert!(s.mock.accepted().is_empty(), "--curl sends nothing");
+
+    let mut cmd = send(&s);
+    cmd.args(["--alert", "it's here", "--curl", "--reveal", DEVICE]);
+    let revealed = stdout(&run(cmd).await);
+    assert!(revealed.contains("bearer eyJ"), "{revealed}");
+    let mut sh = std::process::Command::new("sh");
+    sh.args([
+        "-c",
+        &format!("{} -sS -o /dev/null -w '%{{http_code}}'", revealed.trim()),
+    ]);
+    let out = run(sh).await;
+    assert_eq!(stdout(&out), "200", "{}", stderr(&out));
+    assert_eq!(
+        s.mock.accepted()[0].payload.as_ref(),
+        br#"{"aps":{"alert":"it's here"}}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_intake_and_every_line_read_gets_a_result() {
+    let s = setup_with(|m| m.fault(apns_provider::mock::Fault::BlackHole)).await;
+    let file = s.dir.path().join("tokens.txt");
+    std::fs::write(
+        &file,
+        (1..=5000u64).map(|i| token(i) + "\n").collect::<String>(),
+    )
+    .unwrap();
+    let results = s.dir.path().join("results.jsonl");
+    let mut cmd = send(&s);
+    cmd.args([
+        "--alert",
+        "hi",
+        "--timeout",
+        "1",
+        "--output",
+        "json",
+        "--tokens-file",
+    ])
+    .arg(&file)
+    .arg("--results")
+    .arg(&results)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let lines = read_json_lines(&results);
+    let numbers: BTreeSet<u64> = lines.iter().map(|l| l["line"].as_u64().unwrap()).collect();
+    assert_eq!(numbers.len(), lines.len(), "one result per line");
+    let k = *numbers.iter().max().unwrap();
+    assert_eq!(
+        numbers,
+        (1..=k).collect(),
+        "every line read has a result, none skipped"
+    );
+    assert!(k < 5000, "intake stopped");
+    for l in &lines {
+        assert!(l["status"].is_null());
+        let e = l["error"].as_str().unwrap();
+        assert!(
+            e.contains("timed out") || e.contains("not sent: interrupted"),
+            "{e}"
+        );
+    }
+    let sum = summary(&stderr(&out));
+    assert_eq!(sum["interrupted"], true);
+    assert_eq!(sum["total"].as_u64(), Some(k));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_bar_on_a_terminal_only() {
+    let s = setup_with(|m| m).await;
+    let file = s.dir.path().join("tokens.txt");
+    std::fs::write(
+        &file,
+        (1..=3000u64).map(|i| token(i) + "\n").collect::<String>(),
+    )
+    .unwrap();
+    let results = s.dir.path().join("results.jsonl");
+    let cmdline = format!(
+        "{} send --key-file {} --team-id {TEAM_ID} --topic {BUNDLE} --endpoint {} --ca-file {} --alert hi --tokens-file {} --results {}",
+        env!("CARGO_BIN_EXE_apns"),
+        s.key_path.display(),
+        s.mock.endpoint(),
+        s.ca_path.display(),
+        file.display(),
+        results.display()
+    );
+    // Under a pseudo-terminal (script(1) allocates one).
+    let mut tty = std::process::Command::new("script");
+    tty.args(["-qefc", &cmdline, "/dev/null"]);
+    let out = run(tty).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let screen = stdout(&out);
+    assert!(screen.contains("\r\x1b[2K"), "redrawn in place: {screen:?}");
+    assert!(
+        screen.contains("3000/3000 100%") && screen.contains("errors 0"),
+        "{screen:?}"
+    );
+
+    // In a pipe: no progress bar at all.
+    let mut piped = std::process::Command::new("sh");
+    piped.args(["-c", &cmdline]);
+    let out = run(piped).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !stderr(&out).contains('\r') && !stderr(&out).contains("/s"),
+        "{:?}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("3000 notification(s): 3000 accepted"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_decode_shows_claims_and_age_and_catches_a_wrong_key() {
+    let s = setup_with(|m| m).await;
+    let mut cmd = apns();
+    cmd.arg("token")
+        .arg("--key-file")
+        .arg(&s.key_path)
+        .args(["--team-id", TEAM_ID, "--decode"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(r#"{{"alg":"ES256","kid":"{KEY_ID}"}}"#)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(r#""iss":"{TEAM_ID}""#))
+            && text.contains("0 s ago")
+            && text.contains("valid for this key"),
+        "{text}"
+    );
+
+    // A token from another key, through stdin, as JSON.
+    let other = apns_provider::TokenSigner::new(
+        new_key(),
+        apns_provider::KeyId::new(KEY_ID).unwrap(),
+        apns_provider::TeamId::new(TEAM_ID).unwrap(),
+    )
+    .sign_jwt(1_700_000_000);
+    let mut cmd = apns();
+    cmd.arg("token").arg("--key-file").arg(&s.key_path).args([
+        "--team-id",
+        TEAM_ID,
+        "--decode",
+        "--output",
+        "json",
+        "-",
+    ]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(other.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["signature_valid"], false);
+    let problems = v["problems"].to_string();
+    assert!(
+        problems.contains("InvalidProviderToken") && problems.contains("ExpiredProviderToken"),
+        "{problems}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_passes_against_the_mock_and_explains_failures() {
+    let s = setup_with(|m| m).await;
+    let mut cmd = apns();
+    cmd.arg("doctor")
+        .arg("--key-file")
+        .arg(&s.key_path)
+        .args([
+            "--team-id",
+            TEAM_ID,
+            "--topic",
+            BUNDLE,
+            "--device-token",
+            DEVICE,
+            "--endpoint",
+            &s.mock.endpoint().to_string(),
+        ])
+        .arg("--ca-file")
+        .arg(&s.ca_path);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    for check in ["clock", "key", "dns", "tcp", "tls", "alpn", "chain", "send"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("PASS") && l.contains(check)),
+            "{check}: {text}"
+        );
+    }
+    assert!(!text.contains("FAIL"));
+
+    // A closed port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let mut cmd = apns();
+    cmd.args(["doctor", "--endpoint", &url]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(3));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL  tcp") && text.contains("fix: is the server running?"),
+        "{text}"
+    );
+
+    // The mock's certificate without its CA: untrusted.
+    let mut cmd = apns();
+    cmd.args([
+        "doctor",
+        "--output",
+        "json",
+        "--endpoint",
+        &s.mock.endpoint().to_string(),
+    ]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["ok"], false);
+    let tls = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "tls")
+        .unwrap();
+    assert_eq!(tls["status"], "fail");
+    assert!(tls["detail"].as_str().unwrap().contains("not trusted"));
+    assert!(tls["fix"].as_str().unwrap().contains("--ca-file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_and_help_with_examples() {
+    for shell in ["bash", "zsh", "fish"] {
+        let mut cmd = apns();
+        cmd.args(["completions", shell]);
+        let out = run(cmd).await;
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            stdout(&out).contains("apns") && stdout(&out).contains("tokens-file"),
+            "{shell}"
+        );
+    }
+    for sub in ["send", "token", "mock", "doctor", "bench"] {
+        let mut cmd = apns();
+        cmd.args([sub, "--help"]);
+        let out = run(cmd).await;
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            stdout(&out).contains("EXAMPLE"),
+            "{sub} --help has examples"
+        );
+    }
+}
