@@ -35,6 +35,8 @@ pub struct Reporter {
     out_is_terminal: bool,
     unregistered_out: Option<std::io::BufWriter<std::fs::File>>,
     pub summary: Summary,
+    /// Whether to write the closing summary (not for a single notification).
+    pub summary_enabled: bool,
     pub progress: Option<Progress>,
     since_flush: usize,
 }
@@ -86,6 +88,7 @@ impl Reporter {
             out_is_terminal,
             unregistered_out,
             summary: Summary::default(),
+            summary_enabled: true,
             progress: None,
             since_flush: 0,
         })
@@ -161,6 +164,9 @@ impl Reporter {
         self.flush();
         if let Some(p) = self.progress.take() {
             p.stop();
+        }
+        if !self.summary_enabled && !interrupted {
+            return;
         }
         let s = &self.summary;
         let rejected: u64 = s.rejected.values().sum();

@@ -70,6 +70,11 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
             eprintln!("apns: warning: {lint}");
         }
     }
+    // Tokens on the command line are checked before anything else happens.
+    for t in &args.device_tokens {
+        apns_provider::DeviceToken::new(t)
+            .map_err(|e| Failure::usage(format!("{e} (token {t:?})")))?;
+    }
     let lines = spawn_reader(args.device_tokens.clone(), args.tokens_file.clone())?;
 
     if args.dry_run {
@@ -93,7 +98,9 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         args.output,
         args.unregistered_out.as_deref(),
     )?;
-    if !args.no_progress && (args.tokens_file.is_some() || args.device_tokens.len() > 1) {
+    let bulk = args.tokens_file.is_some() || args.device_tokens.len() > 1;
+    reporter.summary_enabled = bulk;
+    if !args.no_progress && bulk {
         let total = match &args.tokens_file {
             Some(path) => count_lines(path),
             None => Some(args.device_tokens.len() as u64),
