@@ -122,6 +122,10 @@ pub struct BenchArgs {
     /// The CA of --endpoint.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    /// Measure the CLI instead: write a file of --count tokens, run `apns send --tokens-file ...
+    /// --results ...` on it as a separate process, and report its time and peak memory.
+    #[arg(long)]
+    pub cli: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,

@@ -29,7 +29,15 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
             (endpoint, ca, Some(MockProcess(child)))
         }
     };
-    let key = SigningKey::from_pem(apns_provider::auth::generate_p8_pem().as_bytes())?;
+    let key_pem = apns_provider::auth::generate_p8_pem();
+    if args.cli {
+        let result = bench_cli(&args, &dir, &endpoint, &ca_file, &key_pem);
+        if let Some(m) = mock.as_mut() {
+            m.stop();
+        }
+        return result;
+    }
+    let key = SigningKey::from_pem(key_pem.as_bytes())?;
     let client = Client::builder()
         .endpoint(endpoint.clone())
         .add_root_certificates_file(&ca_file)
@@ -163,6 +171,129 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     })
 }
 
+/// `--cli`: the bulk send of the CLI, measured from outside.
+fn bench_cli(
+    args: &BenchArgs,
+    dir: &super::demo::TempDir,
+    endpoint: &Endpoint,
+    ca_file: &std::path::Path,
+    key_pem: &str,
+) -> Result<u8, Failure> {
+    use std::io::Write;
+    let io = |what: &str, e: std::io::Error| Failure::usage(format!("{what}: {e}"));
+    let key_path = dir.path().join(format!("AuthKey_{KEY_ID}.p8"));
+    std::fs::write(&key_path, key_pem).map_err(|e| io("cannot write the key", e))?;
+    let tokens = dir.path().join("tokens.txt");
+    let results = dir.path().join("results.jsonl");
+    {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&tokens).map_err(|e| io("cannot write the tokens file", e))?,
+        );
+        for i in 0..args.count {
+            writeln!(f, "{i:064x}").map_err(|e| io("cannot write the tokens file", e))?;
+        }
+        f.flush()
+            .map_err(|e| io("cannot write the tokens file", e))?;
+    }
+    let file_mib = std::fs::metadata(&tokens).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
+    if args.output == Output::Human {
+        eprintln!(
+            "apns bench --cli: apns send --tokens-file ({} lines, {file_mib:.0} MiB) --results, {} connection(s), {} in flight",
+            args.count, args.connections, args.concurrency
+        );
+    }
+    let exe = std::env::current_exe().map_err(|e| io("cannot find the apns binary", e))?;
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .arg("send")
+        .arg("--key-file")
+        .arg(&key_path)
+        .args([
+            "--key-id",
+            KEY_ID,
+            "--team-id",
+            TEAM_ID,
+            "--topic",
+            "com.example.bench",
+        ])
+        .args(["--endpoint", &endpoint.to_string(), "--ca-file"])
+        .arg(ca_file)
+        .args(["--alert", "benchmark", "--no-progress", "--output", "json"])
+        .args(["--concurrency", &args.concurrency.to_string()])
+        .args(["--connections", &args.connections.to_string()])
+        .arg("--tokens-file")
+        .arg(&tokens)
+        .arg("--results")
+        .arg(&results)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io("cannot start apns send", e))?;
+    // VmHWM only grows: the last reading before exit is the peak.
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = vm_hwm(&text) {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(io("waiting for apns send", e)),
+        }
+    };
+    let wall = started.elapsed();
+    let mut stderr_text = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr_text);
+    }
+    let result_lines = std::fs::File::open(&results)
+        .map(|f| BufReader::new(f).lines().count() as u64)
+        .unwrap_or(0);
+    let rate = args.count as f64 / wall.as_secs_f64();
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({
+                "mode": "cli",
+                "count": args.count,
+                "seconds": wall.as_secs_f64(),
+                "notifications_per_second": rate,
+                "peak_rss_kib": peak_kib,
+                "result_lines": result_lines,
+                "exit_code": status.code(),
+            })
+        ),
+        Output::Human => {
+            println!("notifications     {}", args.count);
+            println!("time              {:.3} s", wall.as_secs_f64());
+            println!("throughput        {rate:.0} notifications/s (reading the file, writing the results)");
+            println!(
+                "peak memory       {:.1} MiB (apns send process)",
+                peak_kib as f64 / 1024.0
+            );
+            println!("result lines      {result_lines} of {}", args.count);
+        }
+    }
+    if !status.success() || result_lines != args.count {
+        return Err(Failure::usage(format!(
+            "apns send exited with {status} and wrote {result_lines} of {} result lines: {}",
+            args.count,
+            stderr_text.lines().last().unwrap_or("")
+        )));
+    }
+    Ok(exit::OK)
+}
+
+fn vm_hwm(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 #[derive(Default)]
 struct Tally {
     accepted: u64,
@@ -270,11 +401,7 @@ fn process_cpu() -> Duration {
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
+        .and_then(|s| vm_hwm(&s))
         .unwrap_or(0)
 }
 

@@ -465,3 +465,15 @@ async fn bench_accounts_for_every_notification() {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_cli_mode_runs_the_bulk_send_and_checks_every_result_line() {
+    let mut cmd = apns();
+    cmd.args(["bench", "--cli", "--count", "2000", "--output", "json"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["result_lines"], 2000);
+    assert_eq!(v["exit_code"], 0);
+    assert!(v["peak_rss_kib"].as_u64().unwrap() > 0);
+}
