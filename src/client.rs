@@ -19,12 +19,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use http::header::AUTHORIZATION;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::auth::{KeyId, ProviderToken, SigningKey, TeamId, TokenCache, TokenSigner};
+use crate::auth::{
+    CertificateInfo, ClientCertificate, KeyId, ProviderToken, SigningKey, TeamId, TokenCache,
+    TokenSigner,
+};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::notification::Notification;
@@ -196,7 +199,12 @@ pub struct Client {
 struct Inner {
     endpoint: Endpoint,
     authority: http::uri::Authority,
-    tokens: Arc<TokenCache>,
+    // Exactly one of the two: token or certificate authentication.
+    tokens: Option<Arc<TokenCache>>,
+    certificate: Option<ClientCertificate>,
+    // The certificate's default topic, encoded once.
+    default_topic: Option<HeaderValue>,
+    warnings: Vec<String>,
     pool: Arc<Pool>,
     timeouts: Timeouts,
     retry: RetryPolicy,
@@ -221,12 +229,16 @@ struct Counters {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("endpoint", &self.inner.endpoint)
-            .field("key_id", self.inner.tokens.signer().key_id())
-            .field("team_id", self.inner.tokens.signer().team_id())
-            .field("credentials", &"[redacted]")
-            .finish()
+        let mut d = f.debug_struct("Client");
+        d.field("endpoint", &self.inner.endpoint);
+        if let Some(tokens) = &self.inner.tokens {
+            d.field("key_id", tokens.signer().key_id())
+                .field("team_id", tokens.signer().team_id());
+        }
+        if let Some(cert) = &self.inner.certificate {
+            d.field("certificate", &cert.info().subject);
+        }
+        d.field("credentials", &"[redacted]").finish()
     }
 }
 
@@ -256,15 +268,26 @@ impl Client {
         &self.inner.endpoint
     }
 
-    /// The current provider token (minted if due). Useful to hand a token to
-    /// another tool such as curl.
-    pub fn provider_token(&self) -> ProviderToken {
-        self.inner.tokens.get()
+    /// The current provider token (minted if due), with token
+    /// authentication. Useful to hand a token to another tool such as curl.
+    pub fn provider_token(&self) -> Option<ProviderToken> {
+        self.inner.tokens.as_ref().map(|t| t.get())
     }
 
-    /// The token cache, to inspect mint counts.
-    pub fn token_cache(&self) -> &TokenCache {
-        &self.inner.tokens
+    /// The token cache, with token authentication.
+    pub fn token_cache(&self) -> Option<&TokenCache> {
+        self.inner.tokens.as_deref()
+    }
+
+    /// The client certificate's details, with certificate authentication.
+    pub fn certificate(&self) -> Option<&CertificateInfo> {
+        self.inner.certificate.as_ref().map(|c| c.info())
+    }
+
+    /// Warnings found when the client was built, such as a certificate
+    /// expiring within 30 days. Also logged at WARN.
+    pub fn warnings(&self) -> &[String] {
+        &self.inner.warnings
     }
 
     /// What the client has done so far.
@@ -283,7 +306,7 @@ impl Client {
             retries: c.retries.load(Ordering::Relaxed),
             resends: c.resends.load(Ordering::Relaxed),
             connections_opened: self.inner.pool.connections_opened(),
-            tokens_minted: self.inner.tokens.mint_count(),
+            tokens_minted: self.inner.tokens.as_ref().map_or(0, |t| t.mint_count()),
         }
     }
 
@@ -326,6 +349,7 @@ impl Client {
     async fn send_with_retries(&self, n: &Notification, sent: &AtomicBool) -> Result<Response> {
         let inner = &*self.inner;
         let deadline = Instant::now() + inner.timeouts.request;
+        self.check_for_certificate(n)?;
         self.deposit_budget();
         let mut retries = 0u32;
         let mut resent = false;
@@ -335,8 +359,8 @@ impl Client {
             let (conn, permit) = inner.pool.acquire(deadline, avoid.take()).await?;
             // The token is taken once a stream is ours, so a request that
             // waited carries the newest token.
-            let token = inner.tokens.get();
-            let request = self.build_request(n, &token)?;
+            let token = inner.tokens.as_ref().map(|t| t.get());
+            let request = self.build_request(n, token.as_ref())?;
             let result = conn
                 .send(
                     &permit,
@@ -374,6 +398,9 @@ impl Client {
             };
             let wait = match reason.class() {
                 ReasonClass::ExpiredToken => {
+                    let (Some(tokens), Some(token)) = (&inner.tokens, &token) else {
+                        return Ok(response);
+                    };
                     inner.pool.retire(&conn, false, "ExpiredProviderToken");
                     if reminted || token.is_replacement() {
                         // A token minted to replace an expired one is expired
@@ -382,7 +409,7 @@ impl Client {
                         return Err(Error::TokenExpiredAgain(Box::new(response)));
                     }
                     // However many requests saw this token expire, one re-mint.
-                    inner.tokens.invalidate(&token);
+                    tokens.invalidate(token);
                     tracing::info!("ExpiredProviderToken: minted a new token; retrying once on a new connection");
                     reminted = true;
                     sent.store(false, Ordering::Release);
@@ -561,8 +588,48 @@ impl Client {
         }
     }
 
-    fn build_request(&self, n: &Notification, token: &ProviderToken) -> Result<http::Request<()>> {
-        if n.topic.is_none() {
+    /// With a certificate: the topic must be one it allows, and the push
+    /// type must not need token authentication.
+    fn check_for_certificate(&self, n: &Notification) -> Result<()> {
+        let Some(cert) = &self.inner.certificate else {
+            return Ok(());
+        };
+        let info = cert.info();
+        if n.push_type.requires_token_auth() {
+            return Err(Error::invalid(
+                "push_type",
+                format!(
+                    "{} pushes need token authentication (a .p8 key); certificates cannot send them",
+                    n.push_type
+                ),
+            ));
+        }
+        match &n.topic {
+            Some(topic) if !info.allows_topic(topic.as_str()) => Err(Error::invalid(
+                "topic",
+                format!(
+                    "{topic} is not allowed by the certificate, which allows {}",
+                    info.allowed_topics().join(", ")
+                ),
+            )),
+            Some(_) => Ok(()),
+            None if self.inner.default_topic.is_some() => Ok(()),
+            None => Err(Error::invalid(
+                "topic",
+                format!(
+                    "required: the certificate allows several topics ({})",
+                    info.allowed_topics().join(", ")
+                ),
+            )),
+        }
+    }
+
+    fn build_request(
+        &self,
+        n: &Notification,
+        token: Option<&ProviderToken>,
+    ) -> Result<http::Request<()>> {
+        if n.topic.is_none() && self.inner.default_topic.is_none() {
             return Err(Error::invalid(
                 "topic",
                 "required with token authentication; set it to the app's bundle id (plus the push type's suffix)",
@@ -580,11 +647,19 @@ impl Client {
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = uri;
         let headers = request.headers_mut();
-        headers.reserve(n.headers.len() + 1);
+        headers.reserve(n.headers.len() + 2);
         // `authorization` is marked sensitive: HPACK sends it never-indexed.
-        headers.insert(AUTHORIZATION, token.header_value().clone());
+        // Certificate connections send none.
+        if let Some(token) = token {
+            headers.insert(AUTHORIZATION, token.header_value().clone());
+        }
         for (name, value) in n.headers.iter() {
             headers.insert(name.clone(), value.clone());
+        }
+        if n.topic.is_none() {
+            if let Some(topic) = &self.inner.default_topic {
+                headers.insert(HeaderName::from_static("apns-topic"), topic.clone());
+            }
         }
         Ok(request)
     }
@@ -596,6 +671,8 @@ impl Client {
 pub struct ClientBuilder {
     endpoint: Endpoint,
     signer: Option<Result<TokenSigner>>,
+    certificate: Option<ClientCertificate>,
+    resolve: Option<(String, std::net::SocketAddr)>,
     webpki_roots: bool,
     extra_roots: Vec<CertificateDer<'static>>,
     timeouts: Timeouts,
@@ -620,6 +697,8 @@ impl Default for ClientBuilder {
         ClientBuilder {
             endpoint: Endpoint::production(),
             signer: None,
+            certificate: None,
+            resolve: None,
             webpki_roots: true,
             extra_roots: Vec::new(),
             timeouts: Timeouts {
@@ -638,6 +717,7 @@ impl Default for ClientBuilder {
                     timeout: DEFAULT_KEEPALIVE_TIMEOUT,
                 }),
                 max_pending: None,
+                resolve: None,
             },
             retry: RetryPolicy::default(),
             error: None,
@@ -670,6 +750,23 @@ impl ClientBuilder {
     /// Authenticates with provider tokens from `signer`.
     pub fn token_signer(mut self, signer: TokenSigner) -> Self {
         self.signer = Some(Ok(signer));
+        self
+    }
+
+    /// Authenticates with a TLS client certificate instead of tokens (for
+    /// teams still moving to `.p8` keys). No `authorization` header is sent;
+    /// the topic defaults to the certificate's when it allows exactly one.
+    pub fn certificate(mut self, certificate: ClientCertificate) -> Self {
+        self.certificate = Some(certificate);
+        self
+    }
+
+    /// Connects to `addr` whenever the endpoint's host is `host`, instead of
+    /// resolving it (like curl's `--resolve`); TLS still verifies the host
+    /// name. An entry for `api.development.push.apple.com` also applies to
+    /// the sandbox host, its alias.
+    pub fn resolve(mut self, host: &str, addr: std::net::SocketAddr) -> Self {
+        self.resolve = Some((host.to_ascii_lowercase(), addr));
         self
     }
 
@@ -791,23 +888,93 @@ impl ClientBuilder {
 
     /// Validates the configuration and creates the client. No connection is
     /// made until the first send.
-    pub fn build(self) -> Result<Client> {
+    pub fn build(mut self) -> Result<Client> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let signer = self.signer.ok_or_else(|| {
-            Error::Config(
-                "no credentials: call token_auth() with the .p8 key, key id and team id".into(),
-            )
-        })??;
-        let mut tokens = TokenCache::new(signer);
-        if let Some(clock) = self.clock {
-            tokens = tokens.with_clock(clock);
+        let (tokens, certificate) = match (self.signer, self.certificate) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "both a token key and a certificate were given: use one (tokens are Apple's recommendation)".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(Error::Config(
+                    "no credentials: call token_auth() with the .p8 key, key id and team id (or certificate())".into(),
+                ))
+            }
+            (Some(signer), None) => {
+                let mut tokens = TokenCache::new(signer?);
+                if let Some(clock) = self.clock.clone() {
+                    tokens = tokens.with_clock(clock);
+                }
+                if let Some(refresh) = self.refresh_after {
+                    tokens = tokens.with_refresh_after(refresh)?;
+                }
+                (Some(Arc::new(tokens)), None)
+            }
+            (None, Some(cert)) => (None, Some(cert)),
+        };
+        let mut warnings = Vec::new();
+        let mut default_topic = None;
+        if let Some(cert) = &certificate {
+            let info = cert.info();
+            let now = self
+                .clock
+                .as_ref()
+                .map_or_else(std::time::SystemTime::now, |c| c.system_time());
+            let date = |secs: i64| crate::response::format_utc_millis(secs.max(0) as u64 * 1000);
+            if info.is_expired(now) {
+                return Err(Error::Config(format!(
+                    "the push certificate for {} expired on {}: renew it in the Apple Developer account, or move to token authentication",
+                    info.bundle_id.as_deref().unwrap_or(&info.subject),
+                    date(info.not_after)
+                )));
+            }
+            let now_secs = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            if now_secs < info.not_before {
+                return Err(Error::Config(format!(
+                    "the push certificate is not valid before {}: check this machine's clock",
+                    date(info.not_before)
+                )));
+            }
+            if let Some(env) = self.endpoint.environment() {
+                if !info.environment.allows(env) {
+                    return Err(Error::Config(format!(
+                        "a {:?} certificate cannot be used with the {env} environment (APNs would answer BadCertificateEnvironment)",
+                        info.environment
+                    )));
+                }
+            }
+            if let Some(w) = info.expiry_warning(now, Duration::from_secs(30 * 86_400)) {
+                tracing::warn!("{w}");
+                warnings.push(w);
+            }
+            default_topic = info
+                .default_topic()
+                .and_then(|t| HeaderValue::from_str(&t).ok());
         }
-        if let Some(refresh) = self.refresh_after {
-            tokens = tokens.with_refresh_after(refresh)?;
+        let tls = tls::client_config_with_cert(
+            self.webpki_roots,
+            &self.extra_roots,
+            certificate.as_ref(),
+        )?;
+        if let Some((host, addr)) = &self.resolve {
+            let endpoint_host = self.endpoint.host();
+            let alias = |h: &str| {
+                if h == crate::transport::DEVELOPMENT_ALIAS_HOST {
+                    crate::transport::SANDBOX_HOST.to_string()
+                } else {
+                    h.to_string()
+                }
+            };
+            if alias(host) == alias(endpoint_host) {
+                self.pool.resolve = Some(*addr);
+            }
         }
-        let tls = tls::client_config(self.webpki_roots, &self.extra_roots)?;
         let authority = self
             .endpoint
             .authority()
@@ -824,7 +991,10 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 endpoint: self.endpoint,
                 authority,
-                tokens: Arc::new(tokens),
+                tokens,
+                certificate,
+                default_topic,
+                warnings,
                 pool,
                 timeouts: self.timeouts,
                 retry: self.retry,

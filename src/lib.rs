@@ -57,7 +57,10 @@ pub mod payload;
 pub mod response;
 pub mod transport;
 
-pub use auth::{KeyId, ProviderToken, PublicKey, SigningKey, TeamId, TokenCache, TokenSigner};
+pub use auth::{
+    CertEnvironment, CertificateInfo, ClientCertificate, KeyId, ProviderToken, PublicKey,
+    SigningKey, TeamId, TokenCache, TokenSigner,
+};
 pub use client::{Client, ClientBuilder, ClientStats, RetryPolicy, SendOutcome, ShutdownReport};
 pub use error::{Error, Result};
 pub use notification::{

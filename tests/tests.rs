@@ -6,6 +6,7 @@ mod support;
 mod suite {
     mod bulk;
     mod cache;
+    mod certs;
     mod cli;
     mod e2e;
     mod faults;

@@ -52,6 +52,9 @@ pub enum Command {
         after_help = "Each check prints PASS, WARN or FAIL with what it found, and a fix when it fails.\n\nEXAMPLES:\n  apns doctor --env sandbox --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456\n  apns doctor --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --key-file K.p8 --team-id T \\\n       --topic com.example.app --device-token 00fc13ad...\n\nExit code: 0 when every check passes; 2 for clock or key problems, 3 for network or TLS problems,\n1 when the test notification is rejected."
     )]
     Doctor(DoctorArgs),
+    /// Inspect or convert push certificates (.p12 / PEM).
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Print a shell completion script: apns completions bash > /etc/bash_completion.d/apns
     Completions {
         /// The shell.
@@ -60,8 +63,53 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Show what a push certificate allows: bundle id, topics, environment, validity.
+    #[command(
+        after_help = "EXAMPLES:\n  apns cert inspect push.p12 --cert-password-env P12_PASSWORD\n  apns cert inspect cert.pem --output json"
+    )]
+    Inspect {
+        /// The certificate (.p12/.pfx or PEM).
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// The private key, when it is in a separate PEM file.
+        #[arg(long, value_name = "PATH")]
+        cert_key: Option<PathBuf>,
+        /// Read the .p12 password from this environment variable.
+        #[arg(long, value_name = "VAR", conflicts_with = "cert_password_file")]
+        cert_password_env: Option<String>,
+        /// Read the .p12 password from this file.
+        #[arg(long, value_name = "FILE")]
+        cert_password_file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+    },
+    /// Convert a .p12 to PEM (certificate chain and unencrypted key), written with mode 0600.
+    #[command(
+        after_help = "EXAMPLE:\n  apns cert convert push.p12 --out push.pem --cert-password-env P12_PASSWORD"
+    )]
+    Convert {
+        /// The .p12/.pfx to convert.
+        #[arg(value_name = "IN.p12")]
+        path: PathBuf,
+        /// Where to write the PEM.
+        #[arg(long, value_name = "OUT.pem")]
+        out: PathBuf,
+        /// Read the .p12 password from this environment variable.
+        #[arg(long, value_name = "VAR", conflicts_with = "cert_password_file")]
+        cert_password_env: Option<String>,
+        /// Read the .p12 password from this file.
+        #[arg(long, value_name = "FILE")]
+        cert_password_file: Option<PathBuf>,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    #[command(flatten)]
+    pub cert: CertArgs,
     /// The .p8 key to check (optional: without it, credentials are not checked).
     #[arg(long, env = "APNS_KEY_FILE", value_name = "PATH")]
     pub key_file: Option<PathBuf>,
@@ -131,18 +179,51 @@ pub struct BenchArgs {
     pub output: Output,
 }
 
-/// Token credentials shared by `send` and `token`.
-#[derive(Debug, Args)]
+/// Token credentials shared by `send`, `token` and `doctor`.
+#[derive(Debug, Args, Clone)]
 pub struct KeyArgs {
     /// The .p8 key from Apple (AuthKey_<KEYID>.p8).
     #[arg(long, env = "APNS_KEY_FILE", value_name = "PATH")]
-    pub key_file: PathBuf,
+    pub key_file: Option<PathBuf>,
     /// The 10-character key id; inferred from an AuthKey_<KEYID>.p8 file name when omitted.
     #[arg(long, env = "APNS_KEY_ID", value_name = "KID")]
     pub key_id: Option<String>,
     /// The 10-character team id (Apple Developer > Membership).
     #[arg(long, env = "APNS_TEAM_ID", value_name = "TEAM")]
-    pub team_id: String,
+    pub team_id: Option<String>,
+}
+
+/// Certificate credentials (the older way, still supported during the move to tokens).
+#[derive(Debug, Args, Clone)]
+pub struct CertArgs {
+    /// A push certificate: .p12/.pfx, or PEM with the certificate and its key
+    /// (as `openssl pkcs12 -in cert.p12 -out cert.pem -clcerts -nodes` writes it).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "key_file",
+        help_heading = "Certificate authentication"
+    )]
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key, when it is in a separate PEM file.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "cert",
+        help_heading = "Certificate authentication"
+    )]
+    pub cert_key: Option<PathBuf>,
+    /// Read the .p12 password from this environment variable (never pass a password as an argument).
+    #[arg(
+        long,
+        value_name = "VAR",
+        conflicts_with = "cert_password_file",
+        help_heading = "Certificate authentication"
+    )]
+    pub cert_password_env: Option<String>,
+    /// Read the .p12 password from this file (its first line).
+    #[arg(long, value_name = "FILE", help_heading = "Certificate authentication")]
+    pub cert_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -157,6 +238,12 @@ pub enum Output {
 pub struct SendArgs {
     #[command(flatten)]
     pub key: KeyArgs,
+    #[command(flatten)]
+    pub cert: CertArgs,
+    /// Connect to ADDR for HOST:PORT instead of resolving it, like curl's --resolve
+    /// (e.g. api.development.push.apple.com:443:127.0.0.1:8443); TLS still checks HOST.
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    pub resolve: Option<String>,
 
     /// The app's bundle id, plus the push type's suffix (e.g. com.example.app.voip).
     #[arg(long, env = "APNS_TOPIC")]
@@ -339,9 +426,15 @@ pub struct MockArgs {
     /// Refuse tokens APNs tolerates (padded base64, DER signatures, "Bearer").
     #[arg(long)]
     pub strict_tokens: bool,
-    /// Add a DNS name to the mock's server certificate; repeatable.
+    /// Add a DNS name to the mock's server certificate (e.g. api.sandbox.push.apple.com); repeatable.
     #[arg(long, value_name = "NAME")]
     pub server_name: Vec<String>,
+    /// Certificate mode: accept client certificates signed by this CA; topics come from them.
+    #[arg(long, value_name = "CA.pem")]
+    pub client_ca: Option<PathBuf>,
+    /// Refuse a certificate for the other environment with a GOAWAY instead of a 403.
+    #[arg(long, requires = "client_ca")]
+    pub bad_env_goaway: bool,
     /// Benchmark mode: answer every request 200 at once, without validation or recording.
     #[arg(long)]
     pub accept_all: bool,

@@ -121,7 +121,7 @@ pub async fn run() -> Result<u8, Failure> {
         stats.requests,
         stats.connections,
         stats.tokens_verified,
-        client.token_cache().mint_count()
+        client.stats().tokens_minted
     );
     println!("\nThe same first send with curl, against `apns mock` (which prints its endpoint and CA file):");
     println!(

@@ -11,7 +11,7 @@ use apns_provider::{
 
 use super::args::{DoctorArgs, Output};
 use super::report::reason_hint;
-use super::{exit, Failure};
+use super::{exit, Credentials, Failure};
 
 pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
     let environment: Environment = args.environment.parse()?;
@@ -25,10 +25,10 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
         ));
     }
     let mut checks: Vec<(Category, Check)> = vec![(Category::Local, clock())];
-    let signer = match key_check(&args) {
-        Ok(Some((signer, check))) => {
+    let credentials = match key_check(&args, endpoint.environment()) {
+        Ok(Some((credentials, check))) => {
             checks.push((Category::Local, check));
-            Some(signer)
+            Some(credentials)
         }
         Ok(None) => {
             checks.push((
@@ -58,7 +58,11 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
     checks.extend(network.into_iter().map(|c| (Category::Network, c)));
 
     if let Some(device) = &args.device_token {
-        let check = match (&signer, &args.topic, network_ok) {
+        let topic = args.topic.clone().or_else(|| match &credentials {
+            Some(Credentials::Certificate(c)) => c.info().default_topic(),
+            _ => None,
+        });
+        let check = match (credentials, topic, network_ok) {
             (_, _, false) => Check::fail(
                 "send",
                 "skipped: the endpoint is not reachable",
@@ -66,16 +70,16 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
             ),
             (None, _, _) => Check::fail(
                 "send",
-                "skipped: no usable key",
-                "give --key-file and --team-id",
+                "skipped: no usable key or certificate",
+                "give --key-file and --team-id, or --cert",
             ),
             (_, None, _) => Check::fail(
                 "send",
                 "skipped: no topic",
                 "give --topic (the app's bundle id)",
             ),
-            (Some(signer), Some(topic), true) => {
-                test_send(signer.clone(), &endpoint, &args, device, topic).await
+            (Some(credentials), Some(topic), true) => {
+                test_send(credentials, &endpoint, &args, device, &topic).await
             }
         };
         checks.push((Category::Send, check));
@@ -116,7 +120,54 @@ fn clock() -> Check {
     )
 }
 
-fn key_check(args: &DoctorArgs) -> Result<Option<(TokenSigner, Check)>, Check> {
+fn key_check(
+    args: &DoctorArgs,
+    environment: Option<Environment>,
+) -> Result<Option<(Credentials, Check)>, Check> {
+    if let Some(path) = &args.cert.cert {
+        let cert = super::load_certificate(
+            path,
+            args.cert.cert_key.as_deref(),
+            args.cert.cert_password_env.as_deref(),
+            args.cert.cert_password_file.as_deref(),
+        )
+        .map_err(|f| Check::fail("cert", f.message, "check the file and its password (--cert-password-env VAR or --cert-password-file FILE)"))?;
+        let info = cert.info().clone();
+        let now = std::time::SystemTime::now();
+        let date = |s: i64| format_utc_millis(s.max(0) as u64 * 1000);
+        if info.is_expired(now) {
+            return Err(Check::fail(
+                "cert",
+                format!("the certificate expired on {}", date(info.not_after)),
+                "renew it in the Apple Developer account, or move to token authentication (.p8)",
+            ));
+        }
+        if let Some(env) = environment {
+            if !info.environment.allows(env) {
+                return Err(Check::fail(
+                    "cert",
+                    format!(
+                        "a {:?} certificate cannot be used with {env}",
+                        info.environment
+                    ),
+                    "use --env for the certificate's environment, or the matching certificate",
+                ));
+            }
+        }
+        let detail = format!(
+            "{} ({:?}), topics {}, expires {} ({} days)",
+            info.bundle_id.as_deref().unwrap_or(&info.subject),
+            info.environment,
+            info.allowed_topics().join(", "),
+            date(info.not_after),
+            info.days_left(now)
+        );
+        let check = match info.expiry_warning(now, Duration::from_secs(30 * 86_400)) {
+            Some(w) => Check::warn("cert", detail, w),
+            None => Check::pass("cert", detail),
+        };
+        return Ok(Some((Credentials::Certificate(cert), check)));
+    }
     let Some(path) = &args.key_file else {
         return Ok(None);
     };
@@ -170,20 +221,22 @@ fn key_check(args: &DoctorArgs) -> Result<Option<(TokenSigner, Check)>, Check> {
             public.fingerprint()
         ),
     );
-    Ok(Some((signer, check)))
+    Ok(Some((Credentials::Token(signer), check)))
 }
 
 async fn test_send(
-    signer: TokenSigner,
+    credentials: Credentials,
     endpoint: &Endpoint,
     args: &DoctorArgs,
     device: &str,
     topic: &str,
 ) -> Check {
-    let mut builder = Client::builder()
-        .endpoint(endpoint.clone())
-        .token_signer(signer)
-        .request_timeout(Duration::from_secs_f64(args.timeout));
+    let builder = Client::builder().endpoint(endpoint.clone());
+    let mut builder = match credentials {
+        Credentials::Token(signer) => builder.token_signer(signer),
+        Credentials::Certificate(cert) => builder.certificate(cert),
+    }
+    .request_timeout(Duration::from_secs_f64(args.timeout));
     if let Some(ca) = &args.ca_file {
         builder = builder.add_root_certificates_file(ca);
     }

@@ -18,7 +18,7 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
     for spec in &args.trust_key {
         builder = builder.trust_key(parse_trust_key(spec)?);
     }
-    if args.trust_key.is_empty() && !args.accept_all {
+    if args.trust_key.is_empty() && !args.accept_all && args.client_ca.is_none() {
         eprintln!("apns mock: warning: no --trust-key given; every provider token will be rejected with InvalidProviderToken");
     }
     let now_ms = std::time::SystemTime::now()
@@ -36,6 +36,14 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
         builder = builder.fault(fault);
     }
     builder = builder.accept_all(args.accept_all);
+    if let Some(ca) = &args.client_ca {
+        let pem = std::fs::read(ca).map_err(|e| {
+            Failure::usage(format!("cannot read --client-ca {}: {e}", ca.display()))
+        })?;
+        builder = builder
+            .client_ca_pem(&pem)
+            .bad_environment_as_goaway(args.bad_env_goaway);
+    }
     let mock = builder.start().await?;
     let ca_file = args.ca_out.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("apns-mock-{}-ca.pem", std::process::id()))

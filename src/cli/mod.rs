@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod cert;
 mod demo;
 mod doctor;
 mod input;
@@ -83,6 +84,7 @@ pub fn main() -> ExitCode {
             Command::Demo => demo::run().await,
             Command::Bench(args) => bench::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Cert(command) => cert::run(command),
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(shell, &mut Cli::command(), "apns", &mut std::io::stdout());
@@ -118,19 +120,95 @@ fn init_logging(verbose: u8) {
 /// Loads the key and ids, inferring the key id from `AuthKey_<KID>.p8` and
 /// catching swapped ids.
 fn load_signer(args: &KeyArgs) -> Result<TokenSigner, Failure> {
-    let key = SigningKey::from_file(&args.key_file)?;
-    let team_id = TeamId::new(&args.team_id)?;
+    let key_file = args.key_file.as_ref().ok_or_else(|| {
+        Failure::usage("--key-file is required: the AuthKey_<KEYID>.p8 from Apple (or --cert PATH for a certificate)")
+    })?;
+    let team = args.team_id.as_ref().ok_or_else(|| {
+        Failure::usage(
+            "--team-id is required: the 10-character Team ID from Apple Developer > Membership",
+        )
+    })?;
+    let key = SigningKey::from_file(key_file)?;
+    let team_id = TeamId::new(team)?;
     let key_id = match &args.key_id {
         Some(kid) => KeyId::new(kid)?,
-        None => KeyId::from_apple_file_name(&args.key_file).ok_or_else(|| {
+        None => KeyId::from_apple_file_name(key_file).ok_or_else(|| {
             Failure::usage(format!(
                 "--key-id is required: {} is not named AuthKey_<KEYID>.p8",
-                args.key_file.display()
+                key_file.display()
             ))
         })?,
     };
-    check_ids_against_file_name(&team_id, &key_id, &args.key_file)?;
+    check_ids_against_file_name(&team_id, &key_id, key_file)?;
     Ok(TokenSigner::new(key, key_id, team_id))
+}
+
+/// The credentials a command sends with.
+pub enum Credentials {
+    /// A `.p8` key.
+    Token(TokenSigner),
+    /// A push certificate.
+    Certificate(apns_provider::ClientCertificate),
+}
+
+fn load_credentials(key: &KeyArgs, cert: &args::CertArgs) -> Result<Credentials, Failure> {
+    match &cert.cert {
+        Some(path) => Ok(Credentials::Certificate(load_certificate(
+            path,
+            cert.cert_key.as_deref(),
+            cert.cert_password_env.as_deref(),
+            cert.cert_password_file.as_deref(),
+        )?)),
+        None => Ok(Credentials::Token(load_signer(key)?)),
+    }
+}
+
+/// Loads a certificate. The .p12 password comes from an environment
+/// variable or a file, or is asked for on a terminal: never from an argument
+/// that would land in shell history.
+fn load_certificate(
+    path: &std::path::Path,
+    key: Option<&std::path::Path>,
+    password_env: Option<&str>,
+    password_file: Option<&std::path::Path>,
+) -> Result<apns_provider::ClientCertificate, Failure> {
+    use std::io::IsTerminal;
+    let password: Option<zeroize::Zeroizing<String>> = match (password_env, password_file) {
+        (Some(var), _) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(
+            |_| {
+                Failure::usage(format!(
+                    "--cert-password-env {var}: that environment variable is not set"
+                ))
+            },
+        )?)),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                Failure::usage(format!(
+                    "cannot read the password file {}: {e}",
+                    file.display()
+                ))
+            })?;
+            Some(zeroize::Zeroizing::new(
+                text.lines().next().unwrap_or_default().to_string(),
+            ))
+        }
+        (None, None) => None,
+    };
+    let load = |pw: Option<&str>| apns_provider::ClientCertificate::from_file(path, key, pw);
+    match load(password.as_deref().map(|p| p.as_str())) {
+        Err(e)
+            if password.is_none()
+                && e.to_string().contains("wrong password")
+                && std::io::stdin().is_terminal() =>
+        {
+            let typed = zeroize::Zeroizing::new(
+                rpassword::prompt_password(format!("Password for {}: ", path.display()))
+                    .map_err(|e| Failure::usage(format!("cannot read the password: {e}")))?,
+            );
+            Ok(load(Some(&typed))?)
+        }
+        other => Ok(other?),
+    }
 }
 
 fn token(args: args::TokenArgs) -> Result<u8, Failure> {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use apns_provider::payload::{Alert, InterruptionLevel, Sound};
 use apns_provider::{
     ApnsId, Client, Endpoint, Environment, Expiration, Notification, Payload, Priority, PushType,
-    TokenSigner,
 };
 use futures_util::StreamExt;
 use serde_json::json;
@@ -16,10 +15,10 @@ use tokio::sync::{mpsc, Mutex};
 use super::args::{Output, PayloadArgs, SendArgs};
 use super::input::{count_lines, spawn_reader, Defaults, Line};
 use super::report::{Outcome, Progress, Reporter};
-use super::{exit, load_signer, Failure};
+use super::{exit, load_credentials, Credentials, Failure};
 
 pub async fn run(args: SendArgs) -> Result<u8, Failure> {
-    let signer = load_signer(&args.key)?;
+    let credentials = load_credentials(&args.key, &args.cert)?;
     let reads_stdin =
         |p: &Option<std::path::PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if reads_stdin(&args.tokens_file) && reads_stdin(&args.payload.payload_file) {
@@ -44,8 +43,27 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
             "--concurrency and --connections must be at least 1",
         ));
     }
+    let mut topic = args.topic.clone();
+    if let Credentials::Certificate(cert) = &credentials {
+        let info = cert.info();
+        if let Some(w) = info.expiry_warning(
+            std::time::SystemTime::now(),
+            Duration::from_secs(30 * 86_400),
+        ) {
+            eprintln!("apns: warning: {w}");
+        }
+        if topic.is_none() {
+            topic = info.default_topic();
+        }
+        if topic.is_none() && args.tokens_file.is_none() {
+            return Err(Failure::usage(format!(
+                "--topic is required: the certificate allows {}",
+                info.allowed_topics().join(", ")
+            )));
+        }
+    }
     let defaults = Defaults::new(
-        args.topic.clone(),
+        topic,
         push_type,
         args.priority
             .as_deref()
@@ -81,18 +99,31 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         return dry_run(lines, &defaults, args.output).await;
     }
     if args.curl {
-        return curl(lines, &defaults, &args, &signer, &endpoint).await;
+        return curl(lines, &defaults, &args, &credentials, &endpoint).await;
     }
 
-    let mut builder = Client::builder()
-        .endpoint(endpoint)
-        .token_signer(signer)
+    let mut builder = Client::builder().endpoint(endpoint);
+    builder = match credentials {
+        Credentials::Token(signer) => builder.token_signer(signer),
+        Credentials::Certificate(cert) => builder.certificate(cert),
+    };
+    if let Some(spec) = &args.resolve {
+        let (host, addr) = parse_resolve(spec)?;
+        builder = builder.resolve(&host, addr);
+    }
+    let mut builder = builder
         .pool_size(args.connections)
         .request_timeout(Duration::from_secs_f64(args.timeout));
     if let Some(ca) = &args.ca_file {
         builder = builder.add_root_certificates_file(ca);
     }
     let client = builder.build()?;
+    for w in client.warnings() {
+        // Already said for certificates above; other warnings here.
+        if !w.contains("certificate") {
+            eprintln!("apns: warning: {w}");
+        }
+    }
     let mut reporter = Reporter::new(
         args.results.as_deref(),
         args.output,
@@ -298,22 +329,44 @@ async fn curl(
     mut lines: mpsc::Receiver<Result<Line, String>>,
     defaults: &Defaults,
     args: &SendArgs,
-    signer: &TokenSigner,
+    credentials: &Credentials,
     endpoint: &Endpoint,
 ) -> Result<u8, Failure> {
-    let authorization = if args.reveal {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        signer.sign_jwt(now)
-    } else {
-        format!(
-            "$(apns token --key-file {} --key-id {} --team-id {})",
-            shell_quote(&args.key.key_file.display().to_string()),
+    let auth = match credentials {
+        Credentials::Token(signer) if args.reveal => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            format!(" -H \"authorization: bearer {}\"", signer.sign_jwt(now))
+        }
+        Credentials::Token(signer) => format!(
+            " -H \"authorization: bearer $(apns token --key-file {} --key-id {} --team-id {})\"",
+            shell_quote(
+                &args
+                    .key
+                    .key_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
             signer.key_id(),
             signer.team_id()
-        )
+        ),
+        // curl takes a PEM certificate; a .p12 needs `apns cert convert` first.
+        Credentials::Certificate(_) => {
+            let cert = args
+                .cert
+                .cert
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let mut s = format!(" --cert {}", shell_quote(&cert));
+            if let Some(k) = &args.cert.cert_key {
+                s.push_str(&format!(" --key {}", shell_quote(&k.display().to_string())));
+            }
+            s
+        }
     };
     let mut invalid = 0u64;
     while let Some(line) = lines.recv().await {
@@ -321,7 +374,7 @@ async fn curl(
         match defaults.parse(&line).and_then(require_topic) {
             Ok(n) => println!(
                 "{}",
-                curl_command(&n, &authorization, endpoint, args.ca_file.as_deref())
+                curl_command(&n, &auth, endpoint, args.ca_file.as_deref())
             ),
             Err(e) => {
                 invalid += 1;
@@ -338,7 +391,7 @@ async fn curl(
 
 fn curl_command(
     n: &Notification,
-    authorization: &str,
+    auth: &str,
     endpoint: &Endpoint,
     ca_file: Option<&std::path::Path>,
 ) -> String {
@@ -349,7 +402,8 @@ fn curl_command(
             shell_quote(&ca.display().to_string())
         ));
     }
-    cmd.push_str(&format!(" -H \"authorization: bearer {authorization}\""));
+    // The credentials part: a bearer header, or --cert for certificates.
+    cmd.push_str(auth);
     let mut header = |name: &str, value: String| {
         cmd.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
     };
@@ -375,6 +429,25 @@ fn curl_command(
         n.device_token()
     ));
     cmd
+}
+
+/// Parses `HOST:PORT:ADDR` (ADDR may be `[v6]`).
+fn parse_resolve(spec: &str) -> Result<(String, std::net::SocketAddr), Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "--resolve {spec:?}: expected HOST:PORT:ADDR, e.g. api.development.push.apple.com:443:127.0.0.1:8443"
+        ))
+    };
+    let (host, rest) = spec.split_once(':').ok_or_else(bad)?;
+    let (port, addr) = rest.split_once(':').ok_or_else(bad)?;
+    let _port: u16 = port.parse().map_err(|_| bad())?;
+    let addr = addr.trim_start_matches('[').replace("]:", ":");
+    let addr: std::net::SocketAddr = match addr.parse() {
+        Ok(a) => a,
+        // ADDR without a port means the same port, as curl does.
+        Err(_) => format!("{addr}:{port}").parse().map_err(|_| bad())?,
+    };
+    Ok((host.to_string(), addr))
 }
 
 /// Single-quotes a value for POSIX shells.

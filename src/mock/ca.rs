@@ -81,11 +81,36 @@ pub(crate) fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Identity> {
     })
 }
 
-pub(crate) fn server_config(identity: &Identity) -> Result<Arc<ServerConfig>> {
-    let mut config = ServerConfig::builder_with_provider(tls::provider())
+/// The server's TLS configuration. With `client_ca`, clients may present a
+/// certificate, which must be signed by it (certificate mode); clients
+/// without one use token authentication.
+pub(crate) fn server_config(
+    identity: &Identity,
+    client_ca: Option<&[u8]>,
+) -> Result<Arc<ServerConfig>> {
+    let builder = ServerConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
-        .with_no_client_auth()
+        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in tls::certificates_from_pem(pem, "client CA")? {
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Config(format!("client CA unusable: {e}")))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                tls::provider(),
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| Error::Config(format!("client CA unusable: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
         .map_err(|e| Error::Config(format!("mock TLS identity rejected: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec()];

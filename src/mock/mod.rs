@@ -48,7 +48,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::auth::verify as jwt;
-use crate::auth::{KeyId, PublicKey, TeamId};
+use crate::auth::{CertificateInfo, KeyId, PublicKey, TeamId};
 use crate::clock::{self, Clock};
 use crate::error::{Error, Result};
 use crate::notification::{DeviceToken, PushType};
@@ -147,6 +147,9 @@ pub struct AcceptedNotification {
     pub team_id: String,
     /// Which connection it came on (1, 2, ... in accept order).
     pub connection: u64,
+    /// The client certificate's subject, in certificate mode (then
+    /// `key_id` and `team_id` are empty).
+    pub certificate_subject: Option<String>,
 }
 
 /// A failure the mock can inject, to prove a client survives what APNs and
@@ -240,6 +243,8 @@ pub struct MockServerBuilder {
     identity_pem: Option<(Vec<u8>, Vec<u8>)>,
     faults: Vec<Fault>,
     accept_all: bool,
+    client_ca: Option<Vec<u8>>,
+    bad_environment_goaway: bool,
 }
 
 impl std::fmt::Debug for MockServerBuilder {
@@ -266,6 +271,8 @@ impl Default for MockServerBuilder {
             identity_pem: None,
             faults: Vec::new(),
             accept_all: false,
+            client_ca: None,
+            bad_environment_goaway: false,
         }
     }
 }
@@ -321,6 +328,22 @@ impl MockServerBuilder {
         self
     }
 
+    /// Certificate mode: clients may authenticate with a TLS client
+    /// certificate signed by this CA (PEM); the topics they may use come
+    /// from the certificate (Apple's topics extension, else its UID).
+    /// Clients without a certificate still use tokens.
+    pub fn client_ca_pem(mut self, pem: &[u8]) -> Self {
+        self.client_ca = Some(pem.to_vec());
+        self
+    }
+    /// How a certificate for the other environment is refused: `false`
+    /// (default) answers each request `403 BadCertificateEnvironment`;
+    /// `true` sends a GOAWAY with that reason and closes the connection, as
+    /// APNs sometimes does.
+    pub fn bad_environment_as_goaway(mut self, goaway: bool) -> Self {
+        self.bad_environment_goaway = goaway;
+        self
+    }
     /// Arms a fault from the start.
     pub fn fault(mut self, fault: Fault) -> Self {
         self.faults.push(fault);
@@ -341,7 +364,7 @@ impl MockServerBuilder {
             Some((cert, key)) => ca::from_pem(cert, key)?,
             None => ca::generate(&self.server_names)?,
         };
-        let tls = ca::server_config(&identity)?;
+        let tls = ca::server_config(&identity, self.client_ca.as_deref())?;
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(|e| Error::io(format!("mock cannot listen on {}", self.listen), e))?;
@@ -364,6 +387,7 @@ impl MockServerBuilder {
             clock: self.clock,
             strict_tokens: self.strict_tokens,
             accept_all: self.accept_all,
+            bad_environment_goaway: self.bad_environment_goaway,
             unregistered: Mutex::new(self.unregistered),
             accepted: Mutex::new(Vec::new()),
             faults: Mutex::new(faults),
@@ -498,6 +522,7 @@ struct State {
     clock: Arc<dyn Clock>,
     strict_tokens: bool,
     accept_all: bool,
+    bad_environment_goaway: bool,
     unregistered: Mutex<HashMap<String, u64>>,
     accepted: Mutex<Vec<AcceptedNotification>>,
     faults: Mutex<Faults>,
@@ -570,6 +595,8 @@ struct ConnState {
     // `closing` once in-flight streams are done (after a GOAWAY).
     kill: Notify,
     closing: AtomicBool,
+    // The client certificate, in certificate mode.
+    certificate: Option<CertificateInfo>,
 }
 
 #[derive(Default)]
@@ -636,7 +663,14 @@ async fn serve_connection(
     if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
         return Err("client did not negotiate h2".into());
     }
-    let initial = if state.accept_all {
+    let certificate = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| CertificateInfo::from_der(leaf).ok());
+    // Certificate connections are not subject to the token ramp-up.
+    let initial = if state.accept_all || certificate.is_some() {
         state.max_streams
     } else {
         1
@@ -651,6 +685,7 @@ async fn serve_connection(
         admitted: Mutex::new(Admitted::default()),
         kill: Notify::new(),
         closing: AtomicBool::new(false),
+        certificate,
     });
     let io = SettingsShim::new(tls, control.clone());
     let mut h2 = h2::server::Builder::new()
@@ -867,6 +902,22 @@ async fn handle_stream(
     }
 }
 
+/// Sends a GOAWAY with `reason` at once and closes the connection when the
+/// streams already admitted are answered.
+fn go_away_now(state: &State, conn: &ConnState, reason: &str) {
+    let debug = serde_json::json!({ "reason": reason }).to_string();
+    let mut admitted = lock(&conn.admitted);
+    if admitted.goaway_last.is_some() {
+        return;
+    }
+    let last = admitted.highest;
+    admitted.goaway_last = Some(last);
+    conn.control.go_away(last, 0, debug.as_bytes());
+    drop(admitted);
+    conn.closing.store(true, Ordering::Release);
+    state.counters.goaways.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Fault: after a connection answered n requests, a GOAWAY naming the
 /// highest stream admitted so far as the last processed one, with APNs'
 /// JSON reason.
@@ -879,16 +930,10 @@ fn maybe_go_away(state: &State, conn: &ConnState) {
     if answered < *after {
         return;
     }
-    let debug = serde_json::json!({ "reason": reason }).to_string();
+    let reason = reason.clone();
     faults.goaway_after = None;
     drop(faults);
-    let mut admitted = lock(&conn.admitted);
-    let last = admitted.highest;
-    admitted.goaway_last = Some(last);
-    conn.control.go_away(last, 0, debug.as_bytes());
-    drop(admitted);
-    conn.closing.store(true, Ordering::Release);
-    state.counters.goaways.fetch_add(1, Ordering::Relaxed);
+    go_away_now(state, conn, &reason);
 }
 
 impl ConnState {
@@ -980,15 +1025,38 @@ fn validate(
         return Err(reject(Reason::BadCollapseId));
     }
 
-    let key = authenticate(text("authorization"), state, conn)?;
-
-    let topic = text("apns-topic").ok_or_else(|| reject(Reason::MissingTopic))?;
-    if topic.is_empty() {
-        return Err(reject(Reason::MissingTopic));
-    }
-    if !key.allows_topic(topic) {
-        return Err(reject(Reason::TopicDisallowed));
-    }
+    let (key, topic) = match &conn.certificate {
+        Some(cert) => {
+            if !cert.environment.allows(state.environment) {
+                if state.bad_environment_goaway {
+                    go_away_now(state, conn, "BadCertificateEnvironment");
+                }
+                return Err(reject(Reason::BadCertificateEnvironment));
+            }
+            // The topic may be omitted when the certificate has just one.
+            let topic = match text("apns-topic") {
+                Some(t) if !t.is_empty() => t.to_string(),
+                _ => cert
+                    .default_topic()
+                    .ok_or_else(|| reject(Reason::MissingTopic))?,
+            };
+            if !cert.allows_topic(&topic) {
+                return Err(reject(Reason::TopicDisallowed));
+            }
+            (None, topic)
+        }
+        None => {
+            let key = authenticate(text("authorization"), state, conn)?;
+            let topic = text("apns-topic").ok_or_else(|| reject(Reason::MissingTopic))?;
+            if topic.is_empty() {
+                return Err(reject(Reason::MissingTopic));
+            }
+            if !key.allows_topic(topic) {
+                return Err(reject(Reason::TopicDisallowed));
+            }
+            (Some(key), topic.to_string())
+        }
+    };
     if payload.is_empty() {
         return Err(reject(Reason::PayloadEmpty));
     }
@@ -1006,16 +1074,21 @@ fn validate(
     }
     Ok(AcceptedNotification {
         device_token: device_token.to_string(),
-        topic: topic.to_string(),
+        topic,
         push_type: push_type.as_str().to_string(),
         priority,
         expiration,
         collapse_id,
         apns_id,
         payload: payload.clone(),
-        key_id: key.key_id.as_str().to_string(),
-        team_id: key.team_id.as_str().to_string(),
+        key_id: key
+            .map(|k| k.key_id.as_str().to_string())
+            .unwrap_or_default(),
+        team_id: key
+            .map(|k| k.team_id.as_str().to_string())
+            .unwrap_or_default(),
         connection: conn.id,
+        certificate_subject: conn.certificate.as_ref().map(|c| c.subject.clone()),
     })
 }
 

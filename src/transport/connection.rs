@@ -107,23 +107,28 @@ impl Connection {
         timeouts: &Timeouts,
         keepalive: Option<Keepalive>,
         pool: Arc<Notify>,
+        resolve: Option<std::net::SocketAddr>,
     ) -> Result<Connection> {
         let authority = endpoint.authority();
-        // Resolve on every connect, so a new connection follows DNS changes.
-        let tcp = timeout(
-            timeouts.connect,
-            TcpStream::connect((endpoint.host(), endpoint.port())),
-        )
-        .await
-        .map_err(|_| Error::Timeout {
-            what: "connect",
-            after: timeouts.connect,
-            may_have_been_delivered: false,
-        })?
-        .map_err(|source| Error::Connect {
-            endpoint: authority.clone(),
-            source,
-        })?;
+        // Resolve on every connect, so a new connection follows DNS changes
+        // (unless an address was pinned, like curl's --resolve).
+        let dial = async {
+            match resolve {
+                Some(addr) => TcpStream::connect(addr).await,
+                None => TcpStream::connect((endpoint.host(), endpoint.port())).await,
+            }
+        };
+        let tcp = timeout(timeouts.connect, dial)
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "connect",
+                after: timeouts.connect,
+                may_have_been_delivered: false,
+            })?
+            .map_err(|source| Error::Connect {
+                endpoint: authority.clone(),
+                source,
+            })?;
         // Without TCP_NODELAY, small HTTP/2 frames wait ~40 ms on delayed ACKs.
         let _ = tcp.set_nodelay(true);
 

@@ -31,6 +31,8 @@ pub(crate) struct PoolConfig {
     pub backoff_max: Duration,
     pub keepalive: Option<Keepalive>,
     pub max_pending: Option<usize>,
+    /// Connect here instead of resolving the endpoint's host.
+    pub resolve: Option<std::net::SocketAddr>,
 }
 
 pub(crate) struct Pool {
@@ -252,6 +254,7 @@ impl Pool {
                 &pool.timeouts,
                 pool.config.keepalive,
                 pool.notify.clone(),
+                pool.config.resolve,
             )
             .await;
             let mut slots = pool.lock();

@@ -40,6 +40,15 @@ pub(crate) fn client_config(
     webpki_roots: bool,
     extra_roots: &[CertificateDer<'static>],
 ) -> Result<Arc<ClientConfig>> {
+    client_config_with_cert(webpki_roots, extra_roots, None)
+}
+
+/// Like [`client_config`], presenting `cert` for TLS client authentication.
+pub(crate) fn client_config_with_cert(
+    webpki_roots: bool,
+    extra_roots: &[CertificateDer<'static>],
+    cert: Option<&crate::auth::ClientCertificate>,
+) -> Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
     if webpki_roots {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -56,11 +65,16 @@ pub(crate) fn client_config(
             "no trusted root certificates: keep the built-in roots or add a CA file".into(),
         ));
     }
-    let mut config = ClientConfig::builder_with_provider(provider())
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match cert {
+        None => builder.with_no_client_auth(),
+        Some(cert) => builder
+            .with_client_auth_cert(cert.chain().to_vec(), cert.key())
+            .map_err(|e| Error::Key(format!("the client certificate cannot be used: {e}")))?,
+    };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }

@@ -91,7 +91,7 @@ async fn one_connection_one_token_verified_once() {
         stats.tokens_verified, 1,
         "verified once, then cached per connection"
     );
-    assert_eq!(client.token_cache().mint_count(), 1);
+    assert_eq!(client.stats().tokens_minted, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +217,7 @@ async fn expired_token_is_reminted_once_and_retried_on_a_new_connection() {
     mock_clock.advance(Duration::from_secs(35 * 60));
     let r = client.send(&alert(DEVICE)).await.unwrap();
     assert!(r.is_accepted(), "{}", r.describe());
-    assert_eq!(client.token_cache().mint_count(), 2, "exactly one re-mint");
+    assert_eq!(client.stats().tokens_minted, 2, "exactly one re-mint");
     let stats = mock.stats();
     assert_eq!(stats.connections, 2, "retried on a new connection");
     assert_eq!(stats.rejected, 1);
@@ -246,7 +246,7 @@ async fn a_second_expiry_is_reported_not_looped() {
     );
     assert!(e.to_string().contains("clock"), "{e}");
     assert_eq!(mock.stats().requests, 2, "one retry, no loop");
-    assert_eq!(client.token_cache().mint_count(), 2);
+    assert_eq!(client.stats().tokens_minted, 2);
 }
 
 /// Headers of a valid request with `token`.
@@ -273,7 +273,7 @@ async fn every_request_rejection_reason() {
     let key = new_key();
     let mock = mock_for(&key).start().await.unwrap();
     let client = client_for(&mock, key).build().unwrap();
-    let token = client.provider_token().expose_secret().to_string();
+    let token = client.provider_token().unwrap().expose_secret().to_string();
     let conn = RawConn::open(&mock).await;
     let path = format!("/3/device/{DEVICE}");
     let body = br#"{"aps":{"alert":"hi"}}"#;

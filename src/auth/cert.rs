@@ -1,0 +1,417 @@
+//! Certificate authentication (the older way): TLS client certificates
+//! from a `.p12` or PEM, and what Apple put in them (bundle id, topics,
+//! environment, expiry).
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls_pki_types::pem::{SectionKind, SliceIter};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// OID of Apple's topics extension in push certificates.
+pub const TOPICS_OID: &str = "1.2.840.113635.100.6.3.6";
+/// OID marking a certificate valid for the development (sandbox) environment.
+pub const DEVELOPMENT_OID: &str = "1.2.840.113635.100.6.3.1";
+/// OID marking a certificate valid for the production environment.
+pub const PRODUCTION_OID: &str = "1.2.840.113635.100.6.3.2";
+const UID_OID: &str = "0.9.2342.19200300.100.1.1";
+
+/// Which APNs environment a certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum CertEnvironment {
+    /// Sandbox only ("Apple Development IOS Push Services").
+    Development,
+    /// Production only.
+    Production,
+    /// Both ("Apple Push Services").
+    Universal,
+    /// Not an Apple push certificate, or not recognizable.
+    Unknown,
+}
+
+impl CertEnvironment {
+    /// Whether the certificate may be used with `env`.
+    pub fn allows(self, env: crate::Environment) -> bool {
+        match self {
+            CertEnvironment::Universal | CertEnvironment::Unknown => true,
+            CertEnvironment::Development => env == crate::Environment::Sandbox,
+            CertEnvironment::Production => env == crate::Environment::Production,
+        }
+    }
+}
+
+/// What a push certificate says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CertificateInfo {
+    /// The full subject.
+    pub subject: String,
+    /// The subject's common name.
+    pub common_name: Option<String>,
+    /// The subject's UID: the app's bundle id.
+    pub bundle_id: Option<String>,
+    /// Topics from Apple's topics extension (bundle id, `.voip`,
+    /// `.complication`...); empty for older certificates, which allow only
+    /// the bundle id.
+    pub topics: Vec<String>,
+    /// The environment the certificate is for.
+    pub environment: CertEnvironment,
+    /// The issuer.
+    pub issuer: String,
+    /// Validity start (UNIX seconds).
+    pub not_before: i64,
+    /// Validity end (UNIX seconds).
+    pub not_after: i64,
+}
+
+impl CertificateInfo {
+    /// Reads the fields from a DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<Self> {
+        use x509_parser::prelude::*;
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| Error::Key(format!("not an X.509 certificate: {e}")))?;
+        let subject = cert.subject();
+        let attr = |oid: &str| {
+            subject
+                .iter_attributes()
+                .find(|a| a.attr_type().to_id_string() == oid)
+                .and_then(|a| a.as_str().ok())
+                .map(str::to_string)
+        };
+        let common_name = attr("2.5.4.3");
+        let bundle_id = attr(UID_OID);
+        let mut topics = Vec::new();
+        let (mut dev, mut prod) = (false, false);
+        for ext in cert.extensions() {
+            match ext.oid.to_id_string().as_str() {
+                TOPICS_OID => topics = parse_topics(ext.value),
+                DEVELOPMENT_OID => dev = true,
+                PRODUCTION_OID => prod = true,
+                _ => {}
+            }
+        }
+        let environment = match (dev, prod) {
+            (true, true) => CertEnvironment::Universal,
+            (true, false) => CertEnvironment::Development,
+            (false, true) => CertEnvironment::Production,
+            (false, false) => match common_name.as_deref() {
+                Some(cn) if cn.starts_with("Apple Development IOS Push Services") => {
+                    CertEnvironment::Development
+                }
+                Some(cn) if cn.starts_with("Apple Production IOS Push Services") => {
+                    CertEnvironment::Production
+                }
+                Some(cn) if cn.starts_with("Apple Push Services") => CertEnvironment::Universal,
+                _ => CertEnvironment::Unknown,
+            },
+        };
+        Ok(CertificateInfo {
+            subject: subject.to_string(),
+            common_name,
+            bundle_id,
+            topics,
+            environment,
+            issuer: cert.issuer().to_string(),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
+    }
+
+    /// Every topic the certificate allows: its topics extension, else its
+    /// bundle id.
+    pub fn allowed_topics(&self) -> Vec<String> {
+        if !self.topics.is_empty() {
+            return self.topics.clone();
+        }
+        self.bundle_id.iter().cloned().collect()
+    }
+
+    /// Whether `topic` is allowed (always true when the certificate names
+    /// no topic at all).
+    pub fn allows_topic(&self, topic: &str) -> bool {
+        let allowed = self.allowed_topics();
+        allowed.is_empty() || allowed.iter().any(|t| t == topic)
+    }
+
+    /// The topic to use when none is given: the only one the certificate
+    /// allows, or its bundle id.
+    pub fn default_topic(&self) -> Option<String> {
+        match self.allowed_topics().as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whole days until expiry at `now` (negative once expired).
+    pub fn days_left(&self, now: SystemTime) -> i64 {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        (self.not_after - now).div_euclid(86_400)
+    }
+
+    /// Whether the certificate is outside its validity period at `now`.
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        now > self.not_after
+    }
+
+    /// A warning when the certificate expires within `within` of `now`.
+    pub fn expiry_warning(&self, now: SystemTime, within: Duration) -> Option<String> {
+        let left = self.days_left(now);
+        let secs_left = self.not_after
+            - now
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+        (secs_left >= 0 && secs_left < within.as_secs() as i64).then(|| {
+            format!(
+                "the push certificate for {} expires on {} ({left} days left): renew it, or move to token authentication (.p8 keys do not expire)",
+                self.bundle_id.as_deref().unwrap_or(&self.subject),
+                crate::response::format_utc_millis(self.not_after.max(0) as u64 * 1000)
+            )
+        })
+    }
+}
+
+/// Parses Apple's topics extension: a SEQUENCE of UTF8String topics, each
+/// followed by a SEQUENCE naming its kind (`app`, `voip`, ...).
+fn parse_topics(der: &[u8]) -> Vec<String> {
+    let Some((0x30, body, _)) = der_element(der) else {
+        return Vec::new();
+    };
+    let mut topics = Vec::new();
+    let mut rest = body;
+    while let Some((tag, content, next)) = der_element(rest) {
+        if tag == 0x0c {
+            if let Ok(s) = std::str::from_utf8(content) {
+                topics.push(s.to_string());
+            }
+        }
+        rest = next;
+    }
+    topics
+}
+
+/// One DER element: (tag, content, rest).
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+/// A TLS client certificate and its private key, loaded from a `.p12` or
+/// PEM, checked to match. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct ClientCertificate {
+    chain: Vec<CertificateDer<'static>>,
+    key: std::sync::Arc<PrivateKeyDer<'static>>,
+    info: CertificateInfo,
+}
+
+impl fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("subject", &self.info.subject)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl ClientCertificate {
+    /// Loads a certificate from `path`: a `.p12`/`.pfx` (with `password`,
+    /// often empty), or PEM holding the certificate and, unless `key_path`
+    /// is given, its key.
+    pub fn from_file(
+        path: impl AsRef<Path>,
+        key_path: Option<&Path>,
+        password: Option<&str>,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let data =
+            Zeroizing::new(std::fs::read(path).map_err(|e| {
+                Error::io(format!("cannot read certificate {}", path.display()), e)
+            })?);
+        let named = |e: Error| match e {
+            Error::Key(m) => Error::Key(format!("{}: {m}", path.display())),
+            other => other,
+        };
+        if looks_like_pem(&data) {
+            let key = match key_path {
+                Some(k) => Some(Zeroizing::new(std::fs::read(k).map_err(|e| {
+                    Error::io(format!("cannot read certificate key {}", k.display()), e)
+                })?)),
+                None => None,
+            };
+            Self::from_pem(&data, key.as_deref().map(|k| k.as_slice())).map_err(named)
+        } else {
+            if key_path.is_some() {
+                return Err(Error::Config(
+                    "a .p12 carries its own key: drop --cert-key".into(),
+                ));
+            }
+            Self::from_pkcs12(&data, password.unwrap_or("")).map_err(named)
+        }
+    }
+
+    /// Loads PEM: the certificate chain (leaf first) and an unencrypted key
+    /// (PKCS#8, PKCS#1 RSA or SEC1 EC) in `pem`, or in `key_pem`. Text
+    /// around the blocks (openssl's `Bag Attributes`) is ignored.
+    pub fn from_pem(pem: &[u8], key_pem: Option<&[u8]>) -> Result<Self> {
+        let (chain, mut key) = scan_pem(pem)?;
+        if let Some(k) = key_pem {
+            key = scan_pem(k)?.1;
+        }
+        let text = String::from_utf8_lossy(pem);
+        if key.is_none() && text.contains("ENCRYPTED PRIVATE KEY") {
+            return Err(Error::Key(
+                "the private key is encrypted; export it without a passphrase (openssl pkcs12 ... -nodes) or use the .p12".into(),
+            ));
+        }
+        if chain.is_empty() {
+            return Err(Error::Key(
+                "no certificate found; expected -----BEGIN CERTIFICATE----- (export with `openssl pkcs12 -in cert.p12 -out cert.pem -clcerts -nodes`)".into(),
+            ));
+        }
+        let key = key.ok_or_else(|| {
+            Error::Key("no private key found next to the certificate; give it with --cert-key, or export with -nodes".into())
+        })?;
+        Self::new(chain, key)
+    }
+
+    /// Loads a PKCS#12 (`.p12`/`.pfx`) file, modern (AES-256/PBKDF2) or
+    /// legacy (RC2-40/3DES, as older Keychain exports).
+    pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Self> {
+        use p12_keystore::{KeyStore, Pkcs12ImportPolicy};
+        let store = KeyStore::from_pkcs12(der, password, Pkcs12ImportPolicy::Relaxed).map_err(|e| {
+            use p12_keystore::error::Error as P12;
+            match e {
+                P12::MacError(_) | P12::UnpadError => Error::Key(
+                    "wrong password for the .p12 (give it with --cert-password-env VAR or --cert-password-file FILE)".into(),
+                ),
+                P12::DerError(_) | P12::InvalidLength | P12::InvalidData | P12::InvalidVersion => {
+                    Error::Key(format!("not a valid .p12/.pfx file, or a truncated one ({e})"))
+                }
+                other => Error::Key(format!("cannot read the .p12: {other}")),
+            }
+        })?;
+        let (_, chain) = store.private_key_chain().ok_or_else(|| {
+            Error::Key("the .p12 holds no private key with its certificate; export both from Keychain Access (the certificate *and* its key)".into())
+        })?;
+        let certs: Vec<CertificateDer<'static>> = chain
+            .certs()
+            .iter()
+            .map(|c| CertificateDer::from(c.as_der().to_vec()))
+            .collect();
+        if certs.is_empty() {
+            return Err(Error::Key("the .p12 holds a key but no certificate".into()));
+        }
+        let key = PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into());
+        Self::new(certs, key)
+    }
+
+    fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Self> {
+        let provider = crate::transport::tls::provider();
+        rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
+            |e| match e {
+                rustls::Error::InconsistentKeys(_) => Error::Key(
+                    "the private key does not match the certificate: they come from different exports".into(),
+                ),
+                other => Error::Key(format!("unusable certificate key: {other}")),
+            },
+        )?;
+        let info = CertificateInfo::from_der(&chain[0])?;
+        Ok(ClientCertificate {
+            chain,
+            key: std::sync::Arc::new(key),
+            info,
+        })
+    }
+
+    /// What the certificate says.
+    pub fn info(&self) -> &CertificateInfo {
+        &self.info
+    }
+
+    /// The certificate chain, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    pub(crate) fn key(&self) -> PrivateKeyDer<'static> {
+        self.key.clone_key()
+    }
+
+    /// The certificate chain and key as PEM (what `apns cert convert`
+    /// writes). Contains the private key: write it with care.
+    pub fn to_pem(&self) -> Zeroizing<String> {
+        let mut out = String::new();
+        for cert in &self.chain {
+            out.push_str(&super::pem_encode("CERTIFICATE", cert));
+        }
+        let (label, der): (&str, &[u8]) = match &*self.key {
+            PrivateKeyDer::Pkcs1(k) => ("RSA PRIVATE KEY", k.secret_pkcs1_der()),
+            PrivateKeyDer::Sec1(k) => ("EC PRIVATE KEY", k.secret_sec1_der()),
+            PrivateKeyDer::Pkcs8(k) => ("PRIVATE KEY", k.secret_pkcs8_der()),
+            _ => ("PRIVATE KEY", &[]),
+        };
+        out.push_str(&super::pem_encode(label, der));
+        Zeroizing::new(out)
+    }
+}
+
+type PemContents = (Vec<CertificateDer<'static>>, Option<PrivateKeyDer<'static>>);
+
+/// The certificates and the first private key in a PEM text.
+fn scan_pem(bytes: &[u8]) -> Result<PemContents> {
+    let mut chain = Vec::new();
+    let mut key = None;
+    for section in SliceIter::<(SectionKind, Vec<u8>)>::new(bytes) {
+        let (kind, der) = section
+            .map_err(|e| Error::Key(format!("damaged PEM ({e}); is the file truncated?")))?;
+        match kind {
+            SectionKind::Certificate => chain.push(CertificateDer::from(der)),
+            SectionKind::PrivateKey if key.is_none() => {
+                key = Some(PrivateKeyDer::Pkcs8(der.into()))
+            }
+            SectionKind::RsaPrivateKey if key.is_none() => {
+                key = Some(PrivateKeyDer::Pkcs1(der.into()))
+            }
+            SectionKind::EcPrivateKey if key.is_none() => {
+                key = Some(PrivateKeyDer::Sec1(der.into()))
+            }
+            _ => {}
+        }
+    }
+    Ok((chain, key))
+}
+
+fn looks_like_pem(data: &[u8]) -> bool {
+    data.windows(11).any(|w| w == b"-----BEGIN ")
+}

@@ -1,0 +1,600 @@
+//! Certificate mode: loading every form users have, sending over mutual
+//! TLS to the mock in certificate mode, inspection, expiry, topics, and the
+//! original curl-era flow addressed by Apple's host name.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use apns_provider::mock::MockServer;
+use apns_provider::{
+    CertEnvironment, Client, ClientCertificate, Endpoint, Environment, Error, Notification,
+    Payload, PushType, Reason,
+};
+
+use crate::support::certs::{self, Env, Spec, PASSWORD};
+use crate::support::*;
+
+async fn cert_mock(ca: &certs::Ca, env: Environment, goaway: bool) -> MockServer {
+    MockServer::builder()
+        .client_ca_pem(&std::fs::read(&ca.pem_path).unwrap())
+        .environment(env)
+        .bad_environment_as_goaway(goaway)
+        .start()
+        .await
+        .unwrap()
+}
+
+fn client(mock: &MockServer, cert: ClientCertificate) -> Client {
+    Client::builder()
+        .endpoint(mock.endpoint())
+        .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
+        .certificate(cert)
+        .build()
+        .unwrap()
+}
+
+fn alert(topic: Option<&str>) -> Notification {
+    let mut b = Notification::builder(DEVICE, Payload::alert("hi"));
+    if let Some(t) = topic {
+        b = b.topic(t);
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_loads_and_sends_over_mutual_tls() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let rsa = certs::push_cert(dir.path(), &ca, Spec::default());
+    let ec = certs::push_cert(
+        dir.path(),
+        &ca,
+        Spec {
+            name: "ec",
+            rsa: false,
+            ..Spec::default()
+        },
+    );
+    let mock = cert_mock(&ca, Environment::Sandbox, false).await;
+    let forms: Vec<(&str, ClientCertificate)> = vec![
+        (
+            "p12 modern (AES-256/PBKDF2)",
+            ClientCertificate::from_file(&rsa.p12_modern, None, Some(PASSWORD)).unwrap(),
+        ),
+        (
+            "p12 legacy (RC2/3DES)",
+            ClientCertificate::from_file(&rsa.p12_legacy, None, Some(PASSWORD)).unwrap(),
+        ),
+        (
+            "p12 empty password",
+            ClientCertificate::from_file(&rsa.p12_empty, None, None).unwrap(),
+        ),
+        (
+            "PEM from openssl -clcerts -nodes",
+            ClientCertificate::from_file(&rsa.combined_pem, None, None).unwrap(),
+        ),
+        (
+            "PEM + PKCS#8 key",
+            ClientCertificate::from_file(&rsa.cert_pem, Some(&rsa.key_pkcs8), None).unwrap(),
+        ),
+        (
+            "PEM + PKCS#1 RSA key",
+            ClientCertificate::from_file(&rsa.cert_pem, Some(&rsa.key_traditional), None).unwrap(),
+        ),
+        (
+            "EC PEM + SEC1 key",
+            ClientCertificate::from_file(&ec.cert_pem, Some(&ec.key_traditional), None).unwrap(),
+        ),
+    ];
+    assert!(std::fs::read_to_string(&rsa.combined_pem)
+        .unwrap()
+        .contains("Bag Attributes"));
+    for (form, cert) in forms {
+        let c = client(&mock, cert);
+        let r = c.send(&alert(Some("com.example.app.voip"))).await.unwrap();
+        assert!(r.is_accepted(), "{form}: {}", r.describe());
+        assert_eq!(c.stats().tokens_minted, 0, "{form}");
+    }
+    let accepted = mock.accepted();
+    assert_eq!(accepted.len(), 7);
+    for a in &accepted {
+        assert!(
+            a.certificate_subject
+                .as_deref()
+                .unwrap()
+                .contains("com.example.app"),
+            "{a:?}"
+        );
+        assert_eq!(a.key_id, "", "no provider token on certificate connections");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspection_reads_what_apple_put_in_the_certificate() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let universal = certs::push_cert(dir.path(), &ca, Spec::default());
+    let info = ClientCertificate::from_file(&universal.p12_modern, None, Some(PASSWORD))
+        .unwrap()
+        .info()
+        .clone();
+    assert_eq!(info.bundle_id.as_deref(), Some("com.example.app"));
+    assert_eq!(
+        info.topics,
+        [
+            "com.example.app",
+            "com.example.app.voip",
+            "com.example.app.complication"
+        ]
+    );
+    assert_eq!(info.environment, CertEnvironment::Universal);
+    assert_eq!(
+        info.common_name.as_deref(),
+        Some("Apple Push Services: com.example.app")
+    );
+    let days = info.days_left(std::time::SystemTime::now());
+    assert!((363..=365).contains(&days), "{days}");
+
+    let dev = certs::push_cert(
+        dir.path(),
+        &ca,
+        Spec {
+            name: "dev",
+            env: Env::Development,
+            topics: &[],
+            ..Spec::default()
+        },
+    );
+    let info = ClientCertificate::from_file(&dev.combined_pem, None, None)
+        .unwrap()
+        .info()
+        .clone();
+    assert_eq!(info.environment, CertEnvironment::Development);
+    assert_eq!(
+        info.allowed_topics(),
+        ["com.example.app"],
+        "old-style certificates allow their bundle id"
+    );
+    assert_eq!(info.default_topic().as_deref(), Some("com.example.app"));
+    let prod = certs::push_cert(
+        dir.path(),
+        &ca,
+        Spec {
+            name: "prod",
+            env: Env::Production,
+            ..Spec::default()
+        },
+    );
+    assert_eq!(
+        ClientCertificate::from_file(&prod.cert_pem, Some(&prod.key_pkcs8), None)
+            .unwrap()
+            .info()
+            .environment,
+        CertEnvironment::Production
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_default_and_are_checked_before_sending() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let single = certs::push_cert(
+        dir.path(),
+        &ca,
+        Spec {
+            name: "single",
+            topics: &[],
+            ..Spec::default()
+        },
+    );
+    let multi = certs::push_cert(dir.path(), &ca, Spec::default());
+    let mock = cert_mock(&ca, Environment::Sandbox, false).await;
+
+    // One topic: it is the default.
+    let c = client(
+        &mock,
+        ClientCertificate::from_file(&single.combined_pem, None, None).unwrap(),
+    );
+    assert!(c.send(&alert(None)).await.unwrap().is_accepted());
+    assert_eq!(mock.accepted()[0].topic, "com.example.app");
+
+    // A topic the certificate does not allow: refused before sending.
+    let e = c.send(&alert(Some("com.other.app"))).await.unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidField { field: "topic", .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("not allowed by the certificate")
+            && e.to_string().contains("com.example.app"),
+        "{e}"
+    );
+    // Several topics and none given: the caller must choose.
+    let c = client(
+        &mock,
+        ClientCertificate::from_file(&multi.combined_pem, None, None).unwrap(),
+    );
+    let e = c.send(&alert(None)).await.unwrap_err();
+    assert!(e.to_string().contains("allows several topics"), "{e}");
+    // Token-only push types cannot go over a certificate.
+    let la = Notification::builder(DEVICE, Payload::alert("x"))
+        .topic("com.example.app.push-type.liveactivity")
+        .push_type(PushType::Liveactivity)
+        .build()
+        .unwrap();
+    let e = c.send(&la).await.unwrap_err();
+    assert!(e.to_string().contains("token authentication"), "{e}");
+    assert_eq!(
+        mock.stats().requests,
+        1,
+        "nothing invalid reached the server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_warns_within_thirty_days_and_refuses_expired() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let soon = certs::push_cert(
+        dir.path(),
+        &ca,
+        Spec {
+            name: "soon",
+            not_after_days: 10,
+            ..Spec::default()
+        },
+    );
+    let expired = certs::push_cert(
+        dir.path(),
+        &ca,
+        Spec {
+            name: "old",
+            not_before_days: -400,
+            not_after_days: -35,
+            ..Spec::default()
+        },
+    );
+    let mock = cert_mock(&ca, Environment::Sandbox, false).await;
+    let c = client(
+        &mock,
+        ClientCertificate::from_file(&soon.combined_pem, None, None).unwrap(),
+    );
+    assert_eq!(c.warnings().len(), 1);
+    assert!(
+        c.warnings()[0].contains("expires on") && c.warnings()[0].contains("days left"),
+        "{:?}",
+        c.warnings()
+    );
+    assert!(c
+        .send(&alert(Some("com.example.app")))
+        .await
+        .unwrap()
+        .is_accepted());
+
+    let e = Client::builder()
+        .endpoint(mock.endpoint())
+        .certificate(ClientCertificate::from_file(&expired.combined_pem, None, None).unwrap())
+        .build()
+        .unwrap_err();
+    let date = expired_date(&expired.cert_pem);
+    assert!(
+        e.to_string().contains("expired on") && e.to_string().contains(&date),
+        "{e} / {date}"
+    );
+    assert_eq!(
+        mock.stats().connections,
+        1,
+        "an expired certificate never connects"
+    );
+}
+
+/// The certificate's expiry date (YYYY-MM-DD), read from the PEM.
+fn expired_date(cert_pem: &std::path::Path) -> String {
+    let pem = std::fs::read(cert_pem).unwrap();
+    let der = rustls_pki_types::pem::PemObject::from_pem_slice(&pem)
+        .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
+        .unwrap();
+    let info = apns_provider::CertificateInfo::from_der(&der).unwrap();
+    apns_provider::response::format_utc_millis(info.not_after as u64 * 1000)[..10].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_say_what_is_wrong() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let a = certs::push_cert(dir.path(), &ca, Spec::default());
+    let b = certs::push_cert(
+        dir.path(),
+        &ca,
+        Spec {
+            name: "other",
+            ..Spec::default()
+        },
+    );
+    let err = |r: Result<ClientCertificate, Error>| r.unwrap_err().to_string();
+
+    for p12 in [&a.p12_modern, &a.p12_legacy] {
+        let msg = err(ClientCertificate::from_file(p12, None, Some("wrong")));
+        assert!(msg.contains("wrong password"), "{msg}");
+        let msg = err(ClientCertificate::from_file(p12, None, None));
+        assert!(
+            msg.contains("wrong password") && msg.contains("--cert-password-env"),
+            "{msg}"
+        );
+    }
+    let bytes = std::fs::read(&a.p12_modern).unwrap();
+    let cut = write_file(dir.path(), "cut.p12", &bytes[..bytes.len() / 2]);
+    let msg = err(ClientCertificate::from_file(&cut, None, Some(PASSWORD)));
+    assert!(
+        msg.contains("not a valid .p12") && msg.contains("truncated"),
+        "{msg}"
+    );
+
+    let pem = std::fs::read_to_string(&a.combined_pem).unwrap();
+    let cut_pem = write_file(dir.path(), "cut.pem", &pem.as_bytes()[..pem.len() / 3]);
+    let msg = err(ClientCertificate::from_file(&cut_pem, None, None));
+    assert!(
+        msg.contains("damaged PEM")
+            || msg.contains("no certificate")
+            || msg.contains("no private key"),
+        "{msg}"
+    );
+
+    let msg = err(ClientCertificate::from_file(
+        &a.cert_pem,
+        Some(&b.key_pkcs8),
+        None,
+    ));
+    assert!(msg.contains("does not match the certificate"), "{msg}");
+    let msg = err(ClientCertificate::from_file(&a.cert_pem, None, None));
+    assert!(
+        msg.contains("no private key") && msg.contains("--cert-key"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_certificate_environment_as_a_response_and_as_a_goaway() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let dev = certs::push_cert(
+        dir.path(),
+        &ca,
+        Spec {
+            name: "dev",
+            env: Env::Development,
+            ..Spec::default()
+        },
+    );
+    for goaway in [false, true] {
+        let mock = cert_mock(&ca, Environment::Production, goaway).await;
+        let c = client(
+            &mock,
+            ClientCertificate::from_file(&dev.combined_pem, None, None).unwrap(),
+        );
+        let r = c.send(&alert(Some("com.example.app"))).await.unwrap();
+        assert_eq!(
+            (r.status(), r.reason()),
+            (403, Some(&Reason::BadCertificateEnvironment)),
+            "goaway {goaway}"
+        );
+        assert_eq!(mock.stats().goaways_sent, u64::from(goaway));
+    }
+    // Against Apple's own hosts the client knows the environment and refuses
+    // before connecting.
+    let e = Client::builder()
+        .endpoint(Endpoint::production())
+        .certificate(ClientCertificate::from_file(&dev.combined_pem, None, None).unwrap())
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("BadCertificateEnvironment"), "{e}");
+}
+
+/// The flow this project replaces: a .p12 from the Keychain, converted with
+/// openssl, POSTed to the sandbox host with apns-expiration 0 and priority
+/// 10. Unchanged, it gets 200 from `apns mock` in certificate mode,
+/// addressed by Apple's host name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_flow_works_against_the_mock_by_its_real_name() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let cert = certs::push_cert(dir.path(), &ca, Spec::default());
+    let mock_ca = dir.path().join("mock-ca.pem");
+    let mut mock = apns()
+        .arg("mock")
+        .arg("--client-ca")
+        .arg(&ca.pem_path)
+        .args([
+            "--server-name",
+            "api.sandbox.push.apple.com",
+            "--server-name",
+            "api.development.push.apple.com",
+        ])
+        .arg("--ca-out")
+        .arg(&mock_ca)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(mock.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let port = ready["endpoint"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let mut send = apns();
+    send.args([
+        "send",
+        "--env",
+        "sandbox",
+        "--resolve",
+        &format!("api.development.push.apple.com:443:127.0.0.1:{port}"),
+    ])
+    .arg("--ca-file")
+    .arg(&mock_ca)
+    .arg("--cert")
+    .arg(&cert.combined_pem)
+    .args([
+        "--expiration",
+        "0",
+        "--priority",
+        "10",
+        "--topic",
+        "com.example.app",
+        "--alert",
+        "Hello from the old flow",
+        "--output",
+        "json",
+        DEVICE,
+    ]);
+    let out = run(send).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["status"], 200);
+
+    // The same with the .p12 itself and its password from the environment.
+    let mut send = apns();
+    send.args([
+        "send",
+        "--env",
+        "sandbox",
+        "--resolve",
+        &format!("api.sandbox.push.apple.com:443:127.0.0.1:{port}"),
+    ])
+    .arg("--ca-file")
+    .arg(&mock_ca)
+    .arg("--cert")
+    .arg(&cert.p12_legacy)
+    .args([
+        "--cert-password-env",
+        "P12_PASSWORD",
+        "--alert",
+        "hi",
+        "--topic",
+        "com.example.app",
+        DEVICE,
+    ])
+    .env("P12_PASSWORD", PASSWORD);
+    let out = run(send).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &mock.id().to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || mock.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(stderr(&out).contains("2 accepted"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_inspect_convert_and_password_sources() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let cert = certs::push_cert(dir.path(), &ca, Spec::default());
+    let soon = certs::push_cert(
+        dir.path(),
+        &ca,
+        Spec {
+            name: "soon",
+            not_after_days: 5,
+            ..Spec::default()
+        },
+    );
+    let password_file = write_file(dir.path(), "pw.txt", format!("{PASSWORD}\n").as_bytes());
+
+    let mut cmd = apns();
+    cmd.args(["cert", "inspect"])
+        .arg(&cert.p12_modern)
+        .arg("--cert-password-file")
+        .arg(&password_file)
+        .args(["--output", "json"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["bundle_id"], "com.example.app");
+    assert_eq!(v["environment"], "universal");
+    assert_eq!(v["topics"].as_array().unwrap().len(), 3);
+    assert_eq!(v["expired"], false);
+
+    let mut cmd = apns();
+    cmd.args(["cert", "inspect"]).arg(&soon.combined_pem);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("days left")
+            && stderr(&out).contains("warning")
+            && stderr(&out).contains("expires on"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut cmd = apns();
+    cmd.args(["cert", "inspect"])
+        .arg(&cert.p12_modern)
+        .args(["--cert-password-env", "NOT_SET_ANYWHERE"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("NOT_SET_ANYWHERE") && stderr(&out).contains("not set"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut cmd = apns();
+    cmd.args(["cert", "inspect"]).arg(&cert.p12_legacy);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
+
+    // Convert: mode 0600, and the result works.
+    let out_pem = dir.path().join("converted.pem");
+    let mut cmd = apns();
+    cmd.args(["cert", "convert"])
+        .arg(&cert.p12_legacy)
+        .arg("--out")
+        .arg(&out_pem)
+        .args(["--cert-password-env", "P12_PASSWORD"])
+        .env("P12_PASSWORD", PASSWORD);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&out_pem).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let converted = ClientCertificate::from_file(&out_pem, None, None).unwrap();
+    assert_eq!(
+        converted.info().bundle_id.as_deref(),
+        Some("com.example.app")
+    );
+    let mock = cert_mock(&ca, Environment::Sandbox, false).await;
+    assert!(client(&mock, converted)
+        .send(&alert(Some("com.example.app")))
+        .await
+        .unwrap()
+        .is_accepted());
+}
