@@ -31,6 +31,7 @@
 //! | [`response`] | APNs' answer and the open [`Reason`] enum |
 //! | [`transport`] | endpoints, TLS (rustls + ring + webpki-roots), HTTP/2 connections |
 //! | [`client`] | [`Client`] and its builder |
+//! | [`keystore`] | keys in the OS keychain, a file store or the environment; named profiles |
 //! | [`mock`] | a validating mock APNs server over real TLS and HTTP/2 |
 //! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, TLS, ALPN, chain) |
 //! | [`clock`] | injectable time for tests |
@@ -50,6 +51,7 @@ pub mod client;
 pub mod clock;
 pub mod doctor;
 pub mod error;
+pub mod keystore;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod notification;

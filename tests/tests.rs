@@ -11,6 +11,7 @@ mod suite {
     mod e2e;
     mod faults;
     mod keys;
+    mod keystore;
     mod model;
     mod payload;
     mod redaction;

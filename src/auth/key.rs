@@ -35,13 +35,11 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Reads a key from a `.p8` (or SEC1 PEM) file.
+    /// Reads a key from a `.p8` (or SEC1 PEM) file. Like OpenSSH, refuses a
+    /// file that its group or others may read (checked on the opened file).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = Zeroizing::new(
-            std::fs::read(path)
-                .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?,
-        );
+        let bytes = read_private_file(path)?;
         Self::from_pem(&bytes).map_err(|e| match e {
             Error::Key(msg) => Error::Key(format!("{}: {msg}", path.display())),
             other => other,
@@ -93,6 +91,36 @@ impl SigningKey {
         let sig: ecdsa::Signature = self.inner.sign(message);
         sig.to_bytes().into()
     }
+}
+
+/// Reads a private key file, refusing it when its group or others have any
+/// access. The mode is read from the opened file (`fstat`), not the path, so
+/// the file checked is the file read.
+pub(crate) fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(Error::Key(format!(
+                "{} is accessible to other users (mode {:o}): a private key must be readable by its owner only; run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?;
+    Ok(bytes)
 }
 
 /// A P-256 public key, used to verify provider tokens (by the mock server,

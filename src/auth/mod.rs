@@ -22,4 +22,4 @@ pub use key::{generate_p8_pem, PublicKey, SigningKey};
 pub use token::{decode_unverified, ProviderToken, TokenClaims, TokenSigner};
 pub use verify::verify_token;
 
-pub(crate) use key::pem_encode;
+pub(crate) use key::{pem_encode, read_private_file};

@@ -52,6 +52,9 @@ pub enum Command {
         after_help = "Each check prints PASS, WARN or FAIL with what it found, and a fix when it fails.\n\nEXAMPLES:\n  apns doctor --env sandbox --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456\n  apns doctor --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --key-file K.p8 --team-id T \\\n       --topic com.example.app --device-token 00fc13ad...\n\nExit code: 0 when every check passes; 2 for clock or key problems, 3 for network or TLS problems,\n1 when the test notification is rejected."
     )]
     Doctor(DoctorArgs),
+    /// Manage stored keys and profiles: add, list, show, rotate, remove.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Inspect or convert push certificates (.p12 / PEM).
     #[command(subcommand)]
     Cert(CertCommand),
@@ -61,6 +64,82 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Store a .p8 key (keychain or file store) and write its profile.
+    #[command(
+        after_help = "EXAMPLES:\n  apns key add myapp --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 --topic com.example.app\n  apns key add myapp-ci --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 --store file --env sandbox\n\nThen: apns send --key myapp --alert hi TOKEN"
+    )]
+    Add {
+        /// Profile name.
+        name: String,
+        /// The .p8 key from Apple (must be chmod 600).
+        #[arg(long, value_name = "PATH")]
+        key_file: PathBuf,
+        /// The key id; inferred from an AuthKey_<KEYID>.p8 file name when omitted.
+        #[arg(long, value_name = "KID")]
+        key_id: Option<String>,
+        /// The team id.
+        #[arg(long, value_name = "TEAM")]
+        team_id: String,
+        /// Environment the key may be used with.
+        #[arg(
+            long = "env",
+            default_value = "both",
+            value_name = "sandbox|production|both"
+        )]
+        environment: String,
+        /// Default topic (bundle id).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Where to keep the key: the OS keychain, or a 0600 file under the XDG data directory.
+        #[arg(long, value_enum, default_value = "keychain")]
+        store: StoreKind,
+    },
+    /// List profiles: name, team, key id, environment, store, public-key fingerprint (never a secret).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+    },
+    /// Show one profile and its public key PEM (what a mock or a verifier needs).
+    Show {
+        /// Profile name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+    },
+    /// Replace a profile's key in place; the old key id is shown so you can revoke it at Apple.
+    Rotate {
+        /// Profile name.
+        name: String,
+        /// The new .p8 key.
+        #[arg(long, value_name = "PATH")]
+        key_file: PathBuf,
+        /// The new key id; inferred from an AuthKey_<KEYID>.p8 file name when omitted.
+        #[arg(long, value_name = "KID")]
+        key_id: Option<String>,
+    },
+    /// Remove a profile and its stored key (asks first, unless --yes).
+    Remove {
+        /// Profile name.
+        name: String,
+        /// Do not ask.
+        #[arg(long, short)]
+        yes: bool,
+    },
+}
+
+/// Where `apns key add` keeps a key.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The OS keychain (macOS Keychain, Windows Credential Manager, Linux Secret Service).
+    Keychain,
+    /// A 0600 file under $XDG_DATA_HOME/apns/keys.
+    File,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,23 +189,11 @@ pub enum CertCommand {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub cert: CertArgs,
-    /// The .p8 key to check (optional: without it, credentials are not checked).
-    #[arg(long, env = "APNS_KEY_FILE", value_name = "PATH")]
-    pub key_file: Option<PathBuf>,
-    /// The key id; inferred from an AuthKey_<KEYID>.p8 file name when omitted.
-    #[arg(long, env = "APNS_KEY_ID", value_name = "KID")]
-    pub key_id: Option<String>,
-    /// The team id.
-    #[arg(long, env = "APNS_TEAM_ID", value_name = "TEAM")]
-    pub team_id: Option<String>,
-    /// Apple environment to check.
-    #[arg(
-        long = "env",
-        env = "APNS_ENV",
-        default_value = "production",
-        value_name = "sandbox|production"
-    )]
-    pub environment: String,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Apple environment to check (default: the profile's, else production).
+    #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
+    pub environment: Option<String>,
     /// Check this server instead of Apple's (a mock or proxy).
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
@@ -182,6 +249,10 @@ pub struct BenchArgs {
 /// Token credentials shared by `send`, `token` and `doctor`.
 #[derive(Debug, Args, Clone)]
 pub struct KeyArgs {
+    /// Use a named profile from the profile file (`apns key list`); flags and environment
+    /// variables override its fields.
+    #[arg(long = "key", env = "APNS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
     /// The .p8 key from Apple (AuthKey_<KEYID>.p8).
     #[arg(long, env = "APNS_KEY_FILE", value_name = "PATH")]
     pub key_file: Option<PathBuf>,
@@ -194,7 +265,7 @@ pub struct KeyArgs {
 }
 
 /// Certificate credentials (the older way, still supported during the move to tokens).
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct CertArgs {
     /// A push certificate: .p12/.pfx, or PEM with the certificate and its key
     /// (as `openssl pkcs12 -in cert.p12 -out cert.pem -clcerts -nodes` writes it).
@@ -248,14 +319,9 @@ pub struct SendArgs {
     /// The app's bundle id, plus the push type's suffix (e.g. com.example.app.voip).
     #[arg(long, env = "APNS_TOPIC")]
     pub topic: Option<String>,
-    /// Apple environment the device tokens belong to.
-    #[arg(
-        long = "env",
-        env = "APNS_ENV",
-        default_value = "production",
-        value_name = "sandbox|production"
-    )]
-    pub environment: String,
+    /// Apple environment the device tokens belong to (default: the profile's, else production).
+    #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
+    pub environment: Option<String>,
     /// Send to this server instead of Apple's (a mock or proxy), e.g. https://127.0.0.1:8443.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
@@ -407,7 +473,8 @@ pub struct MockArgs {
     /// Where to write the generated CA certificate (default: a file in the temp directory).
     #[arg(long, value_name = "PATH")]
     pub ca_out: Option<PathBuf>,
-    /// Trust tokens from a key: KID=TEAM:PATH, PATH being the .p8 or a public-key PEM; repeatable.
+    /// Trust tokens from a key: KID=TEAM:PATH (PATH being the .p8 or a public-key PEM), or the name
+    /// of a stored key (`apns key list`); repeatable.
     #[arg(long, value_name = "KID=TEAM:PATH")]
     pub trust_key: Vec<String>,
     /// Stream limit advertised after the first valid token.

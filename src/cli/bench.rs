@@ -181,8 +181,8 @@ fn bench_cli(
 ) -> Result<u8, Failure> {
     use std::io::Write;
     let io = |what: &str, e: std::io::Error| Failure::usage(format!("{what}: {e}"));
-    let key_path = dir.path().join(format!("AuthKey_{KEY_ID}.p8"));
-    std::fs::write(&key_path, key_pem).map_err(|e| io("cannot write the key", e))?;
+    let key_path =
+        apns_provider::keystore::store_key_file(dir.path(), &format!("AuthKey_{KEY_ID}"), key_pem)?;
     let tokens = dir.path().join("tokens.txt");
     let results = dir.path().join("results.jsonl");
     {

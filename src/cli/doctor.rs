@@ -2,19 +2,30 @@
 
 use std::time::Duration;
 
-use apns_provider::auth::{check_ids_against_file_name, verify_token};
+use apns_provider::auth::verify_token;
 use apns_provider::doctor::{check_endpoint, Check, CheckStatus, ProbeOptions};
 use apns_provider::response::format_utc_millis;
-use apns_provider::{
-    Client, Endpoint, Environment, KeyId, Notification, Payload, SigningKey, TeamId, TokenSigner,
-};
+use apns_provider::{Client, Endpoint, Environment, Notification, Payload};
 
 use super::args::{DoctorArgs, Output};
 use super::report::reason_hint;
 use super::{exit, Credentials, Failure};
 
 pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
-    let environment: Environment = args.environment.parse()?;
+    let resolved =
+        if args.key.key_file.is_some() || args.key.profile.is_some() || args.cert.cert.is_some() {
+            Some(super::resolve(&args.key, &args.cert))
+        } else {
+            None
+        };
+    let environment: Environment = match &resolved {
+        Some(Ok(r)) => super::pick_environment(args.environment.as_deref(), r)?,
+        _ => args
+            .environment
+            .as_deref()
+            .unwrap_or("production")
+            .parse()?,
+    };
     let endpoint = match &args.endpoint {
         Some(url) => url.parse::<Endpoint>()?,
         None => Endpoint::for_environment(environment),
@@ -25,7 +36,11 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
         ));
     }
     let mut checks: Vec<(Category, Check)> = vec![(Category::Local, clock())];
-    let credentials = match key_check(&args, endpoint.environment()) {
+    let profile_topic = match &resolved {
+        Some(Ok(r)) => r.topic.clone(),
+        _ => None,
+    };
+    let credentials = match key_check(resolved, endpoint.environment()) {
         Ok(Some((credentials, check))) => {
             checks.push((Category::Local, check));
             Some(credentials)
@@ -58,10 +73,14 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
     checks.extend(network.into_iter().map(|c| (Category::Network, c)));
 
     if let Some(device) = &args.device_token {
-        let topic = args.topic.clone().or_else(|| match &credentials {
-            Some(Credentials::Certificate(c)) => c.info().default_topic(),
-            _ => None,
-        });
+        let topic = args
+            .topic
+            .clone()
+            .or(profile_topic)
+            .or_else(|| match &credentials {
+                Some(Credentials::Certificate(c)) => c.info().default_topic(),
+                _ => None,
+            });
         let check = match (credentials, topic, network_ok) {
             (_, _, false) => Check::fail(
                 "send",
@@ -121,107 +140,80 @@ fn clock() -> Check {
 }
 
 fn key_check(
-    args: &DoctorArgs,
+    resolved: Option<Result<super::Resolved, Failure>>,
     environment: Option<Environment>,
 ) -> Result<Option<(Credentials, Check)>, Check> {
-    if let Some(path) = &args.cert.cert {
-        let cert = super::load_certificate(
-            path,
-            args.cert.cert_key.as_deref(),
-            args.cert.cert_password_env.as_deref(),
-            args.cert.cert_password_file.as_deref(),
-        )
-        .map_err(|f| Check::fail("cert", f.message, "check the file and its password (--cert-password-env VAR or --cert-password-file FILE)"))?;
-        let info = cert.info().clone();
-        let now = std::time::SystemTime::now();
-        let date = |s: i64| format_utc_millis(s.max(0) as u64 * 1000);
-        if info.is_expired(now) {
+    let resolved = match resolved {
+        None => return Ok(None),
+        Some(Err(f)) => {
             return Err(Check::fail(
-                "cert",
-                format!("the certificate expired on {}", date(info.not_after)),
-                "renew it in the Apple Developer account, or move to token authentication (.p8)",
-            ));
+                "key",
+                f.message,
+                "use the AuthKey_<KEYID>.p8 from Certificates, Identifiers & Profiles > Keys with --team-id, a stored key (--key NAME), or --cert",
+            ))
         }
-        if let Some(env) = environment {
-            if !info.environment.allows(env) {
-                return Err(Check::fail(
-                    "cert",
-                    format!(
-                        "a {:?} certificate cannot be used with {env}",
-                        info.environment
-                    ),
-                    "use --env for the certificate's environment, or the matching certificate",
-                ));
+        Some(Ok(r)) => r,
+    };
+    let now = std::time::SystemTime::now();
+    let date = |s: i64| format_utc_millis(s.max(0) as u64 * 1000);
+    match resolved.credentials {
+        Credentials::Certificate(cert) => {
+            let info = cert.info().clone();
+            if info.is_expired(now) {
+                return Err(Check::fail("cert", format!("the certificate expired on {}", date(info.not_after)), "renew it in the Apple Developer account, or move to token authentication (.p8)"));
             }
+            if let Some(env) = environment {
+                if !info.environment.allows(env) {
+                    return Err(Check::fail(
+                        "cert",
+                        format!(
+                            "a {:?} certificate cannot be used with {env}",
+                            info.environment
+                        ),
+                        "use --env for the certificate's environment, or the matching certificate",
+                    ));
+                }
+            }
+            let detail = format!(
+                "{} ({:?}), topics {}, expires {} ({} days)",
+                info.bundle_id.as_deref().unwrap_or(&info.subject),
+                info.environment,
+                info.allowed_topics().join(", "),
+                date(info.not_after),
+                info.days_left(now)
+            );
+            let check = match info.expiry_warning(now, Duration::from_secs(30 * 86_400)) {
+                Some(w) => Check::warn("cert", detail, w),
+                None => Check::pass("cert", detail),
+            };
+            Ok(Some((Credentials::Certificate(cert), check)))
         }
-        let detail = format!(
-            "{} ({:?}), topics {}, expires {} ({} days)",
-            info.bundle_id.as_deref().unwrap_or(&info.subject),
-            info.environment,
-            info.allowed_topics().join(", "),
-            date(info.not_after),
-            info.days_left(now)
-        );
-        let check = match info.expiry_warning(now, Duration::from_secs(30 * 86_400)) {
-            Some(w) => Check::warn("cert", detail, w),
-            None => Check::pass("cert", detail),
-        };
-        return Ok(Some((Credentials::Certificate(cert), check)));
+        Credentials::Token(signer) => {
+            let public = signer.key().public_key();
+            let unix = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let jwt = signer.sign_jwt(unix);
+            verify_token(&jwt, &public).map_err(|e| {
+                Check::fail(
+                    "key",
+                    format!("a signed token does not verify: {e}"),
+                    "the key file may be damaged",
+                )
+            })?;
+            let check = Check::pass(
+                "key",
+                format!(
+                    "key {} for team {} loads (P-256, {}); tokens sign and verify",
+                    signer.key_id(),
+                    signer.team_id(),
+                    public.fingerprint()
+                ),
+            );
+            Ok(Some((Credentials::Token(signer), check)))
+        }
     }
-    let Some(path) = &args.key_file else {
-        return Ok(None);
-    };
-    let fail = |detail: String, fix: &str| Check::fail("key", detail, fix);
-    let key = SigningKey::from_file(path)
-        .map_err(|e| fail(e.to_string(), "use the AuthKey_<KEYID>.p8 downloaded from Certificates, Identifiers & Profiles > Keys"))?;
-    let team = args
-        .team_id
-        .as_deref()
-        .ok_or_else(|| {
-            fail(
-                "no team id".into(),
-                "add --team-id (Apple Developer > Membership)",
-            )
-        })
-        .and_then(|t| {
-            TeamId::new(t).map_err(|e| fail(e.to_string(), "the team id is 10 letters or digits"))
-        })?;
-    let kid = match &args.key_id {
-        Some(k) => {
-            KeyId::new(k).map_err(|e| fail(e.to_string(), "the key id is 10 letters or digits"))?
-        }
-        None => KeyId::from_apple_file_name(path).ok_or_else(|| {
-            fail(
-                "no key id".into(),
-                "add --key-id, or keep Apple's file name AuthKey_<KEYID>.p8",
-            )
-        })?,
-    };
-    check_ids_against_file_name(&team, &kid, path)
-        .map_err(|e| fail(e.to_string(), "swap --key-id and --team-id"))?;
-    let public = key.public_key();
-    let signer = TokenSigner::new(key, kid, team);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let jwt = signer.sign_jwt(now);
-    verify_token(&jwt, &public).map_err(|e| {
-        fail(
-            format!("a signed token does not verify: {e}"),
-            "the key file may be damaged",
-        )
-    })?;
-    let check = Check::pass(
-        "key",
-        format!(
-            "key {} for team {} loads (P-256, {}); tokens sign and verify",
-            signer.key_id(),
-            signer.team_id(),
-            public.fingerprint()
-        ),
-    );
-    Ok(Some((Credentials::Token(signer), check)))
 }
 
 async fn test_send(

@@ -124,8 +124,26 @@ fn parse_storm(spec: &str) -> Result<Fault, Failure> {
     Ok(Fault::ErrorStorm { reason, count })
 }
 
-/// Parses `KID=TEAM:PATH`.
+/// Parses `KID=TEAM:PATH`, or takes a stored key's profile by name.
 fn parse_trust_key(spec: &str) -> Result<TrustedKey, Failure> {
+    if !spec.contains('=') {
+        let path = apns_provider::keystore::config_path()?;
+        let file = apns_provider::keystore::ProfileFile::load(&path)?;
+        let profile = file.get(spec)?;
+        let pem = apns_provider::keystore::load_key_pem(
+            &profile.key_location()?,
+            spec,
+            apns_provider::keystore::Keychain::system,
+        )?;
+        let public = apns_provider::SigningKey::from_pem(pem.as_bytes())?.public_key();
+        let missing = |what: &str| Failure::usage(format!("profile {spec} has no {what}"));
+        let kid = profile.key_id.as_deref().ok_or_else(|| missing("key_id"))?;
+        let team = profile
+            .team_id
+            .as_deref()
+            .ok_or_else(|| missing("team_id"))?;
+        return Ok(TrustedKey::new(kid, team, public)?);
+    }
     let bad = || {
         Failure::usage(format!(
             "--trust-key {spec:?}: expected KID=TEAM:PATH, e.g. ABCDE12345=TEAM123456:AuthKey_ABCDE12345.p8"

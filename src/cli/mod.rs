@@ -6,6 +6,7 @@ mod cert;
 mod demo;
 mod doctor;
 mod input;
+mod key;
 mod mock;
 mod report;
 mod send;
@@ -85,6 +86,7 @@ pub fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Cert(command) => cert::run(command),
+            Command::Key(command) => key::run(command),
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(shell, &mut Cli::command(), "apns", &mut std::io::stdout());
@@ -117,32 +119,6 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Loads the key and ids, inferring the key id from `AuthKey_<KID>.p8` and
-/// catching swapped ids.
-fn load_signer(args: &KeyArgs) -> Result<TokenSigner, Failure> {
-    let key_file = args.key_file.as_ref().ok_or_else(|| {
-        Failure::usage("--key-file is required: the AuthKey_<KEYID>.p8 from Apple (or --cert PATH for a certificate)")
-    })?;
-    let team = args.team_id.as_ref().ok_or_else(|| {
-        Failure::usage(
-            "--team-id is required: the 10-character Team ID from Apple Developer > Membership",
-        )
-    })?;
-    let key = SigningKey::from_file(key_file)?;
-    let team_id = TeamId::new(team)?;
-    let key_id = match &args.key_id {
-        Some(kid) => KeyId::new(kid)?,
-        None => KeyId::from_apple_file_name(key_file).ok_or_else(|| {
-            Failure::usage(format!(
-                "--key-id is required: {} is not named AuthKey_<KEYID>.p8",
-                key_file.display()
-            ))
-        })?,
-    };
-    check_ids_against_file_name(&team_id, &key_id, key_file)?;
-    Ok(TokenSigner::new(key, key_id, team_id))
-}
-
 /// The credentials a command sends with.
 pub enum Credentials {
     /// A `.p8` key.
@@ -151,15 +127,154 @@ pub enum Credentials {
     Certificate(apns_provider::ClientCertificate),
 }
 
-fn load_credentials(key: &KeyArgs, cert: &args::CertArgs) -> Result<Credentials, Failure> {
-    match &cert.cert {
-        Some(path) => Ok(Credentials::Certificate(load_certificate(
+/// Credentials plus what the profile (if any) says about defaults.
+pub struct Resolved {
+    pub credentials: Credentials,
+    /// The profile's default topic.
+    pub topic: Option<String>,
+    /// The profile's environment: sandbox, production or both.
+    pub environment: Option<String>,
+    pub profile: Option<String>,
+}
+
+/// Resolves credentials with this precedence: command-line flags, then
+/// environment variables (clap merges both, flags first), then the named
+/// profile (`--key NAME` / `APNS_PROFILE`), then defaults.
+fn resolve(key: &KeyArgs, cert: &args::CertArgs) -> Result<Resolved, Failure> {
+    let profile = match &key.profile {
+        Some(name) => {
+            let path = apns_provider::keystore::config_path()?;
+            let file = apns_provider::keystore::ProfileFile::load(&path)?;
+            Some((name.clone(), file.get(name)?.clone()))
+        }
+        None => None,
+    };
+    let (topic, environment) = profile
+        .as_ref()
+        .map(|(_, p)| (p.topic.clone(), p.environment.clone()))
+        .unwrap_or_default();
+    let profile_name = profile.as_ref().map(|(n, _)| n.clone());
+    let done = |credentials| Resolved {
+        credentials,
+        topic: topic.clone(),
+        environment: environment.clone(),
+        profile: profile_name.clone(),
+    };
+    // A certificate: from --cert, else from a certificate profile.
+    if let Some(path) = &cert.cert {
+        return Ok(done(Credentials::Certificate(load_certificate(
             path,
             cert.cert_key.as_deref(),
             cert.cert_password_env.as_deref(),
             cert.cert_password_file.as_deref(),
-        )?)),
-        None => Ok(Credentials::Token(load_signer(key)?)),
+        )?)));
+    }
+    if let Some((name, p)) = &profile {
+        if let (Some(c), None) = (&p.certificate, &key.key_file) {
+            let path = std::path::PathBuf::from(c.strip_prefix("file:").unwrap_or(c));
+            let key_path = p
+                .certificate_key
+                .as_ref()
+                .map(|k| std::path::PathBuf::from(k.strip_prefix("file:").unwrap_or(k)));
+            let (env, file) = match p.password.as_deref() {
+                Some(pw) if pw.starts_with("env:") => (Some(pw[4..].to_string()), None),
+                Some(pw) if pw.starts_with("file:") => {
+                    (None, Some(std::path::PathBuf::from(&pw[5..])))
+                }
+                Some("prompt") | None => (None, None),
+                Some(other) => {
+                    return Err(Failure::usage(format!(
+                        "profile {name}: password {other:?} is not env:VAR, file:PATH or prompt"
+                    )))
+                }
+            };
+            return Ok(done(Credentials::Certificate(load_certificate(
+                &path,
+                key_path.as_deref(),
+                env.as_deref(),
+                file.as_deref(),
+            )?)));
+        }
+    }
+    // A token key: from --key-file, else from the profile's store.
+    let (signing_key, key_file) = match (&key.key_file, &profile) {
+        (Some(path), _) => (SigningKey::from_file(path)?, Some(path.clone())),
+        (None, Some((name, p))) => {
+            let location = p.key_location()?;
+            let pem = apns_provider::keystore::load_key_pem(&location, name, apns_provider::keystore::Keychain::system)?;
+            let key = SigningKey::from_pem(pem.as_bytes()).map_err(|e| {
+                Failure::usage(format!("profile {name}: the key in {location} is unusable: {e}"))
+            })?;
+            (key, None)
+        }
+        (None, None) => {
+            return Err(Failure::usage(
+                "no credentials: give --key NAME (a stored key, see `apns key list`), or --key-file AuthKey_<KEYID>.p8 --team-id TEAM, or --cert PATH",
+            ))
+        }
+    };
+    let profile_field = |f: fn(&apns_provider::keystore::Profile) -> Option<String>| {
+        profile.as_ref().and_then(|(_, p)| f(p))
+    };
+    let team = key
+        .team_id
+        .clone()
+        .or_else(|| profile_field(|p| p.team_id.clone()))
+        .ok_or_else(|| {
+            Failure::usage(
+                "--team-id is required: the 10-character Team ID from Apple Developer > Membership",
+            )
+        })?;
+    let team_id = TeamId::new(team)?;
+    let key_id = match key
+        .key_id
+        .clone()
+        .or_else(|| profile_field(|p| p.key_id.clone()))
+    {
+        Some(kid) => KeyId::new(kid)?,
+        None => key_file
+            .as_deref()
+            .and_then(KeyId::from_apple_file_name)
+            .ok_or_else(|| {
+                Failure::usage("--key-id is required: the key file is not named AuthKey_<KEYID>.p8")
+            })?,
+    };
+    if let Some(path) = &key_file {
+        check_ids_against_file_name(&team_id, &key_id, path)?;
+    }
+    Ok(done(Credentials::Token(TokenSigner::new(
+        signing_key,
+        key_id,
+        team_id,
+    ))))
+}
+
+/// The environment to use: the flag (or APNS_ENV), else the profile's, else
+/// production; a key limited to one environment is not used with the other.
+fn pick_environment(
+    flag: Option<&str>,
+    resolved: &Resolved,
+) -> Result<apns_provider::Environment, Failure> {
+    let profile_env = resolved.environment.as_deref().filter(|e| *e != "both");
+    let chosen: apns_provider::Environment =
+        flag.or(profile_env).unwrap_or("production").parse()?;
+    if let (Some(limit), Some(name)) = (profile_env, &resolved.profile) {
+        let limit: apns_provider::Environment = limit.parse()?;
+        if limit != chosen {
+            return Err(Failure::usage(format!(
+                "profile {name} is limited to {limit}; drop --env {chosen} or use a key for {chosen}"
+            )));
+        }
+    }
+    Ok(chosen)
+}
+
+fn load_signer(key: &KeyArgs) -> Result<TokenSigner, Failure> {
+    match resolve(key, &args::CertArgs::default())?.credentials {
+        Credentials::Token(signer) => Ok(signer),
+        Credentials::Certificate(_) => Err(Failure::usage(
+            "this profile holds a certificate; provider tokens need a .p8 key",
+        )),
     }
 }
 

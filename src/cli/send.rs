@@ -15,10 +15,10 @@ use tokio::sync::{mpsc, Mutex};
 use super::args::{Output, PayloadArgs, SendArgs};
 use super::input::{count_lines, spawn_reader, Defaults, Line};
 use super::report::{Outcome, Progress, Reporter};
-use super::{exit, load_credentials, Credentials, Failure};
+use super::{exit, pick_environment, resolve, Credentials, Failure};
 
 pub async fn run(args: SendArgs) -> Result<u8, Failure> {
-    let credentials = load_credentials(&args.key, &args.cert)?;
+    let resolved = resolve(&args.key, &args.cert)?;
     let reads_stdin =
         |p: &Option<std::path::PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if reads_stdin(&args.tokens_file) && reads_stdin(&args.payload.payload_file) {
@@ -28,7 +28,7 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
     }
     let payload = build_payload(&args.payload, args.tokens_file.is_some())?;
     let push_type: PushType = args.push_type.parse()?;
-    let environment: Environment = args.environment.parse()?;
+    let environment: Environment = pick_environment(args.environment.as_deref(), &resolved)?;
     let endpoint = match &args.endpoint {
         Some(url) => url.parse::<Endpoint>()?,
         None => Endpoint::for_environment(environment),
@@ -43,7 +43,10 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
             "--concurrency and --connections must be at least 1",
         ));
     }
-    let mut topic = args.topic.clone();
+    // Precedence: --topic (or APNS_TOPIC), the profile's topic, the
+    // certificate's only topic.
+    let mut topic = args.topic.clone().or(resolved.topic.clone());
+    let credentials = resolved.credentials;
     if let Credentials::Certificate(cert) = &credentials {
         let info = cert.info();
         if let Some(w) = info.expiry_warning(

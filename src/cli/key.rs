@@ -1,0 +1,305 @@
+//! `apns key`: stored keys and their profiles.
+
+use std::io::IsTerminal;
+
+use apns_provider::keystore::{
+    self, config_path, data_dir, load_key_pem, KeyLocation, Keychain, Profile, ProfileFile,
+};
+use apns_provider::{KeyId, SigningKey, TeamId};
+
+use super::args::{KeyCommand, Output, StoreKind};
+use super::{exit, Failure};
+
+pub fn run(command: KeyCommand) -> Result<u8, Failure> {
+    let path = config_path()?;
+    let mut file = ProfileFile::load(&path)?;
+    match command {
+        KeyCommand::Add {
+            name,
+            key_file,
+            key_id,
+            team_id,
+            environment,
+            topic,
+            store,
+        } => {
+            if file.profiles.contains_key(&name) {
+                file.insert_new(&name, Profile::default())?; // says how to rotate or remove
+            }
+            let (key, pem, kid) = read_new_key(&key_file, key_id.as_deref())?;
+            let team = TeamId::new(&team_id)?;
+            apns_provider::auth::check_ids_against_file_name(&team, &kid, &key_file)?;
+            let environment = check_environment(&environment)?;
+            if let Some(t) = &topic {
+                apns_provider::Topic::new(t)?;
+            }
+            let location = put_secret(store, &name, &pem)?;
+            file.insert_new(
+                &name,
+                Profile {
+                    team_id: Some(team.to_string()),
+                    key_id: Some(kid.to_string()),
+                    environment: Some(environment),
+                    topic,
+                    key: Some(location.to_string()),
+                    ..Profile::default()
+                },
+            )?;
+            file.save(&path)?;
+            eprintln!(
+                "apns: stored key {kid} (team {team}, {}) in {}; profile {name} written to {}",
+                key.public_key().fingerprint(),
+                describe(&location),
+                path.display()
+            );
+            eprintln!("apns: send with: apns send --key {name} --alert hi DEVICE_TOKEN");
+            Ok(exit::OK)
+        }
+        KeyCommand::List { output } => {
+            let rows: Vec<serde_json::Value> =
+                file.profiles.iter().map(|(n, p)| summary(n, p)).collect();
+            match output {
+                Output::Json => {
+                    for row in &rows {
+                        println!("{row}");
+                    }
+                }
+                Output::Human => {
+                    if rows.is_empty() {
+                        eprintln!("apns: no profiles in {}; add one with `apns key add NAME --key-file AuthKey_<KEYID>.p8 --team-id TEAM`", path.display());
+                    }
+                    println!(
+                        "{:<16} {:<10} {:<10} {:<10} {:<28} FINGERPRINT",
+                        "NAME", "TEAM", "KEY ID", "ENV", "STORE"
+                    );
+                    for r in &rows {
+                        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+                        println!(
+                            "{:<16} {:<10} {:<10} {:<10} {:<28} {}",
+                            s("name"),
+                            s("team_id"),
+                            s("key_id"),
+                            s("environment"),
+                            s("store"),
+                            s("fingerprint")
+                        );
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        KeyCommand::Show { name, output } => {
+            let profile = file.get(&name)?.clone();
+            let mut row = summary(&name, &profile);
+            let public = public_pem(&name, &profile)?;
+            match output {
+                Output::Json => {
+                    row["public_key_pem"] = public.clone().into();
+                    println!("{row}");
+                }
+                Output::Human => {
+                    for key in [
+                        "name",
+                        "team_id",
+                        "key_id",
+                        "environment",
+                        "topic",
+                        "store",
+                        "fingerprint",
+                    ] {
+                        println!("{key:<12} {}", row[key].as_str().unwrap_or("-"));
+                    }
+                    print!("{public}");
+                }
+            }
+            Ok(exit::OK)
+        }
+        KeyCommand::Rotate {
+            name,
+            key_file,
+            key_id,
+        } => {
+            let profile = file.get(&name)?.clone();
+            let location = profile.key_location()?;
+            let (key, pem, kid) = read_new_key(&key_file, key_id.as_deref())?;
+            if let Some(team) = &profile.team_id {
+                apns_provider::auth::check_ids_against_file_name(
+                    &TeamId::new(team)?,
+                    &kid,
+                    &key_file,
+                )?;
+            }
+            let new_location = match &location {
+                KeyLocation::Keychain => {
+                    Keychain::system()?.store(&name, &pem)?;
+                    location.clone()
+                }
+                KeyLocation::File(old) => {
+                    let dir = old.parent().map(|p| p.to_path_buf()).unwrap_or(data_dir()?);
+                    let stem = old
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or(&name)
+                        .to_string();
+                    KeyLocation::File(keystore::store_key_file(&dir, &stem, &pem)?)
+                }
+                other => {
+                    return Err(Failure::usage(format!(
+                        "profile {name} reads its key from {other}: put the new PEM there; `apns key rotate` replaces stored keys only"
+                    )))
+                }
+            };
+            let old_kid = profile.key_id.clone().unwrap_or_else(|| "-".into());
+            let updated = Profile {
+                key_id: Some(kid.to_string()),
+                key: Some(new_location.to_string()),
+                ..profile
+            };
+            file.profiles.insert(name.clone(), updated);
+            file.save(&path)?;
+            eprintln!(
+                "apns: profile {name} now uses key {kid} ({}); sends from now on use it",
+                key.public_key().fingerprint()
+            );
+            eprintln!(
+                "apns: revoke the old key {old_kid} in the Apple Developer account (Certificates, Identifiers & Profiles > Keys) once nothing uses it"
+            );
+            println!("{old_kid}");
+            Ok(exit::OK)
+        }
+        KeyCommand::Remove { name, yes } => {
+            let profile = file.get(&name)?.clone();
+            let location = profile.key_location()?;
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    return Err(Failure::usage(format!(
+                        "refusing to remove {name} without confirmation: add --yes"
+                    )));
+                }
+                eprint!(
+                    "Remove profile {name} (key {}) and its key from {}? [y/N] ",
+                    profile.key_id.as_deref().unwrap_or("-"),
+                    describe(&location)
+                );
+                let mut answer = String::new();
+                let _ = std::io::stdin().read_line(&mut answer);
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    eprintln!("apns: nothing removed");
+                    return Ok(exit::USAGE);
+                }
+            }
+            match &location {
+                KeyLocation::Keychain if profile.certificate.is_none() => {
+                    Keychain::system()?.remove(&name)?
+                }
+                KeyLocation::File(p) => match std::fs::remove_file(p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(Failure::usage(format!(
+                            "cannot remove {}: {e}",
+                            p.display()
+                        )))
+                    }
+                },
+                _ => {}
+            }
+            file.profiles.remove(&name);
+            file.save(&path)?;
+            eprintln!("apns: removed profile {name} and its stored key");
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn read_new_key(
+    path: &std::path::Path,
+    key_id: Option<&str>,
+) -> Result<(SigningKey, zeroize::Zeroizing<String>, KeyId), Failure> {
+    // from_file checks the file's permissions and that it is a P-256 key.
+    let key = SigningKey::from_file(path)?;
+    let pem = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?,
+    );
+    let kid = match key_id {
+        Some(k) => KeyId::new(k)?,
+        None => KeyId::from_apple_file_name(path).ok_or_else(|| {
+            Failure::usage(format!(
+                "--key-id is required: {} is not named AuthKey_<KEYID>.p8",
+                path.display()
+            ))
+        })?,
+    };
+    Ok((key, pem, kid))
+}
+
+fn check_environment(env: &str) -> Result<String, Failure> {
+    match env {
+        "sandbox" | "production" | "both" => Ok(env.to_string()),
+        "development" => Ok("sandbox".into()),
+        other => Err(Failure::usage(format!(
+            "--env {other:?}: expected sandbox, production or both"
+        ))),
+    }
+}
+
+fn put_secret(store: StoreKind, name: &str, pem: &str) -> Result<KeyLocation, Failure> {
+    match store {
+        StoreKind::Keychain => {
+            Keychain::system()?.store(name, pem)?;
+            Ok(KeyLocation::Keychain)
+        }
+        StoreKind::File => Ok(KeyLocation::File(keystore::store_key_file(
+            &data_dir()?,
+            name,
+            pem,
+        )?)),
+    }
+}
+
+fn describe(location: &KeyLocation) -> String {
+    match location {
+        KeyLocation::Keychain => Keychain::system()
+            .map(|k| format!("the {}", k.kind()))
+            .unwrap_or_else(|_| "the keychain".into()),
+        KeyLocation::File(p) => p.display().to_string(),
+        KeyLocation::Env(v) => format!("${v}"),
+        other => other.to_string(),
+    }
+}
+
+/// What `list` and `show` print: never a secret.
+fn summary(name: &str, p: &Profile) -> serde_json::Value {
+    let store = if let Some(c) = &p.certificate {
+        format!("certificate {c}")
+    } else {
+        p.key.clone().unwrap_or_else(|| "keychain".into())
+    };
+    let fingerprint = match public_key(name, p) {
+        Ok(Some(k)) => k.fingerprint(),
+        Ok(None) => "-".into(),
+        Err(e) => format!("unavailable: {}", e.message),
+    };
+    serde_json::json!({
+        "name": name,
+        "team_id": p.team_id,
+        "key_id": p.key_id,
+        "environment": p.environment,
+        "topic": p.topic,
+        "store": store,
+        "fingerprint": fingerprint,
+    })
+}
+
+fn public_key(name: &str, p: &Profile) -> Result<Option<apns_provider::PublicKey>, Failure> {
+    if p.certificate.is_some() {
+        return Ok(None);
+    }
+    let pem = load_key_pem(&p.key_location()?, name, Keychain::system)?;
+    Ok(Some(SigningKey::from_pem(pem.as_bytes())?.public_key()))
+}
+
+fn public_pem(name: &str, p: &Profile) -> Result<String, Failure> {
+    Ok(public_key(name, p)?.map(|k| k.to_pem()).unwrap_or_default())
+}
