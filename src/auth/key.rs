@@ -39,11 +39,15 @@ impl SigningKey {
     /// file that its group or others may read (checked on the opened file).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = read_private_file(path)?;
-        Self::from_pem(&bytes).map_err(|e| match e {
+        let (bytes, mode) = read_key_file(path)?;
+        let key = Self::from_pem(&bytes).map_err(|e| match e {
             Error::Key(msg) => Error::Key(format!("{}: {msg}", path.display())),
             other => other,
-        })
+        })?;
+        // Checked once the file is known to hold a private key, so a public
+        // file given by mistake gets the more useful message above.
+        check_private_mode(path, mode)?;
+        Ok(key)
     }
 
     /// Parses a key from PEM text.
@@ -97,30 +101,39 @@ impl SigningKey {
 /// access. The mode is read from the opened file (`fstat`), not the path, so
 /// the file checked is the file read.
 pub(crate) fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = file
-            .metadata()
-            .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(Error::Key(format!(
-                "{} is accessible to other users (mode {:o}): a private key must be readable by its owner only; run `chmod 600 {}`",
-                path.display(),
-                mode & 0o777,
-                path.display()
-            )));
-        }
-    }
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?;
+    let (bytes, mode) = read_key_file(path)?;
+    check_private_mode(path, mode)?;
     Ok(bytes)
+}
+
+/// The bytes of a key file and the mode of the opened file (0 where modes
+/// do not exist).
+fn read_key_file(path: &Path) -> Result<(Zeroizing<Vec<u8>>, u32)> {
+    use std::io::Read;
+    let fail = |e| Error::io(format!("cannot read key file {}", path.display()), e);
+    let mut file = std::fs::File::open(path).map_err(fail)?;
+    #[cfg(unix)]
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        file.metadata().map_err(fail)?.permissions().mode()
+    };
+    #[cfg(not(unix))]
+    let mode = 0;
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.read_to_end(&mut bytes).map_err(fail)?;
+    Ok((bytes, mode))
+}
+
+fn check_private_mode(path: &Path, mode: u32) -> Result<()> {
+    if mode & 0o077 != 0 {
+        return Err(Error::Key(format!(
+            "{} is accessible to other users (mode {:o}): a private key must be readable by its owner only; run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A P-256 public key, used to verify provider tokens (by the mock server,

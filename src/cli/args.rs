@@ -41,7 +41,11 @@ pub enum Command {
     )]
     Mock(MockArgs),
     /// Show a real send end to end: throwaway key, built-in mock, several pushes.
-    Demo,
+    Demo {
+        /// Output format (json: one object per send, then a summary object).
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+    },
     /// Measure throughput, client CPU, latency and memory against a mock in its own process.
     #[command(
         after_help = "EXAMPLES:\n  apns bench                                  # 100,000 notifications, one connection\n  apns bench --count 1000000 --connections 2  # soak: memory must not grow with the count\n  apns bench --output json"

@@ -6,6 +6,7 @@ use apns_provider::mock::{MockServer, TrustedKey};
 use apns_provider::payload::{Alert, InterruptionLevel, LiveActivityEvent, Sound};
 use apns_provider::{Client, Notification, Payload, Priority, PushType, SigningKey};
 
+use super::args::Output;
 use super::{exit, Failure};
 
 const KEY_ID: &str = "DEMOKEY001";
@@ -14,18 +15,25 @@ const BUNDLE: &str = "com.example.demo";
 const DEVICE: &str = "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
 const DEAD_DEVICE: &str = "0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de";
 
-pub async fn run() -> Result<u8, Failure> {
+pub async fn run(output: Output) -> Result<u8, Failure> {
+    let human = output == Output::Human;
     let dir = TempDir::new()?;
-    println!("apns demo: a throwaway key, the built-in mock APNs server, real TLS and HTTP/2.\n");
+    if human {
+        println!(
+            "apns demo: a throwaway key, the built-in mock APNs server, real TLS and HTTP/2.\n"
+        );
+    }
 
     // 1. A throwaway key, as Apple would issue it.
     let key_path = dir.path().join(format!("AuthKey_{KEY_ID}.p8"));
     write_private(&key_path, apns_provider::auth::generate_p8_pem().as_bytes())?;
     let key = SigningKey::from_file(&key_path)?;
-    println!(
-        "key       {} (key id {KEY_ID}, team {TEAM_ID})",
-        key_path.display()
-    );
+    if human {
+        println!(
+            "key       {} (key id {KEY_ID}, team {TEAM_ID})",
+            key_path.display()
+        );
+    }
 
     // 2. The mock, trusting that key, with one device token reported dead.
     let mock = MockServer::builder()
@@ -35,7 +43,9 @@ pub async fn run() -> Result<u8, Failure> {
         .await?;
     let ca_path = dir.path().join("mock-ca.pem");
     mock.write_ca_file(&ca_path)?;
-    println!("mock      {} (CA {})\n", mock.endpoint(), ca_path.display());
+    if human {
+        println!("mock      {} (CA {})\n", mock.endpoint(), ca_path.display());
+    }
 
     // 3. A client trusting the mock's CA explicitly: verification stays on.
     let client = Client::builder()
@@ -103,19 +113,52 @@ pub async fn run() -> Result<u8, Failure> {
         if !expected {
             unexpected += 1;
         }
-        println!(
-            "{label:<16} {:<60} apns-id={}",
-            response.describe(),
-            response.apns_id().unwrap_or("-")
-        );
-        println!(
-            "{:<16} payload {}",
-            "",
-            String::from_utf8_lossy(notification.payload())
-        );
+        if human {
+            println!(
+                "{label:<16} {:<60} apns-id={}",
+                response.describe(),
+                response.apns_id().unwrap_or("-")
+            );
+            println!(
+                "{:<16} payload {}",
+                "",
+                String::from_utf8_lossy(notification.payload())
+            );
+        } else {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "send": label,
+                    "push_type": notification.push_type().as_str(),
+                    "device_token": notification.device_token().as_str(),
+                    "status": response.status(),
+                    "apns_id": response.apns_id(),
+                    "reason": response.reason().map(|r| r.as_str()),
+                    "timestamp": response.timestamp_millis(),
+                    "payload": String::from_utf8_lossy(notification.payload()),
+                })
+            );
+        }
     }
 
     let stats = mock.stats();
+    if !human {
+        println!(
+            "{}",
+            serde_json::json!({"summary": {
+                "requests": stats.requests,
+                "connections": stats.connections,
+                "tokens_verified": stats.tokens_verified,
+                "tokens_minted": client.stats().tokens_minted,
+                "unexpected": unexpected,
+            }})
+        );
+        return Ok(if unexpected > 0 {
+            exit::REJECTED
+        } else {
+            exit::OK
+        });
+    }
     println!(
         "\nmock saw {} requests on {} connection, verified {} provider token (cached after that); client minted {} token.",
         stats.requests,

@@ -65,6 +65,7 @@ impl Failure {
 }
 
 pub fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -82,7 +83,7 @@ pub fn main() -> ExitCode {
             Command::Send(args) => send::run(*args).await,
             Command::Token(args) => token(args),
             Command::Mock(args) => mock::run(args).await,
-            Command::Demo => demo::run().await,
+            Command::Demo { output } => demo::run(output).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Cert(command) => cert::run(command),
@@ -101,6 +102,24 @@ pub fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// `apns ... | head` closes stdout early: end quietly, as Unix tools do,
+/// instead of reporting a panic from `println!`.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(141); // 128 + SIGPIPE, what shells report
+        }
+        default(info);
+    }));
 }
 
 fn init_logging(verbose: u8) {

@@ -477,3 +477,19 @@ async fn bench_cli_mode_runs_the_bulk_send_and_checks_every_result_line() {
     assert_eq!(v["exit_code"], 0);
     assert!(v["peak_rss_kib"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_speaks_json_too() {
+    let mut cmd = apns();
+    cmd.args(["demo", "--output", "json"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines.iter().filter(|l| l["status"] == 200).count(), 4);
+    assert_eq!(lines[4]["reason"], "Unregistered");
+    assert_eq!(lines[5]["summary"]["unexpected"], 0);
+}
