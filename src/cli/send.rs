@@ -46,6 +46,7 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
     // Precedence: --topic (or APNS_TOPIC), the profile's topic, the
     // certificate's only topic.
     let mut topic = args.topic.clone().or(resolved.topic.clone());
+    let profile = resolved.profile.clone();
     let credentials = resolved.credentials;
     if let Credentials::Certificate(cert) = &credentials {
         let info = cert.info();
@@ -102,7 +103,15 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         return dry_run(lines, &defaults, args.output).await;
     }
     if args.curl {
-        return curl(lines, &defaults, &args, &credentials, &endpoint).await;
+        return curl(
+            lines,
+            &defaults,
+            &args,
+            &credentials,
+            profile.as_deref(),
+            &endpoint,
+        )
+        .await;
     }
 
     let mut builder = Client::builder().endpoint(endpoint);
@@ -333,6 +342,7 @@ async fn curl(
     defaults: &Defaults,
     args: &SendArgs,
     credentials: &Credentials,
+    profile: Option<&str>,
     endpoint: &Endpoint,
 ) -> Result<u8, Failure> {
     let auth = match credentials {
@@ -343,6 +353,11 @@ async fn curl(
                 .unwrap_or(0);
             format!(" -H \"authorization: bearer {}\"", signer.sign_jwt(now))
         }
+        // A stored key is named by its profile; flags would override it.
+        Credentials::Token(_) if profile.is_some() && args.key.key_file.is_none() => format!(
+            " -H \"authorization: bearer $(apns token --key {})\"",
+            shell_quote(profile.unwrap_or_default())
+        ),
         Credentials::Token(signer) => format!(
             " -H \"authorization: bearer $(apns token --key-file {} --key-id {} --team-id {})\"",
             shell_quote(
