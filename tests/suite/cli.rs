@@ -448,6 +448,9 @@ async fn bench_accounts_for_every_notification() {
         "200",
         "--connections",
         "2",
+        // 200 in flight over a 50-stream limit: the pool must open both.
+        "--max-streams",
+        "50",
         "--output",
         "json",
     ]);
