@@ -159,12 +159,8 @@ pub enum CertCommand {
         /// The private key, when it is in a separate PEM file.
         #[arg(long, value_name = "PATH")]
         cert_key: Option<PathBuf>,
-        /// Read the .p12 password from this environment variable.
-        #[arg(long, value_name = "VAR", conflicts_with = "cert_password_file")]
-        cert_password_env: Option<String>,
-        /// Read the .p12 password from this file.
-        #[arg(long, value_name = "FILE")]
-        cert_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        password: PasswordArgs,
         /// Output format.
         #[arg(long, value_enum, default_value = "human")]
         output: Output,
@@ -180,12 +176,8 @@ pub enum CertCommand {
         /// Where to write the PEM.
         #[arg(long, value_name = "OUT.pem")]
         out: PathBuf,
-        /// Read the .p12 password from this environment variable.
-        #[arg(long, value_name = "VAR", conflicts_with = "cert_password_file")]
-        cert_password_env: Option<String>,
-        /// Read the .p12 password from this file.
-        #[arg(long, value_name = "FILE")]
-        cert_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
 }
 
@@ -288,16 +280,19 @@ pub struct CertArgs {
         help_heading = "Certificate authentication"
     )]
     pub cert_key: Option<PathBuf>,
-    /// Read the .p12 password from this environment variable (never pass a password as an argument).
-    #[arg(
-        long,
-        value_name = "VAR",
-        conflicts_with = "cert_password_file",
-        help_heading = "Certificate authentication"
-    )]
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// Where a .p12 password comes from: never an argument that lands in shell
+/// history. Without either, a terminal is asked.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PasswordArgs {
+    /// Read the .p12 password from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "cert_password_file")]
     pub cert_password_env: Option<String>,
     /// Read the .p12 password from this file (its first line).
-    #[arg(long, value_name = "FILE", help_heading = "Certificate authentication")]
+    #[arg(long, value_name = "FILE")]
     pub cert_password_file: Option<PathBuf>,
 }
 

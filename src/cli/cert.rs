@@ -12,16 +12,10 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
         CertCommand::Inspect {
             path,
             cert_key,
-            cert_password_env,
-            cert_password_file,
+            password,
             output,
         } => {
-            let cert = load_certificate(
-                &path,
-                cert_key.as_deref(),
-                cert_password_env.as_deref(),
-                cert_password_file.as_deref(),
-            )?;
+            let cert = load_certificate(&path, cert_key.as_deref(), &password)?;
             let info = cert.info();
             let now = SystemTime::now();
             let days_left = info.days_left(now);
@@ -78,15 +72,9 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
         CertCommand::Convert {
             path,
             out,
-            cert_password_env,
-            cert_password_file,
+            password,
         } => {
-            let cert = load_certificate(
-                &path,
-                None,
-                cert_password_env.as_deref(),
-                cert_password_file.as_deref(),
-            )?;
+            let cert = load_certificate(&path, None, &password)?;
             write_private(&out, cert.to_pem().as_bytes())?;
             eprintln!(
                 "apns: wrote {} (certificate chain and unencrypted key, mode 0600)",

@@ -184,8 +184,7 @@ fn resolve(key: &KeyArgs, cert: &args::CertArgs) -> Result<Resolved, Failure> {
         return Ok(done(Credentials::Certificate(load_certificate(
             path,
             cert.cert_key.as_deref(),
-            cert.cert_password_env.as_deref(),
-            cert.cert_password_file.as_deref(),
+            &cert.password,
         )?)));
     }
     if let Some((name, p)) = &profile {
@@ -195,23 +194,25 @@ fn resolve(key: &KeyArgs, cert: &args::CertArgs) -> Result<Resolved, Failure> {
                 .certificate_key
                 .as_ref()
                 .map(|k| std::path::PathBuf::from(k.strip_prefix("file:").unwrap_or(k)));
-            let (env, file) = match p.password.as_deref() {
-                Some(pw) if pw.starts_with("env:") => (Some(pw[4..].to_string()), None),
-                Some(pw) if pw.starts_with("file:") => {
-                    (None, Some(std::path::PathBuf::from(&pw[5..])))
+            let mut password = args::PasswordArgs::default();
+            match p.password.as_deref() {
+                Some("prompt") | None => {}
+                Some(pw) => {
+                    if let Some(var) = pw.strip_prefix("env:") {
+                        password.cert_password_env = Some(var.to_string());
+                    } else if let Some(file) = pw.strip_prefix("file:") {
+                        password.cert_password_file = Some(file.into());
+                    } else {
+                        return Err(Failure::usage(format!(
+                            "profile {name}: password {pw:?} is not env:VAR, file:PATH or prompt"
+                        )));
+                    }
                 }
-                Some("prompt") | None => (None, None),
-                Some(other) => {
-                    return Err(Failure::usage(format!(
-                        "profile {name}: password {other:?} is not env:VAR, file:PATH or prompt"
-                    )))
-                }
-            };
+            }
             return Ok(done(Credentials::Certificate(load_certificate(
                 &path,
                 key_path.as_deref(),
-                env.as_deref(),
-                file.as_deref(),
+                &password,
             )?)));
         }
     }
@@ -303,11 +304,13 @@ fn load_signer(key: &KeyArgs) -> Result<TokenSigner, Failure> {
 fn load_certificate(
     path: &std::path::Path,
     key: Option<&std::path::Path>,
-    password_env: Option<&str>,
-    password_file: Option<&std::path::Path>,
+    source: &args::PasswordArgs,
 ) -> Result<apns_provider::ClientCertificate, Failure> {
     use std::io::IsTerminal;
-    let password: Option<zeroize::Zeroizing<String>> = match (password_env, password_file) {
+    let password: Option<zeroize::Zeroizing<String>> = match (
+        source.cert_password_env.as_deref(),
+        source.cert_password_file.as_deref(),
+    ) {
         (Some(var), _) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(
             |_| {
                 Failure::usage(format!(

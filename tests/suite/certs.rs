@@ -2,9 +2,6 @@
 //! TLS to the mock in certificate mode, inspection, expiry, topics, and the
 //! original curl-era flow addressed by Apple's host name.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use apns_provider::mock::MockServer;
 use apns_provider::{
     CertEnvironment, Client, ClientCertificate, Endpoint, Environment, Error, Notification,
@@ -400,7 +397,8 @@ async fn the_original_flow_works_against_the_mock_by_its_real_name() {
     let ca = certs::ca(dir.path());
     let cert = certs::push_cert(dir.path(), &ca, Spec::default());
     let mock_ca = dir.path().join("mock-ca.pem");
-    let mut mock = apns()
+    let mut mock_cmd = apns();
+    mock_cmd
         .arg("mock")
         .arg("--client-ca")
         .arg(&ca.pem_path)
@@ -411,23 +409,9 @@ async fn the_original_flow_works_against_the_mock_by_its_real_name() {
             "api.development.push.apple.com",
         ])
         .arg("--ca-out")
-        .arg(&mock_ca)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(mock.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let port = ready["endpoint"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string();
+        .arg(&mock_ca);
+    let mock = spawn_mock(mock_cmd);
+    let port = mock.port().to_string();
 
     let mut send = apns();
     send.args([
@@ -497,13 +481,7 @@ async fn the_original_flow_works_against_the_mock_by_its_real_name() {
         stderr(&out)
     );
 
-    std::process::Command::new("kill")
-        .args(["-TERM", &mock.id().to_string()])
-        .status()
-        .unwrap();
-    let out = tokio::task::spawn_blocking(move || mock.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = mock.stop().await;
     assert!(stderr(&out).contains("2 accepted"), "{}", stderr(&out));
 }
 

@@ -1,6 +1,5 @@
 //! The `apns` binary: send, token, mock and demo, with their exit codes.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use apns_provider::auth::decode_unverified;
@@ -267,26 +266,19 @@ async fn curl_with_apns_token_against_apns_mock_gets_200() {
         new_key_pem().as_bytes(),
     );
     let ca_out = dir.path().join("mock-ca.pem");
-    let mut mock = apns()
+    let mut mock_cmd = apns();
+    mock_cmd
         .arg("mock")
         .arg("--ca-out")
         .arg(&ca_out)
         .arg("--trust-key")
         .arg(format!("{KEY_ID}={TEAM_ID}:{}", key_path.display()))
-        .args(["--unregistered", "dead0000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first_line = String::new();
-    BufReader::new(mock.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&first_line).unwrap();
-    let endpoint = ready["endpoint"].as_str().unwrap().to_string();
+        .args(["--unregistered", "dead0000"]);
+    let mock = spawn_mock(mock_cmd);
+    let endpoint = mock.endpoint.clone();
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
     assert_eq!(
-        ready["ca_file"].as_str().unwrap(),
+        mock.ca_file.as_str(),
         std::fs::canonicalize(&ca_out).unwrap().to_str().unwrap()
     );
 
@@ -334,14 +326,7 @@ async fn curl_with_apns_token_against_apns_mock_gets_200() {
     );
 
     // SIGTERM stops it cleanly.
-    let pid = mock.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::task::spawn_blocking(move || mock.wait().unwrap())
-        .await
-        .unwrap();
+    let status = mock.stop().await.status;
     assert!(status.success(), "{status:?}");
 }
 
@@ -372,23 +357,16 @@ async fn mock_fault_flags_and_send_recovers() {
         new_key_pem().as_bytes(),
     );
     let ca_out = dir.path().join("ca.pem");
-    let mut mock = apns()
+    let mut mock_cmd = apns();
+    mock_cmd
         .arg("mock")
         .arg("--ca-out")
         .arg(&ca_out)
         .arg("--trust-key")
         .arg(format!("{KEY_ID}={TEAM_ID}:{}", key_path.display()))
-        .args(["--refuse-streams", "1", "--storm", "500:1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first_line = String::new();
-    BufReader::new(mock.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&first_line).unwrap();
-    let endpoint = ready["endpoint"].as_str().unwrap().to_string();
+        .args(["--refuse-streams", "1", "--storm", "500:1"]);
+    let mock = spawn_mock(mock_cmd);
+    let endpoint = mock.endpoint.clone();
 
     // A refused stream is resent, a 500 retried: the send still succeeds.
     let mut cmd = apns();
@@ -415,13 +393,7 @@ async fn mock_fault_flags_and_send_recovers() {
         stderr(&out)
     );
 
-    std::process::Command::new("kill")
-        .args(["-TERM", &mock.id().to_string()])
-        .status()
-        .unwrap();
-    let out = tokio::task::spawn_blocking(move || mock.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = mock.stop().await;
     let err = stderr(&out);
     assert!(
         err.contains("2 request(s)") && err.contains("1 accepted, 1 rejected"),

@@ -2,8 +2,6 @@
 //! their precedence, permission checks, and a redaction scan of a whole
 //! scenario logged at TRACE.
 
-use std::process::Stdio;
-
 use crate::support::*;
 
 /// An isolated home for profiles and the file store.
@@ -298,18 +296,9 @@ async fn env_store_and_trusting_a_stored_key_in_the_mock() {
     let mut mock = home.apns();
     mock.args(["mock", "--trust-key", "ci", "--ca-out"])
         .arg(home.dir.path().join("ca.pem"))
-        .env("APNS_TEST_KEY_PEM", &pem)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut mock = mock.spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(mock.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let endpoint = ready["endpoint"].as_str().unwrap().to_string();
+        .env("APNS_TEST_KEY_PEM", &pem);
+    let mock = spawn_mock(mock);
+    let endpoint = mock.endpoint.clone();
 
     let mut send = home.apns();
     send.env("APNS_TEST_KEY_PEM", &pem);
@@ -322,7 +311,7 @@ async fn env_store_and_trusting_a_stored_key_in_the_mock() {
             "--endpoint",
             &endpoint,
             "--ca-file",
-            ready["ca_file"].as_str().unwrap(),
+            &mock.ca_file,
             "--alert",
             "hi",
             "--output",
@@ -338,11 +327,7 @@ async fn env_store_and_trusting_a_stored_key_in_the_mock() {
         err.contains("APNS_TEST_KEY_PEM") && err.contains("not set"),
         "{err}"
     );
-    std::process::Command::new("kill")
-        .args(["-TERM", &mock.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = mock.wait();
+    mock.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

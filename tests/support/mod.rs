@@ -101,3 +101,50 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// `apns mock` running as a process, with what its ready line said.
+pub struct MockProcess {
+    child: std::process::Child,
+    pub endpoint: String,
+    pub ca_file: String,
+}
+
+/// Starts `cmd` (an `apns mock ...` command) and waits for its ready line.
+pub fn spawn_mock(mut cmd: Command) -> MockProcess {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start apns mock");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("apns mock's ready line {line:?}: {e}"));
+    MockProcess {
+        child,
+        endpoint: ready["endpoint"].as_str().unwrap().to_string(),
+        ca_file: ready["ca_file"].as_str().unwrap().to_string(),
+    }
+}
+
+impl MockProcess {
+    /// The port it listens on.
+    pub fn port(&self) -> &str {
+        self.endpoint.rsplit(':').next().unwrap()
+    }
+
+    /// Stops it with SIGTERM, as an operator would, and returns its output.
+    pub async fn stop(self) -> Output {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let child = self.child;
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap()
+    }
+}
