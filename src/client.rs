@@ -67,8 +67,8 @@ pub struct RetryPolicy {
     /// Retry tokens earned per notification sent (default 0.1: at most one
     /// retry per ten notifications in a sustained outage).
     pub budget_ratio: f64,
-    /// Retry tokens available at start, and the most that accumulate above
-    /// what the ratio earns (default 10).
+    /// Retry tokens available at start, and the most that can accumulate
+    /// (default 10): at most this many retries in a burst.
     pub budget_reserve: f64,
 }
 
@@ -401,13 +401,18 @@ impl Client {
                     let (Some(tokens), Some(token)) = (&inner.tokens, &token) else {
                         return Ok(response);
                     };
-                    inner.pool.retire(&conn, false, "ExpiredProviderToken");
-                    if reminted || token.is_replacement() {
-                        // A token minted to replace an expired one is expired
-                        // too: re-minting cannot help, the clock is wrong.
+                    // A fresh replacement reported expired too: re-minting
+                    // cannot help, the clock is wrong. Once the replacement is
+                    // 20 minutes old, a new mint is allowed again (the clock
+                    // may have been fixed), so one bad moment does not block
+                    // sending until the next refresh.
+                    let fresh_replacement = token.is_replacement()
+                        && tokens.age(token) < crate::auth::MIN_REFRESH_AFTER;
+                    if reminted || fresh_replacement {
                         tracing::error!("a freshly minted provider token was reported expired; check this machine's clock");
                         return Err(Error::TokenExpiredAgain(Box::new(response)));
                     }
+                    inner.pool.retire(&conn, false, "ExpiredProviderToken");
                     // However many requests saw this token expire, one re-mint.
                     tokens.invalidate(token);
                     tracing::info!("ExpiredProviderToken: minted a new token; retrying once on a new connection");
@@ -454,7 +459,7 @@ impl Client {
     fn deposit_budget(&self) {
         let p = &self.inner.retry;
         let mut b = self.inner.budget.lock().unwrap_or_else(|e| e.into_inner());
-        *b = (*b + p.budget_ratio).min(p.budget_reserve.max(1.0) * 10.0);
+        *b = (*b + p.budget_ratio).min(p.budget_reserve.max(1.0));
     }
 
     fn withdraw_budget(&self) -> bool {
@@ -672,7 +677,7 @@ pub struct ClientBuilder {
     endpoint: Endpoint,
     signer: Option<Result<TokenSigner>>,
     certificate: Option<ClientCertificate>,
-    resolve: Option<(String, std::net::SocketAddr)>,
+    resolve: Option<(String, u16, std::net::SocketAddr)>,
     webpki_roots: bool,
     extra_roots: Vec<CertificateDer<'static>>,
     timeouts: Timeouts,
@@ -761,12 +766,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects to `addr` whenever the endpoint's host is `host`, instead of
-    /// resolving it (like curl's `--resolve`); TLS still verifies the host
-    /// name. An entry for `api.development.push.apple.com` also applies to
-    /// the sandbox host, its alias.
-    pub fn resolve(mut self, host: &str, addr: std::net::SocketAddr) -> Self {
-        self.resolve = Some((host.to_ascii_lowercase(), addr));
+    /// Connects to `addr` when the endpoint is `host:port`, instead of
+    /// resolving the host (like curl's `--resolve HOST:PORT:ADDR`); TLS still
+    /// verifies the host name. An entry for `api.development.push.apple.com`
+    /// also applies to the sandbox host, its alias.
+    pub fn resolve(mut self, host: &str, port: u16, addr: std::net::SocketAddr) -> Self {
+        self.resolve = Some((host.to_ascii_lowercase(), port, addr));
         self
     }
 
@@ -962,7 +967,7 @@ impl ClientBuilder {
             &self.extra_roots,
             certificate.as_ref(),
         )?;
-        if let Some((host, addr)) = &self.resolve {
+        if let Some((host, port, addr)) = &self.resolve {
             let endpoint_host = self.endpoint.host();
             let alias = |h: &str| {
                 if h == crate::transport::DEVELOPMENT_ALIAS_HOST {
@@ -971,7 +976,7 @@ impl ClientBuilder {
                     h.to_string()
                 }
             };
-            if alias(host) == alias(endpoint_host) {
+            if alias(host) == alias(endpoint_host) && *port == self.endpoint.port() {
                 self.pool.resolve = Some(*addr);
             }
         }

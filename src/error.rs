@@ -85,7 +85,8 @@ pub enum Error {
     /// An operation did not finish in time.
     #[error("{what} timed out after {after:?}")]
     Timeout {
-        /// Which step timed out: `connect`, `TLS handshake` or `request`.
+        /// Which step timed out: `connect`, `TLS handshake`, `HTTP/2
+        /// handshake`, `waiting for a free stream` or `request`.
         what: &'static str,
         /// The configured limit.
         after: Duration,

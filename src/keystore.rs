@@ -265,10 +265,22 @@ pub fn load_key_pem(
                 .map(Zeroizing::new)
                 .map_err(|_| Error::Key(format!("{}: not PEM text", path.display())))
         }
-        KeyLocation::Env(var) => std::env::var(var).map(Zeroizing::new).map_err(|_| {
-            Error::Config(format!("the profile's key is in ${var}, which is not set"))
-        }),
+        KeyLocation::Env(var) => {
+            let value = Zeroizing::new(std::env::var(var).map_err(|_| {
+                Error::Config(format!("the profile's key is in ${var}, which is not set"))
+            })?);
+            Ok(unescape_newlines(value))
+        }
     }
+}
+
+/// CI secret stores often hold a PEM on one line with literal `\n`s: turn
+/// them back into line breaks.
+fn unescape_newlines(value: Zeroizing<String>) -> Zeroizing<String> {
+    if value.contains('\n') || !value.contains("\\n") {
+        return value;
+    }
+    Zeroizing::new(value.replace("\\n", "\n"))
 }
 
 fn validate_name(name: &str) -> Result<()> {
@@ -443,6 +455,19 @@ mod tests {
             e.contains("no key named \"a\"") && e.contains("apns key add a"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn one_line_pems_from_ci_secrets_get_their_line_breaks_back() {
+        let one_line = Zeroizing::new(
+            "-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----".to_string(),
+        );
+        assert_eq!(
+            unescape_newlines(one_line).as_str(),
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"
+        );
+        let normal = Zeroizing::new("a\nb\\n".to_string());
+        assert_eq!(unescape_newlines(normal).as_str(), "a\nb\\n");
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl Expiration {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        Expiration::At(now + after.as_secs())
+        Expiration::At(now.saturating_add(after.as_secs()))
     }
 
     /// Expire at a wall-clock time.
@@ -314,7 +314,8 @@ impl FromStr for Expiration {
                 "d" => 86_400,
                 _ => return Err(bad()),
             };
-            return Ok(Expiration::after(Duration::from_secs(n * mult)));
+            let secs = n.checked_mul(mult).ok_or_else(bad)?;
+            return Ok(Expiration::after(Duration::from_secs(secs)));
         }
         match s.parse::<u64>().map_err(|_| bad())? {
             0 => Ok(Expiration::DoNotStore),

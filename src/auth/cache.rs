@@ -155,6 +155,13 @@ impl TokenCache {
         }
     }
 
+    /// How old `token` is, by this cache's monotonic clock.
+    pub fn age(&self, token: &ProviderToken) -> Duration {
+        self.clock
+            .now()
+            .saturating_duration_since(token.minted_at())
+    }
+
     /// How many tokens this cache has minted.
     pub fn mint_count(&self) -> u64 {
         self.mints.load(Ordering::Relaxed)

@@ -140,8 +140,9 @@ impl CertificateInfo {
         allowed.is_empty() || allowed.iter().any(|t| t == topic)
     }
 
-    /// The topic to use when none is given: the only one the certificate
-    /// allows, or its bundle id.
+    /// The topic to use when none is given: the only topic the certificate
+    /// allows (its topics extension's, else its bundle id), or `None` when it
+    /// allows several.
     pub fn default_topic(&self) -> Option<String> {
         match self.allowed_topics().as_slice() {
             [one] => Some(one.clone()),
@@ -393,8 +394,12 @@ fn scan_pem(bytes: &[u8]) -> Result<PemContents> {
     let mut chain = Vec::new();
     let mut key = None;
     for section in SliceIter::<(SectionKind, Vec<u8>)>::new(bytes) {
-        let (kind, der) = section
-            .map_err(|e| Error::Key(format!("damaged PEM ({e}); is the file truncated?")))?;
+        let (kind, der) = section.map_err(|e| {
+            Error::Key(format!(
+                "damaged PEM: {}",
+                super::key::describe_pem_error(&e)
+            ))
+        })?;
         match kind {
             SectionKind::Certificate => chain.push(CertificateDer::from(der)),
             SectionKind::PrivateKey if key.is_none() => {

@@ -98,7 +98,8 @@ fn validate_apple_id(field: &'static str, hint: &str, id: &str) -> Result<()> {
         return Err(Error::invalid(
             field,
             format!(
-                "{id:?} is not 10 ASCII letters or digits ({} characters); expected {hint}",
+                "{:?} is not 10 ASCII letters or digits ({} characters); expected {hint}",
+                id.chars().take(16).collect::<String>(),
                 id.chars().count()
             ),
         ));

@@ -38,16 +38,7 @@ impl SigningKey {
     /// Reads a key from a `.p8` (or SEC1 PEM) file. Like OpenSSH, refuses a
     /// file that its group or others may read (checked on the opened file).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let (bytes, mode) = read_key_file(path)?;
-        let key = Self::from_pem(&bytes).map_err(|e| match e {
-            Error::Key(msg) => Error::Key(format!("{}: {msg}", path.display())),
-            other => other,
-        })?;
-        // Checked once the file is known to hold a private key, so a public
-        // file given by mistake gets the more useful message above.
-        check_private_mode(path, mode)?;
-        Ok(key)
+        Ok(load_key_file(path)?.0)
     }
 
     /// Parses a key from PEM text.
@@ -95,6 +86,24 @@ impl SigningKey {
         let sig: ecdsa::Signature = self.inner.sign(message);
         sig.to_bytes().into()
     }
+}
+
+/// Loads a `.p8` file: the key, and its PEM text (zeroized on drop) for
+/// storing it elsewhere. The file is read once; a file that its group or
+/// others may access is refused (checked on the opened file, as OpenSSH
+/// does), once it is known to hold a private key.
+pub fn load_key_file(path: impl AsRef<Path>) -> Result<(SigningKey, Zeroizing<String>)> {
+    let path = path.as_ref();
+    let (bytes, mode) = read_key_file(path)?;
+    let key = SigningKey::from_pem(&bytes).map_err(|e| match e {
+        Error::Key(msg) => Error::Key(format!("{}: {msg}", path.display())),
+        other => other,
+    })?;
+    // After parsing, so a public file given by mistake gets the more useful
+    // message above.
+    check_private_mode(path, mode)?;
+    let pem = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+    Ok((key, pem))
 }
 
 /// Reads a private key file, refusing it when its group or others have any
@@ -257,18 +266,34 @@ fn first_pem_section(pem: &[u8]) -> Result<(SectionKind, Vec<u8>)> {
     match iter.next() {
         Some(Ok(section)) => Ok(section),
         Some(Err(e)) => Err(Error::Key(format!(
-            "the PEM text is damaged ({e}); expected an intact -----BEGIN PRIVATE KEY----- block"
+            "the PEM text is damaged ({}); expected an intact -----BEGIN PRIVATE KEY----- block on lines of its own",
+            describe_pem_error(&e)
         ))),
         None => {
             let label = text
                 .lines()
                 .find_map(|l| l.strip_prefix("-----BEGIN "))
-                .map(|l| l.trim_end_matches('-').to_string())
+                // Only the label: a one-line PEM must not leak its body.
+                .and_then(|l| l.split("-----").next())
+                .map(|l| l.chars().take(40).collect::<String>())
                 .unwrap_or_default();
             Err(Error::Key(format!(
                 "found a PEM block labelled {label:?}, expected PRIVATE KEY (an Apple .p8 key)"
             )))
         }
+    }
+}
+
+/// Says what is wrong with a PEM text without quoting it: the parser's own
+/// messages include the offending line, which may be key material.
+pub(crate) fn describe_pem_error(e: &rustls_pki_types::pem::Error) -> &'static str {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { .. } => "a block has no -----END line; is the file truncated?",
+        E::IllegalSectionStart { .. } => "a -----BEGIN line is malformed",
+        E::Base64Decode(_) => "the base64 body is damaged",
+        E::SectionTooLarge => "a block is too large",
+        _ => "it cannot be read as PEM",
     }
 }
 

@@ -11,14 +11,14 @@
 mod cache;
 mod cert;
 mod ids;
-mod key;
+pub(crate) mod key;
 mod token;
 pub(crate) mod verify;
 
 pub use cache::{TokenCache, DEFAULT_REFRESH_AFTER, MAX_REFRESH_AFTER, MIN_REFRESH_AFTER};
 pub use cert::{CertEnvironment, CertificateInfo, ClientCertificate};
 pub use ids::{check_ids_against_file_name, KeyId, TeamId};
-pub use key::{generate_p8_pem, PublicKey, SigningKey};
+pub use key::{generate_p8_pem, load_key_file, PublicKey, SigningKey};
 pub use token::{decode_unverified, ProviderToken, TokenClaims, TokenSigner};
 pub use verify::verify_token;
 

@@ -30,9 +30,9 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
         Some(url) => url.parse::<Endpoint>()?,
         None => Endpoint::for_environment(environment),
     };
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+    if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
         return Err(Failure::usage(
-            "--timeout must be a positive number of seconds",
+            "--timeout must be a number of seconds above 0 and at most 86400",
         ));
     }
     let mut checks: Vec<(Category, Check)> = vec![(Category::Local, clock())];

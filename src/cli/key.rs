@@ -135,13 +135,18 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
                     location.clone()
                 }
                 KeyLocation::File(old) => {
-                    let dir = old.parent().map(|p| p.to_path_buf()).unwrap_or(data_dir()?);
-                    let stem = old
-                        .file_stem()
-                        .and_then(|s| s.to_str())
-                        .unwrap_or(&name)
-                        .to_string();
-                    KeyLocation::File(keystore::store_key_file(&dir, &stem, &pem)?)
+                    // Only files in the store are replaced; a key file of
+                    // the user's own (Apple lets you download a .p8 once) is
+                    // left alone and the new key goes into the store.
+                    let stored = keystore::store_key_file(&data_dir()?, &name, &pem)?;
+                    if !in_store(old)? {
+                        eprintln!(
+                            "apns: left {} in place; the new key is stored in {}",
+                            old.display(),
+                            stored.display()
+                        );
+                    }
+                    KeyLocation::File(stored)
                 }
                 other => {
                     return Err(Failure::usage(format!(
@@ -216,12 +221,8 @@ fn read_new_key(
     path: &std::path::Path,
     key_id: Option<&str>,
 ) -> Result<(SigningKey, zeroize::Zeroizing<String>, KeyId), Failure> {
-    // from_file checks the file's permissions and that it is a P-256 key.
-    let key = SigningKey::from_file(path)?;
-    let pem = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?,
-    );
+    // One read: the key checked (P-256, chmod 600) is the key stored.
+    let (key, pem) = apns_provider::auth::load_key_file(path)?;
     let kid = match key_id {
         Some(k) => KeyId::new(k)?,
         None => KeyId::from_apple_file_name(path).ok_or_else(|| {
@@ -232,6 +233,11 @@ fn read_new_key(
         })?,
     };
     Ok((key, pem, kid))
+}
+
+/// Whether `path` is a key the store wrote (and may replace or delete).
+fn in_store(path: &std::path::Path) -> Result<bool, Failure> {
+    Ok(path.parent() == Some(data_dir()?.as_path()))
 }
 
 fn check_environment(env: &str) -> Result<String, Failure> {

@@ -45,9 +45,15 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
             .bad_environment_as_goaway(args.bad_env_goaway);
     }
     let mock = builder.start().await?;
-    let ca_file = args.ca_out.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("apns-mock-{}-ca.pem", std::process::id()))
-    });
+    // Without --ca-out, the CA goes into a new private directory: a fixed
+    // name in /tmp could be a symlink planted by another user.
+    let (ca_file, private_dir) = match &args.ca_out {
+        Some(path) => (path.clone(), None),
+        None => {
+            let dir = super::demo::TempDir::new()?;
+            (dir.path().join("mock-ca.pem"), Some(dir))
+        }
+    };
     mock.write_ca_file(&ca_file)?;
     let ca_display = std::fs::canonicalize(&ca_file).unwrap_or_else(|_| PathBuf::from(&ca_file));
     println!(
@@ -66,9 +72,7 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
         stats.requests - stats.rejected,
         stats.rejected
     );
-    if args.ca_out.is_none() {
-        let _ = std::fs::remove_file(&ca_file);
-    }
+    drop(private_dir); // removes the generated CA file
     Ok(exit::OK)
 }
 

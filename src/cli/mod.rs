@@ -366,7 +366,9 @@ fn token(args: args::TokenArgs) -> Result<u8, Failure> {
         None => signer.sign_jwt(now),
     };
     let claims = apns_provider::auth::decode_unverified(&jwt)?;
-    let age = now as i64 - claims.iat as i64;
+    // In i128, then clamped: an absurd iat must not overflow the arithmetic.
+    let age =
+        (now as i128 - claims.iat as i128).clamp(i64::MIN as i128 / 2, i64::MAX as i128 / 2) as i64;
     let signature = apns_provider::auth::verify_token(&jwt, &signer.key().public_key());
     let mut problems = Vec::new();
     if claims.alg != "ES256" {
@@ -421,7 +423,7 @@ fn token(args: args::TokenArgs) -> Result<u8, Failure> {
             );
             println!(
                 "issued     {} ({age} s ago; APNs accepts it for {} s more)",
-                apns_provider::response::format_utc_millis(claims.iat * 1000),
+                apns_provider::response::format_utc_millis(claims.iat.saturating_mul(1000)),
                 (3600 - age).max(0)
             );
             println!(

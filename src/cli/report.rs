@@ -39,6 +39,9 @@ pub struct Reporter {
     pub summary_enabled: bool,
     pub progress: Option<Progress>,
     since_flush: usize,
+    /// The first failure to write a result or prune line (disk full...):
+    /// reported at the end, never ignored.
+    pub write_error: Option<String>,
 }
 
 /// The closing tallies.
@@ -91,6 +94,7 @@ impl Reporter {
             summary_enabled: true,
             progress: None,
             since_flush: 0,
+            write_error: None,
         })
     }
 
@@ -116,7 +120,10 @@ impl Reporter {
                             .push((token.to_string(), r.timestamp_millis()));
                     }
                     if let Some(w) = &mut self.unregistered_out {
-                        let _ = writeln!(w, "{token}");
+                        if let Err(e) = writeln!(w, "{token}") {
+                            self.write_error
+                                .get_or_insert(format!("the prune list: {e}"));
+                        }
                     }
                 }
             }
@@ -142,7 +149,9 @@ impl Reporter {
                 p.clear();
             }
         }
-        let _ = writeln!(self.out, "{text}");
+        if let Err(e) = writeln!(self.out, "{text}") {
+            self.write_error.get_or_insert(format!("the results: {e}"));
+        }
         self.since_flush += 1;
         // Lines go out as they complete, in batches to spare syscalls.
         if self.since_flush >= 256 || self.out_is_terminal {
@@ -152,9 +161,14 @@ impl Reporter {
 
     pub fn flush(&mut self) {
         self.since_flush = 0;
-        let _ = self.out.flush();
+        if let Err(e) = self.out.flush() {
+            self.write_error.get_or_insert(format!("the results: {e}"));
+        }
         if let Some(w) = &mut self.unregistered_out {
-            let _ = w.flush();
+            if let Err(e) = w.flush() {
+                self.write_error
+                    .get_or_insert(format!("the prune list: {e}"));
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use apns_provider::{
 };
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 
 use super::args::{Output, PayloadArgs, SendArgs};
 use super::input::{count_lines, spawn_reader, Defaults, Line};
@@ -33,9 +33,9 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         Some(url) => url.parse::<Endpoint>()?,
         None => Endpoint::for_environment(environment),
     };
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+    if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
         return Err(Failure::usage(
-            "--timeout must be a positive number of seconds",
+            "--timeout must be a number of seconds above 0 and at most 86400",
         ));
     }
     if args.concurrency == 0 || args.connections == 0 {
@@ -120,8 +120,8 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         Credentials::Certificate(cert) => builder.certificate(cert),
     };
     if let Some(spec) = &args.resolve {
-        let (host, addr) = parse_resolve(spec)?;
-        builder = builder.resolve(&host, addr);
+        let (host, port, addr) = parse_resolve(spec)?;
+        builder = builder.resolve(&host, port, addr);
     }
     let mut builder = builder
         .pool_size(args.connections)
@@ -163,31 +163,33 @@ async fn send_all(
     mut reporter: Reporter,
 ) -> Result<u8, Failure> {
     let defaults = Arc::new(defaults);
-    let lines = Arc::new(Mutex::new(lines));
+    // The receiver is shared with the drain after an interrupt; the lock is
+    // held only while polling, never across an await, so stopping intake
+    // can never leave it locked.
+    let lines = Arc::new(std::sync::Mutex::new(lines));
     let read_error = Arc::new(std::sync::Mutex::new(None));
     let input = {
-        let read_error = read_error.clone();
-        futures_util::stream::unfold(lines.clone(), move |lines| {
-            let read_error = read_error.clone();
-            async move {
-                let next = lines.lock().await.recv().await;
-                match next {
-                    Some(Ok(line)) => Some((line, lines)),
-                    Some(Err(e)) => {
-                        *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                        None
-                    }
-                    None => None,
+        let (lines, read_error) = (lines.clone(), read_error.clone());
+        futures_util::stream::poll_fn(move |cx| {
+            let mut rx = lines.lock().unwrap_or_else(|p| p.into_inner());
+            match rx.poll_recv(cx) {
+                std::task::Poll::Ready(Some(Ok(line))) => std::task::Poll::Ready(Some(line)),
+                std::task::Poll::Ready(Some(Err(e))) => {
+                    *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    std::task::Poll::Ready(None)
                 }
+                std::task::Poll::Ready(None) => std::task::Poll::Ready(None),
+                std::task::Poll::Pending => std::task::Poll::Pending,
             }
         })
     };
-    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Ctrl-C presses, counted by one listener for the whole run (a listener
+    // made per press could miss one).
+    let interrupts = count_interrupts();
     let stop = {
-        let interrupted = interrupted.clone();
+        let mut presses = interrupts.clone();
         async move {
-            let _ = tokio::signal::ctrl_c().await;
-            interrupted.store(true, std::sync::atomic::Ordering::Release);
+            let _ = presses.wait_for(|n| *n >= 1).await;
             eprintln!("\napns: interrupted: no new sends; waiting for the ones in flight (Ctrl-C again to quit at once)");
         }
     };
@@ -207,22 +209,29 @@ async fn send_all(
         })
         .buffer_unordered(concurrency);
     tokio::pin!(results);
+    let mut abandoning = false;
+    let mut presses = interrupts.clone();
     loop {
         tokio::select! {
             next = results.next() => {
                 let Some((number, token, outcome)) = next else { break };
                 reporter.record(number, &token, &outcome);
             }
-            _ = tokio::signal::ctrl_c(), if interrupted.load(std::sync::atomic::Ordering::Acquire) => {
-                // Second Ctrl-C: abandon what is in flight, still accounted for.
-                client.shutdown(Duration::ZERO).await;
+            _ = presses.wait_for(|n| *n >= 2), if !abandoning => {
+                // Second Ctrl-C: abandon what is in flight. The shutdown runs
+                // on its own task while this loop keeps collecting, so every
+                // abandoned send still gets its result line.
+                abandoning = true;
+                eprintln!("apns: abandoning the notifications in flight");
+                let client = client.clone();
+                tokio::spawn(async move { client.shutdown(Duration::ZERO).await });
             }
         }
     }
-    let was_interrupted = interrupted.load(std::sync::atomic::Ordering::Acquire);
+    let was_interrupted = *interrupts.borrow() >= 1;
     if was_interrupted {
         // Lines read ahead but never sent still get a result line.
-        let mut lines = lines.lock().await;
+        let mut lines = lines.lock().unwrap_or_else(|p| p.into_inner());
         lines.close();
         while let Ok(Ok(line)) = lines.try_recv() {
             reporter.record(
@@ -237,6 +246,11 @@ async fn send_all(
     if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(Failure::usage(e));
     }
+    if let Some(e) = reporter.write_error.take() {
+        return Err(Failure::usage(format!(
+            "could not write {e}; result lines are missing (is the disk full?)"
+        )));
+    }
     let s = &reporter.summary;
     Ok(if was_interrupted {
         exit::INTERRUPTED
@@ -249,6 +263,31 @@ async fn send_all(
     } else {
         exit::OK
     })
+}
+
+/// Counts Ctrl-C presses for the rest of the process.
+fn count_interrupts() -> tokio::sync::watch::Receiver<u32> {
+    let (tx, rx) = tokio::sync::watch::channel(0u32);
+    // Registered before returning, so no press is lost to the default
+    // handler in between.
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut sigint) = signal(SignalKind::interrupt()) {
+            tokio::spawn(async move {
+                while sigint.recv().await.is_some() {
+                    tx.send_modify(|n| *n += 1);
+                }
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            tx.send_modify(|n| *n += 1);
+        }
+    });
+    rx
 }
 
 /// The device token of a line, for result lines (even invalid ones).
@@ -450,7 +489,7 @@ fn curl_command(
 }
 
 /// Parses `HOST:PORT:ADDR` (ADDR may be `[v6]`).
-fn parse_resolve(spec: &str) -> Result<(String, std::net::SocketAddr), Failure> {
+fn parse_resolve(spec: &str) -> Result<(String, u16, std::net::SocketAddr), Failure> {
     let bad = || {
         Failure::usage(format!(
             "--resolve {spec:?}: expected HOST:PORT:ADDR, e.g. api.development.push.apple.com:443:127.0.0.1:8443"
@@ -458,14 +497,14 @@ fn parse_resolve(spec: &str) -> Result<(String, std::net::SocketAddr), Failure> 
     };
     let (host, rest) = spec.split_once(':').ok_or_else(bad)?;
     let (port, addr) = rest.split_once(':').ok_or_else(bad)?;
-    let _port: u16 = port.parse().map_err(|_| bad())?;
+    let port_number: u16 = port.parse().map_err(|_| bad())?;
     let addr = addr.trim_start_matches('[').replace("]:", ":");
     let addr: std::net::SocketAddr = match addr.parse() {
         Ok(a) => a,
         // ADDR without a port means the same port, as curl does.
         Err(_) => format!("{addr}:{port}").parse().map_err(|_| bad())?,
     };
-    Ok((host.to_string(), addr))
+    Ok((host.to_string(), port_number, addr))
 }
 
 /// Single-quotes a value for POSIX shells.

@@ -571,7 +571,8 @@ impl Faults {
             Fault::ErrorStorm { reason, count } => {
                 let status = StatusCode::from_u16(reason.status())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                self.storm = Some((status, reason, count));
+                // A storm of zero requests is no storm.
+                self.storm = (count > 0).then_some((status, reason, count));
             }
             Fault::LimitDropsAfterRejection => self.limit_drop = true,
             Fault::ExpireAllTokens => self.expire_all = true,

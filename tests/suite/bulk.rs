@@ -554,3 +554,103 @@ async fn completions_and_help_with_examples() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_abandons_what_is_in_flight_with_a_result_each() {
+    let s = setup_with(|m| m.fault(apns_provider::mock::Fault::BlackHole)).await;
+    let file = s.dir.path().join("tokens.txt");
+    std::fs::write(
+        &file,
+        (1..=3000u64).map(|i| token(i) + "\n").collect::<String>(),
+    )
+    .unwrap();
+    let results = s.dir.path().join("results.jsonl");
+    let mut cmd = send(&s);
+    // Without the second Ctrl-C this would wait 60 s for the black hole.
+    cmd.args([
+        "--alert",
+        "hi",
+        "--timeout",
+        "60",
+        "--output",
+        "json",
+        "--tokens-file",
+    ])
+    .arg(&file)
+    .arg("--results")
+    .arg(&results)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().to_string();
+    let started = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "it did not wait for the black hole"
+    );
+    let lines = read_json_lines(&results);
+    let numbers: BTreeSet<u64> = lines.iter().map(|l| l["line"].as_u64().unwrap()).collect();
+    let k = *numbers.iter().max().unwrap();
+    assert_eq!(numbers, (1..=k).collect(), "every line read has one result");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["error"].as_str().unwrap().contains("shut down")),
+        "abandoned sends are reported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_that_cannot_be_written_fail_the_command() {
+    let s = setup_with(|m| m).await;
+    let mut cmd = send(&s);
+    cmd.args(["--alert", "hi", "--results", "/dev/full", DEVICE, "abcd"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("could not write the results"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_numbers_are_usage_errors_not_panics() {
+    let s = setup_with(|m| m).await;
+    for args in [
+        vec![
+            "--alert",
+            "hi",
+            "--expiration",
+            "+99999999999999999d",
+            DEVICE,
+        ],
+        vec!["--alert", "hi", "--timeout", "1e20", DEVICE],
+        vec!["--alert", "hi", "--timeout", "NaN", DEVICE],
+    ] {
+        let mut cmd = send(&s);
+        cmd.args(&args);
+        let out = run(cmd).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    let mut cmd = apns();
+    cmd.arg("token").arg("--key-file").arg(&s.key_path).args(["--team-id", TEAM_ID, "--decode", "eyJhbGciOiJFUzI1NiIsImtpZCI6IkFCQ0RFMTIzNDUifQ.eyJpc3MiOiJURUFNMTIzNDU2IiwiaWF0IjoxODQ0Njc0NDA3MzcwOTU1MTYxNX0.AAAA"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).contains("future"), "{}", stdout(&out));
+}

@@ -776,3 +776,38 @@ async fn mock_serves_a_given_identity() {
         .unwrap();
     assert!(client.send(&alert(DEVICE)).await.unwrap().is_accepted());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_clock_does_not_block_sending_until_the_next_refresh() {
+    let client_clock = ManualClock::new();
+    let mock_clock =
+        ManualClock::starting_at(client_clock.system_time() + Duration::from_secs(7200));
+    let key = new_key();
+    let mock = mock_for(&key)
+        .clock(shared(&mock_clock))
+        .start()
+        .await
+        .unwrap();
+    let client = client_for(&mock, key)
+        .clock(shared(&client_clock))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        client.send(&alert(DEVICE)).await,
+        Err(Error::TokenExpiredAgain(_))
+    ));
+    assert_eq!(client.stats().tokens_minted, 2);
+    // Within 20 minutes the replacement is not re-minted (no loop, no churn).
+    client_clock.advance(Duration::from_secs(10 * 60));
+    mock_clock.advance(Duration::from_secs(10 * 60));
+    assert!(matches!(
+        client.send(&alert(DEVICE)).await,
+        Err(Error::TokenExpiredAgain(_))
+    ));
+    assert_eq!(client.stats().tokens_minted, 2);
+    // Past 20 minutes a new token may be tried again.
+    client_clock.advance(Duration::from_secs(11 * 60));
+    mock_clock.advance(Duration::from_secs(11 * 60));
+    assert!(client.send(&alert(DEVICE)).await.is_err());
+    assert_eq!(client.stats().tokens_minted, 3);
+}

@@ -244,3 +244,29 @@ fn swapped_ids_are_caught_from_the_file_name() {
     .is_ok());
     assert!(check_ids_against_file_name(&team, &kid, "mykey.p8").is_ok());
 }
+
+#[test]
+fn errors_about_damaged_pems_never_quote_the_key() {
+    let pem = new_key_pem();
+    let body: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    // A PEM squeezed onto one line, as secret stores sometimes keep it.
+    let one_line = pem.lines().collect::<String>();
+    // A body with a damaged character, and a BEGIN line with garbage after it.
+    let damaged = pem.replacen(&body[0][..8], "!!!!!!!!", 1);
+    let glued = pem.replacen(
+        "-----BEGIN PRIVATE KEY-----\n",
+        "-----BEGIN PRIVATE KEY-----",
+        1,
+    );
+    for text in [one_line, damaged, glued] {
+        let msg = SigningKey::from_pem(text.as_bytes())
+            .unwrap_err()
+            .to_string();
+        for line in &body {
+            assert!(!msg.contains(&line[..12]), "key material in: {msg}");
+        }
+    }
+    // Ids are echoed short.
+    let msg = TeamId::new("x".repeat(300)).unwrap_err().to_string();
+    assert!(msg.len() < 300, "{msg}");
+}

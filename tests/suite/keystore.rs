@@ -595,3 +595,47 @@ async fn trace_logs_never_hold_secrets() {
         "a bearer value in the output"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_and_remove_never_touch_a_key_file_outside_the_store() {
+    let home = Home::new();
+    let own = home.key(KEY_ID);
+    let original = std::fs::read(&own).unwrap();
+    std::fs::create_dir_all(home.dir.path().join("config")).unwrap();
+    std::fs::write(
+        home.dir.path().join("config/keys.toml"),
+        format!(
+            "[profiles.mine]\nteam_id = \"{TEAM_ID}\"\nkey_id = \"{KEY_ID}\"\nkey = \"file:{}\"\n",
+            own.display()
+        ),
+    )
+    .unwrap();
+    let next = home.key("NEWKEY0001");
+    ok(
+        home.apns(),
+        &[
+            "key",
+            "rotate",
+            "mine",
+            "--key-file",
+            next.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        std::fs::read(&own).unwrap(),
+        original,
+        "the downloaded .p8 was not overwritten"
+    );
+    assert!(
+        home.profiles().contains("data/apns/keys/mine.p8"),
+        "{}",
+        home.profiles()
+    );
+    ok(home.apns(), &["key", "remove", "mine", "--yes"]).await;
+    assert!(own.exists(), "the user's own file is left in place");
+    assert!(
+        !home.dir.path().join("data/apns/keys/mine.p8").exists(),
+        "the stored copy is removed"
+    );
+}
