@@ -85,9 +85,9 @@ pub enum KeyCommand {
         /// The key id; inferred from an AuthKey_<KEYID>.p8 file name when omitted.
         #[arg(long, value_name = "KID")]
         key_id: Option<String>,
-        /// The team id.
+        /// The team id (may also be given at send time with --team-id).
         #[arg(long, value_name = "TEAM")]
-        team_id: String,
+        team_id: Option<String>,
         /// Environment the key may be used with.
         #[arg(
             long = "env",

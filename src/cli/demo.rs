@@ -208,7 +208,7 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     pub fn new() -> Result<Self, Failure> {
         let path = std::env::temp_dir().join(format!(
-            "apns-demo-{}-{}",
+            "apns-{}-{}",
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));

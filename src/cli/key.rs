@@ -27,8 +27,12 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
                 file.insert_new(&name, Profile::default())?; // says how to rotate or remove
             }
             let (key, pem, kid) = read_new_key(&key_file, key_id.as_deref())?;
-            let team = TeamId::new(&team_id)?;
-            apns_provider::auth::check_ids_against_file_name(&team, &kid, &key_file)?;
+            let team = team_id.as_deref().map(TeamId::new).transpose()?;
+            if let Some(team) = &team {
+                apns_provider::auth::check_ids_against_file_name(team, &kid, &key_file)?;
+            } else {
+                eprintln!("apns: warning: no --team-id: give it when sending (--team-id or APNS_TEAM_ID), or add team_id to the profile");
+            }
             let environment = check_environment(&environment)?;
             if let Some(t) = &topic {
                 apns_provider::Topic::new(t)?;
@@ -37,7 +41,7 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
             file.insert_new(
                 &name,
                 Profile {
-                    team_id: Some(team.to_string()),
+                    team_id: team.as_ref().map(|t| t.to_string()),
                     key_id: Some(kid.to_string()),
                     environment: Some(environment),
                     topic,
@@ -47,7 +51,9 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
             )?;
             file.save(&path)?;
             eprintln!(
-                "apns: stored key {kid} (team {team}, {}) in {}; profile {name} written to {}",
+                "apns: stored key {kid} (team {}, {}) in {}; profile {name} written to {}",
+                team.as_ref()
+                    .map_or("not set".to_string(), |t| t.to_string()),
                 key.public_key().fingerprint(),
                 describe(&location),
                 path.display()
