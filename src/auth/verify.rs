@@ -27,6 +27,7 @@ pub(crate) enum TokenError {
 }
 
 /// Splits `authorization` into the scheme and token.
+#[cfg(feature = "mock")]
 pub(crate) fn bearer(value: &str, strict: bool) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let ok = if strict {
