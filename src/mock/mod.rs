@@ -54,7 +54,7 @@ use crate::error::{Error, Result};
 use crate::notification::{DeviceToken, PushType};
 use crate::response::Reason;
 use crate::transport::{Endpoint, Environment};
-use shim::{ConnControl, PingFault, SettingsShim};
+use shim::{ConnControl, HpackCounts, PingFault, SettingsShim};
 
 /// APNs' default stream limit after the first valid token (observed 500-1500).
 pub const DEFAULT_MAX_STREAMS: u32 = 1000;
@@ -227,6 +227,14 @@ pub struct MockStats {
     pub black_holed: u64,
     /// PINGs dropped by `IgnorePings`.
     pub pings_ignored: u64,
+    /// `:path` fields sent as never-indexed literals, as Apple asks.
+    pub paths_never_indexed: u64,
+    /// `:path` fields sent any other way.
+    pub paths_indexable: u64,
+    /// `authorization` fields sent as never-indexed literals.
+    pub authorizations_never_indexed: u64,
+    /// `authorization` fields sent any other way.
+    pub authorizations_indexable: u64,
 }
 
 /// Configures a [`MockServer`].
@@ -392,6 +400,7 @@ impl MockServerBuilder {
             accepted: Mutex::new(Vec::new()),
             faults: Mutex::new(faults),
             pings,
+            hpack: Arc::new(HpackCounts::default()),
             counters: Counters::default(),
         });
         let accept_state = state.clone();
@@ -491,6 +500,10 @@ impl MockServer {
             connections_dropped: c.dropped.load(Ordering::Relaxed),
             black_holed: c.black_holed.load(Ordering::Relaxed),
             pings_ignored: self.state.pings.dropped.load(Ordering::Relaxed),
+            paths_never_indexed: self.state.hpack.path_never.load(Ordering::Relaxed),
+            paths_indexable: self.state.hpack.path_other.load(Ordering::Relaxed),
+            authorizations_never_indexed: self.state.hpack.auth_never.load(Ordering::Relaxed),
+            authorizations_indexable: self.state.hpack.auth_other.load(Ordering::Relaxed),
         }
     }
 
@@ -527,6 +540,7 @@ struct State {
     accepted: Mutex<Vec<AcceptedNotification>>,
     faults: Mutex<Faults>,
     pings: Arc<PingFault>,
+    hpack: Arc<HpackCounts>,
     counters: Counters,
 }
 
@@ -676,7 +690,7 @@ async fn serve_connection(
     } else {
         1
     };
-    let control = ConnControl::new(initial, state.pings.clone());
+    let control = ConnControl::new(initial, state.pings.clone(), state.hpack.clone());
     let conn = Arc::new(ConnState {
         id,
         control: control.clone(),

@@ -41,6 +41,7 @@ pub(crate) struct ConnControl {
     pending: Mutex<Vec<Injected>>,
     acks_to_drop: AtomicUsize,
     pings: Arc<PingFault>,
+    hpack: Arc<HpackCounts>,
 }
 
 /// The `IgnorePings` fault, shared by every connection of a mock.
@@ -50,6 +51,52 @@ pub(crate) struct PingFault {
     pub dropped: AtomicU64,
 }
 
+/// How clients encoded `:path` and `authorization` (Apple asks for
+/// never-indexed literals), counted over every connection of a mock.
+#[derive(Debug, Default)]
+pub(crate) struct HpackCounts {
+    pub path_never: AtomicU64,
+    pub path_other: AtomicU64,
+    pub auth_never: AtomicU64,
+    pub auth_other: AtomicU64,
+}
+
+impl HpackCounts {
+    /// Counts the representations in one HEADERS frame's payload.
+    fn count(&self, flags: u8, payload: &[u8]) {
+        let mut block = payload;
+        if flags & 0x8 != 0 {
+            // PADDED: a pad length byte, then padding at the end.
+            let Some((&pad, rest)) = block.split_first() else {
+                return;
+            };
+            let Some(end) = rest.len().checked_sub(pad as usize) else {
+                return;
+            };
+            block = &rest[..end];
+        }
+        if flags & 0x20 != 0 {
+            // PRIORITY: five bytes of dependency and weight.
+            let Some(rest) = block.get(5..) else { return };
+            block = rest;
+        }
+        let Some(fields) = crate::transport::hpack::fields(block) else {
+            return;
+        };
+        for f in fields {
+            let never = f.repr == crate::transport::hpack::Repr::NeverIndexed;
+            let (yes, no) = if crate::transport::hpack::PATH.contains(&f.name_index) {
+                (&self.path_never, &self.path_other)
+            } else if f.name_index == crate::transport::hpack::AUTHORIZATION {
+                (&self.auth_never, &self.auth_other)
+            } else {
+                continue;
+            };
+            if never { yes } else { no }.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Injected {
     Settings(u32),
@@ -57,7 +104,7 @@ enum Injected {
 }
 
 impl ConnControl {
-    pub(crate) fn new(initial: u32, pings: Arc<PingFault>) -> Arc<Self> {
+    pub(crate) fn new(initial: u32, pings: Arc<PingFault>, hpack: Arc<HpackCounts>) -> Arc<Self> {
         Arc::new(ConnControl {
             current: AtomicU32::new(initial),
             enforced: AtomicU32::new(initial),
@@ -66,6 +113,7 @@ impl ConnControl {
             pending: Mutex::new(Vec::new()),
             acks_to_drop: AtomicUsize::new(0),
             pings,
+            hpack,
         })
     }
 
@@ -143,6 +191,9 @@ pub(crate) struct SettingsShim<IO> {
     in_ready: Vec<u8>,
     in_pos: usize,
     in_dropping: bool,
+    // A HEADERS frame's flags and payload, collected to count how `:path`
+    // and `authorization` were encoded.
+    in_headers: Option<(u8, Vec<u8>)>,
     acks_seen: usize,
 }
 
@@ -166,6 +217,7 @@ impl<IO> SettingsShim<IO> {
             in_ready: Vec::new(),
             in_pos: 0,
             in_dropping: false,
+            in_headers: None,
             acks_seen: 0,
         }
     }
@@ -268,6 +320,9 @@ impl<IO> SettingsShim<IO> {
                     let is_ack = h[3] == FRAME_SETTINGS && h[4] & FLAG_ACK != 0;
                     let is_ping = h[3] == FRAME_PING && h[4] & FLAG_ACK == 0;
                     if h[3] == FRAME_HEADERS {
+                        if h[4] & 0x4 != 0 {
+                            self.in_headers = Some((h[4], Vec::with_capacity(self.in_left)));
+                        }
                         let id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
                         self.limit
                             .at_open
@@ -309,9 +364,15 @@ impl<IO> SettingsShim<IO> {
             if !self.in_dropping {
                 self.in_ready.extend_from_slice(&buf[..n]);
             }
+            if let Some((_, block)) = &mut self.in_headers {
+                block.extend_from_slice(&buf[..n]);
+            }
             self.in_left -= n;
             buf = &buf[n..];
             if self.in_left == 0 {
+                if let Some((flags, block)) = self.in_headers.take() {
+                    self.limit.hpack.count(flags, &block);
+                }
                 self.in_hdr_len = 0;
             }
         }
@@ -412,7 +473,11 @@ mod tests {
 
     #[test]
     fn rewrites_first_settings_and_injects_at_frame_boundary() {
-        let limit = ConnControl::new(1, Arc::new(PingFault::default()));
+        let limit = ConnControl::new(
+            1,
+            Arc::new(PingFault::default()),
+            Arc::new(HpackCounts::default()),
+        );
         let mut shim = SettingsShim::new((), limit.clone());
         let first = settings_frame(&[(0x4, 65535), (0x3, 1000)]);
         // Fed one byte at a time to exercise partial headers.

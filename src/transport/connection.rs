@@ -160,6 +160,8 @@ impl Connection {
             });
         }
 
+        // `:path` goes out as a never-indexed literal, as Apple asks.
+        let tls_stream = super::never_index::NeverIndexPath::new(tls_stream);
         let (send, mut connection) = timeout(
             timeouts.tls,
             h2::client::Builder::new()

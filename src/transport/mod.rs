@@ -6,6 +6,8 @@
 
 pub(crate) mod connection;
 mod endpoint;
+pub(crate) mod hpack;
+mod never_index;
 pub(crate) mod pool;
 pub(crate) mod tls;
 

@@ -811,3 +811,39 @@ async fn a_wrong_clock_does_not_block_sending_until_the_next_refresh() {
     assert!(client.send(&alert(DEVICE)).await.is_err());
     assert_eq!(client.stats().tokens_minted, 3);
 }
+
+/// Apple asks that `:path` and `authorization` travel as HPACK literals that
+/// are never indexed. The mock reads how each request encoded them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_and_authorization_are_never_indexed() {
+    let (mock, client) = mock_and_client().await;
+    for _ in 0..20 {
+        assert!(client.send(&alert(DEVICE)).await.unwrap().is_accepted());
+    }
+    let s = mock.stats();
+    assert_eq!((s.paths_never_indexed, s.paths_indexable), (20, 0), "{s:?}");
+    assert_eq!(
+        (s.authorizations_never_indexed, s.authorizations_indexable),
+        (20, 0),
+        "{s:?}"
+    );
+
+    // A plain h2 client, for contrast: the mock tells the difference.
+    let token = client.provider_token().unwrap().expose_secret().to_string();
+    let conn = RawConn::open(&mock).await;
+    let r = raw(
+        &conn,
+        "POST",
+        &format!("/3/device/{DEVICE}"),
+        &valid_headers(&token),
+        br#"{"aps":{}}"#,
+    )
+    .await;
+    assert!(r.is_accepted());
+    let s = mock.stats();
+    assert_eq!(
+        (s.paths_indexable, s.authorizations_indexable),
+        (1, 1),
+        "{s:?}"
+    );
+}
