@@ -18,6 +18,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::transport::buffered;
+
 const FRAME_HEADERS: u8 = 0x1;
 const FRAME_SETTINGS: u8 = 0x4;
 const FRAME_PING: u8 = 0x6;
@@ -379,19 +381,6 @@ impl<IO> SettingsShim<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> SettingsShim<IO> {
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.out_buf.is_empty() {
-            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, &self.out_buf))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.out_buf.drain(..n);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
 impl<IO: AsyncRead + Unpin> AsyncRead for SettingsShim<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -429,16 +418,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for SettingsShim<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        // Bound the buffer: past 256 KiB, wait for the socket.
-        if this.out_buf.len() > 256 * 1024 {
-            std::task::ready!(this.poll_drain(cx))?;
+        if this.out_buf.len() > buffered::MAX_BUFFERED {
+            std::task::ready!(buffered::poll_drain(&mut this.io, &mut this.out_buf, cx))?;
         }
         this.queue_outgoing(buf);
-        // Start writing now; the rest goes out on flush.
-        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(buf.len()))
+        buffered::poll_start(&mut this.io, &mut this.out_buf, cx, buf.len())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -446,14 +430,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for SettingsShim<IO> {
         if this.out_hdr_len == 0 {
             this.inject_pending();
         }
-        std::task::ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.io).poll_flush(cx)
+        buffered::poll_flush(&mut this.io, &mut this.out_buf, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        std::task::ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.io).poll_shutdown(cx)
+        buffered::poll_shutdown(&mut this.io, &mut this.out_buf, cx)
     }
 }
 

@@ -32,6 +32,7 @@ pub(crate) struct Field {
 
 /// Static-table indexes of the names that matter here.
 pub(crate) const PATH: [u64; 2] = [4, 5];
+#[cfg_attr(not(feature = "mock"), allow(dead_code))]
 pub(crate) const AUTHORIZATION: u64 = 23;
 
 /// The fields of a header block, or `None` if it does not parse.

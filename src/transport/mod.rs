@@ -4,6 +4,7 @@
 //! extra roots) -> `h2` client. Token connections start with one allowed
 //! stream, as Apple requires, and then follow the server's SETTINGS.
 
+pub(crate) mod buffered;
 pub(crate) mod connection;
 mod endpoint;
 pub(crate) mod hpack;

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::hpack;
+use super::{buffered, hpack};
 
 const PREFACE_LEN: usize = 24;
 const FRAME_HEADERS: u8 = 0x1;
@@ -90,19 +90,6 @@ impl<IO> NeverIndexPath<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> NeverIndexPath<IO> {
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.out.is_empty() {
-            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, &self.out))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.out.drain(..n);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
 impl<IO: AsyncRead + Unpin> AsyncRead for NeverIndexPath<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -120,27 +107,21 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for NeverIndexPath<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        // Bound the buffer: past 256 KiB, wait for the socket.
-        if this.out.len() > 256 * 1024 {
-            std::task::ready!(this.poll_drain(cx))?;
+        if this.out.len() > buffered::MAX_BUFFERED {
+            std::task::ready!(buffered::poll_drain(&mut this.io, &mut this.out, cx))?;
         }
         this.queue(buf);
-        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(buf.len()))
+        buffered::poll_start(&mut this.io, &mut this.out, cx, buf.len())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        std::task::ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.io).poll_flush(cx)
+        buffered::poll_flush(&mut this.io, &mut this.out, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        std::task::ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.io).poll_shutdown(cx)
+        buffered::poll_shutdown(&mut this.io, &mut this.out, cx)
     }
 }
 

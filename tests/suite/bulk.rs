@@ -293,13 +293,20 @@ async fn curl_export_hides_the_token_unless_revealed_and_works() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_stops_intake_and_every_line_read_gets_a_result() {
+/// Sends `lines` tokens to a black-holed mock with `--timeout`, presses
+/// Ctrl-C `presses` times (400 ms, then every 300 ms), and returns the
+/// output, the result lines, and the line numbers that got one (checked to
+/// be exactly 1..=k: every line read, none skipped).
+async fn interrupted_send(
+    lines: u64,
+    timeout: &str,
+    presses: u32,
+) -> (std::process::Output, Vec<serde_json::Value>, u64) {
     let s = setup_with(|m| m.fault(apns_provider::mock::Fault::BlackHole)).await;
     let file = s.dir.path().join("tokens.txt");
     std::fs::write(
         &file,
-        (1..=5000u64).map(|i| token(i) + "\n").collect::<String>(),
+        (1..=lines).map(|i| token(i) + "\n").collect::<String>(),
     )
     .unwrap();
     let results = s.dir.path().join("results.jsonl");
@@ -308,7 +315,7 @@ async fn ctrl_c_stops_intake_and_every_line_read_gets_a_result() {
         "--alert",
         "hi",
         "--timeout",
-        "1",
+        timeout,
         "--output",
         "json",
         "--tokens-file",
@@ -319,24 +326,39 @@ async fn ctrl_c_stops_intake_and_every_line_read_gets_a_result() {
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
+    let pid = child.id().to_string();
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    for press in 0..presses {
+        if press > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+    }
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    let lines = read_json_lines(&results);
-    let numbers: BTreeSet<u64> = lines.iter().map(|l| l["line"].as_u64().unwrap()).collect();
-    assert_eq!(numbers.len(), lines.len(), "one result per line");
+    let results = read_json_lines(&results);
+    let numbers: BTreeSet<u64> = results
+        .iter()
+        .map(|l| l["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers.len(), results.len(), "one result per line");
     let k = *numbers.iter().max().unwrap();
     assert_eq!(
         numbers,
         (1..=k).collect(),
         "every line read has a result, none skipped"
     );
+    (out, results, k)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_intake_and_every_line_read_gets_a_result() {
+    let (out, lines, k) = interrupted_send(5000, "1", 1).await;
     assert!(k < 5000, "intake stopped");
     for l in &lines {
         assert!(l["status"].is_null());
@@ -557,55 +579,13 @@ async fn completions_and_help_with_examples() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_ctrl_c_abandons_what_is_in_flight_with_a_result_each() {
-    let s = setup_with(|m| m.fault(apns_provider::mock::Fault::BlackHole)).await;
-    let file = s.dir.path().join("tokens.txt");
-    std::fs::write(
-        &file,
-        (1..=3000u64).map(|i| token(i) + "\n").collect::<String>(),
-    )
-    .unwrap();
-    let results = s.dir.path().join("results.jsonl");
-    let mut cmd = send(&s);
     // Without the second Ctrl-C this would wait 60 s for the black hole.
-    cmd.args([
-        "--alert",
-        "hi",
-        "--timeout",
-        "60",
-        "--output",
-        "json",
-        "--tokens-file",
-    ])
-    .arg(&file)
-    .arg("--results")
-    .arg(&results)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    let pid = child.id().to_string();
     let started = std::time::Instant::now();
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let (_, lines, _) = interrupted_send(3000, "60", 2).await;
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
         "it did not wait for the black hole"
     );
-    let lines = read_json_lines(&results);
-    let numbers: BTreeSet<u64> = lines.iter().map(|l| l["line"].as_u64().unwrap()).collect();
-    let k = *numbers.iter().max().unwrap();
-    assert_eq!(numbers, (1..=k).collect(), "every line read has one result");
     assert!(
         lines
             .iter()
