@@ -70,6 +70,12 @@ pub struct RetryPolicy {
     /// Retry tokens available at start, and the most that can accumulate
     /// (default 10): at most this many retries in a burst.
     pub budget_reserve: f64,
+    /// At-least-once delivery (default `false`): also resend, with the same
+    /// `apns-id`, a notification that *may* have been delivered (its
+    /// connection died while it was on the wire). The device may then show
+    /// it twice; give such notifications an `apns-collapse-id` so a
+    /// duplicate replaces the first instead of adding to it.
+    pub resend_unknown: bool,
 }
 
 impl Default for RetryPolicy {
@@ -80,6 +86,7 @@ impl Default for RetryPolicy {
             backoff_max: Duration::from_secs(60),
             budget_ratio: 0.1,
             budget_reserve: 10.0,
+            resend_unknown: false,
         }
     }
 }
@@ -104,6 +111,13 @@ impl RetryPolicy {
     pub fn with_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.backoff_min = min;
         self.backoff_max = max.max(min);
+        self
+    }
+
+    /// Sets [`resend_unknown`](RetryPolicy::resend_unknown): at-least-once
+    /// delivery, at the cost of possible duplicates.
+    pub fn with_resend_unknown(mut self, resend: bool) -> Self {
+        self.resend_unknown = resend;
         self
     }
 
@@ -331,10 +345,13 @@ impl Client {
         let sent = Arc::new(AtomicBool::new(false));
         let mut force = inner.force.subscribe();
         let result = tokio::select! {
-            r = self.send_with_retries(notification, &sent) => r,
+            // The abort is checked first, so a send resumed after it never
+            // puts a request on the wire.
+            biased;
             _ = force.wait_for(|forced| *forced) => Err(Error::Shutdown {
                 may_have_been_delivered: sent.load(Ordering::Acquire),
             }),
+            r = self.send_with_retries(notification, &sent) => r,
         };
         let counter = match &result {
             Ok(r) if r.is_accepted() => &inner.counters.accepted,
@@ -567,6 +584,18 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(report);
         report
+    }
+
+    /// Abandons everything at once, without waiting: later sends fail with
+    /// [`Error::Shutdown`], every send in progress resolves promptly with
+    /// [`Error::Shutdown`] (saying whether it was on the wire), and from
+    /// the moment this returns no new request goes on the wire. For a
+    /// second Ctrl-C; [`shutdown`](Client::shutdown) is the graceful way.
+    pub fn abort(&self) {
+        let inner = &*self.inner;
+        inner.closing.store(true, Ordering::Release);
+        let _ = inner.force.send(true);
+        inner.pool.close();
     }
 
     fn finished(&self) -> u64 {

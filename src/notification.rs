@@ -15,26 +15,43 @@ use http::header::{HeaderName, HeaderValue};
 use crate::error::{Error, Result};
 use crate::payload::Payload;
 
-/// A device token: non-empty, even-length hexadecimal. Apple warns not to
+/// A device token: non-empty, even-length hexadecimal of at most
+/// [`MAX_HEX_DIGITS`](DeviceToken::MAX_HEX_DIGITS) digits. Apple warns not to
 /// assume a length (simulator tokens are longer than the 32 bytes of
-/// devices), so none is enforced. Upper-case hex is kept as given.
+/// devices), so only an upper bound of 100 bytes is enforced: APNs answers
+/// `BadDeviceToken` to anything longer, and a path built from an unbounded
+/// token would not fit in a request. Upper-case hex is kept as given.
 ///
 /// ```
 /// # use apns_provider::DeviceToken;
 /// assert!(DeviceToken::new("00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0").is_ok());
 /// assert!(DeviceToken::new("abc").is_err()); // odd length
 /// assert!(DeviceToken::new("").is_err());
+/// assert!(DeviceToken::new("ab".repeat(101)).is_err()); // 202 digits: too long
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DeviceToken(String);
 
 impl DeviceToken {
+    /// The longest token accepted: 200 hex digits (100 bytes).
+    pub const MAX_HEX_DIGITS: usize = 200;
+
     /// Validates a hex device token. Nothing is stripped: spaces or `<>`
     /// (as `NSData` descriptions print) are errors.
     pub fn new(token: impl AsRef<str>) -> Result<Self> {
         let token = token.as_ref();
         if token.is_empty() {
             return Err(Error::invalid("device_token", "empty; expected hex digits"));
+        }
+        if token.len() > Self::MAX_HEX_DIGITS {
+            return Err(Error::invalid(
+                "device_token",
+                format!(
+                    "device token too long: {} characters, over the limit of {} hex digits (100 bytes)",
+                    token.len(),
+                    Self::MAX_HEX_DIGITS
+                ),
+            ));
         }
         if let Some((i, c)) = token.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
             return Err(Error::invalid(
@@ -731,8 +748,10 @@ impl NotificationBuilder {
 }
 
 fn device_path(token: &DeviceToken) -> http::uri::PathAndQuery {
+    // A token is at most 200 hex digits, so this path is always short and
+    // valid; the fallback only keeps a broken invariant from panicking.
     http::uri::PathAndQuery::try_from(format!("/3/device/{}", token.as_str()))
-        .expect("a hex device token makes a valid path")
+        .unwrap_or_else(|_| http::uri::PathAndQuery::from_static("/3/device/"))
 }
 
 /// The `apns-*` request headers, encoded once per notification.
