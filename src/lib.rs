@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+mod backoff;
 pub mod client;
 pub mod clock;
 pub mod doctor;

@@ -93,7 +93,7 @@ reasons! {
     /// The client certificate is for the other environment.
     BadCertificateEnvironment => 403, Configuration;
     /// The provider token is older than an hour.
-    ExpiredProviderToken => 403, ExpiredToken;
+    ExpiredProviderToken => 403, RefreshProviderToken;
     /// The action is not allowed.
     Forbidden => 403, Configuration;
     /// The provider token is not valid (wrong key id, team id or signature).
@@ -157,8 +157,10 @@ pub enum ReasonClass {
     Reconnect,
     /// Credentials or configuration: stop and tell the operator.
     Configuration,
-    /// Mint a new provider token, use a new connection, retry once.
-    ExpiredToken,
+    /// The provider token expired: mint a new one, use a new connection,
+    /// retry once. (Not to be confused with [`Reason::ExpiredToken`], a dead
+    /// *device* token.)
+    RefreshProviderToken,
     /// The wrong key for this connection: new connection / right key.
     WrongKey,
     /// The device token is dead: stop sending to it.
@@ -181,7 +183,7 @@ impl Reason {
         matches!(
             self.class(),
             ReasonClass::Reconnect
-                | ReasonClass::ExpiredToken
+                | ReasonClass::RefreshProviderToken
                 | ReasonClass::TokenUpdates
                 | ReasonClass::BackOffDevice
                 | ReasonClass::RetryLater

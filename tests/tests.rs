@@ -12,7 +12,9 @@ mod suite {
     mod faults;
     mod keys;
     mod keystore;
+    mod mock_server;
     mod model;
+    mod outages;
     mod payload;
     mod redaction;
 }

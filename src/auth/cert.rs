@@ -168,6 +168,43 @@ impl CertificateInfo {
         now > self.not_after
     }
 
+    /// Whether the certificate can be used at `now` against `env` (when the
+    /// endpoint is one of Apple's): not expired, not yet valid, or for the
+    /// other environment are errors; expiring within 30 days is a warning.
+    pub fn check_usable(
+        &self,
+        now: SystemTime,
+        env: Option<crate::Environment>,
+    ) -> Result<Option<String>> {
+        let date = |secs: i64| crate::response::format_utc_millis(secs.max(0) as u64 * 1000);
+        if self.is_expired(now) {
+            return Err(Error::Config(format!(
+                "the push certificate for {} expired on {}: renew it in the Apple Developer account, or move to token authentication",
+                self.bundle_id.as_deref().unwrap_or(&self.subject),
+                date(self.not_after)
+            )));
+        }
+        let now_secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        if now_secs < self.not_before {
+            return Err(Error::Config(format!(
+                "the push certificate is not valid before {}: check this machine's clock",
+                date(self.not_before)
+            )));
+        }
+        if let Some(env) = env {
+            if !self.environment.allows(env) {
+                return Err(Error::Config(format!(
+                    "a {:?} certificate cannot be used with the {env} environment (APNs would answer BadCertificateEnvironment)",
+                    self.environment
+                )));
+            }
+        }
+        Ok(self.expiry_warning(now, Duration::from_secs(30 * 86_400)))
+    }
+
     /// A warning when the certificate expires within `within` of `now`.
     pub fn expiry_warning(&self, now: SystemTime, within: Duration) -> Option<String> {
         let left = self.days_left(now);

@@ -540,4 +540,33 @@ pub struct MockArgs {
     /// Fault: answer every request 403 ExpiredProviderToken.
     #[arg(long, help_heading = "Fault injection")]
     pub expire_tokens: bool,
+    /// Fault: a timed outage: answer every request 503 ServiceUnavailable for the first SECS seconds.
+    #[arg(long, value_name = "SECS", help_heading = "Fault injection")]
+    pub outage: Option<f64>,
+
+    /// Keep the last N accepted notifications in memory (counters count them all).
+    #[arg(
+        long,
+        default_value = "10000",
+        value_name = "N",
+        help_heading = "Long-running"
+    )]
+    pub keep: usize,
+    /// Close clients that do not finish TLS and send the HTTP/2 preface (or a whole request)
+    /// within SECS seconds.
+    #[arg(
+        long,
+        default_value = "10",
+        value_name = "SECS",
+        help_heading = "Long-running"
+    )]
+    pub handshake_timeout: f64,
+    /// Close connections without a request for SECS seconds (with a GOAWAY).
+    #[arg(
+        long,
+        default_value = "300",
+        value_name = "SECS",
+        help_heading = "Long-running"
+    )]
+    pub idle_timeout: f64,
 }

@@ -4,7 +4,7 @@
 //! live `SETTINGS_MAX_CONCURRENT_STREAMS`, so requests wait in the pool
 //! instead of queueing without bound inside `h2`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,12 +27,45 @@ pub(crate) struct Timeouts {
     pub request: Duration,
 }
 
-/// Keepalive: a PING after `idle` without traffic; no PONG within
-/// `timeout` retires the connection.
+/// Keepalive and liveness: a PING after `idle` without traffic, or after
+/// `silence` without a frame from the server while requests are
+/// outstanding; no PONG within `timeout` closes the connection.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Keepalive {
     pub idle: Duration,
+    pub silence: Duration,
     pub timeout: Duration,
+}
+
+/// How a connection ended, which decides how soon its slot reconnects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Still open.
+    Open,
+    /// Taken out of service by the client (after an answer, or shutdown).
+    Retired,
+    /// The server sent GOAWAY.
+    GoAway,
+    /// A PING went unanswered: the server (or the path to it) stopped
+    /// answering.
+    Unresponsive,
+    /// Closed without a GOAWAY: I/O error, reset, end of stream.
+    Lost,
+}
+
+impl Ending {
+    fn code(self) -> u8 {
+        self as u8
+    }
+    fn from_code(code: u8) -> Ending {
+        match code {
+            1 => Ending::Retired,
+            2 => Ending::GoAway,
+            3 => Ending::Unresponsive,
+            4 => Ending::Lost,
+            _ => Ending::Open,
+        }
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -41,35 +74,52 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug)]
 pub(crate) struct Connection {
     send: h2::client::SendRequest<Bytes>,
-    state: Arc<ConnState>,
+    state: Arc<LinkState>,
 }
 
 #[derive(Debug)]
-struct ConnState {
+struct LinkState {
     id: u64,
     // The driver task ended: nothing more can be sent or received.
     closed: AtomicBool,
     // No new streams: GOAWAY, a failed PING, or a retirement by the client.
     retired: AtomicBool,
-    // A keepalive PING is outstanding: hold new streams until it answers.
-    probing: AtomicBool,
+    // How it ended (an `Ending` code); the first cause wins.
+    ending: AtomicU8,
+    // An idle keepalive PING is outstanding: hold new streams until it
+    // answers.
+    pinging: AtomicBool,
     reason: Mutex<Option<String>>,
     in_flight: AtomicUsize,
     // Milliseconds since `born` of the last finished request.
     last_activity_ms: AtomicU64,
+    // Frames from the server, seen by the read side of the shim.
+    reads: Arc<ReadClock>,
     born: Instant,
+    // Closes the connection at once (a dead PING), failing what is in flight.
+    kill: Notify,
     // Wakes requests waiting in the pool for a stream.
     pool: Arc<Notify>,
 }
 
-impl ConnState {
-    fn retire(&self, reason: &str) {
+impl LinkState {
+    fn end(&self, ending: Ending, reason: &str) {
+        let _ = self.ending.compare_exchange(
+            Ending::Open.code(),
+            ending.code(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| reason.to_string());
+    }
+
+    fn retire(&self, ending: Ending, reason: &str) {
         if !self.retired.swap(true, Ordering::AcqRel) {
             tracing::debug!(connection = self.id, reason, "connection retired");
-            self.reason
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert_with(|| reason.to_string());
+            self.end(ending, reason);
         }
         self.pool.notify_waiters();
     }
@@ -85,10 +135,38 @@ impl ConnState {
     }
 }
 
+/// When the server last sent bytes, in milliseconds since the connection
+/// began: the read side of the shim stamps it, the keepalive reads it.
+#[derive(Debug)]
+pub(crate) struct ReadClock {
+    born: Instant,
+    last_ms: AtomicU64,
+}
+
+impl ReadClock {
+    pub(crate) fn new(born: Instant) -> Self {
+        ReadClock {
+            born,
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Records that bytes arrived now.
+    pub(crate) fn stamp(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+}
+
 /// Permission to open one stream; returned when dropped.
 #[derive(Debug)]
 pub(crate) struct StreamPermit {
-    state: Arc<ConnState>,
+    state: Arc<LinkState>,
 }
 
 impl Drop for StreamPermit {
@@ -160,8 +238,11 @@ impl Connection {
             });
         }
 
-        // `:path` goes out as a never-indexed literal, as Apple asks.
-        let tls_stream = super::never_index::NeverIndexPath::new(tls_stream);
+        // `:path` goes out as a never-indexed literal, as Apple asks; the
+        // read side stamps when the server last sent anything.
+        let born = Instant::now();
+        let reads = Arc::new(ReadClock::new(born));
+        let tls_stream = super::never_index::NeverIndexPath::new(tls_stream, reads.clone());
         let (send, mut connection) = timeout(
             timeouts.tls,
             h2::client::Builder::new()
@@ -180,36 +261,47 @@ impl Connection {
         .map_err(|e| Error::Protocol(format!("HTTP/2 handshake failed: {e}")))?;
 
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let state = Arc::new(ConnState {
+        let state = Arc::new(LinkState {
             id,
             closed: AtomicBool::new(false),
             retired: AtomicBool::new(false),
-            probing: AtomicBool::new(false),
+            ending: AtomicU8::new(Ending::Open.code()),
+            pinging: AtomicBool::new(false),
             reason: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             last_activity_ms: AtomicU64::new(0),
-            born: Instant::now(),
+            reads,
+            born,
+            kill: Notify::new(),
             pool,
         });
         let ping_pong = connection.ping_pong();
         let driver_state = state.clone();
         tokio::spawn(async move {
-            let result = connection.await;
-            let reason = match &result {
-                Ok(()) => "closed".to_string(),
-                Err(e) => describe_h2_error(e),
+            let result = tokio::select! {
+                r = &mut connection => Some(r),
+                // Dropping the connection fails every stream on it.
+                _ = driver_state.kill.notified() => None,
             };
-            match &result {
-                Err(e) if e.is_go_away() && e.is_remote() => {
+            drop(connection);
+            let (ending, reason) = match &result {
+                Some(Ok(())) => (Ending::Lost, "closed".to_string()),
+                Some(Err(e)) if e.is_go_away() && e.is_remote() => {
+                    (Ending::GoAway, describe_h2_error(e))
+                }
+                Some(Err(e)) => (Ending::Lost, describe_h2_error(e)),
+                None => (
+                    Ending::Unresponsive,
+                    "closed: the server stopped answering".into(),
+                ),
+            };
+            match ending {
+                Ending::GoAway => {
                     tracing::warn!(connection = id, %reason, "APNs closed the connection")
                 }
                 _ => tracing::debug!(connection = id, %reason, "APNs connection closed"),
             }
-            driver_state
-                .reason
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert(reason);
+            driver_state.end(ending, &reason);
             driver_state.closed.store(true, Ordering::Release);
             driver_state.pool.notify_waiters();
         });
@@ -243,7 +335,7 @@ impl Connection {
     /// Takes a stream permit if the connection is usable and under its
     /// stream limit.
     pub(crate) fn try_acquire(&self) -> Option<StreamPermit> {
-        if !self.is_usable() || self.state.probing.load(Ordering::Acquire) {
+        if !self.is_usable() || self.state.pinging.load(Ordering::Acquire) {
             return None;
         }
         let max = self.max_streams().max(1);
@@ -260,7 +352,12 @@ impl Connection {
 
     /// Stops new streams on this connection; in-flight ones finish.
     pub(crate) fn retire(&self, reason: &str) {
-        self.state.retire(reason);
+        self.state.retire(Ending::Retired, reason);
+    }
+
+    /// How the connection ended ([`Ending::Open`] while it is usable).
+    pub(crate) fn ending(&self) -> Ending {
+        Ending::from_code(self.state.ending.load(Ordering::Acquire))
     }
 
     /// Why the connection closed or was retired, if it was.
@@ -282,11 +379,14 @@ impl Connection {
         deadline: Instant,
         request_timeout: Duration,
         sent: &AtomicBool,
-    ) -> Result<Response> {
-        let timed_out = |delivered| Error::Timeout {
-            what: "request",
-            after: request_timeout,
-            may_have_been_delivered: delivered,
+    ) -> std::result::Result<Response, StreamError> {
+        let timed_out = |delivered| StreamError {
+            error: Error::Timeout {
+                what: "request",
+                after: request_timeout,
+                may_have_been_delivered: delivered,
+            },
+            refused: false,
         };
         if Instant::now() >= deadline {
             return Err(timed_out(false));
@@ -339,7 +439,7 @@ impl Connection {
     /// Maps an `h2` error on one stream, deciding whether the request may
     /// have been processed, and retires the connection on connection-level
     /// failures.
-    fn stream_error(&self, e: &h2::Error, sent: bool) -> Error {
+    fn stream_error(&self, e: &h2::Error, sent: bool) -> StreamError {
         let refused = e.reason() == Some(h2::Reason::REFUSED_STREAM) && e.is_reset();
         // h2 fails streams above a GOAWAY's last-stream-id (and any stream
         // opened after it) with the GOAWAY itself: never processed.
@@ -352,51 +452,93 @@ impl Connection {
                     "APNs is closing the connection: {message}"
                 );
             }
-            self.retire(&message);
+            let ending = if above_goaway {
+                Ending::GoAway
+            } else {
+                Ending::Lost
+            };
+            self.state.retire(ending, &message);
         }
         let mut full = message.clone();
         if let Some(reason) = self.close_reason().filter(|r| *r != message) {
             full = format!("{full}; connection: {reason}");
         }
-        Error::Connection {
-            message: full,
-            may_have_been_delivered: sent && !refused && !above_goaway,
+        StreamError {
+            error: Error::Connection {
+                message: full,
+                may_have_been_delivered: sent && !refused && !above_goaway,
+            },
+            refused,
         }
     }
 }
 
-async fn keepalive_loop(state: Arc<ConnState>, mut ping_pong: h2::PingPong, keepalive: Keepalive) {
-    let check = (keepalive.idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
+/// Why a request got no answer on a connection.
+#[derive(Debug)]
+pub(crate) struct StreamError {
+    pub error: Error,
+    /// The server refused the stream (`REFUSED_STREAM`): it never processed
+    /// it, and is under pressure.
+    pub refused: bool,
+}
+
+async fn keepalive_loop(state: Arc<LinkState>, mut ping_pong: h2::PingPong, keepalive: Keepalive) {
+    let check = (keepalive.idle / 4)
+        .min(keepalive.silence / 2)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1));
     loop {
         tokio::time::sleep(check).await;
         if state.closed.load(Ordering::Acquire) || state.retired.load(Ordering::Acquire) {
             return;
         }
-        if state.in_flight.load(Ordering::Acquire) > 0 || state.idle_for() < keepalive.idle {
+        // Busy: requests are outstanding and the server has been silent too
+        // long (a black hole, a dead NAT mapping). Idle: nothing happened for
+        // a while (keep NATs and firewalls honest).
+        let busy = state.in_flight.load(Ordering::Acquire) > 0;
+        let due = if busy {
+            state.reads.silent_for() >= keepalive.silence
+        } else {
+            state.idle_for() >= keepalive.idle
+        };
+        if !due {
             continue;
         }
-        state.probing.store(true, Ordering::Release);
+        // An idle connection takes no new stream until it proved alive; a
+        // busy one keeps working while the PING is out.
+        if !busy {
+            state.pinging.store(true, Ordering::Release);
+        }
         let answered = timeout(keepalive.timeout, ping_pong.ping(h2::Ping::opaque())).await;
         match answered {
             Ok(Ok(_)) => {
                 state.touch();
-                state.probing.store(false, Ordering::Release);
+                state.pinging.store(false, Ordering::Release);
                 state.pool.notify_waiters();
             }
             Ok(Err(e)) => {
-                state.retire(&format!("PING failed: {}", describe_h2_error(&e)));
+                state.retire(
+                    Ending::Lost,
+                    &format!("PING failed: {}", describe_h2_error(&e)),
+                );
                 return;
             }
             Err(_) => {
-                tracing::warn!(
-                    connection = state.id,
-                    "no answer to PING within {:?}; retiring the connection",
-                    keepalive.timeout
-                );
-                state.retire(&format!(
-                    "no answer to a keepalive PING within {:?}",
-                    keepalive.timeout
-                ));
+                let what = if busy {
+                    format!(
+                        "no answer to a PING within {:?}, after {:?} without a frame while requests were outstanding",
+                        keepalive.timeout, keepalive.silence
+                    )
+                } else {
+                    format!(
+                        "no answer to a keepalive PING within {:?}",
+                        keepalive.timeout
+                    )
+                };
+                tracing::warn!(connection = state.id, "{what}; closing the connection");
+                state.retire(Ending::Unresponsive, &what);
+                // Close it: what is on the wire fails now ("may have been
+                // delivered") instead of waiting out its deadline.
+                state.kill.notify_one();
                 return;
             }
         }

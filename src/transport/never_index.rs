@@ -1,13 +1,17 @@
 //! A write-side shim between `h2` and TLS that sends `:path` as a
 //! never-indexed literal, as Apple asks (see [`super::hpack`]). Reads pass
-//! through untouched.
+//! through untouched; they only stamp when the server last sent bytes, for
+//! the connection's liveness check.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::connection::ReadClock;
 use super::{buffered, hpack};
 
 const PREFACE_LEN: usize = 24;
@@ -26,12 +30,14 @@ pub(crate) struct NeverIndexPath<IO> {
     left: usize,
     // The payload of a HEADERS frame being collected, to rewrite whole.
     headers: Option<Vec<u8>>,
+    reads: Arc<ReadClock>,
 }
 
 impl<IO> NeverIndexPath<IO> {
-    pub(crate) fn new(io: IO) -> Self {
+    pub(crate) fn new(io: IO, reads: Arc<ReadClock>) -> Self {
         NeverIndexPath {
             io,
+            reads,
             out: Vec::with_capacity(16 * 1024),
             preface_left: PREFACE_LEN,
             hdr: [0; 9],
@@ -96,7 +102,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for NeverIndexPath<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.reads.stamp();
+        }
+        result
     }
 }
 
@@ -131,7 +143,8 @@ mod tests {
 
     #[test]
     fn rewrites_path_in_headers_frames_fed_in_pieces() {
-        let mut shim = NeverIndexPath::new(());
+        let reads = Arc::new(ReadClock::new(tokio::time::Instant::now()));
+        let mut shim = NeverIndexPath::new((), reads);
         let mut wire = vec![b'P'; PREFACE_LEN];
         // A SETTINGS frame, passed through.
         wire.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);

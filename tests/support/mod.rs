@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod raw;
+pub mod sends;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -131,6 +132,11 @@ pub fn spawn_mock(mut cmd: Command) -> MockProcess {
 }
 
 impl MockProcess {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> &str {
         self.endpoint.rsplit(':').next().unwrap()

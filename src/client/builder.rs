@@ -1,0 +1,387 @@
+//! [`ClientBuilder`]: every setting of a [`Client`], checked once at
+//! [`build`](ClientBuilder::build).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::header::HeaderValue;
+use rustls_pki_types::CertificateDer;
+use tokio::sync::{watch, Notify};
+
+use super::retry::RetryBudget;
+use super::stats::Counters;
+use super::{Client, Credentials, Inner, RetryPolicy};
+use crate::auth::{ClientCertificate, KeyId, SigningKey, TeamId, TokenCache, TokenSigner};
+use crate::backoff::Backoff;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::transport::connection::{Keepalive, Timeouts};
+use crate::transport::pool::{Pool, PoolConfig};
+use crate::transport::{tls, Endpoint, Environment};
+
+/// Default limit for establishing the TCP connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default limit for the TLS and HTTP/2 handshakes.
+pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default limit for one `send`, from the call to the answer, retries
+/// included.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default idle time before a keepalive PING.
+pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Default silence from the server, while requests are outstanding, before
+/// a liveness PING.
+pub const DEFAULT_LIVENESS_SILENCE: Duration = Duration::from_secs(2);
+/// Default time to wait for a PING's answer before closing the connection.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Configures a [`Client`]. Errors in any setting are reported by
+/// [`build`](ClientBuilder::build).
+#[must_use]
+pub struct ClientBuilder {
+    endpoint: Endpoint,
+    signer: Option<Result<TokenSigner>>,
+    certificate: Option<ClientCertificate>,
+    resolve: Option<(String, u16, std::net::SocketAddr)>,
+    webpki_roots: bool,
+    extra_roots: Vec<CertificateDer<'static>>,
+    timeouts: Timeouts,
+    clock: Option<Arc<dyn Clock>>,
+    refresh_after: Option<Duration>,
+    pool: PoolConfig,
+    retry: RetryPolicy,
+    error: Option<Error>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("credentials", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            endpoint: Endpoint::production(),
+            signer: None,
+            certificate: None,
+            resolve: None,
+            webpki_roots: true,
+            extra_roots: Vec::new(),
+            timeouts: Timeouts {
+                connect: DEFAULT_CONNECT_TIMEOUT,
+                tls: DEFAULT_TLS_TIMEOUT,
+                request: DEFAULT_REQUEST_TIMEOUT,
+            },
+            clock: None,
+            refresh_after: None,
+            pool: PoolConfig {
+                size: 1,
+                reconnect: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+                // Replaced by the retry policy's at build.
+                probe: Backoff::new(Duration::ZERO, Duration::ZERO),
+                keepalive: Some(Keepalive {
+                    idle: DEFAULT_KEEPALIVE_IDLE,
+                    silence: DEFAULT_LIVENESS_SILENCE,
+                    timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+                }),
+                max_pending: None,
+                resolve: None,
+            },
+            retry: RetryPolicy::default(),
+            error: None,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Sends to Apple's host for `env` (default: production).
+    pub fn environment(mut self, env: Environment) -> Self {
+        self.endpoint = Endpoint::for_environment(env);
+        self
+    }
+
+    /// Sends to `endpoint` (a mock server, a proxy, port 2197...).
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// Authenticates with provider tokens signed by `key`.
+    pub fn token_auth(mut self, key: SigningKey, key_id: &str, team_id: &str) -> Self {
+        self.signer = Some(
+            KeyId::new(key_id)
+                .and_then(|k| TeamId::new(team_id).map(|t| TokenSigner::new(key, k, t))),
+        );
+        self
+    }
+
+    /// Authenticates with provider tokens from `signer`.
+    pub fn token_signer(mut self, signer: TokenSigner) -> Self {
+        self.signer = Some(Ok(signer));
+        self
+    }
+
+    /// Authenticates with a TLS client certificate instead of tokens (for
+    /// teams still moving to `.p8` keys). No `authorization` header is sent;
+    /// the topic defaults to the certificate's when it allows exactly one.
+    pub fn certificate(mut self, certificate: ClientCertificate) -> Self {
+        self.certificate = Some(certificate);
+        self
+    }
+
+    /// Connects to `addr` when the endpoint is `host:port`, instead of
+    /// resolving the host (like curl's `--resolve HOST:PORT:ADDR`); TLS still
+    /// verifies the host name. An entry for `api.development.push.apple.com`
+    /// also applies to the sandbox host, its alias.
+    pub fn resolve(mut self, host: &str, port: u16, addr: std::net::SocketAddr) -> Self {
+        self.resolve = Some((host.to_ascii_lowercase(), port, addr));
+        self
+    }
+
+    /// Refreshes provider tokens after this age (default 50 minutes; must be
+    /// within 20..60 minutes).
+    pub fn token_refresh_after(mut self, refresh_after: Duration) -> Self {
+        self.refresh_after = Some(refresh_after);
+        self
+    }
+
+    /// Also trusts the CA certificates in `pem` (for a mock server or a
+    /// TLS-inspecting proxy). The built-in `webpki-roots` stay trusted.
+    pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Self {
+        match tls::certificates_from_pem(pem, "CA certificates") {
+            Ok(certs) => self.extra_roots.extend(certs),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// Also trusts the CA certificates in the PEM file at `path`.
+    pub fn add_root_certificates_file(mut self, path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref();
+        match std::fs::read(path) {
+            Ok(pem) => {
+                match tls::certificates_from_pem(&pem, &format!("CA file {}", path.display())) {
+                    Ok(certs) => self.extra_roots.extend(certs),
+                    Err(e) => {
+                        self.error.get_or_insert(e);
+                    }
+                }
+            }
+            Err(e) => {
+                self.error.get_or_insert(Error::io(
+                    format!("cannot read CA file {}", path.display()),
+                    e,
+                ));
+            }
+        }
+        self
+    }
+
+    /// Whether to trust the built-in `webpki-roots` (default `true`). Turn it
+    /// off to trust only the roots you add.
+    pub fn webpki_roots(mut self, enabled: bool) -> Self {
+        self.webpki_roots = enabled;
+        self
+    }
+
+    /// Limit for establishing the TCP connection (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.connect = timeout;
+        self
+    }
+
+    /// Limit for the TLS and HTTP/2 handshakes (default 10 s).
+    pub fn tls_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.tls = timeout;
+        self
+    }
+
+    /// Limit for one `send`, including waiting for a free stream and
+    /// retries (default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.request = timeout;
+        self
+    }
+
+    /// Connections in the pool (default 1). They open lazily, when the live
+    /// ones are at the server's stream limit.
+    pub fn pool_size(mut self, connections: usize) -> Self {
+        self.pool.size = connections.max(1);
+        self
+    }
+
+    /// Backoff between connection attempts after connection failures
+    /// (connect, TLS or HTTP/2 handshake errors, a connection lost without a
+    /// GOAWAY): jittered, doubling from `min` (default 1 s) to `max`
+    /// (default 60 s), reset by the next answer. Answers from the server
+    /// (503, `Shutdown`, GOAWAY) never lengthen it.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.pool.reconnect = Backoff::new(min, max);
+        self
+    }
+
+    /// Sends a PING after `idle` without traffic and closes the connection
+    /// when no answer comes within `timeout` (defaults 60 s and 3 s).
+    pub fn keepalive(mut self, idle: Duration, timeout: Duration) -> Self {
+        let silence = self
+            .pool
+            .keepalive
+            .map_or(DEFAULT_LIVENESS_SILENCE, |k| k.silence);
+        self.pool.keepalive = Some(Keepalive {
+            idle,
+            silence,
+            timeout,
+        });
+        self
+    }
+
+    /// Liveness: while requests are outstanding and the server sent no
+    /// frame for `silence` (default 2 s), sends a PING; no answer within the
+    /// keepalive timeout closes the connection. What was on the wire then
+    /// fails as "may have been delivered" and what was queued moves to a new
+    /// connection, so a black hole is found in seconds, not at the deadline.
+    pub fn liveness_check(mut self, silence: Duration) -> Self {
+        let k = self.pool.keepalive.unwrap_or(Keepalive {
+            idle: DEFAULT_KEEPALIVE_IDLE,
+            silence,
+            timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+        });
+        self.pool.keepalive = Some(Keepalive { silence, ..k });
+        self
+    }
+
+    /// Turns keepalive and liveness PINGs off.
+    pub fn no_keepalive(mut self) -> Self {
+        self.pool.keepalive = None;
+        self
+    }
+
+    /// Bounds the requests waiting for a stream: past `n`, `send` fails at
+    /// once with [`Error::QueueFull`] instead of waiting. Unbounded by
+    /// default (waiting is bounded by each request's deadline).
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.pool.max_pending = Some(n);
+        self
+    }
+
+    /// How transient rejections are retried.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Uses `clock` for token ages and `iat` claims (for tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Validates the configuration and creates the client. No connection is
+    /// made until the first send.
+    pub fn build(mut self) -> Result<Client> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut warnings = Vec::new();
+        let credentials = match (self.signer, self.certificate) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "both a token key and a certificate were given: use one (tokens are Apple's recommendation)".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(Error::Config(
+                    "no credentials: call token_auth() with the .p8 key, key id and team id (or certificate())".into(),
+                ))
+            }
+            (Some(signer), None) => {
+                let mut tokens = TokenCache::new(signer?);
+                if let Some(clock) = self.clock.clone() {
+                    tokens = tokens.with_clock(clock);
+                }
+                if let Some(refresh) = self.refresh_after {
+                    tokens = tokens.with_refresh_after(refresh)?;
+                }
+                Credentials::Token(Arc::new(tokens))
+            }
+            (None, Some(certificate)) => {
+                let now = self
+                    .clock
+                    .as_ref()
+                    .map_or_else(std::time::SystemTime::now, |c| c.system_time());
+                if let Some(w) =
+                    certificate
+                        .info()
+                        .check_usable(now, self.endpoint.environment())?
+                {
+                    tracing::warn!("{w}");
+                    warnings.push(w);
+                }
+                let default_topic = certificate
+                    .info()
+                    .default_topic()
+                    .and_then(|t| HeaderValue::from_str(&t).ok());
+                Credentials::Certificate {
+                    certificate,
+                    default_topic,
+                }
+            }
+        };
+        let certificate = match &credentials {
+            Credentials::Certificate { certificate, .. } => Some(certificate),
+            Credentials::Token(_) => None,
+        };
+        let tls = tls::client_config_with_cert(self.webpki_roots, &self.extra_roots, certificate)?;
+        if let Some((host, port, addr)) = &self.resolve {
+            let endpoint_host = self.endpoint.host();
+            let alias = |h: &str| {
+                if h == crate::transport::DEVELOPMENT_ALIAS_HOST {
+                    crate::transport::SANDBOX_HOST.to_string()
+                } else {
+                    h.to_string()
+                }
+            };
+            if alias(host) == alias(endpoint_host) && *port == self.endpoint.port() {
+                self.pool.resolve = Some(*addr);
+            }
+        }
+        let authority = self
+            .endpoint
+            .authority()
+            .parse()
+            .map_err(|_| Error::Config(format!("invalid endpoint {}", self.endpoint)))?;
+        self.pool.probe = Backoff::new(self.retry.backoff_min, self.retry.backoff_max);
+        let pool = Arc::new(Pool::new(
+            self.endpoint.clone(),
+            tls,
+            self.timeouts,
+            self.pool,
+        ));
+        Ok(Client {
+            inner: Arc::new(Inner {
+                endpoint: self.endpoint,
+                authority,
+                credentials,
+                warnings,
+                pool,
+                timeouts: self.timeouts,
+                budget: RetryBudget::new(&self.retry),
+                retry: self.retry,
+                counters: Counters::default(),
+                closing: AtomicBool::new(false),
+                idle: Notify::new(),
+                force: watch::channel(false).0,
+                shutdown_report: Mutex::new(None),
+                shutdown_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+}

@@ -1,0 +1,221 @@
+//! Failures the mock injects, to prove a client survives what APNs and
+//! networks do: the public [`Fault`] list, what is armed, and what a fault
+//! decides for one request.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+
+use super::lock;
+use super::server::{MockConn, State};
+use super::shim::PingFault;
+use super::validate::{reject, Rejection};
+use crate::response::Reason;
+
+/// A failure the mock can inject, to prove a client survives what APNs and
+/// networks do. Arm with [`MockServerBuilder::fault`](super::MockServerBuilder::fault) or
+/// [`MockServer::inject`](super::MockServer::inject); [`MockServer::clear_faults`](super::MockServer::clear_faults) disarms all.
+///
+/// ```
+/// use apns_provider::mock::{Fault, MockServer};
+/// use apns_provider::Reason;
+/// use std::time::Duration;
+///
+/// let builder = MockServer::builder()
+///     .fault(Fault::ErrorStorm { reason: Reason::ServiceUnavailable, count: 50 })
+///     .fault(Fault::Outage { duration: Duration::from_secs(20) });
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Once: the first connection to answer `requests` requests then sends
+    /// GOAWAY (NO_ERROR) naming that stream as the last processed one, with
+    /// debug data `{"reason": reason}`; streams above it are not processed,
+    /// and the connection closes when the rest are answered.
+    GoAwayAfter {
+        /// Requests a connection answers before the GOAWAY.
+        requests: u64,
+        /// The APNs reason in the debug data, e.g. `Shutdown`.
+        reason: String,
+    },
+    /// The next `count` streams are reset with `REFUSED_STREAM`.
+    RefuseStreams {
+        /// How many.
+        count: u64,
+    },
+    /// Once: after `requests` more requests, the next one is read and its
+    /// connection's TCP socket closed, failing everything in flight on it.
+    DropConnectionAfter {
+        /// Requests let through first.
+        requests: u64,
+    },
+    /// Requests are read and never answered, and PINGs are dropped: the
+    /// client sees silence, as with a dead network path.
+    BlackHole,
+    /// PING frames from clients are dropped unanswered.
+    IgnorePings,
+    /// New TCP connections are accepted and never get a TLS answer.
+    StallTlsHandshake,
+    /// The next `count` requests are answered with `reason` (and its status:
+    /// 500, 503 or 429).
+    ErrorStorm {
+        /// The reason, e.g. `Reason::ServiceUnavailable`.
+        reason: Reason,
+        /// How many requests.
+        count: u64,
+    },
+    /// A timed outage: every request is answered `503 ServiceUnavailable`
+    /// for `duration` from the moment the fault is armed.
+    Outage {
+        /// How long the outage lasts.
+        duration: Duration,
+    },
+    /// Every answer is delayed by `delay` (a slow APNs, or a long path).
+    Latency {
+        /// The delay before each answer.
+        delay: Duration,
+    },
+    /// After any rejection a connection's stream limit drops to 1, and rises
+    /// again after the next accepted request.
+    LimitDropsAfterRejection,
+    /// Every request is answered `403 ExpiredProviderToken`.
+    ExpireAllTokens,
+}
+
+/// Armed faults. Counted faults disarm themselves when used up.
+#[derive(Default)]
+pub(crate) struct Faults {
+    goaway_after: Option<(u64, String)>,
+    refuse: u64,
+    drop_after: Option<u64>,
+    black_hole: bool,
+    pub stall_tls: bool,
+    storm: Option<(StatusCode, Reason, u64)>,
+    outage_until: Option<Instant>,
+    pub latency: Option<Duration>,
+    pub limit_drop: bool,
+    expire_all: bool,
+}
+
+impl Faults {
+    pub(crate) fn arm(&mut self, fault: Fault, pings: &PingFault) {
+        match fault {
+            Fault::GoAwayAfter { requests, reason } => {
+                self.goaway_after = Some((requests.max(1), reason))
+            }
+            Fault::RefuseStreams { count } => self.refuse += count,
+            Fault::DropConnectionAfter { requests } => self.drop_after = Some(requests),
+            // A black hole swallows everything, PINGs included: the client
+            // sees silence, as with a dead path.
+            Fault::BlackHole => {
+                self.black_hole = true;
+                pings.ignore.store(true, Ordering::Release);
+            }
+            Fault::IgnorePings => pings.ignore.store(true, Ordering::Release),
+            Fault::StallTlsHandshake => self.stall_tls = true,
+            Fault::ErrorStorm { reason, count } => {
+                let status = StatusCode::from_u16(reason.status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                // A storm of zero requests is no storm.
+                self.storm = (count > 0).then_some((status, reason, count));
+            }
+            Fault::Outage { duration } => {
+                self.outage_until = Instant::now().checked_add(duration);
+            }
+            Fault::Latency { delay } => self.latency = Some(delay),
+            Fault::LimitDropsAfterRejection => self.limit_drop = true,
+            Fault::ExpireAllTokens => self.expire_all = true,
+        }
+    }
+}
+
+/// What a fault decides for one request, before validation.
+pub(crate) enum FaultAction {
+    None,
+    Refuse,
+    BlackHole,
+    Drop,
+    Answer(Rejection),
+}
+
+pub(crate) fn fault_for_request(state: &State, conn: &MockConn, stream_id: u32) -> FaultAction {
+    {
+        let mut admitted = lock(&conn.admitted);
+        if admitted.goaway_last.is_some_and(|last| stream_id > last) {
+            return FaultAction::Refuse;
+        }
+        admitted.highest = admitted.highest.max(stream_id);
+    }
+    let mut f = lock(&state.faults);
+    if f.refuse > 0 {
+        f.refuse -= 1;
+        return FaultAction::Refuse;
+    }
+    if let Some(n) = f.drop_after {
+        if n == 0 {
+            f.drop_after = None;
+            return FaultAction::Drop;
+        }
+        f.drop_after = Some(n - 1);
+    }
+    if f.black_hole {
+        return FaultAction::BlackHole;
+    }
+    if let Some(until) = f.outage_until {
+        if Instant::now() < until {
+            return FaultAction::Answer(reject(Reason::ServiceUnavailable));
+        }
+        f.outage_until = None;
+    }
+    if let Some((status, reason, count)) = &mut f.storm {
+        let rejection = Rejection {
+            status: *status,
+            reason: reason.clone(),
+            timestamp_ms: None,
+        };
+        *count -= 1;
+        if *count == 0 {
+            f.storm = None;
+        }
+        return FaultAction::Answer(rejection);
+    }
+    if f.expire_all {
+        return FaultAction::Answer(reject(Reason::ExpiredProviderToken));
+    }
+    FaultAction::None
+}
+
+/// Sends a GOAWAY with `reason` at once and closes the connection when the
+/// streams already admitted are answered.
+pub(crate) fn go_away_now(state: &State, conn: &MockConn, reason: &str) {
+    let debug = serde_json::json!({ "reason": reason }).to_string();
+    let mut admitted = lock(&conn.admitted);
+    if admitted.goaway_last.is_some() {
+        return;
+    }
+    let last = admitted.highest;
+    admitted.goaway_last = Some(last);
+    conn.control.go_away(last, 0, debug.as_bytes());
+    drop(admitted);
+    conn.closing.store(true, Ordering::Release);
+    state.counters.goaways.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Fault: after a connection answered n requests, a GOAWAY naming the
+/// highest stream admitted so far as the last processed one, with APNs'
+/// JSON reason.
+pub(crate) fn maybe_go_away(state: &State, conn: &MockConn) {
+    let answered = conn.answered.fetch_add(1, Ordering::AcqRel) + 1;
+    let mut faults = lock(&state.faults);
+    let Some((after, reason)) = &faults.goaway_after else {
+        return;
+    };
+    if answered < *after {
+        return;
+    }
+    let reason = reason.clone();
+    faults.goaway_after = None;
+    drop(faults);
+    go_away_now(state, conn, &reason);
+}

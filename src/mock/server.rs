@@ -1,0 +1,431 @@
+//! The serving side of the mock: the accept loop, one task per connection
+//! (TLS, the HTTP/2 handshake, timeouts), and one per stream (faults,
+//! validation, the answer).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::StatusCode;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use super::auth::{ConnAuth, TrustedKey};
+use super::faults::{fault_for_request, maybe_go_away, FaultAction, Faults};
+use super::lock;
+use super::records::Records;
+use super::shim::{ConnControl, HpackCounts, PingFault, SettingsShim};
+use super::validate::validate;
+use crate::auth::CertificateInfo;
+use crate::clock::Clock;
+use crate::notification::ApnsId;
+use crate::transport::Environment;
+
+/// The mock's limits on slow or silent clients.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServerTimeouts {
+    /// TLS handshake plus HTTP/2 preface, and then each request's body.
+    pub handshake: Duration,
+    /// No request for this long closes the connection.
+    pub idle: Duration,
+}
+
+impl Default for ServerTimeouts {
+    fn default() -> Self {
+        ServerTimeouts {
+            handshake: Duration::from_secs(10),
+            idle: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Everything the connections of one mock share.
+pub(crate) struct State {
+    pub keys: HashMap<String, TrustedKey>,
+    pub max_streams: u32,
+    pub environment: Environment,
+    pub clock: Arc<dyn Clock>,
+    pub strict_tokens: bool,
+    pub accept_all: bool,
+    pub bad_environment_goaway: bool,
+    pub unregistered: Mutex<HashMap<String, u64>>,
+    pub records: Mutex<Records>,
+    pub timeouts: ServerTimeouts,
+    pub faults: Mutex<Faults>,
+    pub pings: Arc<PingFault>,
+    pub hpack: Arc<HpackCounts>,
+    pub counters: Counters,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub connections: AtomicU64,
+    pub requests: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub tokens_verified: AtomicU64,
+    pub violations: AtomicU64,
+    pub max_concurrent: AtomicU64,
+    pub limit_drops: AtomicU64,
+    pub goaways: AtomicU64,
+    pub refused: AtomicU64,
+    pub dropped: AtomicU64,
+    pub black_holed: AtomicU64,
+    pub timed_out: AtomicU64,
+}
+
+/// What one connection remembers: its team and last verified token, its
+/// advertised stream limit, and whether it is going away.
+pub(crate) struct MockConn {
+    pub id: u64,
+    pub control: Arc<ConnControl>,
+    pub active: AtomicUsize,
+    pub answered: AtomicU64,
+    pub auth: Mutex<ConnAuth>,
+    // Streams admitted for processing, and the GOAWAY's last stream once
+    // one went out: streams above it are not processed. One lock, so no
+    // stream slips in above a GOAWAY being sent.
+    pub admitted: Mutex<Admitted>,
+    // Ends the connection: `kill` at once (TCP closed mid-flight), or
+    // `closing` once in-flight streams are done (after a GOAWAY).
+    pub kill: Notify,
+    pub closing: AtomicBool,
+    // Milliseconds since `born` when a stream last started or ended.
+    last_active_ms: AtomicU64,
+    born: Instant,
+    // The client certificate, in certificate mode.
+    pub certificate: Option<CertificateInfo>,
+}
+
+impl MockConn {
+    fn touch(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.last_active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Admitted {
+    pub highest: u32,
+    pub goaway_last: Option<u32>,
+}
+
+/// Accepts connections until the mock is dropped. Out of file descriptors
+/// (`EMFILE`/`ENFILE`), it backs off instead of spinning.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<State>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    // Connection tasks live in the set, so aborting this task ends them all.
+    let mut connections = tokio::task::JoinSet::new();
+    let mut pause = Duration::ZERO;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        if is_resource_exhaustion(&e) {
+                            pause = (pause * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                            if pause >= Duration::from_secs(1) {
+                                tracing::warn!(error = %e, "mock cannot accept connections (out of file descriptors?); backing off");
+                            }
+                            tokio::time::sleep(pause).await;
+                        }
+                        continue;
+                    }
+                };
+                pause = Duration::ZERO;
+                let _ = tcp.set_nodelay(true);
+                let id = state.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+                let acceptor = acceptor.clone();
+                let state = state.clone();
+                if lock(&state.faults).stall_tls {
+                    // Fault: hold the socket and never answer the ClientHello.
+                    connections.spawn(async move {
+                        let _held = tcp;
+                        std::future::pending::<()>().await;
+                    });
+                    continue;
+                }
+                connections.spawn(async move {
+                    if let Err(e) = serve_connection(acceptor, tcp, id, state).await {
+                        tracing::debug!(connection = id, %peer, error = %e, "mock connection ended");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+fn is_resource_exhaustion(e: &std::io::Error) -> bool {
+    // EMFILE 24, ENFILE 23, ENOBUFS 105, ENOMEM 12 on Linux; the kinds cover
+    // the rest where the standard library maps them.
+    matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
+        || matches!(e.kind(), std::io::ErrorKind::OutOfMemory)
+}
+
+async fn serve_connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    id: u64,
+    state: Arc<State>,
+) -> Result<(), String> {
+    let timeouts = state.timeouts;
+    let started = Instant::now();
+    let handshake = tokio::time::timeout(timeouts.handshake, acceptor.accept(tcp)).await;
+    let tls = match handshake {
+        Ok(result) => result.map_err(|e| format!("TLS handshake failed: {e}"))?,
+        Err(_) => {
+            state.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+            return Err("TLS handshake timed out".into());
+        }
+    };
+    if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+        return Err("client did not negotiate h2".into());
+    }
+    let certificate = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| CertificateInfo::from_der(leaf).ok());
+    // Certificate connections are not subject to the token ramp-up.
+    let initial = if state.accept_all || certificate.is_some() {
+        state.max_streams
+    } else {
+        1
+    };
+    let control = ConnControl::new(initial, state.pings.clone(), state.hpack.clone());
+    let conn = Arc::new(MockConn {
+        id,
+        control: control.clone(),
+        active: AtomicUsize::new(0),
+        answered: AtomicU64::new(0),
+        auth: Mutex::new(ConnAuth::default()),
+        admitted: Mutex::new(Admitted::default()),
+        kill: Notify::new(),
+        closing: AtomicBool::new(false),
+        last_active_ms: AtomicU64::new(0),
+        born: Instant::now(),
+        certificate,
+    });
+    let io = SettingsShim::new(tls, control.clone());
+    // The client preface must arrive within what is left of the handshake
+    // timeout: a client that connects and says nothing is closed.
+    let left = timeouts.handshake.saturating_sub(started.elapsed());
+    let preface = tokio::time::timeout(
+        left,
+        h2::server::Builder::new()
+            // h2 enforces this; the shim advertises the real, changing limit.
+            .max_concurrent_streams(state.max_streams)
+            .handshake::<_, Bytes>(io),
+    )
+    .await;
+    let mut h2 = match preface {
+        Ok(result) => result.map_err(|e| format!("HTTP/2 handshake failed: {e}"))?,
+        Err(_) => {
+            state.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+            return Err("no HTTP/2 preface within the handshake timeout".into());
+        }
+    };
+    let mut idle_check = tokio::time::Instant::now() + timeouts.idle;
+    loop {
+        tokio::select! {
+            next = h2.accept() => {
+                let Some(next) = next else { return Ok(()) };
+                let (request, respond) = next.map_err(|e| e.to_string())?;
+                conn.touch();
+                let state = state.clone();
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    handle_stream(request, respond, &state, &conn).await;
+                });
+            }
+            _ = conn.kill.notified() => {
+                // Fault: close TCP with requests in flight, no GOAWAY.
+                state.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            _ = tokio::time::sleep_until(idle_check) => {
+                let idle = conn.idle_for();
+                if conn.active.load(Ordering::Acquire) == 0 && idle >= timeouts.idle {
+                    // As APNs does with idle connections: a GOAWAY, then close.
+                    h2.graceful_shutdown();
+                    state.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                    let _ = tokio::time::timeout(Duration::from_secs(1), std::future::poll_fn(|cx| h2.poll_closed(cx))).await;
+                    return Ok(());
+                }
+                idle_check = tokio::time::Instant::now() + timeouts.idle.saturating_sub(idle).max(Duration::from_millis(10));
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)), if conn.closing.load(Ordering::Acquire) => {
+                if conn.active.load(Ordering::Acquire) == 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Decrements the active-stream count when a stream ends, however it ends.
+struct ActiveGuard<'a>(&'a MockConn);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        self.0.touch();
+    }
+}
+
+async fn handle_stream(
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    state: &State,
+    conn: &MockConn,
+) {
+    let active = conn.active.fetch_add(1, Ordering::AcqRel) + 1;
+    // Released just before the stream's last frame is queued: once the
+    // client can see the stream end, it may open the next one.
+    let guard = ActiveGuard(conn);
+    state
+        .counters
+        .max_concurrent
+        .fetch_max(active as u64, Ordering::Relaxed);
+    let stream_id: u32 = respond.stream_id().into();
+    if active > conn.control.limit_at_open(stream_id) as usize {
+        state.counters.violations.fetch_add(1, Ordering::Relaxed);
+        drop(guard);
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return;
+    }
+    let (parts, mut body) = request.into_parts();
+    // A half-open stream (a body that never ends) is reset, not held.
+    let read = tokio::time::timeout(state.timeouts.handshake, async {
+        let mut payload = BytesMut::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.ok()?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            // Keep a little past the largest limit so oversize is detectable.
+            if payload.len() <= 8192 {
+                payload.extend_from_slice(&chunk);
+            }
+        }
+        Some(payload.freeze())
+    })
+    .await;
+    let payload = match read {
+        Ok(Some(payload)) => payload,
+        Ok(None) => return,
+        Err(_) => {
+            state.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+            drop(guard);
+            respond.send_reset(h2::Reason::CANCEL);
+            return;
+        }
+    };
+
+    let verdict = match fault_for_request(state, conn, stream_id) {
+        FaultAction::None => None,
+        FaultAction::Refuse => {
+            state.counters.refused.fetch_add(1, Ordering::Relaxed);
+            drop(guard);
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+            return;
+        }
+        FaultAction::BlackHole => {
+            // Read, never answered: wait until the client gives up.
+            state.counters.black_holed.fetch_add(1, Ordering::Relaxed);
+            let _ = std::future::poll_fn(|cx| respond.poll_reset(cx)).await;
+            return;
+        }
+        FaultAction::Drop => {
+            conn.kill.notify_one();
+            return;
+        }
+        FaultAction::Answer(rejection) => Some(Err(rejection)),
+    };
+    let latency = lock(&state.faults).latency;
+    if let Some(delay) = latency {
+        tokio::time::sleep(delay).await;
+    }
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let verdict = match verdict {
+        Some(v) => v,
+        None if state.accept_all => Ok(None),
+        None => validate(
+            &parts.method,
+            parts.uri.path(),
+            &parts.headers,
+            &payload,
+            state,
+            conn,
+        )
+        .map(Some),
+    };
+    let mut builder = http::Response::builder();
+    let (status, body) = match verdict {
+        Ok(accepted) => {
+            state.counters.accepted.fetch_add(1, Ordering::Relaxed);
+            let apns_id = match &accepted {
+                Some(a) => a.apns_id.clone(),
+                None => ApnsId::new_v4().to_string(),
+            };
+            builder = builder.header("apns-id", apns_id);
+            if state.environment == Environment::Sandbox {
+                builder = builder.header("apns-unique-id", ApnsId::new_v4().to_string());
+            }
+            if let Some(accepted) = accepted {
+                lock(&state.records).push(accepted);
+            }
+            if lock(&state.faults).limit_drop
+                && conn.control.current() == 1
+                && lock(&conn.auth).is_valid()
+            {
+                conn.control.set(state.max_streams);
+            }
+            (StatusCode::OK, Bytes::new())
+        }
+        Err(rejection) => {
+            state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            if lock(&state.faults).limit_drop && conn.control.current() > 1 {
+                // APNs may drop a connection back to one stream after rejections.
+                state.counters.limit_drops.fetch_add(1, Ordering::Relaxed);
+                conn.control.set(1);
+            }
+            let apns_id = parts
+                .headers
+                .get("apns-id")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| ApnsId::parse(v).ok())
+                .unwrap_or_else(ApnsId::new_v4);
+            builder = builder.header("apns-id", apns_id.to_string());
+            let body = match rejection.timestamp_ms {
+                Some(ts) => format!(r#"{{"reason":"{}","timestamp":{ts}}}"#, rejection.reason),
+                None => format!(r#"{{"reason":"{}"}}"#, rejection.reason),
+            };
+            (rejection.status, Bytes::from(body))
+        }
+    };
+    maybe_go_away(state, conn);
+    let Ok(response) = builder.status(status).body(()) else {
+        respond.send_reset(h2::Reason::INTERNAL_ERROR);
+        return;
+    };
+    let end = body.is_empty();
+    drop(guard);
+    if let Ok(mut stream) = respond.send_response(response, end) {
+        if !end {
+            let _ = stream.send_data(body, true);
+        }
+    }
+}

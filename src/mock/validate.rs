@@ -1,0 +1,173 @@
+//! The checks APNs applies to a push request, in APNs' order, each with the
+//! answer APNs gives. Parsing reuses the crate's own types, so the mock and
+//! the client agree on what a valid field is.
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+
+use super::auth::authenticate;
+use super::faults::go_away_now;
+use super::lock;
+use super::records::AcceptedNotification;
+use super::server::{MockConn, State};
+use crate::notification::{ApnsId, CollapseId, DeviceToken, Priority, PushType};
+use crate::response::Reason;
+
+/// An error answer: status, reason and, on 410, the timestamp.
+pub(crate) struct Rejection {
+    pub status: StatusCode,
+    pub reason: Reason,
+    pub timestamp_ms: Option<u64>,
+}
+
+/// The answer APNs gives with `reason`.
+pub(crate) fn reject(reason: Reason) -> Rejection {
+    Rejection {
+        status: StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::BAD_REQUEST),
+        reason,
+        timestamp_ms: None,
+    }
+}
+
+const APNS_HEADERS: [&str; 7] = [
+    "authorization",
+    "apns-id",
+    "apns-expiration",
+    "apns-priority",
+    "apns-topic",
+    "apns-push-type",
+    "apns-collapse-id",
+];
+
+/// Checks a push request; on success, what was accepted.
+pub(crate) fn validate(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    payload: &Bytes,
+    state: &State,
+    conn: &MockConn,
+) -> Result<AcceptedNotification, Rejection> {
+    if method != Method::POST {
+        return Err(reject(Reason::MethodNotAllowed));
+    }
+    let device_token = path
+        .strip_prefix("/3/device/")
+        .ok_or_else(|| reject(Reason::BadPath))?;
+    if device_token.is_empty() {
+        return Err(reject(Reason::MissingDeviceToken));
+    }
+    // The client's own rules: even-length hex of at most 200 digits.
+    if DeviceToken::new(device_token).is_err() {
+        return Err(reject(Reason::BadDeviceToken));
+    }
+    if APNS_HEADERS
+        .iter()
+        .any(|h| headers.get_all(*h).iter().count() > 1)
+    {
+        return Err(reject(Reason::DuplicateHeaders));
+    }
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let apns_id = match text("apns-id") {
+        Some(id) => ApnsId::parse(id)
+            .map_err(|_| reject(Reason::BadMessageId))?
+            .to_string(),
+        None => ApnsId::new_v4().to_string(),
+    };
+    let expiration = match text("apns-expiration") {
+        Some(e) => Some(
+            e.parse::<u64>()
+                .map_err(|_| reject(Reason::BadExpirationDate))?,
+        ),
+        None => None,
+    };
+    let priority = match text("apns-priority") {
+        Some(p) => Some(
+            p.parse::<Priority>()
+                .map_err(|_| reject(Reason::BadPriority))?
+                .as_u8(),
+        ),
+        None => None,
+    };
+    let push_type = match text("apns-push-type") {
+        Some(t) => t
+            .parse::<PushType>()
+            .map_err(|_| reject(Reason::InvalidPushType))?,
+        None => PushType::Alert,
+    };
+    let collapse_id = match text("apns-collapse-id") {
+        Some(c) => Some(
+            CollapseId::new(c)
+                .map_err(|_| reject(Reason::BadCollapseId))?
+                .as_str()
+                .to_string(),
+        ),
+        None => None,
+    };
+
+    let (key, topic) = match &conn.certificate {
+        Some(cert) => {
+            if !cert.environment.allows(state.environment) {
+                if state.bad_environment_goaway {
+                    go_away_now(state, conn, "BadCertificateEnvironment");
+                }
+                return Err(reject(Reason::BadCertificateEnvironment));
+            }
+            // The topic may be omitted when the certificate has just one.
+            let topic = match text("apns-topic") {
+                Some(t) if !t.is_empty() => t.to_string(),
+                _ => cert
+                    .default_topic()
+                    .ok_or_else(|| reject(Reason::MissingTopic))?,
+            };
+            if !cert.allows_topic(&topic) {
+                return Err(reject(Reason::TopicDisallowed));
+            }
+            (None, topic)
+        }
+        None => {
+            let key = authenticate(text("authorization"), state, conn)?;
+            let topic = text("apns-topic").ok_or_else(|| reject(Reason::MissingTopic))?;
+            if topic.is_empty() {
+                return Err(reject(Reason::MissingTopic));
+            }
+            if !key.allows_topic(topic) {
+                return Err(reject(Reason::TopicDisallowed));
+            }
+            (Some(key), topic.to_string())
+        }
+    };
+    if payload.is_empty() {
+        return Err(reject(Reason::PayloadEmpty));
+    }
+    if payload.len() > push_type.payload_limit() {
+        return Err(reject(Reason::PayloadTooLarge));
+    }
+    if let Some(ts) = lock(&state.unregistered)
+        .get(&device_token.to_ascii_lowercase())
+        .copied()
+    {
+        return Err(Rejection {
+            timestamp_ms: Some(ts),
+            ..reject(Reason::Unregistered)
+        });
+    }
+    Ok(AcceptedNotification {
+        device_token: device_token.to_string(),
+        topic,
+        push_type: push_type.as_str().to_string(),
+        priority,
+        expiration,
+        collapse_id,
+        apns_id,
+        payload: payload.clone(),
+        key_id: key
+            .map(|k| k.key_id().as_str().to_string())
+            .unwrap_or_default(),
+        team_id: key
+            .map(|k| k.team_id().as_str().to_string())
+            .unwrap_or_default(),
+        connection: conn.id,
+        certificate_subject: conn.certificate.as_ref().map(|c| c.subject.clone()),
+    })
+}
