@@ -14,5 +14,6 @@ mod suite {
     mod keystore;
     mod model;
     mod payload;
+    mod props;
     mod redaction;
 }
