@@ -16,5 +16,6 @@ mod suite {
     mod model;
     mod outages;
     mod payload;
+    mod props;
     mod redaction;
 }

@@ -269,7 +269,7 @@ fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 #[derive(Clone)]
 pub struct ClientCertificate {
     chain: Vec<CertificateDer<'static>>,
-    key: std::sync::Arc<PrivateKeyDer<'static>>,
+    key: std::sync::Arc<Zeroizing<PrivateKeyDer<'static>>>,
     info: CertificateInfo,
 }
 
@@ -326,8 +326,8 @@ impl ClientCertificate {
         if let Some(k) = key_pem {
             key = scan_pem(k)?.1;
         }
-        let text = String::from_utf8_lossy(pem);
-        if key.is_none() && text.contains("ENCRYPTED PRIVATE KEY") {
+        let encrypted = pem.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY");
+        if key.is_none() && encrypted {
             return Err(Error::Key(
                 "the private key is encrypted; export it without a passphrase (openssl pkcs12 ... -nodes) or use the .p12".into(),
             ));
@@ -370,11 +370,14 @@ impl ClientCertificate {
         if certs.is_empty() {
             return Err(Error::Key("the .p12 holds a key but no certificate".into()));
         }
-        let key = PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into());
+        let key = Zeroizing::new(PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into()));
         Self::new(certs, key)
     }
 
-    fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Self> {
+    fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: Zeroizing<PrivateKeyDer<'static>>,
+    ) -> Result<Self> {
         let provider = crate::transport::tls::provider();
         rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
             |e| match e {
@@ -409,22 +412,31 @@ impl ClientCertificate {
     /// The certificate chain and key as PEM (what `apns cert convert`
     /// writes). Contains the private key: write it with care.
     pub fn to_pem(&self) -> Zeroizing<String> {
-        let mut out = String::new();
-        for cert in &self.chain {
-            out.push_str(&super::pem_encode("CERTIFICATE", cert));
-        }
-        let (label, der): (&str, &[u8]) = match &*self.key {
+        let (label, der): (&str, &[u8]) = match &**self.key {
             PrivateKeyDer::Pkcs1(k) => ("RSA PRIVATE KEY", k.secret_pkcs1_der()),
             PrivateKeyDer::Sec1(k) => ("EC PRIVATE KEY", k.secret_sec1_der()),
             PrivateKeyDer::Pkcs8(k) => ("PRIVATE KEY", k.secret_pkcs8_der()),
             _ => ("PRIVATE KEY", &[]),
         };
-        out.push_str(&super::pem_encode(label, der));
-        Zeroizing::new(out)
+        let mut blocks: Vec<Zeroizing<String>> = self
+            .chain
+            .iter()
+            .map(|cert| super::pem_encode("CERTIFICATE", cert))
+            .collect();
+        blocks.push(super::pem_encode(label, der));
+        // Allocated once at its final size: no reallocation leaves a copy.
+        let mut out = Zeroizing::new(String::with_capacity(blocks.iter().map(|b| b.len()).sum()));
+        for block in &blocks {
+            out.push_str(block);
+        }
+        out
     }
 }
 
-type PemContents = (Vec<CertificateDer<'static>>, Option<PrivateKeyDer<'static>>);
+type PemContents = (
+    Vec<CertificateDer<'static>>,
+    Option<Zeroizing<PrivateKeyDer<'static>>>,
+);
 
 /// The certificates and the first private key in a PEM text.
 fn scan_pem(bytes: &[u8]) -> Result<PemContents> {
@@ -437,19 +449,24 @@ fn scan_pem(bytes: &[u8]) -> Result<PemContents> {
                 super::key::describe_pem_error(&e)
             ))
         })?;
-        match kind {
-            SectionKind::Certificate => chain.push(CertificateDer::from(der)),
-            SectionKind::PrivateKey if key.is_none() => {
-                key = Some(PrivateKeyDer::Pkcs8(der.into()))
-            }
-            SectionKind::RsaPrivateKey if key.is_none() => {
-                key = Some(PrivateKeyDer::Pkcs1(der.into()))
-            }
-            SectionKind::EcPrivateKey if key.is_none() => {
-                key = Some(PrivateKeyDer::Sec1(der.into()))
-            }
-            _ => {}
+        if kind == SectionKind::Certificate {
+            chain.push(CertificateDer::from(der));
+            continue;
         }
+        // Any other block may be a key: zeroized when dropped (a second
+        // key, an unknown block), or moved into the zeroizing key below.
+        let mut der = Zeroizing::new(der);
+        if key.is_some() {
+            continue;
+        }
+        let take = |der: &mut Zeroizing<Vec<u8>>| std::mem::take(&mut **der);
+        key = match kind {
+            SectionKind::PrivateKey => Some(PrivateKeyDer::Pkcs8(take(&mut der).into())),
+            SectionKind::RsaPrivateKey => Some(PrivateKeyDer::Pkcs1(take(&mut der).into())),
+            SectionKind::EcPrivateKey => Some(PrivateKeyDer::Sec1(take(&mut der).into())),
+            _ => None,
+        }
+        .map(Zeroizing::new);
     }
     Ok((chain, key))
 }

@@ -44,7 +44,6 @@ impl SigningKey {
     /// Parses a key from PEM text.
     pub fn from_pem(pem: &[u8]) -> Result<Self> {
         let (kind, der) = first_pem_section(pem)?;
-        let der = Zeroizing::new(der);
         let secret = match kind {
             SectionKind::PrivateKey => {
                 check_pkcs8_algorithm(&der)?;
@@ -79,6 +78,19 @@ impl SigningKey {
         PublicKey {
             inner: *self.inner.verifying_key(),
         }
+    }
+
+    /// A key from unencrypted PKCS#8 DER (the `jsonwebtoken` key convention).
+    pub(crate) fn from_pkcs8_der(der: &[u8]) -> Option<Self> {
+        ecdsa::SigningKey::from_pkcs8_der(der)
+            .ok()
+            .map(Self::from_p256)
+    }
+
+    /// The key as PKCS#8 DER, zeroized on drop.
+    pub(crate) fn to_pkcs8_der(&self) -> Option<p256::pkcs8::SecretDocument> {
+        use p256::pkcs8::EncodePrivateKey;
+        self.inner.to_pkcs8_der().ok()
     }
 
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
@@ -227,30 +239,46 @@ pub fn generate_p8_pem() -> String {
         &rng,
     )
     .expect("the system random source is available");
-    pem_encode("PRIVATE KEY", doc.as_ref())
+    // Moved out of its zeroizing wrapper, not copied: the caller owns it.
+    std::mem::take(&mut *pem_encode("PRIVATE KEY", doc.as_ref()))
 }
 
-pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
+/// PEM text for `der`. Zeroized on drop, as are the intermediate copies
+/// (it may hold a private key): the output is allocated once, at its final
+/// size, so no reallocation leaves a copy behind.
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> Zeroizing<String> {
     use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
+    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
+    let lines = b64.len().div_ceil(64);
+    let mut out = Zeroizing::new(String::with_capacity(
+        2 * (label.len() + 17) + b64.len() + lines,
+    ));
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
     for chunk in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
         out.push('\n');
     }
-    out.push_str(&format!("-----END {label}-----\n"));
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
     out
 }
 
-/// Returns the first PEM section, or an error that says what was found.
-fn first_pem_section(pem: &[u8]) -> Result<(SectionKind, Vec<u8>)> {
-    let text = String::from_utf8_lossy(pem);
-    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Returns the first PEM section (its DER zeroized on drop: it may be a
+/// private key), or an error that says what was found.
+fn first_pem_section(pem: &[u8]) -> Result<(SectionKind, Zeroizing<Vec<u8>>)> {
+    if contains(pem, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         return Err(Error::Key(
             "found an encrypted PKCS#8 key, expected an unencrypted .p8; Apple's AuthKey files are not encrypted (decrypt with `openssl pkcs8 -in KEY -out AuthKey.p8`)".into(),
         ));
     }
-    if !text.contains("-----BEGIN ") {
+    if !contains(pem, b"-----BEGIN ") {
         let what = if pem.is_empty() {
             "an empty file".to_string()
         } else if pem.first() == Some(&0x30) {
@@ -264,12 +292,14 @@ fn first_pem_section(pem: &[u8]) -> Result<(SectionKind, Vec<u8>)> {
     }
     let mut iter = SliceIter::<(SectionKind, Vec<u8>)>::new(pem);
     match iter.next() {
-        Some(Ok(section)) => Ok(section),
+        Some(Ok((kind, der))) => Ok((kind, Zeroizing::new(der))),
         Some(Err(e)) => Err(Error::Key(format!(
             "the PEM text is damaged ({}); expected an intact -----BEGIN PRIVATE KEY----- block on lines of its own",
             describe_pem_error(&e)
         ))),
         None => {
+            // Only in this error path, and zeroized: the text may hold a key.
+            let text = Zeroizing::new(String::from_utf8_lossy(pem).into_owned());
             let label = text
                 .lines()
                 .find_map(|l| l.strip_prefix("-----BEGIN "))

@@ -7,10 +7,30 @@
 //! - [`TokenSigner`] mints provider tokens (JWTs) exactly as Apple specifies.
 //! - [`TokenCache`] reuses a token and refreshes it within Apple's rules
 //!   (not more often than every 20 minutes, never older than 60).
+//! - [`verify_token`] and [`decode_unverified`] read tokens back (a
+//!   verifier, and `apns token --decode`).
+//!
+//! # JWTs and `jsonwebtoken`'s crypto provider
+//!
+//! Tokens are built and read with `jsonwebtoken` 12 (header, claims,
+//! base64url, `encode`/`decode`), compiled without a crypto backend: `p256`
+//! signs and `ring` verifies, supplied through its `CryptoProvider`. That
+//! provider is process-wide:
+//! - if the application has none installed, this crate installs its own
+//!   (ES256 only; other algorithms get an error, never a panic) the first
+//!   time a token is signed or verified;
+//! - if the application has installed one, or enabled a `jsonwebtoken`
+//!   backend feature, it is left alone and never used for provider tokens:
+//!   this crate calls its own signer and verifier directly, and the tokens
+//!   are the same bytes.
+//!
+//! An application that uses `jsonwebtoken` 12 with a provider of its own
+//! should therefore install it at startup, before its first provider token.
 
 mod cache;
 mod cert;
 mod ids;
+mod jwt;
 pub(crate) mod key;
 mod token;
 pub(crate) mod verify;
@@ -19,7 +39,7 @@ pub use cache::{TokenCache, DEFAULT_REFRESH_AFTER, MAX_REFRESH_AFTER, MIN_REFRES
 pub use cert::{CertEnvironment, CertificateInfo, ClientCertificate};
 pub use ids::{check_ids_against_file_name, KeyId, TeamId};
 pub use key::{generate_p8_pem, load_key_file, PublicKey, SigningKey};
-pub use token::{decode_unverified, ProviderToken, TokenClaims, TokenSigner};
-pub use verify::verify_token;
+pub use token::{ProviderToken, TokenClaims, TokenSigner};
+pub use verify::{decode_unverified, verify_token};
 
 pub(crate) use key::{pem_encode, read_private_file};

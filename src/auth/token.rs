@@ -4,13 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use http::HeaderValue;
 use serde::Deserialize;
 
 use super::{KeyId, SigningKey, TeamId};
-use crate::error::{Error, Result};
 
 /// Signs provider tokens for one (team, key) pair.
 ///
@@ -64,27 +61,13 @@ impl TokenSigner {
         &self.key
     }
 
-    /// Signs a JWT issued at `iat` (UNIX seconds): header `{"alg":"ES256","kid":...}`,
-    /// claims `{"iss":...,"iat":...}`, base64url without padding, and the raw
-    /// 64-byte `r||s` signature.
+    /// Signs a JWT issued at `iat` (UNIX seconds): header exactly
+    /// `{"alg":"ES256","kid":...}` (no `typ`), claims exactly
+    /// `{"iss":...,"iat":...}`, base64url without padding, and the raw
+    /// 64-byte `r||s` signature. The structure is `jsonwebtoken`'s, the
+    /// signature `p256`'s (see the crate's JWT notes in `auth`).
     pub fn sign_jwt(&self, iat: u64) -> String {
-        // Both ids are validated alphanumerics, so no JSON escaping is needed.
-        let header = format!(r#"{{"alg":"ES256","kid":"{}"}}"#, self.key_id);
-        let claims = format!(r#"{{"iss":"{}","iat":{iat}}}"#, self.team_id);
-        let mut jwt = String::with_capacity(200);
-        jwt.push_str(&URL_SAFE_NO_PAD.encode(header));
-        jwt.push('.');
-        jwt.push_str(&URL_SAFE_NO_PAD.encode(claims));
-        let signature = self.key.sign(jwt.as_bytes());
-        jwt.push('.');
-        jwt.push_str(&URL_SAFE_NO_PAD.encode(signature));
-        jwt
-    }
-
-    /// Mints a [`ProviderToken`] issued at `iat`, recording `minted_at` (a
-    /// monotonic reading) to measure its age.
-    pub fn mint(&self, iat: u64, minted_at: Instant) -> ProviderToken {
-        ProviderToken::new(self.sign_jwt(iat), iat, minted_at, 0)
+        super::jwt::sign(&self.key, self.key_id.as_str(), self.team_id.as_str(), iat)
     }
 }
 
@@ -113,10 +96,6 @@ impl fmt::Debug for ProviderToken {
 }
 
 impl ProviderToken {
-    pub(crate) fn new(jwt: String, issued_at: u64, minted_at: Instant, generation: u64) -> Self {
-        Self::with_origin(jwt, issued_at, minted_at, generation, false)
-    }
-
     pub(crate) fn with_origin(
         jwt: String,
         issued_at: u64,
@@ -173,8 +152,9 @@ impl ProviderToken {
     }
 }
 
-/// The decoded, *unverified* content of a provider token, for debugging
-/// `InvalidProviderToken`.
+/// A provider token's header and claims: unverified from
+/// [`decode_unverified`](super::decode_unverified) (to debug
+/// `InvalidProviderToken`), verified from [`verify_token`](super::verify_token).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct TokenClaims {
     /// Header `alg`.
@@ -185,41 +165,4 @@ pub struct TokenClaims {
     pub iss: String,
     /// Claim `iat` (UNIX seconds).
     pub iat: u64,
-}
-
-/// Decodes a provider token's header and claims without checking its
-/// signature.
-pub fn decode_unverified(jwt: &str) -> Result<TokenClaims> {
-    #[derive(Deserialize)]
-    struct Header {
-        alg: String,
-        kid: String,
-    }
-    #[derive(Deserialize)]
-    struct Claims {
-        iss: String,
-        iat: u64,
-    }
-    let bad = |what: &str| Error::invalid("token", what.to_string());
-    let mut parts = jwt.trim().split('.');
-    let (Some(h), Some(c), Some(_s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad("not a JWT: expected three dot-separated parts"));
-    };
-    let decode = |s: &str| {
-        URL_SAFE_NO_PAD
-            .decode(s.trim_end_matches('='))
-            .map_err(|_| bad("a part is not base64url"))
-    };
-    let header: Header =
-        serde_json::from_slice(&decode(h)?).map_err(|_| bad("header is not {alg, kid} JSON"))?;
-    let claims: Claims =
-        serde_json::from_slice(&decode(c)?).map_err(|_| bad("claims are not {iss, iat} JSON"))?;
-    Ok(TokenClaims {
-        alg: header.alg,
-        kid: header.kid,
-        iss: claims.iss,
-        iat: claims.iat,
-    })
 }

@@ -128,18 +128,18 @@ pub(crate) fn authenticate<'s>(
         Some(c) => (c.kid.clone(), c.iss.clone(), c.iat),
         None => {
             let invalid = || reject(Reason::InvalidProviderToken);
-            let (claims, signature) =
-                jwt::parse(token, state.strict_tokens).map_err(|_| invalid())?;
-            let key = state.keys.get(&claims.kid).ok_or_else(invalid)?;
-            if key.team_id.as_str() != claims.iss {
+            let parsed = jwt::parse(token, state.strict_tokens).map_err(|_| invalid())?;
+            let key = state.keys.get(&parsed.kid).ok_or_else(invalid)?;
+            if key.team_id.as_str() != parsed.iss {
                 return Err(invalid());
             }
-            jwt::verify_signature(token, &signature, &key.sec1).map_err(|_| invalid())?;
+            let iat = i64::try_from(parsed.iat).map_err(|_| invalid())?;
+            parsed.verify(&key.sec1).map_err(|_| invalid())?;
             state
                 .counters
                 .tokens_verified
                 .fetch_add(1, Ordering::Relaxed);
-            (claims.kid, claims.iss, claims.iat)
+            (parsed.kid, parsed.iss, iat)
         }
     };
     let key = state

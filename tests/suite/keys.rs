@@ -29,6 +29,16 @@ fn token_has_exactly_apples_header_claims_and_raw_signature() {
     }
     let header = URL_SAFE_NO_PAD.decode(parts[0]).unwrap();
     let claims = URL_SAFE_NO_PAD.decode(parts[1]).unwrap();
+    // Byte for byte: no `typ` (jsonwebtoken's Header::new adds one), no
+    // spaces, Apple's order.
+    assert_eq!(
+        String::from_utf8(header.clone()).unwrap(),
+        format!(r#"{{"alg":"ES256","kid":"{KEY_ID}"}}"#)
+    );
+    assert_eq!(
+        String::from_utf8(claims.clone()).unwrap(),
+        format!(r#"{{"iss":"{TEAM_ID}","iat":1700000000}}"#)
+    );
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&header).unwrap(),
         serde_json::json!({"alg": "ES256", "kid": KEY_ID})
@@ -61,6 +71,81 @@ fn token_has_exactly_apples_header_claims_and_raw_signature() {
     )
     .verify(tampered.as_bytes(), &sig)
     .is_err());
+}
+
+/// Set in the child process of the test below.
+const FOREIGN_PROVIDER_CHILD: &str = "APNS_TEST_FOREIGN_JWT_PROVIDER";
+
+/// jsonwebtoken's crypto provider is process-wide. When the application has
+/// installed its own before our first token, ours is not installed, theirs
+/// is never called, and tokens are byte for byte the same; when it installs
+/// one after, it gets `Err` rather than a panic and tokens keep working.
+/// The first case needs a process where nothing installed ours yet: the
+/// test runs itself again in a child process.
+#[test]
+fn another_jwt_crypto_provider_in_the_process_changes_nothing() {
+    use jsonwebtoken::crypto::{CryptoProvider, KeyUtils};
+
+    // A provider whose every entry point panics: proof that it is unused.
+    static FOREIGN: CryptoProvider = CryptoProvider {
+        signer_factory: |_, _| panic!("the application's JWT signer was called"),
+        verifier_factory: |_, _| panic!("the application's JWT verifier was called"),
+        key_utils: KeyUtils::new_unimplemented(),
+    };
+    let signer_of = |pem: &str| signer(SigningKey::from_pem(pem.as_bytes()).unwrap());
+
+    let Ok(pem) = std::env::var(FOREIGN_PROVIDER_CHILD) else {
+        // Parent: ours is installed by the first token...
+        let pem = new_key_pem();
+        let jwt = signer_of(&pem).sign_jwt(1_700_000_000);
+        // ...so an application installing one later gets Err, not a panic.
+        assert!(FOREIGN.install_default().is_err());
+        assert_eq!(signer_of(&pem).sign_jwt(1_700_000_000), jwt);
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "suite::keys::another_jwt_crypto_provider_in_the_process_changes_nothing",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(FOREIGN_PROVIDER_CHILD, &pem)
+            .env("APNS_TEST_EXPECTED_JWT", &jwt)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child process: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    };
+    // Child: the application installs its provider before any token.
+    FOREIGN.install_default().unwrap();
+    let key = SigningKey::from_pem(pem.as_bytes()).unwrap();
+    let public = key.public_key();
+    let jwt = signer(key).sign_jwt(1_700_000_000);
+    // RFC 6979 signatures are deterministic: the very same token.
+    assert_eq!(jwt, std::env::var("APNS_TEST_EXPECTED_JWT").unwrap());
+    let claims = apns_provider::auth::verify_token(&jwt, &public).unwrap();
+    assert_eq!((claims.kid.as_str(), claims.iat), (KEY_ID, 1_700_000_000));
+    assert_eq!(decode_unverified(&jwt).unwrap(), claims);
+    assert!(apns_provider::auth::verify_token(&jwt, &new_key().public_key()).is_err());
+    // The mock verifies it too (strictly), and the provider is still theirs.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let key = SigningKey::from_pem(pem.as_bytes()).unwrap();
+        let mock = mock_for(&key).strict_tokens(true).start().await.unwrap();
+        let client = client_for(&mock, key).build().unwrap();
+        let n = apns_provider::Notification::builder(DEVICE, apns_provider::Payload::alert("hi"))
+            .topic(BUNDLE)
+            .build()
+            .unwrap();
+        assert!(client.send(&n).await.unwrap().is_accepted());
+    });
+    assert!(std::ptr::eq(
+        CryptoProvider::try_get_default().unwrap(),
+        &FOREIGN
+    ));
 }
 
 #[test]
