@@ -18,11 +18,57 @@ pub trait Clock: Send + Sync + fmt::Debug {
 
     /// Wall-clock time as whole seconds since the UNIX epoch.
     fn unix_seconds(&self) -> u64 {
-        self.system_time()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        unix_seconds(self.system_time())
     }
+}
+
+/// Whole seconds since the UNIX epoch at `time` (0 before 1970).
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// assert_eq!(apns_provider::clock::unix_seconds(UNIX_EPOCH + Duration::from_millis(2500)), 2);
+/// ```
+pub fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Whole seconds since the UNIX epoch now, by the system clock.
+pub fn now_unix_seconds() -> u64 {
+    unix_seconds(SystemTime::now())
+}
+
+/// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+///
+/// ```
+/// assert_eq!(apns_provider::clock::format_utc_millis(1_700_000_000_000), "2023-11-14T22:13:20Z");
+/// ```
+pub fn format_utc_millis(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC); a date
+/// before 1970 prints as 1970-01-01.
+pub fn format_utc_seconds(secs: i64) -> String {
+    format_utc_millis((secs.max(0) as u64).saturating_mul(1000))
 }
 
 /// The real clock.
@@ -109,4 +155,18 @@ impl Clock for ManualClock {
 /// The clock used when none is given.
 pub(crate) fn system() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_dates() {
+        assert_eq!(format_utc_millis(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc_millis(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(format_utc_millis(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(format_utc_seconds(-5), "1970-01-01T00:00:00Z");
+        let _ = format_utc_millis(u64::MAX); // far future: no overflow
+    }
 }

@@ -298,10 +298,7 @@ fn describe_chain(chain: &[CertificateDer<'_>]) -> Check {
 }
 
 fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::clock::now_unix_seconds() as i64
 }
 
 fn explain_tls_error(e: &std::io::Error) -> (String, String) {

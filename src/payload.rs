@@ -21,7 +21,17 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::notification::PayloadSummary;
+
+/// What the lints need to know about a payload.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PayloadSummary {
+    pub alert: bool,
+    pub sound: bool,
+    pub badge: bool,
+    pub content_available: bool,
+    /// `{"aps":{}}` and nothing else: a push that shows and does nothing.
+    pub empty: bool,
+}
 
 /// A notification payload (the JSON body of the request).
 #[derive(Debug, Clone)]
@@ -482,11 +492,18 @@ impl Payload {
                 let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 let aps = value.get("aps");
                 let has = |k: &str| aps.and_then(|a| a.get(k)).is_some();
+                let only_empty_aps = value.as_object().is_some_and(|o| {
+                    o.len() == 1
+                        && aps
+                            .and_then(|a| a.as_object())
+                            .is_some_and(|a| a.is_empty())
+                });
                 let summary = PayloadSummary {
                     alert: has("alert"),
                     sound: has("sound"),
                     badge: has("badge"),
                     content_available: has("content-available"),
+                    empty: only_empty_aps,
                 };
                 Ok((bytes, summary))
             }
@@ -500,6 +517,7 @@ impl Payload {
                         sound: a.sound.is_some(),
                         badge: a.badge.is_some(),
                         content_available: a.content_available.is_some(),
+                        empty: built.custom.is_empty() && is_empty_aps(a),
                     })
                     .unwrap_or_default();
                 let bytes = serde_json::to_vec(&built)

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::pem::{SectionKind, SliceIter};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -38,11 +38,11 @@ pub enum CertEnvironment {
 
 impl CertEnvironment {
     /// Whether the certificate may be used with `env`.
-    pub fn allows(self, env: crate::Environment) -> bool {
+    pub fn allows(self, env: crate::transport::Environment) -> bool {
         match self {
             CertEnvironment::Universal | CertEnvironment::Unknown => true,
-            CertEnvironment::Development => env == crate::Environment::Sandbox,
-            CertEnvironment::Production => env == crate::Environment::Production,
+            CertEnvironment::Development => env == crate::transport::Environment::Sandbox,
+            CertEnvironment::Production => env == crate::transport::Environment::Production,
         }
     }
 }
@@ -152,19 +152,13 @@ impl CertificateInfo {
 
     /// Whole days until expiry at `now` (negative once expired).
     pub fn days_left(&self, now: SystemTime) -> i64 {
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = crate::clock::unix_seconds(now) as i64;
         (self.not_after - now).div_euclid(86_400)
     }
 
     /// Whether the certificate is outside its validity period at `now`.
     pub fn is_expired(&self, now: SystemTime) -> bool {
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = crate::clock::unix_seconds(now) as i64;
         now > self.not_after
     }
 
@@ -174,9 +168,9 @@ impl CertificateInfo {
     pub fn check_usable(
         &self,
         now: SystemTime,
-        env: Option<crate::Environment>,
+        env: Option<crate::transport::Environment>,
     ) -> Result<Option<String>> {
-        let date = |secs: i64| crate::response::format_utc_millis(secs.max(0) as u64 * 1000);
+        let date = crate::clock::format_utc_seconds;
         if self.is_expired(now) {
             return Err(Error::Config(format!(
                 "the push certificate for {} expired on {}: renew it in the Apple Developer account, or move to token authentication",
@@ -184,10 +178,7 @@ impl CertificateInfo {
                 date(self.not_after)
             )));
         }
-        let now_secs = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now_secs = crate::clock::unix_seconds(now) as i64;
         if now_secs < self.not_before {
             return Err(Error::Config(format!(
                 "the push certificate is not valid before {}: check this machine's clock",
@@ -208,16 +199,12 @@ impl CertificateInfo {
     /// A warning when the certificate expires within `within` of `now`.
     pub fn expiry_warning(&self, now: SystemTime, within: Duration) -> Option<String> {
         let left = self.days_left(now);
-        let secs_left = self.not_after
-            - now
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
+        let secs_left = self.not_after - crate::clock::unix_seconds(now) as i64;
         (secs_left >= 0 && secs_left < within.as_secs() as i64).then(|| {
             format!(
                 "the push certificate for {} expires on {} ({left} days left): renew it, or move to token authentication (.p8 keys do not expire)",
                 self.bundle_id.as_deref().unwrap_or(&self.subject),
-                crate::response::format_utc_millis(self.not_after.max(0) as u64 * 1000)
+                crate::clock::format_utc_seconds(self.not_after)
             )
         })
     }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use apns_provider::response::format_utc_millis;
+use apns_provider::clock::format_utc_seconds;
 
 use super::args::{CertCommand, Output};
 use super::{exit, load_certificate, Failure};
@@ -21,7 +21,7 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
             let days_left = info.days_left(now);
             let expired = info.is_expired(now);
             let warning = info.expiry_warning(now, Duration::from_secs(30 * 86_400));
-            let date = |s: i64| format_utc_millis(s.max(0) as u64 * 1000);
+            let date = format_utc_seconds;
             match output {
                 Output::Json => println!(
                     "{}",

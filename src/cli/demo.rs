@@ -179,10 +179,7 @@ pub async fn run(output: Output) -> Result<u8, Failure> {
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    apns_provider::clock::now_unix_seconds()
 }
 
 /// Writes a secret file readable only by its owner.

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use apns_provider::auth::verify_token;
+use apns_provider::clock::{format_utc_seconds, now_unix_seconds, unix_seconds};
 use apns_provider::doctor::{check_endpoint, Check, CheckStatus, ProbeOptions};
-use apns_provider::response::format_utc_millis;
 use apns_provider::{Client, Endpoint, Environment, Notification, Payload};
 
 use super::args::{DoctorArgs, Output};
@@ -123,11 +123,8 @@ enum Category {
 }
 
 fn clock() -> Check {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let shown = format_utc_millis(now * 1000);
+    let now = now_unix_seconds();
+    let shown = format_utc_seconds(now as i64);
     // Before 2025 or after 2100 is not a real date for this tool: tokens
     // would be rejected as expired or from the future, and TLS would fail.
     if !(1_735_689_600..4_102_444_800).contains(&now) {
@@ -155,7 +152,7 @@ fn key_check(
         Some(Ok(r)) => r,
     };
     let now = std::time::SystemTime::now();
-    let date = |s: i64| format_utc_millis(s.max(0) as u64 * 1000);
+    let date = format_utc_seconds;
     match resolved.credentials {
         Credentials::Certificate(cert) => {
             let info = cert.info().clone();
@@ -190,10 +187,7 @@ fn key_check(
         }
         Credentials::Token(signer) => {
             let public = signer.key().public_key();
-            let unix = now
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let unix = unix_seconds(now);
             let jwt = signer.sign_jwt(unix);
             verify_token(&jwt, &public).map_err(|e| {
                 Check::fail(

@@ -21,10 +21,7 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
     if args.trust_key.is_empty() && !args.accept_all && args.client_ca.is_none() {
         eprintln!("apns mock: warning: no --trust-key given; every provider token will be rejected with InvalidProviderToken");
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now_ms = apns_provider::clock::now_unix_seconds().saturating_mul(1000);
     for token in &args.unregistered {
         apns_provider::DeviceToken::new(token)?;
         builder = builder.unregistered(token, now_ms);

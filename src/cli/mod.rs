@@ -423,7 +423,7 @@ fn token(args: args::TokenArgs) -> Result<u8, Failure> {
             );
             println!(
                 "issued     {} ({age} s ago; APNs accepts it for {} s more)",
-                apns_provider::response::format_utc_millis(claims.iat.saturating_mul(1000)),
+                apns_provider::clock::format_utc_millis(claims.iat.saturating_mul(1000)),
                 (3600 - age).max(0)
             );
             println!(

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apns_provider::response::format_utc_millis;
+use apns_provider::clock::format_utc_millis;
 use apns_provider::{Error, Response};
 use serde_json::json;
 

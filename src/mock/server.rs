@@ -16,7 +16,7 @@ use super::auth::{ConnAuth, TrustedKey};
 use super::faults::{fault_for_request, maybe_go_away, FaultAction, Faults};
 use super::lock;
 use super::records::Records;
-use super::shim::{ConnControl, HpackCounts, PingFault, SettingsShim};
+use super::shim::{ConnControl, ControlShim, HpackCounts, PingFault};
 use super::validate::validate;
 use crate::auth::CertificateInfo;
 use crate::clock::Clock;
@@ -220,7 +220,7 @@ async fn serve_connection(
         born: Instant::now(),
         certificate,
     });
-    let io = SettingsShim::new(tls, control.clone());
+    let io = ControlShim::new(tls, control.clone());
     // The client preface must arrive within what is left of the handshake
     // timeout: a client that connects and says nothing is closed.
     let left = timeouts.handshake.saturating_sub(started.elapsed());

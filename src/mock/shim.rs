@@ -8,7 +8,12 @@
 //!   client's ACKs to them, which `h2` did not send and would refuse;
 //! - send a GOAWAY with a chosen last-stream-id and JSON debug data;
 //! - ignore PINGs (a fault): the client's PING frames are dropped before `h2`
-//!   can answer them.
+//!   can answer them;
+//! - count how clients encoded `:path` and `authorization` (Apple asks for
+//!   never-indexed literals).
+//!
+//! Both directions are cut into frames by the crate's one frame reader
+//! ([`crate::transport::frames`]).
 
 use std::io;
 use std::pin::Pin;
@@ -19,14 +24,12 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::transport::buffered;
+use crate::transport::frames::{
+    FrameReader, Piece, FLAG_ACK, FLAG_END_HEADERS, FRAME_GOAWAY, FRAME_HEADERS, FRAME_PING,
+    FRAME_SETTINGS, PREFACE_LEN,
+};
 
-const FRAME_HEADERS: u8 = 0x1;
-const FRAME_SETTINGS: u8 = 0x4;
-const FRAME_PING: u8 = 0x6;
-const FRAME_GOAWAY: u8 = 0x7;
-const FLAG_ACK: u8 = 0x1;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
-const PREFACE_LEN: usize = 24;
 
 /// Shared control of one connection: its advertised stream limit and
 /// frames to inject.
@@ -174,22 +177,19 @@ impl ConnControl {
     }
 }
 
-pub(crate) struct SettingsShim<IO> {
+/// The shim itself: frames pass through, read by one [`FrameReader`] per
+/// direction.
+pub(crate) struct ControlShim<IO> {
     io: IO,
     limit: Arc<ConnControl>,
     initial: u32,
     // Server -> client.
     out_buf: Vec<u8>,
-    out_hdr: [u8; 9],
-    out_hdr_len: usize,
-    out_left: usize,
+    out_frames: FrameReader,
     rewriting: Option<Vec<u8>>,
     first_settings_seen: bool,
     // Client -> server.
-    in_preface_left: usize,
-    in_hdr: [u8; 9],
-    in_hdr_len: usize,
-    in_left: usize,
+    in_frames: FrameReader,
     in_ready: Vec<u8>,
     in_pos: usize,
     in_dropping: bool,
@@ -199,23 +199,18 @@ pub(crate) struct SettingsShim<IO> {
     acks_seen: usize,
 }
 
-impl<IO> SettingsShim<IO> {
+impl<IO> ControlShim<IO> {
     pub(crate) fn new(io: IO, limit: Arc<ConnControl>) -> Self {
         let initial = limit.current();
-        SettingsShim {
+        ControlShim {
             io,
             limit,
             initial,
             out_buf: Vec::with_capacity(16 * 1024),
-            out_hdr: [0; 9],
-            out_hdr_len: 0,
-            out_left: 0,
+            out_frames: FrameReader::new(0),
             rewriting: None,
             first_settings_seen: false,
-            in_preface_left: PREFACE_LEN,
-            in_hdr: [0; 9],
-            in_hdr_len: 0,
-            in_left: 0,
+            in_frames: FrameReader::new(PREFACE_LEN),
             in_ready: Vec::new(),
             in_pos: 0,
             in_dropping: false,
@@ -224,164 +219,137 @@ impl<IO> SettingsShim<IO> {
         }
     }
 
-    /// Queues server bytes, tracking frame boundaries.
-    fn queue_outgoing(&mut self, mut buf: &[u8]) {
-        while !buf.is_empty() {
-            if self.out_hdr_len == 0 {
-                self.inject_pending();
-            }
-            if self.out_hdr_len < 9 {
-                let n = (9 - self.out_hdr_len).min(buf.len());
-                self.out_hdr[self.out_hdr_len..self.out_hdr_len + n].copy_from_slice(&buf[..n]);
-                self.out_hdr_len += n;
-                buf = &buf[n..];
-                if self.out_hdr_len == 9 {
-                    let h = self.out_hdr;
-                    self.out_buf.extend_from_slice(&h);
-                    self.out_left = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-                    if h[3] == FRAME_SETTINGS && h[4] & FLAG_ACK == 0 && !self.first_settings_seen {
-                        self.first_settings_seen = true;
-                        self.rewriting = Some(Vec::with_capacity(self.out_left));
-                    }
-                    if self.out_left == 0 {
-                        self.end_outgoing_frame();
-                    }
+    /// Queues server bytes: injected frames go in between two frames, and
+    /// the first SETTINGS is rewritten to advertise the initial limit.
+    fn queue_outgoing(&mut self, buf: &[u8]) {
+        let control = &self.limit;
+        let initial = self.initial;
+        let (out, rewriting, first_seen) = (
+            &mut self.out_buf,
+            &mut self.rewriting,
+            &mut self.first_settings_seen,
+        );
+        self.out_frames.feed(buf, |piece| match piece {
+            // A server sends no preface of its own.
+            Piece::Preface(bytes) => out.extend_from_slice(bytes),
+            Piece::Header(h) => {
+                inject_pending(control, out, *first_seen);
+                out.extend_from_slice(&h.raw);
+                if h.kind == FRAME_SETTINGS && h.flags & FLAG_ACK == 0 && !*first_seen {
+                    *first_seen = true;
+                    *rewriting = Some(Vec::with_capacity(h.len));
                 }
-                continue;
             }
-            let n = self.out_left.min(buf.len());
-            match &mut self.rewriting {
-                Some(settings) => settings.extend_from_slice(&buf[..n]),
-                None => self.out_buf.extend_from_slice(&buf[..n]),
+            Piece::Payload(bytes) => match rewriting {
+                Some(settings) => settings.extend_from_slice(bytes),
+                None => out.extend_from_slice(bytes),
+            },
+            Piece::End => {
+                if let Some(mut settings) = rewriting.take() {
+                    for param in settings.chunks_mut(6) {
+                        if param.len() == 6
+                            && param[..2] == SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes()
+                        {
+                            param[2..].copy_from_slice(&initial.to_be_bytes());
+                        }
+                    }
+                    out.extend_from_slice(&settings);
+                }
             }
-            self.out_left -= n;
-            buf = &buf[n..];
-            if self.out_left == 0 {
-                self.end_outgoing_frame();
-            }
-        }
+        });
     }
 
-    /// Writes requested frames; only call between frames, and never before
-    /// the server's first SETTINGS (the HTTP/2 preface).
-    fn inject_pending(&mut self) {
-        if !self.first_settings_seen {
-            return;
-        }
-        let pending = std::mem::take(&mut *self.limit.lock());
-        for item in pending {
-            match item {
-                Injected::Settings(limit) => {
-                    self.limit.acks_to_drop.fetch_add(1, Ordering::AcqRel);
-                    self.limit
-                        .unacked
+    /// Filters client bytes: drops ACKs of injected SETTINGS (and PINGs
+    /// under the `IgnorePings` fault), records the limit each stream was
+    /// opened under, and counts HPACK representations.
+    fn filter_incoming(&mut self, buf: &[u8]) {
+        let control = &self.limit;
+        let (ready, dropping, headers, acks_seen) = (
+            &mut self.in_ready,
+            &mut self.in_dropping,
+            &mut self.in_headers,
+            &mut self.acks_seen,
+        );
+        self.in_frames.feed(buf, |piece| match piece {
+            Piece::Preface(bytes) => ready.extend_from_slice(bytes),
+            Piece::Header(h) => {
+                let is_ack = h.kind == FRAME_SETTINGS && h.flags & FLAG_ACK != 0;
+                let is_ping = h.kind == FRAME_PING && h.flags & FLAG_ACK == 0;
+                if h.kind == FRAME_HEADERS {
+                    if h.flags & FLAG_END_HEADERS != 0 {
+                        *headers = Some((h.flags, Vec::with_capacity(h.len)));
+                    }
+                    control
+                        .at_open
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push_back(limit);
-                    self.out_buf
-                        .extend_from_slice(&[0, 0, 6, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
-                    self.out_buf
-                        .extend_from_slice(&SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes());
-                    self.out_buf.extend_from_slice(&limit.to_be_bytes());
+                        .insert(h.stream_id, control.enforced());
                 }
-                Injected::Frame(frame) => self.out_buf.extend_from_slice(&frame),
-            }
-        }
-    }
-
-    fn end_outgoing_frame(&mut self) {
-        if let Some(mut settings) = self.rewriting.take() {
-            for param in settings.chunks_mut(6) {
-                if param.len() == 6 && param[..2] == SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes() {
-                    param[2..].copy_from_slice(&self.initial.to_be_bytes());
+                let mut drop = is_ping && control.pings.ignore.load(Ordering::Acquire);
+                if drop {
+                    control.pings.dropped.fetch_add(1, Ordering::Relaxed);
                 }
-            }
-            self.out_buf.extend_from_slice(&settings);
-        }
-        self.out_hdr_len = 0;
-    }
-
-    /// Filters client bytes, dropping ACKs of injected SETTINGS.
-    fn filter_incoming(&mut self, mut buf: &[u8]) {
-        while !buf.is_empty() {
-            if self.in_preface_left > 0 {
-                let n = self.in_preface_left.min(buf.len());
-                self.in_ready.extend_from_slice(&buf[..n]);
-                self.in_preface_left -= n;
-                buf = &buf[n..];
-                continue;
-            }
-            if self.in_hdr_len < 9 {
-                let n = (9 - self.in_hdr_len).min(buf.len());
-                self.in_hdr[self.in_hdr_len..self.in_hdr_len + n].copy_from_slice(&buf[..n]);
-                self.in_hdr_len += n;
-                buf = &buf[n..];
-                if self.in_hdr_len == 9 {
-                    let h = self.in_hdr;
-                    self.in_left = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-                    let is_ack = h[3] == FRAME_SETTINGS && h[4] & FLAG_ACK != 0;
-                    let is_ping = h[3] == FRAME_PING && h[4] & FLAG_ACK == 0;
-                    if h[3] == FRAME_HEADERS {
-                        if h[4] & 0x4 != 0 {
-                            self.in_headers = Some((h[4], Vec::with_capacity(self.in_left)));
-                        }
-                        let id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-                        self.limit
-                            .at_open
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(id, self.limit.enforced());
-                    }
-                    let mut drop = is_ping && self.limit.pings.ignore.load(Ordering::Acquire);
-                    if drop {
-                        self.limit.pings.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if is_ack {
-                        self.acks_seen += 1;
-                        // The first ACK answers h2's own SETTINGS.
-                        if self.acks_seen > 1 {
-                            drop = self
-                                .limit
-                                .acks_to_drop
-                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                                    n.checked_sub(1)
-                                })
-                                .is_ok();
-                            if drop {
-                                self.limit.acked();
-                            }
+                if is_ack {
+                    *acks_seen += 1;
+                    // The first ACK answers h2's own SETTINGS.
+                    if *acks_seen > 1 {
+                        drop = control
+                            .acks_to_drop
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                            .is_ok();
+                        if drop {
+                            control.acked();
                         }
                     }
-                    if !drop {
-                        self.in_ready.extend_from_slice(&h);
-                    }
-                    self.in_dropping = drop;
-                    if self.in_left == 0 {
-                        self.in_hdr_len = 0;
-                    }
                 }
-                continue;
-            }
-            let n = self.in_left.min(buf.len());
-            if !self.in_dropping {
-                self.in_ready.extend_from_slice(&buf[..n]);
-            }
-            if let Some((_, block)) = &mut self.in_headers {
-                block.extend_from_slice(&buf[..n]);
-            }
-            self.in_left -= n;
-            buf = &buf[n..];
-            if self.in_left == 0 {
-                if let Some((flags, block)) = self.in_headers.take() {
-                    self.limit.hpack.count(flags, &block);
+                if !drop {
+                    ready.extend_from_slice(&h.raw);
                 }
-                self.in_hdr_len = 0;
+                *dropping = drop;
             }
+            Piece::Payload(bytes) => {
+                if !*dropping {
+                    ready.extend_from_slice(bytes);
+                }
+                if let Some((_, block)) = headers {
+                    block.extend_from_slice(bytes);
+                }
+            }
+            Piece::End => {
+                if let Some((flags, block)) = headers.take() {
+                    control.hpack.count(flags, &block);
+                }
+            }
+        });
+    }
+}
+
+/// Writes requested frames; only between frames, and never before the
+/// server's first SETTINGS (the HTTP/2 preface).
+fn inject_pending(control: &ConnControl, out: &mut Vec<u8>, first_settings_seen: bool) {
+    if !first_settings_seen {
+        return;
+    }
+    let pending = std::mem::take(&mut *control.lock());
+    for item in pending {
+        match item {
+            Injected::Settings(limit) => {
+                control.acks_to_drop.fetch_add(1, Ordering::AcqRel);
+                control
+                    .unacked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_back(limit);
+                out.extend_from_slice(&[0, 0, 6, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
+                out.extend_from_slice(&SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes());
+                out.extend_from_slice(&limit.to_be_bytes());
+            }
+            Injected::Frame(frame) => out.extend_from_slice(&frame),
         }
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for SettingsShim<IO> {
+impl<IO: AsyncRead + Unpin> AsyncRead for ControlShim<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -411,7 +379,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for SettingsShim<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for SettingsShim<IO> {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for ControlShim<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -427,8 +395,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for SettingsShim<IO> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.out_hdr_len == 0 {
-            this.inject_pending();
+        if this.out_frames.at_boundary() {
+            inject_pending(&this.limit, &mut this.out_buf, this.first_settings_seen);
         }
         buffered::poll_flush(&mut this.io, &mut this.out_buf, cx)
     }
@@ -460,7 +428,7 @@ mod tests {
             Arc::new(PingFault::default()),
             Arc::new(HpackCounts::default()),
         );
-        let mut shim = SettingsShim::new((), limit.clone());
+        let mut shim = ControlShim::new((), limit.clone());
         let first = settings_frame(&[(0x4, 65535), (0x3, 1000)]);
         // Fed one byte at a time to exercise partial headers.
         for b in &first {
@@ -488,5 +456,40 @@ mod tests {
         want.extend_from_slice(&ack);
         want.extend_from_slice(&data);
         assert_eq!(shim.in_ready, want);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn shim() -> ControlShim<()> {
+            let control = ConnControl::new(
+                1,
+                Arc::new(PingFault::default()),
+                Arc::new(HpackCounts::default()),
+            );
+            ControlShim::new((), control)
+        }
+
+        proptest! {
+            #[test]
+            fn both_directions_take_any_bytes_cut_anywhere(
+                bytes in proptest::collection::vec(any::<u8>(), 0..3000),
+                cut in 1usize..200,
+            ) {
+                let mut whole = shim();
+                whole.filter_incoming(&bytes);
+                whole.queue_outgoing(&bytes);
+                let mut pieces = shim();
+                for chunk in bytes.chunks(cut) {
+                    pieces.filter_incoming(chunk);
+                }
+                for chunk in bytes.chunks(cut) {
+                    pieces.queue_outgoing(chunk);
+                }
+                prop_assert_eq!(whole.in_ready, pieces.in_ready);
+                prop_assert_eq!(whole.out_buf, pieces.out_buf);
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@
 pub(crate) mod buffered;
 pub(crate) mod connection;
 mod endpoint;
+pub(crate) mod frames;
 pub(crate) mod hpack;
 mod never_index;
 pub(crate) mod pool;

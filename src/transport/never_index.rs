@@ -12,22 +12,16 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connection::ReadClock;
+use super::frames::{
+    FrameReader, Piece, FLAG_END_HEADERS, FLAG_PADDED, FLAG_PRIORITY, FRAME_HEADERS, PREFACE_LEN,
+};
 use super::{buffered, hpack};
-
-const PREFACE_LEN: usize = 24;
-const FRAME_HEADERS: u8 = 0x1;
-const FLAG_END_HEADERS: u8 = 0x4;
-const FLAG_PADDED: u8 = 0x8;
-const FLAG_PRIORITY: u8 = 0x20;
 
 pub(crate) struct NeverIndexPath<IO> {
     io: IO,
     // Bytes accepted from h2 and not yet written.
     out: Vec<u8>,
-    preface_left: usize,
-    hdr: [u8; 9],
-    hdr_len: usize,
-    left: usize,
+    frames: FrameReader,
     // The payload of a HEADERS frame being collected, to rewrite whole.
     headers: Option<Vec<u8>>,
     reads: Arc<ReadClock>,
@@ -39,60 +33,36 @@ impl<IO> NeverIndexPath<IO> {
             io,
             reads,
             out: Vec::with_capacity(16 * 1024),
-            preface_left: PREFACE_LEN,
-            hdr: [0; 9],
-            hdr_len: 0,
-            left: 0,
+            frames: FrameReader::new(PREFACE_LEN),
             headers: None,
         }
     }
 
-    fn queue(&mut self, mut buf: &[u8]) {
-        while !buf.is_empty() {
-            if self.preface_left > 0 {
-                let n = self.preface_left.min(buf.len());
-                self.out.extend_from_slice(&buf[..n]);
-                self.preface_left -= n;
-                buf = &buf[n..];
-                continue;
-            }
-            if self.hdr_len < 9 {
-                let n = (9 - self.hdr_len).min(buf.len());
-                self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&buf[..n]);
-                self.hdr_len += n;
-                buf = &buf[n..];
-                if self.hdr_len == 9 {
-                    let h = self.hdr;
-                    self.out.extend_from_slice(&h);
-                    self.left = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-                    // Only whole, unpadded blocks are rewritten; anything
-                    // else (never sent by h2 for APNs) passes as it is.
-                    let simple =
-                        h[4] & (FLAG_PADDED | FLAG_PRIORITY) == 0 && h[4] & FLAG_END_HEADERS != 0;
-                    if h[3] == FRAME_HEADERS && simple && self.left > 0 {
-                        self.headers = Some(Vec::with_capacity(self.left));
-                    }
-                    if self.left == 0 {
-                        self.hdr_len = 0;
-                    }
+    fn queue(&mut self, buf: &[u8]) {
+        let (out, headers) = (&mut self.out, &mut self.headers);
+        self.frames.feed(buf, |piece| match piece {
+            Piece::Preface(bytes) => out.extend_from_slice(bytes),
+            Piece::Header(h) => {
+                out.extend_from_slice(&h.raw);
+                // Only whole, unpadded blocks are rewritten; anything else
+                // (never sent by h2 for APNs) passes as it is.
+                let simple =
+                    h.flags & (FLAG_PADDED | FLAG_PRIORITY) == 0 && h.flags & FLAG_END_HEADERS != 0;
+                if h.kind == FRAME_HEADERS && simple && h.len > 0 {
+                    *headers = Some(Vec::with_capacity(h.len));
                 }
-                continue;
             }
-            let n = self.left.min(buf.len());
-            match &mut self.headers {
-                Some(block) => block.extend_from_slice(&buf[..n]),
-                None => self.out.extend_from_slice(&buf[..n]),
-            }
-            self.left -= n;
-            buf = &buf[n..];
-            if self.left == 0 {
-                if let Some(mut block) = self.headers.take() {
+            Piece::Payload(bytes) => match headers {
+                Some(block) => block.extend_from_slice(bytes),
+                None => out.extend_from_slice(bytes),
+            },
+            Piece::End => {
+                if let Some(mut block) = headers.take() {
                     hpack::never_index_path(&mut block);
-                    self.out.extend_from_slice(&block);
+                    out.extend_from_slice(&block);
                 }
-                self.hdr_len = 0;
             }
-        }
+        });
     }
 }
 
@@ -160,5 +130,30 @@ mod tests {
         let at = expected.len() - block.len() + 1;
         expected[at] = 0x14;
         assert_eq!(shim.out, expected);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn shim() -> NeverIndexPath<()> {
+            NeverIndexPath::new((), Arc::new(ReadClock::new(tokio::time::Instant::now())))
+        }
+
+        proptest! {
+            #[test]
+            fn the_rewrite_does_not_depend_on_how_h2_cuts_its_writes(
+                bytes in proptest::collection::vec(any::<u8>(), 0..3000),
+                cut in 1usize..200,
+            ) {
+                let mut whole = shim();
+                whole.queue(&bytes);
+                let mut pieces = shim();
+                for chunk in bytes.chunks(cut) {
+                    pieces.queue(chunk);
+                }
+                prop_assert_eq!(whole.out, pieces.out);
+            }
+        }
     }
 }

@@ -292,7 +292,7 @@ fn expired_date(cert_pem: &std::path::Path) -> String {
         .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
         .unwrap();
     let info = apns_provider::CertificateInfo::from_der(&der).unwrap();
-    apns_provider::response::format_utc_millis(info.not_after as u64 * 1000)[..10].to_string()
+    apns_provider::clock::format_utc_seconds(info.not_after)[..10].to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
