@@ -10,9 +10,13 @@ mod suite {
     mod cli;
     mod e2e;
     mod faults;
+    mod hostile_input;
     mod keys;
     mod keystore;
     mod model;
     mod payload;
+    mod profile_secrets;
     mod redaction;
+    mod resume;
+    mod stopping;
 }

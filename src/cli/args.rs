@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Send Apple push notifications over HTTP/2 with .p8 token authentication",
     long_about = "Send Apple push notifications over HTTP/2 with .p8 token authentication.\n\nStart with `apns demo` (no Apple account needed: it runs a local mock APNs server).",
-    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  RUST_LOG sets log filters (logs go to stderr and never contain keys or tokens)."
+    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  4  an output (--results, --unregistered-out, stdout) could not be written: disk full, output closed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  RUST_LOG sets log filters (logs go to stderr and never contain keys or tokens)."
 )]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
@@ -381,6 +381,19 @@ pub struct SendArgs {
         help_heading = "Bulk sending"
     )]
     pub connections: usize,
+    /// Finish an interrupted bulk send: read the --results file of that run, skip every line it
+    /// finished (accepted, or rejected for good: Unregistered, BadDeviceToken, a bad payload...),
+    /// send the rest and append their result lines (the --unregistered-out file is appended to as
+    /// well). Lines that may have been delivered are skipped unless --resend-unknown is given. Needs
+    /// the same --tokens-file and --results.
+    #[arg(long, help_heading = "Bulk sending")]
+    pub resume: bool,
+    /// At-least-once delivery: also resend, with the same apns-id, notifications that may have been
+    /// delivered (their connection died while they were on the wire), and with --resume the lines
+    /// whose result says may_have_been_delivered. The cost: a device may show such a notification
+    /// twice; give a --collapse-id so that a second copy replaces the first.
+    #[arg(long, help_heading = "Bulk sending")]
+    pub resend_unknown: bool,
     /// Never draw the progress bar (it is drawn only when stderr is a terminal).
     #[arg(long, help_heading = "Bulk sending")]
     pub no_progress: bool,
