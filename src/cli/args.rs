@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Command {
     /// Send a notification to one or more device tokens.
     #[command(
-        after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN"
+        after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --unregistered-out prune.txt\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --resume   # finish a cut-short run"
     )]
     Send(Box<SendArgs>),
     /// Print one fresh provider token (JWT) on stdout, for curl.
@@ -356,10 +356,12 @@ pub struct SendArgs {
 
     /// Read device tokens from a file (or stdin with "-"): one hex token per line, or JSON lines
     /// {"device_token":"..","payload":{..},"push_type":..,"priority":..,"expiration":..,"collapse_id":..,"apns_id":..,"topic":..}.
-    /// Blank lines and lines starting with # are skipped. Streamed: any size.
+    /// Blank lines and lines starting with # are skipped. Streamed: any size. A bad line (not
+    /// UTF-8, a token over 200 hex digits, over 64 KiB) is an invalid line of its own.
     #[arg(long, value_name = "PATH|-", help_heading = "Bulk sending")]
     pub tokens_file: Option<PathBuf>,
-    /// Write one JSON result line per notification to PATH, as they complete.
+    /// Write one JSON result line per notification to PATH, as they complete (flushed at least
+    /// every second). Never the tokens file: that is refused before anything is read.
     #[arg(long, value_name = "PATH", help_heading = "Bulk sending")]
     pub results: Option<PathBuf>,
     /// Write the tokens APNs reports unregistered (410), one per line: the ones to prune.
@@ -373,7 +375,7 @@ pub struct SendArgs {
         help_heading = "Bulk sending"
     )]
     pub concurrency: usize,
-    /// HTTP/2 connections to open (each carries up to the server's stream limit).
+    /// HTTP/2 connections to open, at most 64 (each carries up to the server's stream limit).
     #[arg(
         long,
         default_value = "1",
