@@ -25,11 +25,14 @@
 use std::collections::hash_map::DefaultHasher;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
 use apns_provider::{Reason, ReasonClass};
 
 use super::Failure;
+
+/// The longest result line read (they are a few hundred bytes).
+const MAX_RESULT_LINE: u64 = 64 * 1024;
 
 /// What became of a line in earlier runs, by increasing finality.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,6 +85,12 @@ impl Resume {
                 "--resume: {name} is not a results file of `apns send --tokens-file` (line {number}: {why}); give the --results file of the run to resume"
             ))
         };
+        // A device (/dev/full, /dev/zero) or a pipe has no results to read.
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(Failure::usage(format!(
+                "--resume: {name} is not a regular file; give the --results file of the run to resume"
+            )));
+        }
         file.seek(SeekFrom::Start(0))
             .map_err(|e| Failure::usage(format!("--resume: cannot read {name}: {e}")))?;
         let mut reader = BufReader::new(&*file);
@@ -93,13 +102,18 @@ impl Resume {
         let mut tail = Tail::Complete;
         loop {
             buf.clear();
-            let n = reader
+            // Result lines are short: a line with no end in sight is not one.
+            let n = (&mut reader)
+                .take(MAX_RESULT_LINE)
                 .read_until(b'\n', &mut buf)
                 .map_err(|e| Failure::usage(format!("--resume: cannot read {name}: {e}")))?;
             if n == 0 {
                 break;
             }
             number += 1;
+            if n as u64 == MAX_RESULT_LINE && buf.last() != Some(&b'\n') {
+                return Err(not_results(number, format!("over {MAX_RESULT_LINE} bytes")));
+            }
             let ended = buf.last() == Some(&b'\n');
             let text = buf.trim_ascii();
             if text.is_empty() {
@@ -321,6 +335,12 @@ mod tests {
         assert!(e.message.contains("line 2: not JSON"), "{}", e.message);
         let e = resume("00fc13ad\n", false).err().unwrap();
         assert!(e.message.contains("is not a results file"), "{}", e.message);
+        let e = resume(&"x".repeat(100_000), false).err().unwrap();
+        assert!(
+            e.message.contains("line 1: over 65536 bytes"),
+            "{}",
+            e.message
+        );
         let e = resume("{\"status\":200}\n", false).err().unwrap();
         assert!(e.message.contains("no \"line\""), "{}", e.message);
         assert!(resume("", false).unwrap().0.entries.is_empty());

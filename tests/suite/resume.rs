@@ -227,7 +227,7 @@ async fn resume_without_a_results_file_of_json_lines_is_a_usage_error() {
     let s = setup_with(|m| m).await;
     let file = tokens_file(&s, 20);
     let not_results = write_file(s.dir.path(), "copy.txt", &std::fs::read(&file).unwrap());
-    let cases: [(Vec<&std::ffi::OsStr>, &str); 3] = [
+    let cases: [(Vec<&std::ffi::OsStr>, &str); 4] = [
         (vec![], "--resume needs --tokens-file and --results"),
         (
             vec!["--results".as_ref(), not_results.as_os_str()],
@@ -240,6 +240,10 @@ async fn resume_without_a_results_file_of_json_lines_is_a_usage_error() {
                 DEVICE.as_ref(),
             ],
             "no line numbers",
+        ),
+        (
+            vec!["--results".as_ref(), "/dev/zero".as_ref()],
+            "not a regular file",
         ),
     ];
     for (extra, says) in cases {
