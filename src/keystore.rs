@@ -9,6 +9,10 @@
 //!   directory `0700`, file `0600`, for headless servers.
 //! - **Environment**: a variable holding the PEM, for containers and CI.
 //!
+//! A key (or a `.p12` password) written into the profile file itself is
+//! refused, and never printed: the file says where secrets live, never what
+//! they are.
+//!
 //! A [`ProfileFile`] (TOML, see `keys.example`) names profiles: team id, key
 //! id, environment, default topic and where the key lives.
 //!
@@ -46,14 +50,21 @@ pub enum KeyLocation {
     File(PathBuf),
     /// An environment variable holding the PEM.
     Env(String),
+    /// The key itself, written into the profile file (a PEM). Refused by
+    /// [`load_key_pem`], and never kept or printed: it displays as `inline`.
+    Inline,
 }
 
 impl FromStr for KeyLocation {
     type Err = Error;
-    /// Parses `keychain`, `file:PATH` or `env:VAR`.
+    /// Parses `keychain`, `file:PATH` or `env:VAR`; a key written in place
+    /// (see [`looks_like_secret`]) is [`KeyLocation::Inline`].
     fn from_str(s: &str) -> Result<Self> {
         if s == "keychain" {
             return Ok(KeyLocation::Keychain);
+        }
+        if looks_like_secret(s) {
+            return Ok(KeyLocation::Inline);
         }
         if let Some(path) = s.strip_prefix("file:") {
             return Ok(KeyLocation::File(PathBuf::from(path)));
@@ -62,7 +73,8 @@ impl FromStr for KeyLocation {
             return Ok(KeyLocation::Env(var.to_string()));
         }
         Err(Error::Config(format!(
-            "key location {s:?} is not one of keychain, file:PATH, env:VAR"
+            "key location {} is not one of keychain, file:PATH, env:VAR",
+            quote_unless_long(s)
         )))
     }
 }
@@ -73,8 +85,44 @@ impl fmt::Display for KeyLocation {
             KeyLocation::Keychain => f.write_str("keychain"),
             KeyLocation::File(p) => write!(f, "file:{}", p.display()),
             KeyLocation::Env(v) => write!(f, "env:{v}"),
+            KeyLocation::Inline => f.write_str("inline"),
         }
     }
+}
+
+/// Whether a profile value holds key material itself rather than saying
+/// where it lives: a PEM (`-----BEGIN ...`, with real or `\n` line
+/// breaks), or a long run of base64 such as a PEM's body.
+pub fn looks_like_secret(value: &str) -> bool {
+    if value.contains("-----") || value.contains("PRIVATE KEY") || value.contains('\n') {
+        return true;
+    }
+    if value.starts_with("file:") || value.starts_with("env:") {
+        return false;
+    }
+    value.contains("\\n")
+        || (value.len() >= 64
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
+}
+
+/// A profile value for an error message: quoted when short, else only its
+/// length (a long value may be a secret pasted in the wrong place).
+fn quote_unless_long(value: &str) -> String {
+    if value.chars().count() <= 64 && !looks_like_secret(value) {
+        format!("{value:?}")
+    } else {
+        format!("(a {}-character value, not shown)", value.chars().count())
+    }
+}
+
+/// What `key = "..."` says when the key is inlined: the refusal, naming the
+/// profile and never the key.
+fn inline_key_refused(profile: &str) -> Error {
+    Error::Config(format!(
+        "the key inlined in profile {profile:?} is refused: a profile says where a key lives, never what it is; put the PEM in a file only you can read (chmod 600) and write key = \"file:PATH\", or in an environment variable with key = \"env:VAR\""
+    ))
 }
 
 /// The OS keychain (or an in-memory stand-in for tests).
@@ -271,6 +319,7 @@ pub fn load_key_pem(
             })?);
             Ok(unescape_newlines(value))
         }
+        KeyLocation::Inline => Err(inline_key_refused(name)),
     }
 }
 
@@ -340,8 +389,9 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// One named profile. Every field is optional in the file; commands say
-/// which they need.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// which they need. Its `Debug` never shows a key or password written in
+/// place.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// 10-character team id.
@@ -375,6 +425,30 @@ impl Profile {
     /// Where the key lives (`keychain` when not said).
     pub fn key_location(&self) -> Result<KeyLocation> {
         self.key.as_deref().unwrap_or("keychain").parse()
+    }
+}
+
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values that may be secrets pasted in place are shown by length.
+        let shown = |v: &Option<String>| v.as_deref().map(quote_unless_long);
+        let password = self.password.as_deref().map(|p| {
+            if p == "prompt" || p.starts_with("env:") || p.starts_with("file:") {
+                format!("{p:?}")
+            } else {
+                "[inline, redacted]".to_string()
+            }
+        });
+        f.debug_struct("Profile")
+            .field("team_id", &self.team_id)
+            .field("key_id", &self.key_id)
+            .field("environment", &self.environment)
+            .field("topic", &self.topic)
+            .field("key", &shown(&self.key))
+            .field("certificate", &shown(&self.certificate))
+            .field("certificate_key", &shown(&self.certificate_key))
+            .field("password", &password)
+            .finish()
     }
 }
 
@@ -475,7 +549,38 @@ mod tests {
         for s in ["keychain", "file:/x/y.p8", "env:APNS_KEY"] {
             assert_eq!(s.parse::<KeyLocation>().unwrap().to_string(), s);
         }
-        assert!("vault:x".parse::<KeyLocation>().is_err());
+        let e = "vault:x".parse::<KeyLocation>().unwrap_err().to_string();
+        assert!(e.contains("\"vault:x\""), "{e}");
+        let body = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg".repeat(2);
+        for inline in [
+            format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
+            format!("-----BEGIN PRIVATE KEY-----\\n{body}\\n-----END PRIVATE KEY-----"),
+            body.clone(),
+        ] {
+            let location: KeyLocation = inline.parse().unwrap();
+            assert_eq!(location, KeyLocation::Inline);
+            assert_eq!(location.to_string(), "inline");
+            let e = load_key_pem(&location, "p", || Ok(Keychain::in_memory()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("the key inlined in profile \"p\""), "{e}");
+            let profile = Profile {
+                key: Some(inline.clone()),
+                password: Some("hunter2".into()),
+                ..Profile::default()
+            };
+            let debug = format!("{profile:?}");
+            assert!(
+                !debug.contains(&body[..40]) && !debug.contains("hunter2"),
+                "{debug}"
+            );
+        }
+        // Paths are not mistaken for keys.
+        let long_path = format!("file:/{}/AuthKey_ABCDE12345.p8", "a".repeat(80));
+        assert!(matches!(
+            long_path.parse::<KeyLocation>(),
+            Ok(KeyLocation::File(_))
+        ));
     }
 
     #[test]

@@ -10,12 +10,16 @@ mod suite {
     mod cli;
     mod e2e;
     mod faults;
+    mod hostile_input;
     mod keys;
     mod keystore;
     mod mock_server;
     mod model;
     mod outages;
     mod payload;
+    mod profile_secrets;
     mod props;
     mod redaction;
+    mod resume;
+    mod stopping;
 }

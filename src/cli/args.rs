@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Send Apple push notifications over HTTP/2 with .p8 token authentication",
     long_about = "Send Apple push notifications over HTTP/2 with .p8 token authentication.\n\nStart with `apns demo` (no Apple account needed: it runs a local mock APNs server).",
-    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  RUST_LOG sets log filters (logs go to stderr and never contain keys or tokens)."
+    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  4  an output (--results, --unregistered-out, stdout) could not be written: disk full, output closed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  RUST_LOG sets log filters (logs go to stderr and never contain keys or tokens)."
 )]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Command {
     /// Send a notification to one or more device tokens.
     #[command(
-        after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN"
+        after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --unregistered-out prune.txt\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --resume   # finish a cut-short run"
     )]
     Send(Box<SendArgs>),
     /// Print one fresh provider token (JWT) on stdout, for curl.
@@ -356,10 +356,12 @@ pub struct SendArgs {
 
     /// Read device tokens from a file (or stdin with "-"): one hex token per line, or JSON lines
     /// {"device_token":"..","payload":{..},"push_type":..,"priority":..,"expiration":..,"collapse_id":..,"apns_id":..,"topic":..}.
-    /// Blank lines and lines starting with # are skipped. Streamed: any size.
+    /// Blank lines and lines starting with # are skipped. Streamed: any size. A bad line (not
+    /// UTF-8, a token over 200 hex digits, over 64 KiB) is an invalid line of its own.
     #[arg(long, value_name = "PATH|-", help_heading = "Bulk sending")]
     pub tokens_file: Option<PathBuf>,
-    /// Write one JSON result line per notification to PATH, as they complete.
+    /// Write one JSON result line per notification to PATH, as they complete (flushed at least
+    /// every second). Never the tokens file: that is refused before anything is read.
     #[arg(long, value_name = "PATH", help_heading = "Bulk sending")]
     pub results: Option<PathBuf>,
     /// Write the tokens APNs reports unregistered (410), one per line: the ones to prune.
@@ -373,7 +375,7 @@ pub struct SendArgs {
         help_heading = "Bulk sending"
     )]
     pub concurrency: usize,
-    /// HTTP/2 connections to open (each carries up to the server's stream limit).
+    /// HTTP/2 connections to open, at most 64 (each carries up to the server's stream limit).
     #[arg(
         long,
         default_value = "1",
@@ -381,6 +383,19 @@ pub struct SendArgs {
         help_heading = "Bulk sending"
     )]
     pub connections: usize,
+    /// Finish an interrupted bulk send: read the --results file of that run, skip every line it
+    /// finished (accepted, or rejected for good: Unregistered, BadDeviceToken, a bad payload...),
+    /// send the rest and append their result lines (the --unregistered-out file is appended to as
+    /// well). Lines that may have been delivered are skipped unless --resend-unknown is given. Needs
+    /// the same --tokens-file and --results.
+    #[arg(long, help_heading = "Bulk sending")]
+    pub resume: bool,
+    /// At-least-once delivery: also resend, with the same apns-id, notifications that may have been
+    /// delivered (their connection died while they were on the wire), and with --resume the lines
+    /// whose result says may_have_been_delivered. The cost: a device may show such a notification
+    /// twice; give a --collapse-id so that a second copy replaces the first.
+    #[arg(long, help_heading = "Bulk sending")]
+    pub resend_unknown: bool,
     /// Never draw the progress bar (it is drawn only when stderr is a terminal).
     #[arg(long, help_heading = "Bulk sending")]
     pub no_progress: bool,

@@ -20,6 +20,12 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
             "--count, --concurrency and --connections must be at least 1",
         ));
     }
+    if args.connections > super::MAX_CONNECTIONS || args.payload_bytes > 5120 {
+        return Err(Failure::usage(format!(
+            "--connections is at most {} and --payload-bytes at most 5120 (APNs' largest payload)",
+            super::MAX_CONNECTIONS
+        )));
+    }
     let dir = super::demo::TempDir::new()?;
     let (endpoint, ca_file, mut mock) = match (&args.endpoint, &args.ca_file) {
         (Some(url), Some(ca)) => (url.parse::<Endpoint>()?, ca.clone(), None),

@@ -3,7 +3,7 @@
 //! with per-device payloads and options).
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use apns_provider::{ApnsId, DeviceToken, Expiration, Notification, Payload, Priority, PushType};
 use serde::Deserialize;
@@ -17,63 +17,182 @@ use super::Failure;
 pub struct Line {
     pub number: Option<u64>,
     pub text: String,
+    /// Why the line is invalid before it is even parsed (not UTF-8, far too
+    /// long); `text` then holds only a short excerpt for its result line.
+    pub problem: Option<String>,
 }
 
 /// Lines read ahead of sending; bounds memory whatever the file size.
 const READ_AHEAD: usize = 1024;
 
-/// Starts reading `source` on a blocking thread. The receiver yields lines
-/// in order; closing it stops the reader.
+/// The longest line kept: far above any valid line (a 200-digit token and
+/// a 5120-byte payload, even escaped), so that a line with no end (a binary
+/// file, a runaway export) costs at most this much memory. The rest of a
+/// longer line is read and dropped.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Where the lines of a tokens file come from (a file or stdin), opened.
+pub type Source = Box<dyn Read + Send>;
+
+/// Starts reading `source` on a blocking thread, after the command-line
+/// `tokens`. The receiver yields lines in order; closing it stops the
+/// reader. An `Err` is a read error, and the last item.
 pub fn spawn_reader(
     tokens: Vec<String>,
-    file: Option<PathBuf>,
-) -> Result<mpsc::Receiver<Result<Line, String>>, Failure> {
+    source: Option<Source>,
+) -> mpsc::Receiver<Result<Line, String>> {
     let (tx, rx) = mpsc::channel(READ_AHEAD);
-    let reader: Option<Box<dyn Read + Send>> = match &file {
-        None => None,
-        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdin())),
-        Some(p) => Some(Box::new(std::fs::File::open(p).map_err(|e| {
-            Failure::usage(format!("cannot open tokens file {}: {e}", p.display()))
-        })?)),
-    };
     std::thread::spawn(move || {
         for text in tokens {
-            if tx.blocking_send(Ok(Line { number: None, text })).is_err() {
+            let line = Line {
+                number: None,
+                text,
+                problem: None,
+            };
+            if tx.blocking_send(Ok(line)).is_err() {
                 return;
             }
         }
-        let Some(reader) = reader else { return };
-        let mut reader = BufReader::with_capacity(64 * 1024, reader);
+        let Some(source) = source else { return };
+        let mut reader = BufReader::with_capacity(64 * 1024, source);
         let mut number = 0u64;
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         loop {
-            buf.clear();
             number += 1;
-            match reader.read_line(&mut buf) {
-                Ok(0) => return,
-                Ok(_) => {
-                    let text = buf.trim();
-                    if text.is_empty() || text.starts_with('#') {
-                        continue;
-                    }
-                    let line = Line {
-                        number: Some(number),
-                        text: text.to_string(),
-                    };
-                    if tx.blocking_send(Ok(line)).is_err() {
-                        return;
-                    }
-                }
+            let length = match read_bounded_line(&mut reader, &mut buf) {
+                Ok(Some(length)) => length,
+                Ok(None) => return,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(format!(
                         "cannot read the tokens file at line {number}: {e}"
                     )));
                     return;
                 }
+            };
+            let Some(line) = decode_line(number, &buf, length) else {
+                continue;
+            };
+            if tx.blocking_send(Ok(line)).is_err() {
+                return;
             }
         }
     });
-    Ok(rx)
+    rx
+}
+
+/// Reads one line into `buf` (without its end, and at most
+/// [`MAX_LINE_BYTES`] of it) and returns its full length, or `None` at the
+/// end of the input.
+fn read_bounded_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<usize>> {
+    buf.clear();
+    let mut length = 0usize;
+    let mut started = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(started.then_some(length));
+        }
+        started = true;
+        let (used, end) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, Some(i)),
+            None => (available.len(), None),
+        };
+        let content = &available[..end.unwrap_or(used)];
+        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+        buf.extend_from_slice(&content[..content.len().min(room)]);
+        length = length.saturating_add(content.len());
+        reader.consume(used);
+        if end.is_some() {
+            return Ok(Some(length));
+        }
+    }
+}
+
+/// Turns the bytes of line `number` into a [`Line`], or `None` for a blank
+/// line or a comment. `length` is the line's full length (`bytes` holds at
+/// most [`MAX_LINE_BYTES`] of it).
+fn decode_line(number: u64, bytes: &[u8], length: usize) -> Option<Line> {
+    let cut = length > bytes.len();
+    let mut bytes = bytes;
+    if number == 1 {
+        // A byte order mark, as some Windows editors write.
+        bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    }
+    let trimmed = bytes.trim_ascii();
+    // Comments are skipped whatever their encoding.
+    if trimmed.is_empty() || trimmed.starts_with(b"#") {
+        return None;
+    }
+    let invalid = |problem: String| {
+        let text = String::from_utf8_lossy(trimmed);
+        Some(Line {
+            number: Some(number),
+            text: if cut {
+                excerpt_of(&text, length)
+            } else {
+                excerpt(&text)
+            },
+            problem: Some(problem),
+        })
+    };
+    if cut {
+        return invalid(if trimmed.starts_with(b"{") {
+            format!(
+                "the line is {length} bytes long, over the {MAX_LINE_BYTES}-byte limit of a tokens-file line"
+            )
+        } else {
+            format!(
+                "invalid device_token: device token too long: {length} characters, over the limit of {} hex digits (100 bytes)",
+                DeviceToken::MAX_HEX_DIGITS
+            )
+        });
+    }
+    let text = match std::str::from_utf8(trimmed) {
+        Ok(text) => text,
+        Err(e) => {
+            let at = e.valid_up_to();
+            return invalid(format!(
+                "the line is not UTF-8 text (byte 0x{:02x} at column {}); save the tokens file as UTF-8",
+                trimmed.get(at).copied().unwrap_or_default(),
+                at + 1
+            ));
+        }
+    };
+    // A token this long is refused now, so the line is not carried along.
+    if !text.starts_with('{') && text.len() > DeviceToken::MAX_HEX_DIGITS {
+        if let Err(e) = DeviceToken::new(text) {
+            return invalid(e.to_string());
+        }
+    }
+    Some(Line {
+        number: Some(number),
+        text: text.to_string(),
+        problem: None,
+    })
+}
+
+/// What a result line echoes of a device token (or of a line that should
+/// have been one): all of it up to the longest valid token, else its start
+/// and its length.
+pub fn excerpt(text: &str) -> String {
+    let chars = text.chars().count();
+    if chars <= DeviceToken::MAX_HEX_DIGITS {
+        return text.to_string();
+    }
+    excerpt_of(text, chars)
+}
+
+/// The start of `text`, and the `length` of what it starts.
+fn excerpt_of(text: &str, length: usize) -> String {
+    let start: String = text.chars().take(64).collect();
+    format!("{start}... ({length} characters)")
 }
 
 /// Counts the lines of a regular file, for the progress bar's total.
@@ -94,6 +213,10 @@ pub fn count_lines(path: &Path) -> Option<u64> {
         reader.consume(n);
     }
 }
+
+/// The template's device token: every line swaps in its own. A device's
+/// length, so the template's lints say nothing about it.
+const PLACEHOLDER_TOKEN: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Settings every notification starts from (the command-line flags).
 pub struct Defaults {
@@ -132,7 +255,8 @@ impl Defaults {
         if let Some(payload) = defaults.payload.clone() {
             // A placeholder token: the template is only ever copied with a
             // line's own token.
-            defaults.template = Some(defaults.build("00", payload, &JsonLine::default())?);
+            defaults.template =
+                Some(defaults.build(PLACEHOLDER_TOKEN, payload, &JsonLine::default())?);
         }
         Ok(defaults)
     }
@@ -182,6 +306,9 @@ impl Defaults {
 
     /// Turns one line into a notification, or says what is wrong with it.
     pub fn parse(&self, line: &Line) -> Result<Notification, String> {
+        if let Some(problem) = &line.problem {
+            return Err(problem.clone());
+        }
         if !line.text.starts_with('{') {
             let token = DeviceToken::new(&line.text).map_err(|e| e.to_string())?;
             return match &self.template {
@@ -250,5 +377,74 @@ fn json_scalar(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(bytes: &[u8]) -> Vec<(u64, String, Option<String>)> {
+        let mut reader = BufReader::with_capacity(16, bytes);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        let mut number = 0;
+        while let Some(length) = read_bounded_line(&mut reader, &mut buf).unwrap() {
+            number += 1;
+            assert!(buf.len() <= MAX_LINE_BYTES);
+            if let Some(line) = decode_line(number, &buf, length) {
+                out.push((number, line.text, line.problem));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hostile_lines_become_per_line_errors() {
+        let mut input = b"\xEF\xBB\xBFaabb\r\n# caf\xe9\n\n  ccdd  \n00fc\xff\n".to_vec();
+        input.extend(b"ab".repeat(40_000));
+        input.extend(b"\n{\"device_token\":\"");
+        input.extend(b"0".repeat(MAX_LINE_BYTES));
+        input.extend(b"\"}\n");
+        input.extend(b"c".repeat(300));
+        input.extend(b"\neeff");
+        let got = lines(&input);
+        assert_eq!(got[0], (1, "aabb".into(), None), "BOM and CR stripped");
+        assert_eq!(
+            got[1],
+            (4, "ccdd".into(), None),
+            "comment and blank skipped"
+        );
+        assert_eq!(got[2].0, 5);
+        assert!(got[2]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("not UTF-8 text (byte 0xff at column 5)"));
+        assert_eq!(got[3].0, 6);
+        assert!(got[3].1.ends_with("... (80000 characters)") && got[3].1.len() < 100);
+        assert!(got[3]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("device token too long: 80000 characters"));
+        assert_eq!(got[4].0, 7);
+        assert!(got[4]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("over the 65536-byte limit"));
+        assert_eq!(got[5].0, 8);
+        assert!(got[5]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("device token too long: 300 characters"));
+        assert_eq!(
+            got[6],
+            (9, "eeff".into(), None),
+            "a last line without its end"
+        );
+        assert_eq!(got.len(), 7);
     }
 }

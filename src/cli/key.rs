@@ -154,6 +154,11 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
                     }
                     KeyLocation::File(stored)
                 }
+                KeyLocation::Inline => {
+                    return Err(Failure::usage(format!(
+                        "the key inlined in profile {name:?} is not a stored key: remove it from the profile, then `apns key add` the new one"
+                    )))
+                }
                 other => {
                     return Err(Failure::usage(format!(
                         "profile {name} reads its key from {other}: put the new PEM there; `apns key rotate` replaces stored keys only"
@@ -277,16 +282,26 @@ fn describe(location: &KeyLocation) -> String {
             .unwrap_or_else(|_| "the keychain".into()),
         KeyLocation::File(p) => p.display().to_string(),
         KeyLocation::Env(v) => format!("${v}"),
+        KeyLocation::Inline => "the profile file itself".into(),
         other => other.to_string(),
     }
 }
 
 /// What `list` and `show` print: never a secret.
 fn summary(name: &str, p: &Profile) -> serde_json::Value {
+    // Where things live, never what they are: a key pasted into the
+    // profile shows as "inline".
     let store = if let Some(c) = &p.certificate {
-        format!("certificate {c}")
+        if keystore::looks_like_secret(c) {
+            "certificate inline".to_string()
+        } else {
+            format!("certificate {c}")
+        }
     } else {
-        p.key.clone().unwrap_or_else(|| "keychain".into())
+        match p.key_location() {
+            Ok(location) => location.to_string(),
+            Err(_) => "unknown".to_string(),
+        }
     };
     let fingerprint = match public_key(name, p) {
         Ok(Some(k)) => k.fingerprint(),

@@ -2,13 +2,16 @@
 
 mod args;
 mod bench;
+mod bulk;
 mod cert;
 mod demo;
 mod doctor;
+mod files;
 mod input;
 mod key;
 mod mock;
 mod report;
+mod resume;
 mod send;
 
 use std::process::ExitCode;
@@ -30,9 +33,17 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// APNs could not be reached, or the connection failed.
     pub const CONNECTION: u8 = 3;
+    /// An output (results, prune list, stdout) could not be written (a full
+    /// disk, a closed pipe): intake stopped.
+    pub const OUTPUT: u8 = 4;
     /// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
     pub const INTERRUPTED: u8 = 130;
 }
+
+/// The most connections `--connections` opens (APNs asks for few, long-lived
+/// connections; each carries up to the server's stream limit, 1000 at
+/// Apple).
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// A failure that ends the command: a message for stderr and an exit code.
 #[derive(Debug)]
@@ -189,11 +200,29 @@ fn resolve(key: &KeyArgs, cert: &args::CertArgs) -> Result<Resolved, Failure> {
     }
     if let Some((name, p)) = &profile {
         if let (Some(c), None) = (&p.certificate, &key.key_file) {
+            // A PEM pasted in place of a path is refused, never echoed.
+            let inlined = |field: &str, value: &str| {
+                apns_provider::keystore::looks_like_secret(value).then(|| {
+                    Failure::usage(format!(
+                        "the key inlined in profile {name:?} ({field}) is refused: a profile says where a key lives, never what it is; put the PEM in a file only you can read (chmod 600) and write {field} = \"file:PATH\""
+                    ))
+                })
+            };
+            if let Some(refused) = inlined("certificate", c) {
+                return Err(refused);
+            }
             let path = std::path::PathBuf::from(c.strip_prefix("file:").unwrap_or(c));
-            let key_path = p
-                .certificate_key
-                .as_ref()
-                .map(|k| std::path::PathBuf::from(k.strip_prefix("file:").unwrap_or(k)));
+            let key_path = match &p.certificate_key {
+                Some(k) => {
+                    if let Some(refused) = inlined("certificate_key", k) {
+                        return Err(refused);
+                    }
+                    Some(std::path::PathBuf::from(
+                        k.strip_prefix("file:").unwrap_or(k),
+                    ))
+                }
+                None => None,
+            };
             let mut password = args::PasswordArgs::default();
             match p.password.as_deref() {
                 Some("prompt") | None => {}
@@ -203,8 +232,10 @@ fn resolve(key: &KeyArgs, cert: &args::CertArgs) -> Result<Resolved, Failure> {
                     } else if let Some(file) = pw.strip_prefix("file:") {
                         password.cert_password_file = Some(file.into());
                     } else {
+                        // Whatever it is, it may be the password itself:
+                        // never repeat it.
                         return Err(Failure::usage(format!(
-                            "profile {name}: password {pw:?} is not env:VAR, file:PATH or prompt"
+                            "the password inlined in profile {name:?} is refused (and not shown): a profile says where a password lives; write password = \"env:VAR\", \"file:PATH\" (a file only you can read) or \"prompt\""
                         )));
                     }
                 }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use apns_provider::{Error, Response};
 use serde_json::json;
 
 use super::args::Output;
-use super::Failure;
+use super::files;
 
 /// How one input line ended.
 pub enum Outcome {
@@ -28,20 +27,43 @@ pub enum Outcome {
 /// Writes result lines and keeps the tallies.
 pub struct Reporter {
     out: Box<dyn Write + Send>,
+    /// What `out` is, for messages: `--results PATH` or `stdout`.
+    out_name: String,
     // Result lines: JSON in files, else as --output says.
     format: Output,
     // The closing summary on stderr follows --output.
     summary_format: Output,
     out_is_terminal: bool,
-    unregistered_out: Option<std::io::BufWriter<std::fs::File>>,
+    unregistered_out: Option<(std::io::BufWriter<std::fs::File>, String)>,
     pub summary: Summary,
     /// Whether to write the closing summary (not for a single notification).
     pub summary_enabled: bool,
     pub progress: Option<Progress>,
     since_flush: usize,
-    /// The first failure to write a result or prune line (disk full...):
-    /// reported at the end, never ignored.
-    pub write_error: Option<String>,
+    /// The first failure to write a result or prune line (disk full, a
+    /// closed pipe...): it stops intake, and is reported at the end.
+    pub write_error: Option<WriteError>,
+}
+
+/// A failure to write an output.
+pub struct WriteError {
+    /// `--results PATH`, `--unregistered-out PATH` or `stdout`.
+    pub target: String,
+    pub error: std::io::Error,
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::io::ErrorKind;
+        let cause = match self.error.kind() {
+            ErrorKind::StorageFull => "disk full",
+            ErrorKind::BrokenPipe => "output closed",
+            ErrorKind::QuotaExceeded => "disk quota exceeded",
+            ErrorKind::FileTooLarge => "file too large",
+            _ => "write error",
+        };
+        write!(f, "cannot write {}: {cause} ({})", self.target, self.error)
+    }
 }
 
 /// The closing tallies.
@@ -56,6 +78,11 @@ pub struct Summary {
     pub unregistered: Vec<(String, Option<u64>)>,
     pub unregistered_total: u64,
     pub first_failure: Option<String>,
+    /// `--resume`: lines an earlier run finished.
+    pub skipped_done: u64,
+    /// `--resume`: lines an earlier run may have delivered (skipped without
+    /// `--resend-unknown`).
+    pub skipped_maybe_delivered: u64,
 }
 
 /// Unregistered tokens listed in the summary itself (all go to the prune
@@ -64,38 +91,53 @@ const SUMMARY_TOKENS: usize = 1000;
 
 impl Reporter {
     pub fn new(
-        results: Option<&Path>,
+        results: Option<files::Output>,
         format: Output,
-        unregistered_out: Option<&Path>,
-    ) -> Result<Self, Failure> {
-        let (out, out_is_terminal): (Box<dyn Write + Send>, bool) = match results {
-            Some(path) => (Box::new(std::io::BufWriter::new(create(path)?)), false),
+        unregistered_out: Option<files::Output>,
+    ) -> Self {
+        let is_file = results.is_some();
+        let (out, out_name, out_is_terminal): (Box<dyn Write + Send>, String, bool) = match results
+        {
+            Some(o) => (Box::new(std::io::BufWriter::new(o.file)), o.name, false),
             None => (
                 Box::new(std::io::BufWriter::new(std::io::stdout())),
+                "the results to stdout".into(),
                 std::io::stdout().is_terminal(),
             ),
         };
-        let unregistered_out = match unregistered_out {
-            Some(path) => Some(std::io::BufWriter::new(create(path)?)),
-            None => None,
-        };
-        Ok(Reporter {
+        Reporter {
             out,
+            out_name,
             // Result files are always JSON lines.
-            format: if results.is_some() {
-                Output::Json
-            } else {
-                format
-            },
+            format: if is_file { Output::Json } else { format },
             summary_format: format,
             out_is_terminal,
-            unregistered_out,
+            unregistered_out: unregistered_out.map(|o| (std::io::BufWriter::new(o.file), o.name)),
             summary: Summary::default(),
             summary_enabled: true,
             progress: None,
             since_flush: 0,
             write_error: None,
-        })
+        }
+    }
+
+    /// Counts a line `--resume` skips (it has no new result line).
+    pub fn skip(&mut self, maybe_delivered: bool) {
+        if maybe_delivered {
+            self.summary.skipped_maybe_delivered += 1;
+        } else {
+            self.summary.skipped_done += 1;
+        }
+        if let Some(p) = &self.progress {
+            p.tick(false);
+        }
+    }
+
+    fn failed_to_write(slot: &mut Option<WriteError>, target: &str, error: std::io::Error) {
+        slot.get_or_insert(WriteError {
+            target: target.to_string(),
+            error,
+        });
     }
 
     /// Records and writes the result of one line.
@@ -119,10 +161,9 @@ impl Reporter {
                         s.unregistered
                             .push((token.to_string(), r.timestamp_millis()));
                     }
-                    if let Some(w) = &mut self.unregistered_out {
+                    if let Some((w, name)) = &mut self.unregistered_out {
                         if let Err(e) = writeln!(w, "{token}") {
-                            self.write_error
-                                .get_or_insert(format!("the prune list: {e}"));
+                            Self::failed_to_write(&mut self.write_error, name, e);
                         }
                     }
                 }
@@ -150,7 +191,7 @@ impl Reporter {
             }
         }
         if let Err(e) = writeln!(self.out, "{text}") {
-            self.write_error.get_or_insert(format!("the results: {e}"));
+            Self::failed_to_write(&mut self.write_error, &self.out_name, e);
         }
         self.since_flush += 1;
         // Lines go out as they complete, in batches to spare syscalls.
@@ -159,15 +200,15 @@ impl Reporter {
         }
     }
 
+    /// Writes out what is buffered (at least every second, and at the end).
     pub fn flush(&mut self) {
         self.since_flush = 0;
         if let Err(e) = self.out.flush() {
-            self.write_error.get_or_insert(format!("the results: {e}"));
+            Self::failed_to_write(&mut self.write_error, &self.out_name, e);
         }
-        if let Some(w) = &mut self.unregistered_out {
+        if let Some((w, name)) = &mut self.unregistered_out {
             if let Err(e) = w.flush() {
-                self.write_error
-                    .get_or_insert(format!("the prune list: {e}"));
+                Self::failed_to_write(&mut self.write_error, name, e);
             }
         }
     }
@@ -207,6 +248,8 @@ impl Reporter {
                         "not_sent": s.not_sent,
                         "unregistered": s.unregistered_total,
                         "unregistered_tokens": unregistered,
+                        "skipped": s.skipped_done,
+                        "skipped_may_have_been_delivered": s.skipped_maybe_delivered,
                         "interrupted": interrupted,
                     }})
                 );
@@ -215,6 +258,16 @@ impl Reporter {
                 let _ = writeln!(err, "apns: {total} notification(s): {} accepted, {rejected} rejected, {} failed to deliver, {} invalid{}",
                     s.accepted, s.failed, s.invalid,
                     if s.not_sent > 0 { format!(", {} not sent", s.not_sent) } else { String::new() });
+                if s.skipped_done > 0 {
+                    let _ = writeln!(err, "  {} skipped: already done (--resume)", s.skipped_done);
+                }
+                if s.skipped_maybe_delivered > 0 {
+                    let _ = writeln!(
+                        err,
+                        "  {} skipped: may have been delivered in an earlier run (--resend-unknown sends them again)",
+                        s.skipped_maybe_delivered
+                    );
+                }
                 for (reason, n) in &s.rejected {
                     let _ = writeln!(err, "  rejected {reason}: {n}");
                 }
@@ -254,11 +307,6 @@ impl Reporter {
             }
         }
     }
-}
-
-fn create(path: &Path) -> Result<std::fs::File, Failure> {
-    std::fs::File::create(path)
-        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", path.display())))
 }
 
 fn json_line(line: Option<u64>, token: &str, outcome: &Outcome) -> String {

@@ -1,20 +1,22 @@
 //! `apns send`: one notification to a few tokens, or millions from a file.
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
 
 use apns_provider::payload::{Alert, InterruptionLevel, Sound};
 use apns_provider::{
     ApnsId, Client, Endpoint, Environment, Expiration, Notification, Payload, Priority, PushType,
+    RetryPolicy,
 };
-use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::args::{Output, PayloadArgs, SendArgs};
+use super::bulk::{self, require_topic, token_of};
+use super::files;
 use super::input::{count_lines, spawn_reader, Defaults, Line};
-use super::report::{Outcome, Progress, Reporter};
+use super::report::{Progress, Reporter};
+use super::resume::Resume;
 use super::{exit, pick_environment, resolve, Credentials, Failure};
 
 pub async fn run(args: SendArgs) -> Result<u8, Failure> {
@@ -38,10 +40,11 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
             "--timeout must be a number of seconds above 0 and at most 86400",
         ));
     }
-    if args.concurrency == 0 || args.connections == 0 {
-        return Err(Failure::usage(
-            "--concurrency and --connections must be at least 1",
-        ));
+    if args.concurrency == 0 || !(1..=super::MAX_CONNECTIONS).contains(&args.connections) {
+        return Err(Failure::usage(format!(
+            "--concurrency must be at least 1, and --connections between 1 and {}",
+            super::MAX_CONNECTIONS
+        )));
     }
     // Precedence: --topic (or APNS_TOPIC), the profile's topic, the
     // certificate's only topic.
@@ -92,17 +95,46 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
             eprintln!("apns: warning: {lint}");
         }
     }
-    // Tokens on the command line are checked before anything else happens.
+    // Tokens on the command line are checked before anything else happens,
+    // and linted (a tokens file is not: one warning per line would drown
+    // the results).
     for t in &args.device_tokens {
-        apns_provider::DeviceToken::new(t)
+        let token = apns_provider::DeviceToken::new(t)
             .map_err(|e| Failure::usage(format!("{e} (token {t:?})")))?;
+        if let Some(template) = &defaults.template {
+            for lint in template.with_device_token(token).lints() {
+                if lint.code == "device-token-short" {
+                    eprintln!("apns: warning: {lint}");
+                }
+            }
+        }
     }
-    let lines = spawn_reader(args.device_tokens.clone(), args.tokens_file.clone())?;
+    if args.apns_id.is_some() && (args.device_tokens.len() > 1 || args.tokens_file.is_some()) {
+        eprintln!("apns: warning: --apns-id is reused for every notification of this run; APNs and your logs will see one id for all of them");
+    }
+    if args.resume {
+        if args.results.is_none() || args.tokens_file.is_none() {
+            return Err(Failure::usage(
+                "--resume needs --tokens-file and --results: the same tokens file and the results file of the run to resume",
+            ));
+        }
+        if !args.device_tokens.is_empty() {
+            return Err(Failure::usage(
+                "--resume works on a tokens file alone: device tokens on the command line have no line numbers to resume from",
+            ));
+        }
+    }
+    let input = args
+        .tokens_file
+        .as_deref()
+        .map(files::open_input)
+        .transpose()?;
 
-    if args.dry_run {
-        return dry_run(lines, &defaults, args.output).await;
-    }
-    if args.curl {
+    if args.dry_run || args.curl {
+        let lines = spawn_reader(args.device_tokens.clone(), input.map(|i| i.source));
+        if args.dry_run {
+            return dry_run(lines, &defaults, args.output).await;
+        }
         return curl(
             lines,
             &defaults,
@@ -113,6 +145,23 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         )
         .await;
     }
+
+    // Outputs are checked against the input (and each other) before
+    // anything is read or truncated.
+    let mut outputs = files::open_outputs(
+        input.as_ref(),
+        &[
+            ("--results", args.results.as_deref()),
+            ("--unregistered-out", args.unregistered_out.as_deref()),
+        ],
+        args.resume,
+    )?
+    .into_iter();
+    let (mut results, unregistered_out) = (outputs.next().flatten(), outputs.next().flatten());
+    let resume = match (&mut results, args.resume) {
+        (Some(out), true) => Some(Resume::load(&mut out.file, &out.name, args.resend_unknown)?),
+        _ => None,
+    };
 
     let mut builder = Client::builder().endpoint(endpoint);
     builder = match credentials {
@@ -125,7 +174,8 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
     }
     let mut builder = builder
         .pool_size(args.connections)
-        .request_timeout(Duration::from_secs_f64(args.timeout));
+        .request_timeout(Duration::from_secs_f64(args.timeout))
+        .retry_policy(RetryPolicy::default().with_resend_unknown(args.resend_unknown));
     if let Some(ca) = &args.ca_file {
         builder = builder.add_root_certificates_file(ca);
     }
@@ -136,11 +186,7 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
             eprintln!("apns: warning: {w}");
         }
     }
-    let mut reporter = Reporter::new(
-        args.results.as_deref(),
-        args.output,
-        args.unregistered_out.as_deref(),
-    )?;
+    let mut reporter = Reporter::new(results, args.output, unregistered_out);
     let bulk = args.tokens_file.is_some() || args.device_tokens.len() > 1;
     reporter.summary_enabled = bulk;
     if !args.no_progress && bulk {
@@ -150,160 +196,13 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         };
         reporter.progress = Progress::on_terminal(total);
     }
-    send_all(client, lines, defaults, args.concurrency, reporter).await
-}
-
-/// Sends every line, writing a result line for each, until the input ends
-/// or Ctrl-C stops intake.
-async fn send_all(
-    client: Client,
-    lines: mpsc::Receiver<Result<Line, String>>,
-    defaults: Defaults,
-    concurrency: usize,
-    mut reporter: Reporter,
-) -> Result<u8, Failure> {
-    let defaults = Arc::new(defaults);
-    // The receiver is shared with the drain after an interrupt; the lock is
-    // held only while polling, never across an await, so stopping intake
-    // can never leave it locked.
-    let lines = Arc::new(std::sync::Mutex::new(lines));
-    let read_error = Arc::new(std::sync::Mutex::new(None));
-    let input = {
-        let (lines, read_error) = (lines.clone(), read_error.clone());
-        futures_util::stream::poll_fn(move |cx| {
-            let mut rx = lines.lock().unwrap_or_else(|p| p.into_inner());
-            match rx.poll_recv(cx) {
-                std::task::Poll::Ready(Some(Ok(line))) => std::task::Poll::Ready(Some(line)),
-                std::task::Poll::Ready(Some(Err(e))) => {
-                    *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    std::task::Poll::Ready(None)
-                }
-                std::task::Poll::Ready(None) => std::task::Poll::Ready(None),
-                std::task::Poll::Pending => std::task::Poll::Pending,
-            }
-        })
+    let lines = spawn_reader(args.device_tokens.clone(), input.map(|i| i.source));
+    let options = bulk::Options {
+        concurrency: args.concurrency,
+        timeout: args.timeout,
+        resume,
     };
-    // Ctrl-C presses, counted by one listener for the whole run (a listener
-    // made per press could miss one).
-    let interrupts = count_interrupts();
-    let stop = {
-        let mut presses = interrupts.clone();
-        async move {
-            let _ = presses.wait_for(|n| *n >= 1).await;
-            eprintln!("\napns: interrupted: no new sends; waiting for the ones in flight (Ctrl-C again to quit at once)");
-        }
-    };
-    let results = input
-        .take_until(stop)
-        .map(|line| {
-            let client = client.clone();
-            let defaults = defaults.clone();
-            async move {
-                let token = token_of(&line);
-                let outcome = match defaults.parse(&line).and_then(require_topic) {
-                    Ok(n) => Outcome::Sent(client.send(&n).await),
-                    Err(e) => Outcome::Invalid(e),
-                };
-                (line.number, token, outcome)
-            }
-        })
-        .buffer_unordered(concurrency);
-    tokio::pin!(results);
-    let mut abandoning = false;
-    let mut presses = interrupts.clone();
-    loop {
-        tokio::select! {
-            next = results.next() => {
-                let Some((number, token, outcome)) = next else { break };
-                reporter.record(number, &token, &outcome);
-            }
-            _ = presses.wait_for(|n| *n >= 2), if !abandoning => {
-                // Second Ctrl-C: abandon what is in flight. The shutdown runs
-                // on its own task while this loop keeps collecting, so every
-                // abandoned send still gets its result line.
-                abandoning = true;
-                eprintln!("apns: abandoning the notifications in flight");
-                let client = client.clone();
-                tokio::spawn(async move { client.shutdown(Duration::ZERO).await });
-            }
-        }
-    }
-    let was_interrupted = *interrupts.borrow() >= 1;
-    if was_interrupted {
-        // Lines read ahead but never sent still get a result line.
-        let mut lines = lines.lock().unwrap_or_else(|p| p.into_inner());
-        lines.close();
-        while let Ok(Ok(line)) = lines.try_recv() {
-            reporter.record(
-                line.number,
-                &token_of(&line),
-                &Outcome::NotSent("not sent: interrupted"),
-            );
-        }
-    }
-    client.shutdown(Duration::from_secs(5)).await;
-    reporter.finish(was_interrupted);
-    if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(Failure::usage(e));
-    }
-    if let Some(e) = reporter.write_error.take() {
-        return Err(Failure::usage(format!(
-            "could not write {e}; result lines are missing (is the disk full?)"
-        )));
-    }
-    let s = &reporter.summary;
-    Ok(if was_interrupted {
-        exit::INTERRUPTED
-    } else if s.failed > 0 {
-        exit::CONNECTION
-    } else if s.invalid > 0 {
-        exit::USAGE
-    } else if !s.rejected.is_empty() {
-        exit::REJECTED
-    } else {
-        exit::OK
-    })
-}
-
-/// Counts Ctrl-C presses for the rest of the process.
-fn count_interrupts() -> tokio::sync::watch::Receiver<u32> {
-    let (tx, rx) = tokio::sync::watch::channel(0u32);
-    // Registered before returning, so no press is lost to the default
-    // handler in between.
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut sigint) = signal(SignalKind::interrupt()) {
-            tokio::spawn(async move {
-                while sigint.recv().await.is_some() {
-                    tx.send_modify(|n| *n += 1);
-                }
-            });
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            tx.send_modify(|n| *n += 1);
-        }
-    });
-    rx
-}
-
-/// The device token of a line, for result lines (even invalid ones).
-fn token_of(line: &Line) -> String {
-    if line.text.starts_with('{') {
-        serde_json::from_str::<serde_json::Value>(&line.text)
-            .ok()
-            .and_then(|v| {
-                v.get("device_token")
-                    .and_then(|t| t.as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_default()
-    } else {
-        line.text.clone()
-    }
+    bulk::send_all(client, lines, defaults, options, reporter).await
 }
 
 /// `--dry-run`: validates every line and prints what would be sent.
@@ -366,13 +265,6 @@ async fn dry_run(
     }
     eprintln!("apns: dry run: {valid} valid, {invalid} invalid; nothing was sent");
     Ok(if invalid > 0 { exit::USAGE } else { exit::OK })
-}
-
-fn require_topic(n: Notification) -> Result<Notification, String> {
-    if n.topic().is_none() {
-        return Err("invalid topic: required; give --topic or a \"topic\" in the JSON line".into());
-    }
-    Ok(n)
 }
 
 /// `--curl`: the equivalent curl command for each line.
@@ -525,15 +417,29 @@ fn build_payload(p: &PayloadArgs, tokens_file: bool) -> Result<Option<Payload>, 
         return Ok(Some(Payload::raw(json.clone().into_bytes())?));
     }
     if let Some(path) = &p.payload_file {
+        // Far above any payload APNs takes (5120 bytes), so that the size
+        // error names the real size, yet bounded (`--payload-file /dev/zero`).
+        const MAX_READ: u64 = 1 << 20;
         let mut bytes = Vec::new();
-        if path.as_os_str() == "-" {
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|e| Failure::usage(format!("cannot read the payload from stdin: {e}")))?;
+        let (source, read): (Box<dyn Read>, _) = if path.as_os_str() == "-" {
+            (
+                Box::new(std::io::stdin()),
+                "the payload from stdin".to_string(),
+            )
         } else {
-            bytes = std::fs::read(path).map_err(|e| {
+            let file = std::fs::File::open(path).map_err(|e| {
                 Failure::usage(format!("cannot read payload file {}: {e}", path.display()))
             })?;
+            (Box::new(file), format!("payload file {}", path.display()))
+        };
+        source
+            .take(MAX_READ + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Failure::usage(format!("cannot read {read}: {e}")))?;
+        if bytes.len() as u64 > MAX_READ {
+            return Err(Failure::usage(format!(
+                "{read} is over {MAX_READ} bytes: not a payload (APNs takes at most 4096 bytes, 5120 for VoIP)"
+            )));
         }
         return Ok(Some(Payload::raw(bytes)?));
     }

@@ -22,6 +22,10 @@ use crate::transport::connection::{Keepalive, Timeouts};
 use crate::transport::pool::{Pool, PoolConfig};
 use crate::transport::{tls, Endpoint, Environment};
 
+/// The most connections a pool opens; larger [`ClientBuilder::pool_size`]
+/// values are lowered to this.
+pub const MAX_POOL_SIZE: usize = 64;
+
 /// Default limit for establishing the TCP connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit for the TLS and HTTP/2 handshakes.
@@ -211,10 +215,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Connections in the pool (default 1). They open lazily, when the live
-    /// ones are at the server's stream limit.
+    /// Connections in the pool (default 1, at most [`MAX_POOL_SIZE`]). They
+    /// open lazily, when the live ones are at the server's stream limit.
     pub fn pool_size(mut self, connections: usize) -> Self {
-        self.pool.size = connections.max(1);
+        // Hundreds of connections to one endpoint are never useful (each
+        // carries up to the server's stream limit) and look like abuse.
+        self.pool.size = connections.clamp(1, MAX_POOL_SIZE);
         self
     }
 

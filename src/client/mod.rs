@@ -47,7 +47,7 @@ use crate::transport::Endpoint;
 
 pub use builder::{
     ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_TIMEOUT,
-    DEFAULT_LIVENESS_SILENCE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TLS_TIMEOUT,
+    DEFAULT_LIVENESS_SILENCE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TLS_TIMEOUT, MAX_POOL_SIZE,
 };
 pub use retry::RetryPolicy;
 pub use stats::{ClientStats, SendOutcome, ShutdownReport};

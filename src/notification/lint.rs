@@ -80,7 +80,7 @@ impl Notification {
             if secs < 1_000_000_000 {
                 lint(
                     "expiration-duration",
-                    format!("expiration {secs} is a date in {}; it looks like a duration, so APNs treats the notification as expired. Use now + {secs} seconds", 1970 + secs / 31_557_600),
+                    format!("expiration {secs} is a date in {}; it looks like a duration, so APNs treats the notification as expired. Use an absolute time such as now + {secs} seconds (\"+{secs}\" where an expiration is parsed from text)", 1970 + secs / 31_557_600),
                 );
             }
         }

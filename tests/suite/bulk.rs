@@ -6,72 +6,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
 use std::process::Stdio;
 
+use crate::support::bulk::*;
 use crate::support::*;
-
-struct Setup {
-    dir: tempfile::TempDir,
-    key_path: std::path::PathBuf,
-    ca_path: std::path::PathBuf,
-    mock: apns_provider::mock::MockServer,
-}
-
-fn token(i: u64) -> String {
-    format!("{i:064x}")
-}
-
-async fn setup_with(
-    tweak: impl FnOnce(apns_provider::mock::MockServerBuilder) -> apns_provider::mock::MockServerBuilder,
-) -> Setup {
-    let dir = temp_dir();
-    let pem = new_key_pem();
-    let key_path = write_file(dir.path(), &format!("AuthKey_{KEY_ID}.p8"), pem.as_bytes());
-    let key = apns_provider::SigningKey::from_pem(pem.as_bytes()).unwrap();
-    let mock = tweak(mock_for(&key)).start().await.unwrap();
-    let ca_path = dir.path().join("ca.pem");
-    mock.write_ca_file(&ca_path).unwrap();
-    Setup {
-        dir,
-        key_path,
-        ca_path,
-        mock,
-    }
-}
-
-fn send(s: &Setup) -> std::process::Command {
-    let mut cmd = apns();
-    cmd.arg("send")
-        .arg("--key-file")
-        .arg(&s.key_path)
-        .args([
-            "--team-id",
-            TEAM_ID,
-            "--topic",
-            BUNDLE,
-            "--endpoint",
-            &s.mock.endpoint().to_string(),
-        ])
-        .arg("--ca-file")
-        .arg(&s.ca_path);
-    cmd
-}
-
-fn read_json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// The summary object apns writes on stderr with --output json.
-fn summary(stderr_text: &str) -> serde_json::Value {
-    let line = stderr_text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("{\"summary\""))
-        .expect("a summary line");
-    serde_json::from_str::<serde_json::Value>(line).unwrap()["summary"].clone()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_lines_with_unregistered_and_rejected_tokens() {
@@ -294,7 +230,8 @@ async fn curl_export_hides_the_token_unless_revealed_and_works() {
 }
 
 /// Sends `lines` tokens to a black-holed mock with `--timeout`, presses
-/// Ctrl-C `presses` times (400 ms, then every 300 ms), and returns the
+/// Ctrl-C `presses` times (once a request is in the black hole, then every
+/// 300 ms), and returns the
 /// output, the result lines, and the line numbers that got one (checked to
 /// be exactly 1..=k: every line read, none skipped).
 async fn interrupted_send(
@@ -327,7 +264,16 @@ async fn interrupted_send(
     .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     let pid = child.id().to_string();
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Once a request is stuck in the black hole, the Ctrl-C handler is in
+    // place and sends are under way.
+    let started = std::time::Instant::now();
+    while s.mock.stats().black_holed == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "nothing was sent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     for press in 0..presses {
         if press > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -365,7 +311,8 @@ async fn ctrl_c_stops_intake_and_every_line_read_gets_a_result() {
         let e = l["error"].as_str().unwrap();
         assert!(
             e.contains("timed out") || e.contains("not sent: interrupted"),
-            "{e}"
+            "{e}\n{}",
+            stderr(&out)
         );
     }
     let sum = summary(&stderr(&out));
@@ -600,9 +547,9 @@ async fn results_that_cannot_be_written_fail_the_command() {
     let mut cmd = send(&s);
     cmd.args(["--alert", "hi", "--results", "/dev/full", DEVICE, "abcd"]);
     let out = run(cmd).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("could not write the results"),
+        stderr(&out).contains("cannot write --results /dev/full: disk full"),
         "{}",
         stderr(&out)
     );
@@ -621,12 +568,25 @@ async fn absurd_numbers_are_usage_errors_not_panics() {
         ],
         vec!["--alert", "hi", "--timeout", "1e20", DEVICE],
         vec!["--alert", "hi", "--timeout", "NaN", DEVICE],
+        vec![
+            "--alert",
+            "hi",
+            "--connections",
+            &u64::MAX.to_string(),
+            DEVICE,
+        ],
     ] {
         let mut cmd = send(&s);
         cmd.args(&args);
         let out = run(cmd).await;
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    for flag in ["--connections", "--payload-bytes"] {
+        let mut cmd = apns();
+        cmd.args(["bench", "--count", "10", flag, &u64::MAX.to_string()]);
+        let out = run(cmd).await;
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
     }
     let mut cmd = apns();
     cmd.arg("token").arg("--key-file").arg(&s.key_path).args(["--team-id", TEAM_ID, "--decode", "eyJhbGciOiJFUzI1NiIsImtpZCI6IkFCQ0RFMTIzNDUifQ.eyJpc3MiOiJURUFNMTIzNDU2IiwiaWF0IjoxODQ0Njc0NDA3MzcwOTU1MTYxNX0.AAAA"]);

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod bulk;
 pub mod certs;
 pub mod raw;
 pub mod sends;
