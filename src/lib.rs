@@ -52,6 +52,7 @@ pub mod client;
 pub mod clock;
 pub mod doctor;
 pub mod error;
+#[cfg(feature = "keystore")]
 pub mod keystore;
 #[cfg(feature = "mock")]
 pub mod mock;

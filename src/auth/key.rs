@@ -121,6 +121,7 @@ pub fn load_key_file(path: impl AsRef<Path>) -> Result<(SigningKey, Zeroizing<St
 /// Reads a private key file, refusing it when its group or others have any
 /// access. The mode is read from the opened file (`fstat`), not the path, so
 /// the file checked is the file read.
+#[cfg(feature = "keystore")]
 pub(crate) fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let (bytes, mode) = read_key_file(path)?;
     check_private_mode(path, mode)?;

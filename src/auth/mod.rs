@@ -42,4 +42,6 @@ pub use key::{generate_p8_pem, load_key_file, PublicKey, SigningKey};
 pub use token::{ProviderToken, TokenClaims, TokenSigner};
 pub use verify::{decode_unverified, verify_token};
 
-pub(crate) use key::{pem_encode, read_private_file};
+pub(crate) use key::pem_encode;
+#[cfg(feature = "keystore")]
+pub(crate) use key::read_private_file;

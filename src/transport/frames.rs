@@ -7,9 +7,13 @@
 pub(crate) const PREFACE_LEN: usize = 24;
 
 pub(crate) const FRAME_HEADERS: u8 = 0x1;
+#[cfg_attr(not(feature = "mock"), allow(dead_code))]
 pub(crate) const FRAME_SETTINGS: u8 = 0x4;
+#[cfg_attr(not(feature = "mock"), allow(dead_code))]
 pub(crate) const FRAME_PING: u8 = 0x6;
+#[cfg_attr(not(feature = "mock"), allow(dead_code))]
 pub(crate) const FRAME_GOAWAY: u8 = 0x7;
+#[cfg_attr(not(feature = "mock"), allow(dead_code))]
 pub(crate) const FLAG_ACK: u8 = 0x1;
 pub(crate) const FLAG_END_HEADERS: u8 = 0x4;
 pub(crate) const FLAG_PADDED: u8 = 0x8;
@@ -72,6 +76,7 @@ impl FrameReader {
 
     /// Whether the reader is between two frames (after the preface): the
     /// place where a shim may insert a frame of its own.
+    #[cfg_attr(not(feature = "mock"), allow(dead_code))]
     pub(crate) fn at_boundary(&self) -> bool {
         self.preface_left == 0 && self.hdr_len == 0 && self.left.is_none()
     }
