@@ -59,6 +59,7 @@ pub mod mock;
 pub mod notification;
 pub mod payload;
 pub mod response;
+pub mod spec;
 pub mod transport;
 
 pub use auth::{

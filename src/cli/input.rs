@@ -5,8 +5,8 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use apns_provider::spec::{NotificationSpec, SpecDefaults};
 use apns_provider::{ApnsId, DeviceToken, Expiration, Notification, Payload, Priority, PushType};
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::Failure;
@@ -214,25 +214,15 @@ pub fn count_lines(path: &Path) -> Option<u64> {
     }
 }
 
-/// The template's device token: every line swaps in its own. A device's
-/// length, so the template's lints say nothing about it.
-const PLACEHOLDER_TOKEN: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// Settings every notification starts from (the command-line flags).
+/// Settings every notification starts from (the command-line flags), over
+/// the library's [`SpecDefaults`]: a JSON line of a tokens file is a
+/// [`NotificationSpec`].
 pub struct Defaults {
-    pub topic: Option<String>,
-    pub push_type: PushType,
-    pub priority: Option<Priority>,
-    pub expiration: Option<Expiration>,
-    pub collapse_id: Option<String>,
-    pub apns_id: Option<ApnsId>,
-    pub payload: Option<Payload>,
-    /// A notification with the default settings, for plain-token lines: a
-    /// line only swaps the device token (the payload bytes are shared).
-    pub template: Option<Notification>,
+    inner: SpecDefaults,
 }
 
 impl Defaults {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         topic: Option<String>,
         push_type: PushType,
@@ -242,66 +232,38 @@ impl Defaults {
         apns_id: Option<ApnsId>,
         payload: Option<Payload>,
     ) -> Result<Self, Failure> {
-        let mut defaults = Defaults {
-            topic,
-            push_type,
-            priority,
-            expiration,
-            collapse_id,
-            apns_id,
-            payload,
-            template: None,
-        };
-        if let Some(payload) = defaults.payload.clone() {
-            // A placeholder token: the template is only ever copied with a
-            // line's own token.
-            defaults.template =
-                Some(defaults.build(PLACEHOLDER_TOKEN, payload, &JsonLine::default())?);
+        let mut d = SpecDefaults::new().push_type(push_type);
+        if let Some(t) = topic {
+            d = d.topic(t);
         }
-        Ok(defaults)
+        if let Some(p) = priority {
+            d = d.priority(p);
+        }
+        if let Some(e) = expiration {
+            d = d.expiration(e);
+        }
+        if let Some(c) = collapse_id {
+            d = d.collapse_id(c);
+        }
+        if let Some(id) = apns_id {
+            d = d.apns_id(id);
+        }
+        if let Some(p) = payload {
+            d = d.payload(p);
+        }
+        Ok(Defaults {
+            inner: d.prepare()?,
+        })
     }
 
-    fn build(
-        &self,
-        token: &str,
-        payload: Payload,
-        line: &JsonLine,
-    ) -> Result<Notification, apns_provider::Error> {
-        let mut b = Notification::builder(token, payload);
-        if let Some(t) = line.topic.as_ref().or(self.topic.as_ref()) {
-            b = b.topic(t);
-        }
-        let push_type = match &line.push_type {
-            Some(t) => t.parse()?,
-            None => self.push_type,
-        };
-        b = b.push_type(push_type);
-        let priority = match &line.priority {
-            Some(p) => Some(json_scalar(p).parse()?),
-            None => self.priority,
-        };
-        if let Some(p) = priority {
-            b = b.priority(p);
-        }
-        let expiration = match &line.expiration {
-            Some(e) => Some(json_scalar(e).parse()?),
-            None => self.expiration,
-        };
-        if let Some(e) = expiration {
-            b = b.expiration(e);
-        }
-        if let Some(c) = line.collapse_id.as_ref().or(self.collapse_id.as_ref()) {
-            b = b.collapse_id(c);
-        }
-        match &line.apns_id {
-            Some(id) => b = b.apns_id_str(id),
-            None => {
-                if let Some(id) = self.apns_id {
-                    b = b.apns_id(id);
-                }
-            }
-        }
-        b.build()
+    /// The default topic, if any.
+    pub fn topic(&self) -> Option<&str> {
+        self.inner.default_topic()
+    }
+
+    /// A notification with the flags' settings (its lints are theirs).
+    pub fn template(&self) -> Option<&Notification> {
+        self.inner.template()
     }
 
     /// Turns one line into a notification, or says what is wrong with it.
@@ -309,76 +271,34 @@ impl Defaults {
         if let Some(problem) = &line.problem {
             return Err(problem.clone());
         }
-        if !line.text.starts_with('{') {
-            let token = DeviceToken::new(&line.text).map_err(|e| e.to_string())?;
-            return match &self.template {
-                Some(t) => Ok(t.with_device_token(token)),
-                None => Err(NO_PAYLOAD.into()),
-            };
-        }
-        let parsed: JsonLine =
-            serde_json::from_str(&line.text).map_err(|e| format!("not a valid JSON line: {e}"))?;
-        let token = parsed
-            .device_token
-            .clone()
-            .ok_or("the JSON line has no \"device_token\"")?;
-        if parsed.is_token_only() {
-            let token = DeviceToken::new(&token).map_err(|e| e.to_string())?;
-            return match &self.template {
-                Some(t) => Ok(t.with_device_token(token)),
-                None => Err(NO_PAYLOAD.into()),
-            };
-        }
-        let payload = match &parsed.payload {
-            Some(serde_json::Value::String(raw)) => {
-                Payload::raw(raw.clone().into_bytes()).map_err(|e| e.to_string())?
+        let spec = if line.text.starts_with('{') {
+            let spec: NotificationSpec = serde_json::from_str(&line.text)
+                .map_err(|e| format!("not a valid JSON line: {e}"))?;
+            if spec.device_token.is_none() {
+                return Err("the JSON line has no \"device_token\"".into());
             }
-            Some(value) => {
-                Payload::raw(value.to_string().into_bytes()).map_err(|e| e.to_string())?
-            }
-            None => self.payload.clone().ok_or(NO_PAYLOAD)?,
+            spec
+        } else {
+            NotificationSpec::for_token(line.text.as_str())
         };
-        self.build(&token, payload, &parsed)
-            .map_err(|e| e.to_string())
+        // The library says "no payload"; here it can say which flags give one.
+        if spec.payload.is_none() && !self.inner.has_payload() {
+            DeviceToken::new(spec.device_token.as_deref().unwrap_or_default())
+                .map_err(|e| e.to_string())?;
+            return Err(NO_PAYLOAD.into());
+        }
+        self.inner.build(&spec).map_err(|e| e.to_string())
+    }
+
+    /// Whether the flags give a payload (else every line needs its own).
+    #[allow(dead_code)]
+    pub fn has_payload(&self) -> bool {
+        self.inner.has_payload()
     }
 }
 
 const NO_PAYLOAD: &str =
     "no payload: give one with --alert/--payload, or a \"payload\" in the JSON line";
-
-/// A JSON line of a tokens file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonLine {
-    device_token: Option<String>,
-    payload: Option<serde_json::Value>,
-    topic: Option<String>,
-    push_type: Option<String>,
-    priority: Option<serde_json::Value>,
-    expiration: Option<serde_json::Value>,
-    collapse_id: Option<String>,
-    apns_id: Option<String>,
-}
-
-impl JsonLine {
-    fn is_token_only(&self) -> bool {
-        self.payload.is_none()
-            && self.topic.is_none()
-            && self.push_type.is_none()
-            && self.priority.is_none()
-            && self.expiration.is_none()
-            && self.collapse_id.is_none()
-            && self.apns_id.is_none()
-    }
-}
-
-/// `5` or `"5"` as text.
-fn json_scalar(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

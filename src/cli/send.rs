@@ -84,13 +84,13 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         args.apns_id.as_deref().map(ApnsId::parse).transpose()?,
         payload,
     )?;
-    if defaults.topic.is_none() && args.tokens_file.is_none() {
+    if defaults.topic().is_none() && args.tokens_file.is_none() {
         return Err(Failure::usage(
             "--topic is required: the app's bundle id (plus the push type's suffix), or set APNS_TOPIC",
         ));
     }
     // Lints of the flags apply to every plain-token line: say them once.
-    if let Some(template) = &defaults.template {
+    if let Some(template) = defaults.template() {
         for lint in template.lints() {
             eprintln!("apns: warning: {lint}");
         }
@@ -101,7 +101,7 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
     for t in &args.device_tokens {
         let token = apns_provider::DeviceToken::new(t)
             .map_err(|e| Failure::usage(format!("{e} (token {t:?})")))?;
-        if let Some(template) = &defaults.template {
+        if let Some(template) = defaults.template() {
             for lint in template.with_device_token(token).lints() {
                 if lint.code == "device-token-short" {
                     eprintln!("apns: warning: {lint}");

@@ -276,7 +276,11 @@ async fn stream_limit_dropping_to_one_is_respected() {
     // streams run at once.
     batch(&client, 1, 1).await;
     batch(&client, 200, 100).await;
-    assert!(mock.stats().max_concurrent_streams_seen > 1, "{:?}", mock.stats());
+    assert!(
+        mock.stats().max_concurrent_streams_seen > 1,
+        "{:?}",
+        mock.stats()
+    );
     let stream = futures_util::stream::iter(0..300).map(|i| {
         let client = client.clone();
         async move {

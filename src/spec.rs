@@ -1,0 +1,271 @@
+//! Notifications as JSON: the one format shared by the JSON lines of a
+//! tokens file, the jobs of a queue and the requests of an HTTP gateway.
+//!
+//! A [`NotificationSpec`] holds what varies per device; [`SpecDefaults`]
+//! holds what the sender sets for all (topic, push type, payload...). A
+//! spec's own fields win.
+//!
+//! ```
+//! use apns_provider::spec::{NotificationSpec, SpecDefaults};
+//! use apns_provider::{Payload, PushType};
+//!
+//! let defaults = SpecDefaults::new()
+//!     .topic("com.example.app")
+//!     .payload(Payload::alert("Hello"))
+//!     .prepare()?;
+//! let spec: NotificationSpec = serde_json::from_str(
+//!     r#"{"device_token":"00fc13ad","priority":5,"push_type":"background","payload":{"aps":{"content-available":1}}}"#,
+//! )?;
+//! let n = defaults.build(&spec)?;
+//! assert_eq!(n.push_type(), PushType::Background);
+//! assert_eq!(n.topic().unwrap().as_str(), "com.example.app");
+//! // A bare token takes everything from the defaults.
+//! let n = defaults.build_for_token("0badc0de")?;
+//! assert_eq!(n.payload().as_ref(), br#"{"aps":{"alert":"Hello"}}"#);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::notification::{ApnsId, DeviceToken, Expiration, Notification, Priority, PushType};
+use crate::payload::Payload;
+
+/// One notification to one device, as JSON. Every field is optional; a
+/// missing one takes the [`SpecDefaults`]' value. Unknown fields are
+/// errors, so typos are caught.
+///
+/// | field | JSON | example |
+/// |---|---|---|
+/// | `device_token` | string, hex | `"00fc13ad..."` |
+/// | `payload` | object, or a string of JSON | `{"aps":{"alert":"hi"}}` |
+/// | `topic` | string | `"com.example.app"` |
+/// | `push_type` | string | `"background"` |
+/// | `priority` | number or string | `5` |
+/// | `expiration` | number (UNIX seconds, 0) or string (`"+1h"`) | `"+1h"` |
+/// | `collapse_id` | string, at most 64 bytes | `"score"` |
+/// | `apns_id` | string, a UUID | `"123e4567-e89b-12d3-a456-4266554400a0"` |
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NotificationSpec {
+    /// The hex device token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
+    /// The payload: a JSON object, or a string holding one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    /// `apns-topic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// `apns-push-type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_type: Option<String>,
+    /// `apns-priority`: 10, 5 or 1, as a number or a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<serde_json::Value>,
+    /// `apns-expiration`: 0, UNIX seconds, or a relative `"+1h"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<serde_json::Value>,
+    /// `apns-collapse-id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapse_id: Option<String>,
+    /// `apns-id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apns_id: Option<String>,
+}
+
+impl NotificationSpec {
+    /// A spec holding only a device token.
+    pub fn for_token(device_token: impl Into<String>) -> Self {
+        NotificationSpec {
+            device_token: Some(device_token.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the spec holds a device token and nothing else (so the
+    /// defaults' template applies as it is).
+    pub fn is_token_only(&self) -> bool {
+        self.payload.is_none()
+            && self.topic.is_none()
+            && self.push_type.is_none()
+            && self.priority.is_none()
+            && self.expiration.is_none()
+            && self.collapse_id.is_none()
+            && self.apns_id.is_none()
+    }
+}
+
+/// What every notification starts from; see the [module](self) example.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SpecDefaults {
+    topic: Option<String>,
+    push_type: PushType,
+    priority: Option<Priority>,
+    expiration: Option<Expiration>,
+    collapse_id: Option<String>,
+    apns_id: Option<ApnsId>,
+    payload: Option<Payload>,
+    // A notification with the defaults, for token-only specs: one only swaps
+    // the device token (the payload bytes are shared).
+    template: Option<Notification>,
+}
+
+/// A device's length, so a template's lints say nothing about the token.
+const PLACEHOLDER_TOKEN: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl SpecDefaults {
+    /// No defaults: push type `alert`, nothing else.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The default `apns-topic`.
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = Some(topic.into());
+        self
+    }
+    /// The default push type (`alert` unless set).
+    pub fn push_type(mut self, push_type: PushType) -> Self {
+        self.push_type = push_type;
+        self
+    }
+    /// The default priority.
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+    /// The default expiration.
+    pub fn expiration(mut self, expiration: Expiration) -> Self {
+        self.expiration = Some(expiration);
+        self
+    }
+    /// The default collapse id.
+    pub fn collapse_id(mut self, id: impl Into<String>) -> Self {
+        self.collapse_id = Some(id.into());
+        self
+    }
+    /// The default `apns-id` (the same for every notification: rarely what
+    /// you want for more than one).
+    pub fn apns_id(mut self, id: ApnsId) -> Self {
+        self.apns_id = Some(id);
+        self
+    }
+    /// The default payload.
+    pub fn payload(mut self, payload: Payload) -> Self {
+        self.payload = Some(payload);
+        self
+    }
+
+    /// Checks the defaults (the payload's size for the push type, the
+    /// topic...) once, and prepares the template token-only specs copy.
+    pub fn prepare(mut self) -> Result<Self> {
+        if let Some(payload) = self.payload.clone() {
+            let spec = NotificationSpec::default();
+            self.template = Some(self.assemble(PLACEHOLDER_TOKEN, payload, &spec)?);
+        }
+        Ok(self)
+    }
+
+    /// The default topic, if any.
+    pub fn default_topic(&self) -> Option<&str> {
+        self.topic.as_deref()
+    }
+
+    /// Whether a default payload was given (else every spec needs its own).
+    pub fn has_payload(&self) -> bool {
+        self.payload.is_some()
+    }
+
+    /// The notification the defaults make for a placeholder token: its
+    /// lints are the defaults' own.
+    pub fn template(&self) -> Option<&Notification> {
+        self.template.as_ref()
+    }
+
+    /// The notification for a bare device token.
+    pub fn build_for_token(&self, device_token: &str) -> Result<Notification> {
+        let token = DeviceToken::new(device_token)?;
+        match &self.template {
+            Some(t) => Ok(t.with_device_token(token)),
+            None => Err(missing_payload()),
+        }
+    }
+
+    /// The notification `spec` describes, its missing fields taken from the
+    /// defaults.
+    pub fn build(&self, spec: &NotificationSpec) -> Result<Notification> {
+        let token = spec
+            .device_token
+            .as_deref()
+            .ok_or_else(|| Error::invalid("device_token", "missing"))?;
+        if spec.is_token_only() {
+            return self.build_for_token(token);
+        }
+        let payload = match &spec.payload {
+            Some(serde_json::Value::String(raw)) => Payload::raw(raw.clone().into_bytes())?,
+            Some(value) => Payload::raw(value.to_string().into_bytes())?,
+            None => self.payload.clone().ok_or_else(missing_payload)?,
+        };
+        self.assemble(token, payload, spec)
+    }
+
+    fn assemble(
+        &self,
+        token: &str,
+        payload: Payload,
+        spec: &NotificationSpec,
+    ) -> Result<Notification> {
+        let mut b = Notification::builder(token, payload);
+        if let Some(t) = spec.topic.as_ref().or(self.topic.as_ref()) {
+            b = b.topic(t);
+        }
+        let push_type = match &spec.push_type {
+            Some(t) => t.parse()?,
+            None => self.push_type,
+        };
+        b = b.push_type(push_type);
+        let priority = match &spec.priority {
+            Some(p) => Some(scalar(p).parse()?),
+            None => self.priority,
+        };
+        if let Some(p) = priority {
+            b = b.priority(p);
+        }
+        let expiration = match &spec.expiration {
+            Some(e) => Some(scalar(e).parse()?),
+            None => self.expiration,
+        };
+        if let Some(e) = expiration {
+            b = b.expiration(e);
+        }
+        if let Some(c) = spec.collapse_id.as_ref().or(self.collapse_id.as_ref()) {
+            b = b.collapse_id(c);
+        }
+        match &spec.apns_id {
+            Some(id) => b = b.apns_id_str(id),
+            None => {
+                if let Some(id) = self.apns_id {
+                    b = b.apns_id(id);
+                }
+            }
+        }
+        b.build()
+    }
+}
+
+fn missing_payload() -> Error {
+    Error::invalid(
+        "payload",
+        "missing: the notification has none and no default payload was given",
+    )
+}
+
+/// `5` or `"5"` as text.
+fn scalar(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
