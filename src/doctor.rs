@@ -1,5 +1,5 @@
-//! Step-by-step checks of the road to an APNs endpoint, for `apns doctor`
-//! and for tools that want the same diagnosis: DNS, TCP, TLS, ALPN `h2` and
+//! Step-by-step checks of the road to an APNs endpoint, for the command
+//! line's doctor and for tools that want the same diagnosis: DNS, TCP, TLS, ALPN `h2` and
 //! the server's certificate chain. Each check says what it found and, when
 //! it fails, what to do.
 //!
@@ -21,6 +21,7 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::error::TlsProblem;
 use crate::transport::{tls, Endpoint};
 
 /// The outcome of one check.
@@ -49,6 +50,10 @@ pub struct Check {
     /// What to do about a failure or warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// For a failed TLS handshake, which case it is (so a tool can add its
+    /// own advice).
+    #[serde(skip)]
+    pub tls_problem: Option<TlsProblem>,
 }
 
 impl Check {
@@ -59,6 +64,7 @@ impl Check {
             status: CheckStatus::Pass,
             detail: detail.into(),
             fix: None,
+            tls_problem: None,
         }
     }
     /// A warning, with what to do.
@@ -68,6 +74,7 @@ impl Check {
             status: CheckStatus::Warn,
             detail: detail.into(),
             fix: Some(fix.into()),
+            tls_problem: None,
         }
     }
     /// A failure, with what to do.
@@ -77,6 +84,7 @@ impl Check {
             status: CheckStatus::Fail,
             detail: detail.into(),
             fix: Some(fix.into()),
+            tls_problem: None,
         }
     }
 }
@@ -119,7 +127,7 @@ pub async fn check_endpoint(endpoint: &Endpoint, options: &ProbeOptions) -> Vec<
     {
         Ok(Ok(addrs)) => addrs.collect(),
         Ok(Err(e)) => {
-            checks.push(Check::fail("dns", format!("cannot resolve {host}: {e}"), "check this machine's DNS and network; a mock is addressed as --endpoint https://127.0.0.1:PORT"));
+            checks.push(Check::fail("dns", format!("cannot resolve {host}: {e}"), "check this machine's DNS and network; a mock is addressed by its IP, as https://127.0.0.1:PORT"));
             return checks;
         }
         Err(_) => {
@@ -207,8 +215,10 @@ pub async fn check_endpoint(endpoint: &Endpoint, options: &ProbeOptions) -> Vec<
     {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            let (detail, fix) = explain_tls_error(&e);
-            checks.push(Check::fail("tls", detail, fix));
+            let (problem, detail, fix) = explain_tls_error(&e);
+            let mut check = Check::fail("tls", detail, fix);
+            check.tls_problem = Some(problem);
+            checks.push(check);
             return checks;
         }
         Err(_) => {
@@ -301,33 +311,16 @@ fn now_unix() -> i64 {
     crate::clock::now_unix_seconds() as i64
 }
 
-fn explain_tls_error(e: &std::io::Error) -> (String, String) {
-    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
-    match inner {
-        Some(rustls::Error::InvalidCertificate(cert)) => {
-            use rustls::CertificateError::*;
-            let fix = match cert {
-                UnknownIssuer | BadSignature => "the server's certificate is not signed by a trusted root: for a mock or a TLS-inspecting proxy pass its CA with --ca-file; otherwise something is intercepting the connection",
-                Expired | ExpiredContext { .. } | NotValidYet | NotValidYetContext { .. } => "check this machine's clock (date -u); if it is right, the server's certificate has expired",
-                NotValidForName | NotValidForNameContext { .. } => "the certificate is for another host name: check --endpoint (a mock's certificate names localhost and 127.0.0.1)",
-                _ => "the server's certificate was rejected; check --endpoint and --ca-file",
-            };
-            (
-                format!("the server's certificate is not trusted: {cert:?}"),
-                fix.into(),
-            )
-        }
-        Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) => (
-            "the server does not offer HTTP/2 (ALPN h2)".into(),
-            "APNs speaks only HTTP/2: check the endpoint".into(),
-        ),
-        Some(other) => (
-            format!("TLS failed: {other}"),
-            "check the endpoint; is it a TLS server?".into(),
-        ),
-        None => (
-            format!("TLS failed: {e}"),
-            "check the endpoint; is it a TLS server?".into(),
-        ),
-    }
+/// The doctor's reading of a failed handshake: the shared explanation, and
+/// what to do about it.
+fn explain_tls_error(e: &std::io::Error) -> (TlsProblem, String, String) {
+    let (problem, detail) = tls::explain(e);
+    let fix = match problem {
+        TlsProblem::UntrustedCertificate => "for a mock or a TLS-inspecting proxy, trust its CA certificate; otherwise something is intercepting the connection",
+        TlsProblem::CertificateDates => "check this machine's clock (date -u); if it is right, the server's certificate has expired",
+        TlsProblem::WrongHostName => "the certificate is for another host name: check the endpoint (a mock's certificate names localhost and 127.0.0.1)",
+        TlsProblem::NoHttp2 => "APNs speaks only HTTP/2: check the endpoint",
+        _ => "check the endpoint; is it a TLS server?",
+    };
+    (problem, detail, fix.into())
 }

@@ -43,9 +43,28 @@ pub enum Error {
         push_type: &'static str,
     },
 
-    /// A signing key (`.p8`) or public key could not be loaded.
-    #[error("{0}")]
-    Key(String),
+    /// Credentials that cannot be used: a `.p8` key, a certificate or a
+    /// `.p12` (and its password). `problem` says which case it is, for
+    /// callers that must tell them apart; the message says what was found.
+    #[error("{message}")]
+    Credentials {
+        /// What is wrong.
+        problem: CredentialProblem,
+        /// One line: what was found and expected. Never key material.
+        message: String,
+    },
+
+    /// A key store or profile problem (feature `keystore`): no keychain
+    /// service, no such key or profile...
+    #[error("{message}")]
+    Keystore {
+        /// What is wrong.
+        problem: KeystoreProblem,
+        /// The key or profile concerned, when there is one.
+        name: Option<String>,
+        /// One line: what happened. Never a secret.
+        message: String,
+    },
 
     /// Client or server configuration that cannot work (bad endpoint URL,
     /// unreadable CA file, refresh interval outside Apple's window...).
@@ -78,6 +97,8 @@ pub enum Error {
     Tls {
         /// `host:port` of the server.
         endpoint: String,
+        /// Which case it is.
+        problem: TlsProblem,
         /// What went wrong.
         message: String,
     },
@@ -154,7 +175,132 @@ pub enum Error {
     Rejected(Box<Response>),
 }
 
+/// What is wrong with credentials; see [`Error::Credentials`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CredentialProblem {
+    /// Not what it should be: wrong format, damaged, another algorithm...
+    Malformed,
+    /// The `.p12` password is wrong (or the file needs one and none was
+    /// given).
+    WrongPassword,
+    /// Not a PKCS#12 file, or a truncated one.
+    NotPkcs12,
+    /// A private key file that its group or others may read.
+    KeyFileTooOpen,
+    /// The private key does not match the certificate.
+    KeyMismatch,
+    /// A certificate without its private key.
+    MissingKey,
+    /// A separate key file given for a `.p12`, which carries its own.
+    SeparateKeyForPkcs12,
+    /// The certificate has expired.
+    CertificateExpired,
+    /// The certificate is not valid yet (is this machine's clock right?).
+    CertificateNotYetValid,
+    /// The certificate is for the other APNs environment.
+    WrongEnvironment,
+}
+
+/// What went wrong in a TLS handshake; see [`Error::Tls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsProblem {
+    /// The server's certificate is not signed by a trusted root (a mock or
+    /// a TLS-inspecting proxy whose CA was not added, or an interception).
+    UntrustedCertificate,
+    /// The server's certificate is expired or not yet valid (or this
+    /// machine's clock is wrong).
+    CertificateDates,
+    /// The server's certificate is for another host name.
+    WrongHostName,
+    /// The server does not speak HTTP/2 (ALPN `h2`), which APNs requires.
+    NoHttp2,
+    /// Anything else.
+    Other,
+}
+
+/// What went wrong in a key store; see [`Error::Keystore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeystoreProblem {
+    /// No keychain service is reachable (no D-Bus session, no Secret
+    /// Service, an unsupported platform).
+    NoKeychain,
+    /// The keychain is locked or refused access.
+    KeychainLocked,
+    /// The store has no key by that name.
+    NoSuchKey,
+    /// The profile file has no profile by that name.
+    NoSuchProfile,
+    /// A profile by that name exists already.
+    ProfileExists,
+    /// The profile names its key or password in a form that is refused
+    /// (a secret pasted into the file) or not understood.
+    BadProfile,
+    /// The environment variable that should hold the key is not set.
+    MissingVariable,
+    /// Any other failure of the store.
+    Store,
+}
+
 impl Error {
+    pub(crate) fn credentials(problem: CredentialProblem, message: impl Into<String>) -> Self {
+        Error::Credentials {
+            problem,
+            message: message.into(),
+        }
+    }
+
+    /// A key or certificate that cannot be read as what it should be.
+    pub(crate) fn malformed(message: impl Into<String>) -> Self {
+        Self::credentials(CredentialProblem::Malformed, message)
+    }
+
+    #[cfg(feature = "keystore")]
+    pub(crate) fn keystore(
+        problem: KeystoreProblem,
+        name: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Keystore {
+            problem,
+            name: name.map(str::to_string),
+            message: message.into(),
+        }
+    }
+
+    /// What is wrong with the credentials, for an [`Error::Credentials`].
+    ///
+    /// ```
+    /// use apns_provider::{ClientCertificate, CredentialProblem};
+    /// let e = ClientCertificate::from_pkcs12(b"not a p12 file", "").unwrap_err();
+    /// assert_eq!(e.credential_problem(), Some(CredentialProblem::NotPkcs12));
+    /// ```
+    pub fn credential_problem(&self) -> Option<CredentialProblem> {
+        match self {
+            Error::Credentials { problem, .. } => Some(*problem),
+            _ => None,
+        }
+    }
+
+    /// What went wrong in a key store, for an [`Error::Keystore`].
+    pub fn keystore_problem(&self) -> Option<KeystoreProblem> {
+        match self {
+            Error::Keystore { problem, .. } => Some(*problem),
+            _ => None,
+        }
+    }
+
+    /// What went wrong in a TLS handshake, for an [`Error::Tls`] (also
+    /// behind an [`Error::Unavailable`]).
+    pub fn tls_problem(&self) -> Option<TlsProblem> {
+        match self.root() {
+            Error::Tls { problem, .. } => Some(*problem),
+            _ => None,
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Error::InvalidField {
             field,
@@ -188,7 +334,7 @@ impl Error {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Error::InvalidField { .. } | Error::PayloadTooLarge { .. } | Error::Key(_)
+            Error::InvalidField { .. } | Error::PayloadTooLarge { .. } | Error::Credentials { .. }
         )
     }
 

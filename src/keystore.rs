@@ -35,7 +35,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, KeystoreProblem, Result};
 
 /// The keychain service name entries are stored under.
 pub const KEYCHAIN_SERVICE: &str = "apns-provider";
@@ -72,10 +72,14 @@ impl FromStr for KeyLocation {
         if let Some(var) = s.strip_prefix("env:") {
             return Ok(KeyLocation::Env(var.to_string()));
         }
-        Err(Error::Config(format!(
-            "key location {} is not one of keychain, file:PATH, env:VAR",
-            quote_unless_long(s)
-        )))
+        Err(Error::keystore(
+            KeystoreProblem::BadProfile,
+            None,
+            format!(
+                "key location {} is not one of keychain, file:PATH, env:VAR",
+                quote_unless_long(s)
+            ),
+        ))
     }
 }
 
@@ -120,7 +124,7 @@ fn quote_unless_long(value: &str) -> String {
 /// What `key = "..."` says when the key is inlined: the refusal, naming the
 /// profile and never the key.
 fn inline_key_refused(profile: &str) -> Error {
-    Error::Config(format!(
+    Error::keystore(KeystoreProblem::BadProfile, Some(profile), format!(
         "the key inlined in profile {profile:?} is refused: a profile says where a key lives, never what it is; put the PEM in a file only you can read (chmod 600) and write key = \"file:PATH\", or in an environment variable with key = \"env:VAR\""
     ))
 }
@@ -140,7 +144,7 @@ impl fmt::Debug for Keychain {
     }
 }
 
-const NO_KEYCHAIN_HELP: &str = "store the key in a file instead (`apns key add NAME --store file ...`, or key = \"file:PATH\" in the profile), or give its PEM in an environment variable (key = \"env:VAR\")";
+const NO_KEYCHAIN_HELP: &str = "keep the key in a file only you can read (key = \"file:PATH\" in the profile), or give its PEM in an environment variable (key = \"env:VAR\")";
 
 impl Keychain {
     /// The platform's keychain, chosen explicitly: macOS Keychain, Windows
@@ -155,14 +159,18 @@ impl Keychain {
         if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
             && std::env::var_os("XDG_RUNTIME_DIR").is_none()
         {
-            return Err(Error::Config(format!(
+            return Err(Error::keystore(KeystoreProblem::NoKeychain, None, format!(
                 "no keychain service is reachable: the Linux Secret Service needs a D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set) with a keyring such as gnome-keyring running; {NO_KEYCHAIN_HELP}"
             )));
         }
         let store = zbus_secret_service_keyring_store::Store::new().map_err(|e| {
-            Error::Config(format!(
+            Error::keystore(
+                KeystoreProblem::NoKeychain,
+                None,
+                format!(
                 "no keychain service is reachable (Linux Secret Service: {e}); {NO_KEYCHAIN_HELP}"
-            ))
+            ),
+            )
         })?;
         Ok(Keychain {
             store,
@@ -173,9 +181,11 @@ impl Keychain {
     #[cfg(target_os = "macos")]
     fn platform() -> Result<Keychain> {
         let store = apple_native_keyring_store::keychain::Store::new().map_err(|e| {
-            Error::Config(format!(
-                "the macOS Keychain is not reachable ({e}); {NO_KEYCHAIN_HELP}"
-            ))
+            Error::keystore(
+                KeystoreProblem::NoKeychain,
+                None,
+                format!("the macOS Keychain is not reachable ({e}); {NO_KEYCHAIN_HELP}"),
+            )
         })?;
         Ok(Keychain {
             store,
@@ -186,9 +196,13 @@ impl Keychain {
     #[cfg(target_os = "windows")]
     fn platform() -> Result<Keychain> {
         let store = windows_native_keyring_store::Store::new().map_err(|e| {
-            Error::Config(format!(
-                "the Windows Credential Manager is not reachable ({e}); {NO_KEYCHAIN_HELP}"
-            ))
+            Error::keystore(
+                KeystoreProblem::NoKeychain,
+                None,
+                format!(
+                    "the Windows Credential Manager is not reachable ({e}); {NO_KEYCHAIN_HELP}"
+                ),
+            )
         })?;
         Ok(Keychain {
             store,
@@ -198,9 +212,11 @@ impl Keychain {
 
     #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
     fn platform() -> Result<Keychain> {
-        Err(Error::Config(format!(
-            "no keychain is supported on this platform; {NO_KEYCHAIN_HELP}"
-        )))
+        Err(Error::keystore(
+            KeystoreProblem::NoKeychain,
+            None,
+            format!("no keychain is supported on this platform; {NO_KEYCHAIN_HELP}"),
+        ))
     }
 
     /// An in-memory keychain (`keyring-core`'s mock store), for tests.
@@ -224,15 +240,24 @@ impl Keychain {
     fn error(&self, name: &str, e: keyring_core::Error) -> Error {
         use keyring_core::Error as K;
         match e {
-            K::NoEntry => Error::Config(format!(
-                "the {} has no key named {name:?}; add it with `apns key add {name} --key-file AuthKey_<KEYID>.p8`",
-                self.kind
-            )),
-            K::NoStorageAccess(err) => Error::Config(format!(
-                "the {} is locked or refused access ({err}); unlock it, or {NO_KEYCHAIN_HELP}",
-                self.kind
-            )),
-            other => Error::Config(format!("{} error for {name:?}: {other}", self.kind)),
+            K::NoEntry => Error::keystore(
+                KeystoreProblem::NoSuchKey,
+                Some(name),
+                format!("the {} has no key named {name:?}", self.kind),
+            ),
+            K::NoStorageAccess(err) => Error::keystore(
+                KeystoreProblem::KeychainLocked,
+                Some(name),
+                format!(
+                    "the {} is locked or refused access ({err}); unlock it, or {NO_KEYCHAIN_HELP}",
+                    self.kind
+                ),
+            ),
+            other => Error::keystore(
+                KeystoreProblem::Store,
+                Some(name),
+                format!("{} error for {name:?}: {other}", self.kind),
+            ),
         }
     }
 
@@ -311,11 +336,15 @@ pub fn load_key_pem(
             let bytes = crate::auth::read_private_file(path)?;
             String::from_utf8(bytes.to_vec())
                 .map(Zeroizing::new)
-                .map_err(|_| Error::Key(format!("{}: not PEM text", path.display())))
+                .map_err(|_| Error::malformed(format!("{}: not PEM text", path.display())))
         }
         KeyLocation::Env(var) => {
             let value = Zeroizing::new(std::env::var(var).map_err(|_| {
-                Error::Config(format!("the profile's key is in ${var}, which is not set"))
+                Error::keystore(
+                    KeystoreProblem::MissingVariable,
+                    Some(name),
+                    format!("the key of profile {name:?} is in ${var}, which is not set"),
+                )
             })?);
             Ok(unescape_newlines(value))
         }
@@ -491,11 +520,15 @@ impl ProfileFile {
     pub fn get(&self, name: &str) -> Result<&Profile> {
         self.profiles.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
-            Error::Config(if known.is_empty() {
-                format!("no profile named {name:?}: there are none yet; add one with `apns key add {name} --key-file AuthKey_<KEYID>.p8 --team-id TEAM`")
+            let message = if known.is_empty() {
+                format!("no profile named {name:?}: there are none yet")
             } else {
-                format!("no profile named {name:?}; known profiles: {}", known.join(", "))
-            })
+                format!(
+                    "no profile named {name:?}; known profiles: {}",
+                    known.join(", ")
+                )
+            };
+            Error::keystore(KeystoreProblem::NoSuchProfile, Some(name), message)
         })
     }
 
@@ -503,9 +536,11 @@ impl ProfileFile {
     pub fn insert_new(&mut self, name: &str, profile: Profile) -> Result<()> {
         validate_name(name)?;
         if self.profiles.contains_key(name) {
-            return Err(Error::Config(format!(
-                "a profile named {name:?} exists already; use `apns key rotate {name}` to replace its key, or `apns key remove {name}`"
-            )));
+            return Err(Error::keystore(
+                KeystoreProblem::ProfileExists,
+                Some(name),
+                format!("a profile named {name:?} exists already"),
+            ));
         }
         self.profiles.insert(name.to_string(), profile);
         Ok(())
@@ -524,11 +559,9 @@ mod tests {
         k.store("a", "pem-b").unwrap();
         assert_eq!(k.load("a").unwrap().as_str(), "pem-b");
         k.remove("a").unwrap();
-        let e = k.load("a").unwrap_err().to_string();
-        assert!(
-            e.contains("no key named \"a\"") && e.contains("apns key add a"),
-            "{e}"
-        );
+        let e = k.load("a").unwrap_err();
+        assert!(e.to_string().contains("no key named \"a\""), "{e}");
+        assert_eq!(e.keystore_problem(), Some(KeystoreProblem::NoSuchKey));
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub use auth::{
     SigningKey, TeamId, TokenCache, TokenSigner,
 };
 pub use client::{Client, ClientBuilder, ClientStats, RetryPolicy, SendOutcome, ShutdownReport};
-pub use error::{Error, Result};
+pub use error::{CredentialProblem, Error, KeystoreProblem, Result, TlsProblem};
 pub use notification::{
     ApnsId, CollapseId, DeviceToken, Expiration, Lint, Notification, NotificationBuilder, Priority,
     PushType, Topic,

@@ -11,7 +11,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{CredentialProblem, Error, Result};
 
 /// OID of Apple's topics extension in push certificates.
 pub const TOPICS_OID: &str = "1.2.840.113635.100.6.3.6";
@@ -76,7 +76,7 @@ impl CertificateInfo {
     pub fn from_der(der: &[u8]) -> Result<Self> {
         use x509_parser::prelude::*;
         let (_, cert) = X509Certificate::from_der(der)
-            .map_err(|e| Error::Key(format!("not an X.509 certificate: {e}")))?;
+            .map_err(|e| Error::malformed(format!("not an X.509 certificate: {e}")))?;
         let subject = cert.subject();
         let attr = |oid: &str| {
             subject
@@ -172,7 +172,7 @@ impl CertificateInfo {
     ) -> Result<Option<String>> {
         let date = crate::clock::format_utc_seconds;
         if self.is_expired(now) {
-            return Err(Error::Config(format!(
+            return Err(Error::credentials(CredentialProblem::CertificateExpired, format!(
                 "the push certificate for {} expired on {}: renew it in the Apple Developer account, or move to token authentication",
                 self.bundle_id.as_deref().unwrap_or(&self.subject),
                 date(self.not_after)
@@ -180,14 +180,17 @@ impl CertificateInfo {
         }
         let now_secs = crate::clock::unix_seconds(now) as i64;
         if now_secs < self.not_before {
-            return Err(Error::Config(format!(
-                "the push certificate is not valid before {}: check this machine's clock",
-                date(self.not_before)
-            )));
+            return Err(Error::credentials(
+                CredentialProblem::CertificateNotYetValid,
+                format!(
+                    "the push certificate is not valid before {}: check this machine's clock",
+                    date(self.not_before)
+                ),
+            ));
         }
         if let Some(env) = env {
             if !self.environment.allows(env) {
-                return Err(Error::Config(format!(
+                return Err(Error::credentials(CredentialProblem::WrongEnvironment, format!(
                     "a {:?} certificate cannot be used with the {env} environment (APNs would answer BadCertificateEnvironment)",
                     self.environment
                 )));
@@ -284,7 +287,10 @@ impl ClientCertificate {
                 Error::io(format!("cannot read certificate {}", path.display()), e)
             })?);
         let named = |e: Error| match e {
-            Error::Key(m) => Error::Key(format!("{}: {m}", path.display())),
+            Error::Credentials { problem, message } => Error::Credentials {
+                problem,
+                message: format!("{}: {message}", path.display()),
+            },
             other => other,
         };
         if looks_like_pem(&data) {
@@ -297,8 +303,9 @@ impl ClientCertificate {
             Self::from_pem(&data, key.as_deref().map(|k| k.as_slice())).map_err(named)
         } else {
             if key_path.is_some() {
-                return Err(Error::Config(
-                    "a .p12 carries its own key: drop --cert-key".into(),
+                return Err(Error::credentials(
+                    CredentialProblem::SeparateKeyForPkcs12,
+                    "a .p12 carries its own key: a separate key file is not used with it",
                 ));
             }
             Self::from_pkcs12(&data, password.unwrap_or("")).map_err(named)
@@ -315,17 +322,13 @@ impl ClientCertificate {
         }
         let encrypted = pem.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY");
         if key.is_none() && encrypted {
-            return Err(Error::Key(
-                "the private key is encrypted; export it without a passphrase (openssl pkcs12 ... -nodes) or use the .p12".into(),
-            ));
+            return Err(Error::malformed("the private key is encrypted; export it without a passphrase (openssl pkcs12 ... -nodes) or use the .p12"));
         }
         if chain.is_empty() {
-            return Err(Error::Key(
-                "no certificate found; expected -----BEGIN CERTIFICATE----- (export with `openssl pkcs12 -in cert.p12 -out cert.pem -clcerts -nodes`)".into(),
-            ));
+            return Err(Error::malformed("no certificate found; expected -----BEGIN CERTIFICATE----- (export with `openssl pkcs12 -in cert.p12 -out cert.pem -clcerts -nodes`)"));
         }
         let key = key.ok_or_else(|| {
-            Error::Key("no private key found next to the certificate; give it with --cert-key, or export with -nodes".into())
+            Error::credentials(CredentialProblem::MissingKey, "no private key found next to the certificate: export both with `openssl pkcs12 ... -nodes`, or give the key's own file")
         })?;
         Self::new(chain, key)
     }
@@ -334,20 +337,26 @@ impl ClientCertificate {
     /// legacy (RC2-40/3DES, as older Keychain exports).
     pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Self> {
         use p12_keystore::{KeyStore, Pkcs12ImportPolicy};
-        let store = KeyStore::from_pkcs12(der, password, Pkcs12ImportPolicy::Relaxed).map_err(|e| {
-            use p12_keystore::error::Error as P12;
-            match e {
-                P12::MacError(_) | P12::UnpadError => Error::Key(
-                    "wrong password for the .p12 (give it with --cert-password-env VAR or --cert-password-file FILE)".into(),
-                ),
-                P12::DerError(_) | P12::InvalidLength | P12::InvalidData | P12::InvalidVersion => {
-                    Error::Key(format!("not a valid .p12/.pfx file, or a truncated one ({e})"))
+        let store =
+            KeyStore::from_pkcs12(der, password, Pkcs12ImportPolicy::Relaxed).map_err(|e| {
+                use p12_keystore::error::Error as P12;
+                match e {
+                    P12::MacError(_) | P12::UnpadError => Error::credentials(
+                        CredentialProblem::WrongPassword,
+                        "wrong password for the .p12",
+                    ),
+                    P12::DerError(_)
+                    | P12::InvalidLength
+                    | P12::InvalidData
+                    | P12::InvalidVersion => Error::credentials(
+                        CredentialProblem::NotPkcs12,
+                        format!("not a valid PKCS#12 (.p12/.pfx) file, or a truncated one ({e})"),
+                    ),
+                    other => Error::malformed(format!("cannot read the .p12: {other}")),
                 }
-                other => Error::Key(format!("cannot read the .p12: {other}")),
-            }
-        })?;
+            })?;
         let (_, chain) = store.private_key_chain().ok_or_else(|| {
-            Error::Key("the .p12 holds no private key with its certificate; export both from Keychain Access (the certificate *and* its key)".into())
+            Error::malformed("the .p12 holds no private key with its certificate; export both from Keychain Access (the certificate *and* its key)")
         })?;
         let certs: Vec<CertificateDer<'static>> = chain
             .certs()
@@ -355,7 +364,7 @@ impl ClientCertificate {
             .map(|c| CertificateDer::from(c.as_der().to_vec()))
             .collect();
         if certs.is_empty() {
-            return Err(Error::Key("the .p12 holds a key but no certificate".into()));
+            return Err(Error::malformed("the .p12 holds a key but no certificate"));
         }
         let key = Zeroizing::new(PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into()));
         Self::new(certs, key)
@@ -368,10 +377,11 @@ impl ClientCertificate {
         let provider = crate::transport::tls::provider();
         rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
             |e| match e {
-                rustls::Error::InconsistentKeys(_) => Error::Key(
-                    "the private key does not match the certificate: they come from different exports".into(),
+                rustls::Error::InconsistentKeys(_) => Error::credentials(
+                    CredentialProblem::KeyMismatch,
+                    "the private key does not match the certificate: they come from different exports",
                 ),
-                other => Error::Key(format!("unusable certificate key: {other}")),
+                other => Error::malformed(format!("unusable certificate key: {other}")),
             },
         )?;
         let info = CertificateInfo::from_der(&chain[0])?;
@@ -431,7 +441,7 @@ fn scan_pem(bytes: &[u8]) -> Result<PemContents> {
     let mut key = None;
     for section in SliceIter::<(SectionKind, Vec<u8>)>::new(bytes) {
         let (kind, der) = section.map_err(|e| {
-            Error::Key(format!(
+            Error::malformed(format!(
                 "damaged PEM: {}",
                 super::key::describe_pem_error(&e)
             ))

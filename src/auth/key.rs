@@ -8,7 +8,7 @@ use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding
 use rustls_pki_types::pem::{SectionKind, SliceIter};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{CredentialProblem, Error, Result};
 
 /// An ES256 (P-256) private key: the content of an Apple `AuthKey_<KEYID>.p8`.
 ///
@@ -48,16 +48,13 @@ impl SigningKey {
             SectionKind::PrivateKey => {
                 check_pkcs8_algorithm(&der)?;
                 p256::SecretKey::from_pkcs8_der(&der)
-                    .map_err(|e| Error::Key(format!("malformed PKCS#8 P-256 private key: {e}")))?
+                    .map_err(|e| Error::malformed(format!("malformed PKCS#8 P-256 private key: {e}")))?
             }
             SectionKind::EcPrivateKey => p256::SecretKey::from_sec1_der(&der).map_err(|_| {
-                Error::Key(
-                    "the EC PRIVATE KEY is not a P-256 (prime256v1) key; APNs tokens need ES256"
-                        .into(),
-                )
+                Error::malformed("the EC PRIVATE KEY is not a P-256 (prime256v1) key; APNs tokens need ES256")
             })?,
             other => {
-                return Err(Error::Key(format!(
+                return Err(Error::malformed(format!(
                     "found {}, expected a P-256 private key (-----BEGIN PRIVATE KEY----- as in Apple's AuthKey_<KEYID>.p8)",
                     describe_section(other)
                 )))
@@ -108,7 +105,10 @@ pub fn load_key_file(path: impl AsRef<Path>) -> Result<(SigningKey, Zeroizing<St
     let path = path.as_ref();
     let (bytes, mode) = read_key_file(path)?;
     let key = SigningKey::from_pem(&bytes).map_err(|e| match e {
-        Error::Key(msg) => Error::Key(format!("{}: {msg}", path.display())),
+        Error::Credentials { problem, message } => Error::Credentials {
+            problem,
+            message: format!("{}: {message}", path.display()),
+        },
         other => other,
     })?;
     // After parsing, so a public file given by mistake gets the more useful
@@ -148,7 +148,7 @@ fn read_key_file(path: &Path) -> Result<(Zeroizing<Vec<u8>>, u32)> {
 
 fn check_private_mode(path: &Path, mode: u32) -> Result<()> {
     if mode & 0o077 != 0 {
-        return Err(Error::Key(format!(
+        return Err(Error::credentials(CredentialProblem::KeyFileTooOpen, format!(
             "{} is accessible to other users (mode {:o}): a private key must be readable by its owner only; run `chmod 600 {}`",
             path.display(),
             mode & 0o777,
@@ -178,7 +178,7 @@ impl PublicKey {
         let (kind, der) = first_pem_section(pem)?;
         if kind == SectionKind::PublicKey {
             let inner = ecdsa::VerifyingKey::from_public_key_der(&der).map_err(|e| {
-                Error::Key(format!(
+                Error::malformed(format!(
                     "the PUBLIC KEY is not a P-256 key ({e}); APNs tokens need ES256"
                 ))
             })?;
@@ -195,7 +195,10 @@ impl PublicKey {
                 .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?,
         );
         Self::from_pem(&bytes).map_err(|e| match e {
-            Error::Key(msg) => Error::Key(format!("{}: {msg}", path.display())),
+            Error::Credentials { problem, message } => Error::Credentials {
+                problem,
+                message: format!("{}: {message}", path.display()),
+            },
             other => other,
         })
     }
@@ -275,9 +278,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// private key), or an error that says what was found.
 fn first_pem_section(pem: &[u8]) -> Result<(SectionKind, Zeroizing<Vec<u8>>)> {
     if contains(pem, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-        return Err(Error::Key(
-            "found an encrypted PKCS#8 key, expected an unencrypted .p8; Apple's AuthKey files are not encrypted (decrypt with `openssl pkcs8 -in KEY -out AuthKey.p8`)".into(),
-        ));
+        return Err(Error::malformed("found an encrypted PKCS#8 key, expected an unencrypted .p8; Apple's AuthKey files are not encrypted (decrypt with `openssl pkcs8 -in KEY -out AuthKey.p8`)"));
     }
     if !contains(pem, b"-----BEGIN ") {
         let what = if pem.is_empty() {
@@ -287,14 +288,14 @@ fn first_pem_section(pem: &[u8]) -> Result<(SectionKind, Zeroizing<Vec<u8>>)> {
         } else {
             "no PEM block".to_string()
         };
-        return Err(Error::Key(format!(
+        return Err(Error::malformed(format!(
             "found {what}, expected a PEM private key starting with -----BEGIN PRIVATE KEY----- (Apple's AuthKey_<KEYID>.p8)"
         )));
     }
     let mut iter = SliceIter::<(SectionKind, Vec<u8>)>::new(pem);
     match iter.next() {
         Some(Ok((kind, der))) => Ok((kind, Zeroizing::new(der))),
-        Some(Err(e)) => Err(Error::Key(format!(
+        Some(Err(e)) => Err(Error::malformed(format!(
             "the PEM text is damaged ({}); expected an intact -----BEGIN PRIVATE KEY----- block on lines of its own",
             describe_pem_error(&e)
         ))),
@@ -308,7 +309,7 @@ fn first_pem_section(pem: &[u8]) -> Result<(SectionKind, Zeroizing<Vec<u8>>)> {
                 .and_then(|l| l.split("-----").next())
                 .map(|l| l.chars().take(40).collect::<String>())
                 .unwrap_or_default();
-            Err(Error::Key(format!(
+            Err(Error::malformed(format!(
                 "found a PEM block labelled {label:?}, expected PRIVATE KEY (an Apple .p8 key)"
             )))
         }
@@ -344,7 +345,7 @@ fn check_pkcs8_algorithm(der: &[u8]) -> Result<()> {
     use p256::pkcs8::{ObjectIdentifier, PrivateKeyInfo};
     const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
     let info = PrivateKeyInfo::try_from(der)
-        .map_err(|e| Error::Key(format!("malformed PKCS#8 private key: {e}")))?;
+        .map_err(|e| Error::malformed(format!("malformed PKCS#8 private key: {e}")))?;
     let alg = info.algorithm.oid.to_string();
     if alg != EC_PUBLIC_KEY {
         let name = match alg.as_str() {
@@ -353,7 +354,7 @@ fn check_pkcs8_algorithm(der: &[u8]) -> Result<()> {
             "1.3.101.110" => "an X25519 key",
             _ => "a key of another algorithm",
         };
-        return Err(Error::Key(format!(
+        return Err(Error::malformed(format!(
             "found {name} (OID {alg}), expected a P-256 EC key as in Apple's .p8 files"
         )));
     }
@@ -367,12 +368,12 @@ fn check_pkcs8_algorithm(der: &[u8]) -> Result<()> {
                 "1.3.132.0.10" => "secp256k1",
                 _ => "an unknown curve",
             };
-            Err(Error::Key(format!(
+            Err(Error::malformed(format!(
                 "found an EC key on {name} (OID {other}), expected P-256 (prime256v1) for ES256"
             )))
         }
-        None => Err(Error::Key(
-            "the EC key does not name its curve; expected P-256 (prime256v1)".into(),
+        None => Err(Error::malformed(
+            "the EC key does not name its curve; expected P-256 (prime256v1)",
         )),
     }
 }

@@ -8,7 +8,7 @@
 //! - [`TokenCache`] reuses a token and refreshes it within Apple's rules
 //!   (not more often than every 20 minutes, never older than 60).
 //! - [`verify_token`] and [`decode_unverified`] read tokens back (a
-//!   verifier, and `apns token --decode`).
+//!   verifier, and tools that show a token's header and claims).
 //!
 //! # JWTs and `jsonwebtoken`'s crypto provider
 //!

@@ -1,5 +1,5 @@
 //! Provider token decoding and verification, used by the mock server,
-//! [`verify_token`] and [`decode_unverified`] (`apns token --decode`).
+//! [`verify_token`] and [`decode_unverified`] (for tools that show a token).
 //!
 //! The header and claims are decoded by `jsonwebtoken`; the signature is
 //! checked by `ring` (through `jsonwebtoken::decode` when this crate's

@@ -68,7 +68,20 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
             .map_err(|e| Failure::usage(format!("cannot read CA file {}: {e}", ca.display())))?;
         options.extra_roots_pem.push(pem);
     }
-    let network = check_endpoint(&endpoint, &options).await;
+    let mut network = check_endpoint(&endpoint, &options).await;
+    // The library's advice, in this command line's terms.
+    for check in &mut network {
+        let flag = match check.tls_problem {
+            Some(apns_provider::TlsProblem::UntrustedCertificate) => {
+                "; for a mock or a proxy, pass its CA with --ca-file"
+            }
+            Some(apns_provider::TlsProblem::WrongHostName) => "; check --endpoint",
+            _ => continue,
+        };
+        if let Some(fix) = &mut check.fix {
+            fix.push_str(flag);
+        }
+    }
     let network_ok = network.iter().all(|c| c.status != CheckStatus::Fail);
     checks.extend(network.into_iter().map(|c| (Category::Network, c)));
 

@@ -59,10 +59,60 @@ impl From<Error> for Failure {
         } else {
             exit::USAGE
         };
-        Failure {
-            code,
-            message: e.to_string(),
+        let message = match hint(&e) {
+            Some(hint) => format!("{e}; {hint}"),
+            None => e.to_string(),
+        };
+        Failure { code, message }
+    }
+}
+
+/// What to do about an error, in this command line's terms: the library
+/// says what went wrong and never names a flag; the CLI adds how to fix it,
+/// from the error's kind.
+pub fn hint(e: &Error) -> Option<String> {
+    use apns_provider::{CredentialProblem as C, KeystoreProblem as K, TlsProblem as T};
+    if let Some(problem) = e.credential_problem() {
+        return match problem {
+            C::WrongPassword => Some(
+                "give the right password with --cert-password-env VAR or --cert-password-file FILE"
+                    .into(),
+            ),
+            C::SeparateKeyForPkcs12 => Some("drop --cert-key".into()),
+            C::MissingKey => Some("give the key's file with --cert-key".into()),
+            C::WrongEnvironment => Some("check --env".into()),
+            _ => None,
+        };
+    }
+    if let Some(problem) = e.keystore_problem() {
+        let name = match e {
+            Error::Keystore { name: Some(n), .. } => n.as_str(),
+            _ => "NAME",
+        };
+        return match problem {
+            K::NoSuchKey => Some(format!(
+                "add it with `apns key add {name} --key-file AuthKey_<KEYID>.p8`"
+            )),
+            K::NoSuchProfile => Some(format!(
+                "add it with `apns key add {name} --key-file AuthKey_<KEYID>.p8 --team-id TEAM` (see `apns key list`)"
+            )),
+            K::ProfileExists => Some(format!(
+                "use `apns key rotate {name}` to replace its key, or `apns key remove {name}`"
+            )),
+            K::NoKeychain | K::KeychainLocked => {
+                Some("or store it with `apns key add NAME --store file ...`".into())
+            }
+            _ => None,
+        };
+    }
+    match e.tls_problem() {
+        Some(T::UntrustedCertificate) => {
+            Some("for a mock or a TLS-inspecting proxy, pass its CA with --ca-file".into())
         }
+        Some(T::WrongHostName) => Some(
+            "check --endpoint (a mock's certificate names localhost and 127.0.0.1), or map Apple's name to the mock with --resolve".into(),
+        ),
+        _ => None,
     }
 }
 
@@ -364,11 +414,19 @@ fn load_certificate(
     };
     let load = |pw: Option<&str>| apns_provider::ClientCertificate::from_file(path, key, pw);
     match load(password.as_deref().map(|p| p.as_str())) {
+        // The empty password failed and none was given: ask a terminal, or
+        // say that none was given (not that it was wrong).
         Err(e)
             if password.is_none()
-                && e.to_string().contains("wrong password")
-                && std::io::stdin().is_terminal() =>
+                && e.credential_problem()
+                    == Some(apns_provider::CredentialProblem::WrongPassword) =>
         {
+            if !std::io::stdin().is_terminal() {
+                return Err(Failure::usage(format!(
+                    "{} is protected by a password and none was given: use --cert-password-env VAR or --cert-password-file FILE (or run on a terminal to be asked)",
+                    path.display()
+                )));
+            }
             let typed = zeroize::Zeroizing::new(
                 rpassword::prompt_password(format!("Password for {}: ", path.display()))
                     .map_err(|e| Failure::usage(format!("cannot read the password: {e}")))?,

@@ -226,13 +226,18 @@ impl Connection {
             after: timeouts.tls,
             may_have_been_delivered: false,
         })?
-        .map_err(|e| Error::Tls {
-            endpoint: authority.clone(),
-            message: describe_tls_error(&e),
+        .map_err(|e| {
+            let (problem, message) = super::tls::explain(&e);
+            Error::Tls {
+                endpoint: authority.clone(),
+                problem,
+                message,
+            }
         })?;
         if tls_stream.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Err(Error::Tls {
                 endpoint: authority,
+                problem: crate::error::TlsProblem::NoHttp2,
                 message: "the server did not agree on HTTP/2 (ALPN h2); APNs requires HTTP/2"
                     .into(),
             });
@@ -575,20 +580,4 @@ pub(crate) fn goaway_reason(e: &h2::Error) -> Option<String> {
     let start = text.find("\"reason\":\"")? + "\"reason\":\"".len();
     let end = text[start..].find('"')?;
     Some(text[start..start + end].to_string())
-}
-
-fn describe_tls_error(e: &std::io::Error) -> String {
-    let inner = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match inner {
-        Some(rustls::Error::InvalidCertificate(cert)) => format!(
-            "the server's certificate is not trusted ({cert:?}); for a mock or proxy, pass its CA with --ca-file"
-        ),
-        Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) => {
-            "the server does not offer HTTP/2 (ALPN h2); APNs requires HTTP/2".into()
-        }
-        Some(other) => other.to_string(),
-        None => e.to_string(),
-    }
 }

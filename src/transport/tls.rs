@@ -7,7 +7,7 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use crate::error::{Error, Result};
+use crate::error::{CredentialProblem, Error, Result, TlsProblem};
 
 /// Parses every certificate in a PEM bundle, failing if there is none.
 pub(crate) fn certificates_from_pem(
@@ -73,8 +73,50 @@ pub(crate) fn client_config_with_cert(
         None => builder.with_no_client_auth(),
         Some(cert) => builder
             .with_client_auth_cert(cert.chain().to_vec(), cert.key())
-            .map_err(|e| Error::Key(format!("the client certificate cannot be used: {e}")))?,
+            .map_err(|e| {
+                Error::credentials(
+                    CredentialProblem::Malformed,
+                    format!("the client certificate cannot be used: {e}"),
+                )
+            })?,
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// What a failed TLS handshake means, in one line, for the client's errors
+/// and for the doctor (one explainer for both).
+pub(crate) fn explain(e: &std::io::Error) -> (TlsProblem, String) {
+    let inner = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match inner {
+        Some(rustls::Error::InvalidCertificate(cert)) => {
+            use rustls::CertificateError::*;
+            let problem = match cert {
+                Expired | ExpiredContext { .. } | NotValidYet | NotValidYetContext { .. } => {
+                    TlsProblem::CertificateDates
+                }
+                NotValidForName | NotValidForNameContext { .. } => TlsProblem::WrongHostName,
+                _ => TlsProblem::UntrustedCertificate,
+            };
+            let what = match problem {
+                TlsProblem::CertificateDates => {
+                    "is outside its validity dates (or this machine's clock is wrong)"
+                }
+                TlsProblem::WrongHostName => "is for another host name",
+                _ => "is not signed by a trusted root",
+            };
+            (
+                problem,
+                format!("the server's certificate {what} ({cert:?})"),
+            )
+        }
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) => (
+            TlsProblem::NoHttp2,
+            "the server does not offer HTTP/2 (ALPN h2); APNs requires HTTP/2".into(),
+        ),
+        Some(other) => (TlsProblem::Other, other.to_string()),
+        None => (TlsProblem::Other, e.to_string()),
+    }
 }

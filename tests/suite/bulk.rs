@@ -496,7 +496,10 @@ async fn doctor_passes_against_the_mock_and_explains_failures() {
         .find(|c| c["name"] == "tls")
         .unwrap();
     assert_eq!(tls["status"], "fail");
-    assert!(tls["detail"].as_str().unwrap().contains("not trusted"));
+    assert!(tls["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not signed by a trusted root"));
     assert!(tls["fix"].as_str().unwrap().contains("--ca-file"));
 }
 

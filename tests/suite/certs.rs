@@ -313,17 +313,24 @@ async fn bad_inputs_say_what_is_wrong() {
     for p12 in [&a.p12_modern, &a.p12_legacy] {
         let msg = err(ClientCertificate::from_file(p12, None, Some("wrong")));
         assert!(msg.contains("wrong password"), "{msg}");
-        let msg = err(ClientCertificate::from_file(p12, None, None));
-        assert!(
-            msg.contains("wrong password") && msg.contains("--cert-password-env"),
-            "{msg}"
+        let e = ClientCertificate::from_file(p12, None, None).unwrap_err();
+        assert_eq!(
+            e.credential_problem(),
+            Some(apns_provider::CredentialProblem::WrongPassword)
         );
+        // The library names no flag; the CLI adds its own hint.
+        assert!(!e.to_string().contains("--"), "{e}");
     }
     let bytes = std::fs::read(&a.p12_modern).unwrap();
     let cut = write_file(dir.path(), "cut.p12", &bytes[..bytes.len() / 2]);
-    let msg = err(ClientCertificate::from_file(&cut, None, Some(PASSWORD)));
+    let e = ClientCertificate::from_file(&cut, None, Some(PASSWORD)).unwrap_err();
+    assert_eq!(
+        e.credential_problem(),
+        Some(apns_provider::CredentialProblem::NotPkcs12)
+    );
+    let msg = e.to_string();
     assert!(
-        msg.contains("not a valid .p12") && msg.contains("truncated"),
+        msg.contains("not a valid PKCS#12") && msg.contains("truncated"),
         "{msg}"
     );
 
@@ -343,11 +350,12 @@ async fn bad_inputs_say_what_is_wrong() {
         None,
     ));
     assert!(msg.contains("does not match the certificate"), "{msg}");
-    let msg = err(ClientCertificate::from_file(&a.cert_pem, None, None));
-    assert!(
-        msg.contains("no private key") && msg.contains("--cert-key"),
-        "{msg}"
+    let e = ClientCertificate::from_file(&a.cert_pem, None, None).unwrap_err();
+    assert_eq!(
+        e.credential_problem(),
+        Some(apns_provider::CredentialProblem::MissingKey)
     );
+    assert!(e.to_string().contains("no private key"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -539,11 +547,29 @@ async fn cli_inspect_convert_and_password_sources() {
         stderr(&out)
     );
 
+    // No password source and no terminal: said so, not "wrong password".
     let mut cmd = apns();
     cmd.args(["cert", "inspect"]).arg(&cert.p12_legacy);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("none was given") && stderr(&out).contains("--cert-password-env"),
+        "{}",
+        stderr(&out)
+    );
+    // A wrong one given: said so, with the flags to fix it.
+    let mut cmd = apns();
+    cmd.args(["cert", "inspect"])
+        .arg(&cert.p12_legacy)
+        .args(["--cert-password-env", "WRONG_PW"])
+        .env("WRONG_PW", "not-it");
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("wrong password") && stderr(&out).contains("--cert-password-file"),
+        "{}",
+        stderr(&out)
+    );
 
     // Convert: mode 0600, and the result works.
     let out_pem = dir.path().join("converted.pem");

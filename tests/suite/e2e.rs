@@ -680,7 +680,11 @@ async fn connection_failures_are_typed_errors() {
         .unwrap();
     let e = untrusting.send(&alert(DEVICE)).await.unwrap_err();
     assert!(matches!(e.root(), Error::Tls { .. }), "{e:?}");
-    assert!(e.to_string().contains("--ca-file"), "{e}");
+    assert_eq!(
+        e.tls_problem(),
+        Some(apns_provider::TlsProblem::UntrustedCertificate),
+        "{e}"
+    );
 
     // A server that accepts TCP and never speaks TLS: handshake timeout.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
