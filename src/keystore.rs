@@ -397,9 +397,24 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes a file readable only by its owner, atomically (a temporary file
-/// renamed over the old one).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes a file readable only by its owner (mode 0600), atomically: a new
+/// temporary file beside it, synced and renamed over the old one, so a
+/// crash never leaves half a key and an existing file's looser mode or a
+/// symlink at `path` is never followed.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("apns-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("secret.pem");
+/// apns_provider::keystore::write_private(&path, b"-----BEGIN PRIVATE KEY-----\n...")?;
+/// # #[cfg(unix)] {
+/// use std::os::unix::fs::PermissionsExt;
+/// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+/// # }
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
@@ -411,10 +426,19 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     let fail = |e| Error::io(format!("cannot write {}", path.display()), e);
     let mut file = options.open(&tmp).map_err(fail)?;
-    file.write_all(bytes).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(fail)
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| {
+            drop(file);
+            std::fs::rename(&tmp, path)
+        });
+    if let Err(e) = written {
+        // Never leave a partial copy of a secret behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    Ok(())
 }
 
 /// One named profile. Every field is optional in the file; commands say

@@ -15,6 +15,7 @@ mod suite {
     mod keystore;
     mod mock_server;
     mod model;
+    mod newcomer;
     mod outages;
     mod payload;
     mod profile_secrets;

@@ -471,3 +471,67 @@ fn scan_pem(bytes: &[u8]) -> Result<PemContents> {
 fn looks_like_pem(data: &[u8]) -> bool {
     data.windows(11).any(|w| w == b"-----BEGIN ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    const NOW: i64 = 1_700_000_000;
+    const DAY: i64 = 86_400;
+
+    fn info(not_after: i64) -> CertificateInfo {
+        CertificateInfo {
+            subject: "CN=Apple Push Services: com.example.app".into(),
+            common_name: None,
+            bundle_id: Some("com.example.app".into()),
+            topics: Vec::new(),
+            environment: CertEnvironment::Universal,
+            issuer: String::new(),
+            not_before: NOW - 300 * DAY,
+            not_after,
+        }
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(NOW as u64)
+    }
+
+    #[test]
+    fn the_expiry_warning_starts_thirty_days_before() {
+        let within = Duration::from_secs(30 * DAY as u64);
+        let warn = |not_after| info(not_after).expiry_warning(now(), within);
+        assert!(warn(NOW + 30 * DAY).is_none(), "exactly 30 days left: no warning yet");
+        assert!(warn(NOW + 31 * DAY).is_none(), "31 days left");
+        assert!(warn(NOW + 365 * DAY).is_none(), "a year left");
+        let w = warn(NOW + 30 * DAY - 1).expect("a second under 30 days");
+        assert!(w.contains("29 days left") && w.contains("com.example.app"), "{w}");
+        assert!(warn(NOW + 10 * DAY).unwrap().contains("10 days left"));
+        assert!(warn(NOW).is_some(), "the last second");
+        assert!(warn(NOW - 1).is_none(), "expired is an error, not a warning");
+    }
+
+    #[test]
+    fn check_usable_refuses_expired_and_early_certificates_with_their_kind() {
+        let expired = info(NOW - DAY).check_usable(now(), None).unwrap_err();
+        assert_eq!(
+            expired.credential_problem(),
+            Some(CredentialProblem::CertificateExpired)
+        );
+        let mut early = info(NOW + 100 * DAY);
+        early.not_before = NOW + DAY;
+        assert_eq!(
+            early.check_usable(now(), None).unwrap_err().credential_problem(),
+            Some(CredentialProblem::CertificateNotYetValid)
+        );
+        let mut dev = info(NOW + 100 * DAY);
+        dev.environment = CertEnvironment::Development;
+        assert_eq!(
+            dev.check_usable(now(), Some(crate::transport::Environment::Production))
+                .unwrap_err()
+                .credential_problem(),
+            Some(CredentialProblem::WrongEnvironment)
+        );
+        assert_eq!(info(NOW + 100 * DAY).check_usable(now(), None).unwrap(), None);
+    }
+}

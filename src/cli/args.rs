@@ -5,14 +5,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Send Apple push notifications with token (.p8) authentication.
+/// Send Apple push notifications with token (.p8) or certificate authentication.
 #[derive(Debug, Parser)]
 #[command(
     name = "apns",
     version,
-    about = "Send Apple push notifications over HTTP/2 with .p8 token authentication",
-    long_about = "Send Apple push notifications over HTTP/2 with .p8 token authentication.\n\nStart with `apns demo` (no Apple account needed: it runs a local mock APNs server).",
-    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  4  an output (--results, --unregistered-out, stdout) could not be written: disk full, output closed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  RUST_LOG sets log filters (logs go to stderr and never contain keys or tokens)."
+    about = "Send Apple push notifications over HTTP/2 with .p8 token authentication (or a .p12/PEM certificate)",
+    long_about = "Send Apple push notifications over HTTP/2 with .p8 token authentication, or with a push\ncertificate (.p12 or PEM) while you move to tokens.\n\nStart with `apns demo` (no Apple account needed: it runs a local mock APNs server).",
+    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  4  an output (--results, --unregistered-out, stdout) could not be written: disk full, output closed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  APNS_PROFILE     the stored key (profile) to use, as --key NAME\n  APNS_CONFIG      the profile file (default $XDG_CONFIG_HOME/apns/keys.toml, else ~/.config/apns/keys.toml)\n  XDG_CONFIG_HOME  where the profile file lives; XDG_DATA_HOME where the file store keeps keys\n  RUST_LOG         log filters (logs go to stderr and never contain keys or tokens)\n  NO_COLOR         no colours in logs (there are none either when stderr is not a terminal)"
 )]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
@@ -188,7 +188,7 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub key: KeyArgs,
     /// Apple environment to check (default: the profile's, else production).
-    #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
+    #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production", value_parser = environments())]
     pub environment: Option<String>,
     /// Check this server instead of Apple's (a mock or proxy).
     #[arg(long, value_name = "URL")]
@@ -289,11 +289,33 @@ pub struct CertArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct PasswordArgs {
     /// Read the .p12 password from this environment variable.
-    #[arg(long, value_name = "VAR", conflicts_with = "cert_password_file")]
+    #[arg(
+        long,
+        value_name = "VAR",
+        conflicts_with = "cert_password_file",
+        help_heading = "Certificate authentication"
+    )]
     pub cert_password_env: Option<String>,
     /// Read the .p12 password from this file (its first line).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Certificate authentication")]
     pub cert_password_file: Option<PathBuf>,
+}
+
+/// The values of `--env`, for help and completion (`development` and the
+/// short forms are aliases).
+fn environments() -> clap::builder::PossibleValuesParser {
+    use clap::builder::PossibleValue;
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("sandbox").aliases(["development", "dev"]),
+        PossibleValue::new("production").alias("prod"),
+    ])
+}
+
+/// The values of `--push-type`, for help and completion.
+fn push_types() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        apns_provider::PushType::ALL.map(|t| clap::builder::PossibleValue::new(t.as_str())),
+    )
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -319,7 +341,7 @@ pub struct SendArgs {
     #[arg(long, env = "APNS_TOPIC")]
     pub topic: Option<String>,
     /// Apple environment the device tokens belong to (default: the profile's, else production).
-    #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
+    #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production", value_parser = environments())]
     pub environment: Option<String>,
     /// Send to this server instead of Apple's (a mock or proxy), e.g. https://127.0.0.1:8443.
     #[arg(long, value_name = "URL")]
@@ -329,7 +351,7 @@ pub struct SendArgs {
     pub ca_file: Option<PathBuf>,
 
     /// apns-push-type: alert, background, location, voip, complication, fileprovider, mdm, liveactivity, pushtotalk, widgets, controls.
-    #[arg(long, default_value = "alert", value_name = "TYPE")]
+    #[arg(long, default_value = "alert", value_name = "TYPE", value_parser = push_types())]
     pub push_type: String,
     /// apns-priority: 10 (immediate), 5 (power-aware, required for background) or 1.
     #[arg(long, value_name = "10|5|1")]
@@ -501,7 +523,8 @@ pub struct MockArgs {
     #[arg(
         long = "env",
         default_value = "sandbox",
-        value_name = "sandbox|production"
+        value_name = "sandbox|production",
+        value_parser = environments()
     )]
     pub environment: String,
     /// Refuse tokens APNs tolerates (padded base64, DER signatures, "Bearer").

@@ -255,9 +255,8 @@ fn bench_cli(
     if let Some(mut e) = child.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut e, &mut stderr_text);
     }
-    let result_lines = std::fs::File::open(&results)
-        .map(|f| BufReader::new(f).lines().count() as u64)
-        .unwrap_or(0);
+    let check = check_results(&results, args.count);
+    let result_lines = check.accepted;
     let rate = args.count as f64 / wall.as_secs_f64();
     match args.output {
         Output::Json => println!(
@@ -280,8 +279,14 @@ fn bench_cli(
                 "peak memory       {:.1} MiB (apns send process)",
                 peak_kib as f64 / 1024.0
             );
-            println!("result lines      {result_lines} of {}", args.count);
+            println!(
+                "result lines      {result_lines} of {} accepted, one per line",
+                args.count
+            );
         }
+    }
+    if let Some(problem) = &check.problem {
+        return Err(Failure::usage(format!("the results file is wrong: {problem}")));
     }
     if !status.success() || result_lines != args.count {
         return Err(Failure::usage(format!(
@@ -291,6 +296,48 @@ fn bench_cli(
         )));
     }
     Ok(exit::OK)
+}
+
+/// What the results file of a CLI run says: every line 1..=count exactly
+/// once, each accepted (each line is read and parsed, not only counted).
+struct ResultCheck {
+    accepted: u64,
+    problem: Option<String>,
+}
+
+fn check_results(path: &std::path::Path, count: u64) -> ResultCheck {
+    let mut check = ResultCheck {
+        accepted: 0,
+        problem: None,
+    };
+    let Ok(file) = std::fs::File::open(path) else {
+        check.problem = Some(format!("{} cannot be opened", path.display()));
+        return check;
+    };
+    let mut seen = vec![false; count as usize + 1];
+    for (i, text) in BufReader::new(file).lines().enumerate() {
+        let Ok(text) = text else {
+            check.problem = Some(format!("result line {} cannot be read", i + 1));
+            break;
+        };
+        let parsed: Option<(u64, u64)> = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| Some((v["line"].as_u64()?, v["status"].as_u64().unwrap_or(0))));
+        match parsed {
+            Some((line, 200)) if (1..=count).contains(&line) && !seen[line as usize] => {
+                seen[line as usize] = true;
+                check.accepted += 1;
+            }
+            _ => {
+                check.problem.get_or_insert(format!(
+                    "result line {} is not a single accepted notification: {}",
+                    i + 1,
+                    text.chars().take(200).collect::<String>()
+                ));
+            }
+        }
+    }
+    check
 }
 
 fn vm_hwm(status: &str) -> Option<u64> {

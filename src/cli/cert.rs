@@ -75,7 +75,7 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
             password,
         } => {
             let cert = load_certificate(&path, None, &password)?;
-            write_private(&out, cert.to_pem().as_bytes())?;
+            apns_provider::keystore::write_private(&out, cert.to_pem().as_bytes())?;
             eprintln!(
                 "apns: wrote {} (certificate chain and unencrypted key, mode 0600)",
                 out.display()
@@ -83,26 +83,4 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
     }
-}
-
-/// Writes a file readable only by its owner, replacing any old one.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
-    use std::io::Write;
-    let fail = |e: std::io::Error| Failure::usage(format!("cannot write {}: {e}", path.display()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(fail)?;
-    // An existing file keeps its mode on open: tighten it.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(fail)?;
-    }
-    file.write_all(bytes).map_err(fail)
 }

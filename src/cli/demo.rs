@@ -15,21 +15,34 @@ const BUNDLE: &str = "com.example.demo";
 const DEVICE: &str = "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
 const DEAD_DEVICE: &str = "0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de";
 
+/// Prints a line on stdout; if stdout is closed (`apns demo | head -1`),
+/// returns from the command quietly, so the throwaway key and CA are
+/// removed on the way out instead of left behind by an abrupt exit.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            return Ok(exit::OK);
+        }
+    }};
+}
+
 pub async fn run(output: Output) -> Result<u8, Failure> {
     let human = output == Output::Human;
     let dir = TempDir::new()?;
     if human {
-        println!(
-            "apns demo: a throwaway key, the built-in mock APNs server, real TLS and HTTP/2.\n"
-        );
+        say!("apns demo: a throwaway key, the built-in mock APNs server, real TLS and HTTP/2.\n");
     }
 
     // 1. A throwaway key, as Apple would issue it.
     let key_path = dir.path().join(format!("AuthKey_{KEY_ID}.p8"));
-    write_private(&key_path, apns_provider::auth::generate_p8_pem().as_bytes())?;
+    apns_provider::keystore::write_private(
+        &key_path,
+        apns_provider::auth::generate_p8_pem().as_bytes(),
+    )?;
     let key = SigningKey::from_file(&key_path)?;
     if human {
-        println!(
+        say!(
             "key       {} (key id {KEY_ID}, team {TEAM_ID})",
             key_path.display()
         );
@@ -44,7 +57,7 @@ pub async fn run(output: Output) -> Result<u8, Failure> {
     let ca_path = dir.path().join("mock-ca.pem");
     mock.write_ca_file(&ca_path)?;
     if human {
-        println!("mock      {} (CA {})\n", mock.endpoint(), ca_path.display());
+        say!("mock      {} (CA {})\n", mock.endpoint(), ca_path.display());
     }
 
     // 3. A client trusting the mock's CA explicitly: verification stays on.
@@ -114,18 +127,18 @@ pub async fn run(output: Output) -> Result<u8, Failure> {
             unexpected += 1;
         }
         if human {
-            println!(
+            say!(
                 "{label:<16} {:<60} apns-id={}",
                 response.describe(),
                 response.apns_id().unwrap_or("-")
             );
-            println!(
+            say!(
                 "{:<16} payload {}",
                 "",
                 String::from_utf8_lossy(notification.payload())
             );
         } else {
-            println!(
+            say!(
                 "{}",
                 serde_json::json!({
                     "send": label,
@@ -143,7 +156,7 @@ pub async fn run(output: Output) -> Result<u8, Failure> {
 
     let stats = mock.stats();
     if !human {
-        println!(
+        say!(
             "{}",
             serde_json::json!({"summary": {
                 "requests": stats.requests,
@@ -159,18 +172,18 @@ pub async fn run(output: Output) -> Result<u8, Failure> {
             exit::OK
         });
     }
-    println!(
+    say!(
         "\nmock saw {} requests on {} connection, verified {} provider token (cached after that); client minted {} token.",
         stats.requests,
         stats.connections,
         stats.tokens_verified,
         client.stats().tokens_minted
     );
-    println!("\nThe same first send with curl, against `apns mock` (which prints its endpoint and CA file):");
-    println!(
+    say!("\nThe same first send with curl, against `apns mock` (which prints its endpoint and CA file):");
+    say!(
         "  curl --http2 --cacert CA_FILE \\\n    -H \"authorization: bearer $(apns token --key-file AuthKey_{KEY_ID}.p8 --team-id {TEAM_ID})\" \\\n    -H 'apns-topic: {BUNDLE}' -H 'apns-push-type: alert' \\\n    -d '{{\"aps\":{{\"alert\":\"hi\"}}}}' \\\n    ENDPOINT/3/device/{DEVICE}"
     );
-    println!("\nFor real devices: apns send --key-file AuthKey_<KEYID>.p8 --team-id <TEAM> --topic <bundle id> --env sandbox --alert hi <device token>");
+    say!("\nFor real devices: apns send --key-file AuthKey_<KEYID>.p8 --team-id <TEAM> --topic <bundle id> --env sandbox --alert hi <device token>");
     if unexpected > 0 {
         eprintln!("apns demo: {unexpected} send(s) did not behave as expected");
         return Ok(exit::REJECTED);
@@ -180,23 +193,6 @@ pub async fn run(output: Output) -> Result<u8, Failure> {
 
 fn now_secs() -> u64 {
     apns_provider::clock::now_unix_seconds()
-}
-
-/// Writes a secret file readable only by its owner.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(bytes)
-        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
 }
 
 /// A private directory removed on drop.

@@ -61,6 +61,21 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
             None
         }
     };
+    // A test send needs a topic: without one it is a usage error, found
+    // before any network check.
+    let topic = args
+        .topic
+        .clone()
+        .or(profile_topic)
+        .or_else(|| match &credentials {
+            Some(Credentials::Certificate(c)) => c.info().default_topic(),
+            _ => None,
+        });
+    if args.device_token.is_some() && topic.is_none() {
+        return Err(Failure::usage(
+            "--device-token needs --topic (the app's bundle id, plus the push type's suffix) for the test send",
+        ));
+    }
     let mut options = ProbeOptions::default();
     options.timeout = Duration::from_secs_f64(args.timeout);
     if let Some(ca) = &args.ca_file {
@@ -86,14 +101,6 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
     checks.extend(network.into_iter().map(|c| (Category::Network, c)));
 
     if let Some(device) = &args.device_token {
-        let topic = args
-            .topic
-            .clone()
-            .or(profile_topic)
-            .or_else(|| match &credentials {
-                Some(Credentials::Certificate(c)) => c.info().default_topic(),
-                _ => None,
-            });
         let check = match (credentials, topic, network_ok) {
             (_, _, false) => Check::fail(
                 "send",

@@ -23,7 +23,7 @@ pub struct Line {
 }
 
 /// Lines read ahead of sending; bounds memory whatever the file size.
-const READ_AHEAD: usize = 1024;
+pub const READ_AHEAD: usize = 1024;
 
 /// The longest line kept: far above any valid line (a 200-digit token and
 /// a 5120-byte payload, even escaped), so that a line with no end (a binary
@@ -195,7 +195,8 @@ fn excerpt_of(text: &str, length: usize) -> String {
     format!("{start}... ({length} characters)")
 }
 
-/// Counts the lines of a regular file, for the progress bar's total.
+/// Counts the lines of a regular file that will get a result, for the
+/// progress bar's total: blank lines and `#` comments are not counted.
 pub fn count_lines(path: &Path) -> Option<u64> {
     if path.as_os_str() == "-" {
         return None;
@@ -203,14 +204,21 @@ pub fn count_lines(path: &Path) -> Option<u64> {
     let file = std::fs::File::open(path).ok()?;
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut count = 0u64;
+    let mut line = Vec::with_capacity(256);
     loop {
-        let buf = reader.fill_buf().ok()?;
-        if buf.is_empty() {
+        line.clear();
+        // Long lines are read through; only their first bytes matter here.
+        let n = reader.read_until(b'\n', &mut line).ok()?;
+        if n == 0 {
             return Some(count);
         }
-        count += buf.iter().filter(|b| **b == b'\n').count() as u64;
-        let n = buf.len();
-        reader.consume(n);
+        let first = line
+            .iter()
+            .copied()
+            .find(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF);
+        if first.is_some_and(|b| b != b'#') {
+            count += 1;
+        }
     }
 }
 
@@ -290,10 +298,15 @@ impl Defaults {
         self.inner.build(&spec).map_err(|e| e.to_string())
     }
 
-    /// Whether the flags give a payload (else every line needs its own).
-    #[allow(dead_code)]
-    pub fn has_payload(&self) -> bool {
-        self.inner.has_payload()
+    /// Whether `line` lacks the payload it needs: no payload flag and none
+    /// of its own (a plain token, or a JSON line without "payload").
+    pub fn lacks_payload(&self, line: &Line) -> bool {
+        if self.inner.has_payload() || line.problem.is_some() {
+            return false;
+        }
+        !line.text.starts_with('{')
+            || serde_json::from_str::<NotificationSpec>(&line.text)
+                .is_ok_and(|spec| spec.payload.is_none())
     }
 }
 
@@ -317,6 +330,17 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn the_progress_total_counts_only_lines_that_get_a_result() {
+        let dir = std::env::temp_dir().join(format!("apns-count-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokens.txt");
+        std::fs::write(&path, "\u{feff}# header\n\n00ab\n   \n# c\n{\"device_token\":\"00\"}\n  11cd\nlast-without-newline").unwrap();
+        assert_eq!(count_lines(&path), Some(4));
+        assert_eq!(count_lines(Path::new("-")), None);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

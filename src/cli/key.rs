@@ -74,21 +74,38 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
                     if rows.is_empty() {
                         eprintln!("apns: no profiles in {}; add one with `apns key add NAME --key-file AuthKey_<KEYID>.p8 --team-id TEAM`", path.display());
                     }
-                    println!(
-                        "{:<16} {:<10} {:<10} {:<10} {:<28} FINGERPRINT",
-                        "NAME", "TEAM", "KEY ID", "ENV", "STORE"
-                    );
+                    // Columns as wide as their longest value (a file store's
+                    // path can be long).
+                    let keys = [
+                        "name",
+                        "team_id",
+                        "key_id",
+                        "environment",
+                        "store",
+                        "fingerprint",
+                    ];
+                    let mut table =
+                        vec![["NAME", "TEAM", "KEY ID", "ENV", "STORE", "FINGERPRINT"]
+                            .map(String::from)];
                     for r in &rows {
-                        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
-                        println!(
-                            "{:<16} {:<10} {:<10} {:<10} {:<28} {}",
-                            s("name"),
-                            s("team_id"),
-                            s("key_id"),
-                            s("environment"),
-                            s("store"),
-                            s("fingerprint")
-                        );
+                        table.push(keys.map(|k| r[k].as_str().unwrap_or("-").to_string()));
+                    }
+                    let widths: Vec<usize> = (0..keys.len())
+                        .map(|i| {
+                            table
+                                .iter()
+                                .map(|row| row[i].chars().count())
+                                .max()
+                                .unwrap_or(0)
+                        })
+                        .collect();
+                    for row in &table {
+                        let cells: Vec<String> = row
+                            .iter()
+                            .zip(&widths)
+                            .map(|(cell, w)| format!("{cell:<w$}"))
+                            .collect();
+                        println!("{}", cells.join("  ").trim_end());
                     }
                 }
             }

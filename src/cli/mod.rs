@@ -192,9 +192,14 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only for a person at a terminal, and never with NO_COLOR.
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .try_init();
 }
@@ -225,7 +230,20 @@ fn resolve(key: &KeyArgs, cert: &args::CertArgs) -> Result<Resolved, Failure> {
         Some(name) => {
             let path = apns_provider::keystore::config_path()?;
             let file = apns_provider::keystore::ProfileFile::load(&path)?;
-            Some((name.clone(), file.get(name)?.clone()))
+            let profile = file.get(name).map_err(|e| {
+                // `--key AuthKey_X.p8`: a file where a stored key's name belongs.
+                let looks_like_file = name.ends_with(".p8")
+                    || name.contains('/')
+                    || std::path::Path::new(name).is_file();
+                if looks_like_file {
+                    Failure::usage(format!(
+                        "--key takes the name of a stored key (see `apns key list`); for the key file {name} use --key-file {name}"
+                    ))
+                } else {
+                    Failure::from(e)
+                }
+            })?;
+            Some((name.clone(), profile.clone()))
         }
         None => None,
     };

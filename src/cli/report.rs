@@ -39,6 +39,8 @@ pub struct Reporter {
     /// Whether to write the closing summary (not for a single notification).
     pub summary_enabled: bool,
     pub progress: Option<Progress>,
+    /// Sending with a certificate (some hints differ).
+    pub certificate: bool,
     since_flush: usize,
     /// The first failure to write a result or prune line (disk full, a
     /// closed pipe...): it stops intake, and is reported at the end.
@@ -115,6 +117,7 @@ impl Reporter {
             unregistered_out: unregistered_out.map(|o| (std::io::BufWriter::new(o.file), o.name)),
             summary: Summary::default(),
             summary_enabled: true,
+            certificate: false,
             progress: None,
             since_flush: 0,
             write_error: None,
@@ -176,14 +179,18 @@ impl Reporter {
                 s.first_failure.get_or_insert_with(|| e.to_string());
             }
             Outcome::Invalid(_) => s.invalid += 1,
-            Outcome::NotSent(_) => s.not_sent += 1,
+            Outcome::NotSent(_) => {
+                // Not sent because of Ctrl-C: not an error of the line.
+                s.not_sent += 1;
+                is_error = false;
+            }
         }
         if let Some(p) = &self.progress {
             p.tick(is_error);
         }
         let text = match self.format {
             Output::Json => json_line(line, token, outcome),
-            Output::Human => human_line(line, token, outcome),
+            Output::Human => human_line(line, token, outcome, self.certificate),
         };
         if self.out_is_terminal {
             if let Some(p) = &self.progress {
@@ -353,7 +360,7 @@ fn json_line(line: Option<u64>, token: &str, outcome: &Outcome) -> String {
     v.to_string()
 }
 
-fn human_line(line: Option<u64>, token: &str, outcome: &Outcome) -> String {
+fn human_line(line: Option<u64>, token: &str, outcome: &Outcome, certificate: bool) -> String {
     let prefix = match line {
         Some(n) => format!("line {n}: {token}"),
         None => token.to_string(),
@@ -367,7 +374,16 @@ fn human_line(line: Option<u64>, token: &str, outcome: &Outcome) -> String {
             if let Some(id) = r.apns_unique_id() {
                 text.push_str(&format!("  apns-unique-id={id}"));
             }
-            if let Some(hint) = r.reason().and_then(reason_hint) {
+            let hint = match r.reason() {
+                // With a certificate, no token is sent: the server never asked
+                // for the certificate (not APNs, or a proxy that ends TLS).
+                Some(apns_provider::Reason::MissingProviderToken) if certificate => Some(
+                    "the server did not ask for the client certificate: is --endpoint APNs itself, and not a proxy that ends TLS?",
+                ),
+                Some(reason) => reason_hint(reason),
+                None => None,
+            };
+            if let Some(hint) = hint {
                 text.push_str(&format!("  hint: {hint}"));
             }
             text

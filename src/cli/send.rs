@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::args::{Output, PayloadArgs, SendArgs};
 use super::bulk::{self, require_topic, token_of};
 use super::files;
-use super::input::{count_lines, spawn_reader, Defaults, Line};
+use super::input::{self, count_lines, spawn_reader, Defaults, Line};
 use super::report::{Progress, Reporter};
 use super::resume::Resume;
 use super::{exit, pick_environment, resolve, Credentials, Failure};
@@ -51,6 +51,8 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
     let mut topic = args.topic.clone().or(resolved.topic.clone());
     let profile = resolved.profile.clone();
     let credentials = resolved.credentials;
+    // Said once, here, for every path (dry run and curl included).
+    let mut said = None;
     if let Credentials::Certificate(cert) = &credentials {
         let info = cert.info();
         if let Some(w) = info.expiry_warning(
@@ -58,6 +60,7 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
             Duration::from_secs(30 * 86_400),
         ) {
             eprintln!("apns: warning: {w}");
+            said = Some(w);
         }
         if topic.is_none() {
             topic = info.default_topic();
@@ -181,12 +184,12 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
     }
     let client = builder.build()?;
     for w in client.warnings() {
-        // Already said for certificates above; other warnings here.
-        if !w.contains("certificate") {
+        if said.as_ref() != Some(w) {
             eprintln!("apns: warning: {w}");
         }
     }
     let mut reporter = Reporter::new(results, args.output, unregistered_out);
+    reporter.certificate = client.certificate().is_some();
     let bulk = args.tokens_file.is_some() || args.device_tokens.len() > 1;
     reporter.summary_enabled = bulk;
     if !args.no_progress && bulk {
@@ -196,13 +199,53 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         };
         reporter.progress = Progress::on_terminal(total);
     }
-    let lines = spawn_reader(args.device_tokens.clone(), input.map(|i| i.source));
+    let mut lines = spawn_reader(args.device_tokens.clone(), input.map(|i| i.source));
+    // No payload flag and a first line without its own: one error before
+    // anything is sent, not one invalid result per line.
+    if args.tokens_file.is_some() && defaults.template().is_none() {
+        lines = check_first_line(lines, &defaults).await?;
+    }
     let options = bulk::Options {
         concurrency: args.concurrency,
         timeout: args.timeout,
         resume,
     };
     bulk::send_all(client, lines, defaults, options, reporter).await
+}
+
+/// Fails when the first line needs a payload the flags do not give; else
+/// hands back the lines, the first one included.
+async fn check_first_line(
+    mut lines: mpsc::Receiver<Result<Line, String>>,
+    defaults: &Defaults,
+) -> Result<mpsc::Receiver<Result<Line, String>>, Failure> {
+    let Some(first) = lines.recv().await else {
+        return Ok(lines);
+    };
+    if let Ok(line) = &first {
+        if defaults.lacks_payload(line) {
+            let at = line
+                .number
+                .map(|n| format!(" (line {n} has none)"))
+                .unwrap_or_default();
+            return Err(Failure::usage(format!(
+                "no payload: give one with --alert, the alert flags, --payload or --payload-file, or a \"payload\" in each JSON line{at}"
+            )));
+        }
+    }
+    // Put the first line back in front of the rest.
+    let (tx, rx) = mpsc::channel(input::READ_AHEAD);
+    tokio::spawn(async move {
+        if tx.send(first).await.is_err() {
+            return;
+        }
+        while let Some(line) = lines.recv().await {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// `--dry-run`: validates every line and prints what would be sent.

@@ -50,7 +50,7 @@ impl Client {
             if retry_due {
                 if let Some(answer) = last_answer.as_ref().filter(|_| lease.is_probe()) {
                     if !inner.budget.withdraw() {
-                        tracing::warn!(
+                        tracing::info!(
                             "retry budget exhausted; returning the rejection without retrying"
                         );
                         return Ok(answer.clone());

@@ -328,7 +328,8 @@ impl ClientBuilder {
                         .info()
                         .check_usable(now, self.endpoint.environment())?
                 {
-                    tracing::warn!("{w}");
+                    // Returned by `warnings()`, for the caller to show once.
+                    tracing::info!("{w}");
                     warnings.push(w);
                 }
                 let default_topic = certificate

@@ -190,7 +190,8 @@ impl Client {
     }
 
     /// Warnings found when the client was built, such as a certificate
-    /// expiring within 30 days. Also logged at WARN.
+    /// expiring within 30 days: show them to your operator. Also logged at
+    /// INFO.
     pub fn warnings(&self) -> &[String] {
         &self.inner.warnings
     }

@@ -37,6 +37,7 @@ pub struct MockServerBuilder {
     client_ca: Option<Vec<u8>>,
     bad_environment_goaway: bool,
     keep: usize,
+    capture_header_blocks: usize,
     timeouts: ServerTimeouts,
 }
 
@@ -67,6 +68,7 @@ impl Default for MockServerBuilder {
             client_ca: None,
             bad_environment_goaway: false,
             keep: DEFAULT_KEEP,
+            capture_header_blocks: 0,
             timeouts: ServerTimeouts::default(),
         }
     }
@@ -152,6 +154,13 @@ impl MockServerBuilder {
         self.keep = records;
         self
     }
+    /// Keeps the raw HPACK blocks of the last `n` requests (default none),
+    /// to check a client's header encoding with a decoder of your own:
+    /// [`MockServer::header_blocks`].
+    pub fn capture_header_blocks(mut self, n: usize) -> Self {
+        self.capture_header_blocks = n;
+        self
+    }
     /// How long a client may take to finish the TLS handshake and send the
     /// HTTP/2 preface, and then each request (default 10 s): a client that
     /// connects and says nothing is closed.
@@ -209,7 +218,7 @@ impl MockServerBuilder {
             timeouts: self.timeouts,
             faults: Mutex::new(faults),
             pings,
-            hpack: Arc::new(HpackCounts::default()),
+            hpack: Arc::new(HpackCounts::new(self.capture_header_blocks)),
             counters: Counters::default(),
         });
         let accept_state = state.clone();

@@ -190,6 +190,15 @@ impl MockServer {
         lock(&self.state.records).to_vec()
     }
 
+    /// The raw HPACK header blocks of the last requests, as (connection,
+    /// block) in arrival order, when
+    /// [`capture_header_blocks`](MockServerBuilder::capture_header_blocks)
+    /// asked for them. Decode a connection's blocks in order (HPACK's
+    /// dynamic table carries over from one to the next).
+    pub fn header_blocks(&self) -> Vec<(u64, Vec<u8>)> {
+        lock(&self.state.hpack.blocks).iter().cloned().collect()
+    }
+
     /// Forgets the accepted notifications (the counters stay).
     pub fn clear_accepted(&self) {
         lock(&self.state.records).clear();

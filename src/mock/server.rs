@@ -206,7 +206,7 @@ async fn serve_connection(
     } else {
         1
     };
-    let control = ConnControl::new(initial, state.pings.clone(), state.hpack.clone());
+    let control = ConnControl::new(id, initial, state.pings.clone(), state.hpack.clone());
     let conn = Arc::new(MockConn {
         id,
         control: control.clone(),

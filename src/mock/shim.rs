@@ -35,6 +35,8 @@ const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 /// frames to inject.
 #[derive(Debug)]
 pub(crate) struct ConnControl {
+    /// The connection's id (1, 2, ... in accept order).
+    pub connection: u64,
     current: AtomicU32,
     // What the client is bound by: a raise counts at once, a drop only once
     // the client ACKs it (RFC 9113 section 6.5.3).
@@ -58,17 +60,33 @@ pub(crate) struct PingFault {
 
 /// How clients encoded `:path` and `authorization` (Apple asks for
 /// never-indexed literals), counted over every connection of a mock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct HpackCounts {
     pub path_never: AtomicU64,
     pub path_other: AtomicU64,
     pub auth_never: AtomicU64,
     pub auth_other: AtomicU64,
+    /// The raw blocks kept for [`crate::mock::MockServer::header_blocks`]:
+    /// (connection, block), the last `capture` of them.
+    pub blocks: Mutex<std::collections::VecDeque<(u64, Vec<u8>)>>,
+    pub capture: usize,
 }
 
 impl HpackCounts {
-    /// Counts the representations in one HEADERS frame's payload.
-    fn count(&self, flags: u8, payload: &[u8]) {
+    pub(crate) fn new(capture: usize) -> Self {
+        HpackCounts {
+            path_never: AtomicU64::new(0),
+            path_other: AtomicU64::new(0),
+            auth_never: AtomicU64::new(0),
+            auth_other: AtomicU64::new(0),
+            blocks: Mutex::new(Default::default()),
+            capture,
+        }
+    }
+
+    /// Counts the representations in one HEADERS frame's payload (and keeps
+    /// the block when asked to).
+    fn count(&self, connection: u64, flags: u8, payload: &[u8]) {
         let mut block = payload;
         if flags & 0x8 != 0 {
             // PADDED: a pad length byte, then padding at the end.
@@ -84,6 +102,13 @@ impl HpackCounts {
             // PRIORITY: five bytes of dependency and weight.
             let Some(rest) = block.get(5..) else { return };
             block = rest;
+        }
+        if self.capture > 0 {
+            let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+            if blocks.len() == self.capture {
+                blocks.pop_front();
+            }
+            blocks.push_back((connection, block.to_vec()));
         }
         let Some(fields) = crate::transport::hpack::fields(block) else {
             return;
@@ -109,8 +134,14 @@ enum Injected {
 }
 
 impl ConnControl {
-    pub(crate) fn new(initial: u32, pings: Arc<PingFault>, hpack: Arc<HpackCounts>) -> Arc<Self> {
+    pub(crate) fn new(
+        connection: u64,
+        initial: u32,
+        pings: Arc<PingFault>,
+        hpack: Arc<HpackCounts>,
+    ) -> Arc<Self> {
         Arc::new(ConnControl {
+            connection,
             current: AtomicU32::new(initial),
             enforced: AtomicU32::new(initial),
             unacked: Mutex::new(Default::default()),
@@ -317,7 +348,7 @@ impl<IO> ControlShim<IO> {
             }
             Piece::End => {
                 if let Some((flags, block)) = headers.take() {
-                    control.hpack.count(flags, &block);
+                    control.hpack.count(control.connection, flags, &block);
                 }
             }
         });
@@ -425,8 +456,9 @@ mod tests {
     fn rewrites_first_settings_and_injects_at_frame_boundary() {
         let limit = ConnControl::new(
             1,
+            1,
             Arc::new(PingFault::default()),
-            Arc::new(HpackCounts::default()),
+            Arc::new(HpackCounts::new(0)),
         );
         let mut shim = ControlShim::new((), limit.clone());
         let first = settings_frame(&[(0x4, 65535), (0x3, 1000)]);
@@ -465,8 +497,9 @@ mod tests {
         fn shim() -> ControlShim<()> {
             let control = ConnControl::new(
                 1,
+                1,
                 Arc::new(PingFault::default()),
-                Arc::new(HpackCounts::default()),
+                Arc::new(HpackCounts::new(0)),
             );
             ControlShim::new((), control)
         }

@@ -94,7 +94,7 @@ struct LinkState {
     // Milliseconds since `born` of the last finished request.
     last_activity_ms: AtomicU64,
     // Frames from the server, seen by the read side of the shim.
-    reads: Arc<ReadClock>,
+    inbound: Arc<Inbound>,
     born: Instant,
     // Closes the connection at once (a dead PING), failing what is in flight.
     kill: Notify,
@@ -135,19 +135,53 @@ impl LinkState {
     }
 }
 
-/// When the server last sent bytes, in milliseconds since the connection
-/// began: the read side of the shim stamps it, the keepalive reads it.
+/// What the server sent, as the read side of the shim sees it: when it
+/// last sent anything (for the liveness check), and its GOAWAY (h2 does not
+/// expose a GOAWAY's debug data, where APNs puts its JSON reason).
 #[derive(Debug)]
-pub(crate) struct ReadClock {
+pub(crate) struct Inbound {
     born: Instant,
     last_ms: AtomicU64,
+    goaway: Mutex<Option<GoAway>>,
 }
 
-impl ReadClock {
+/// A GOAWAY frame from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GoAway {
+    pub last_stream_id: u32,
+    pub error_code: u32,
+    /// The `reason` of APNs' JSON debug data, if any.
+    pub reason: Option<String>,
+}
+
+impl GoAway {
+    /// Parses a GOAWAY frame's payload: last-stream-id, error code, debug
+    /// data (APNs' `{"reason":"..."}`).
+    pub(crate) fn parse(payload: &[u8]) -> Option<GoAway> {
+        let last = payload.get(0..4)?;
+        let code = payload.get(4..8)?;
+        #[derive(serde::Deserialize)]
+        struct Debug {
+            reason: Option<String>,
+        }
+        let reason = serde_json::from_slice::<Debug>(payload.get(8..).unwrap_or_default())
+            .ok()
+            .and_then(|d| d.reason)
+            .map(|r| r.chars().take(64).collect());
+        Some(GoAway {
+            last_stream_id: u32::from_be_bytes([last[0], last[1], last[2], last[3]]) & 0x7fff_ffff,
+            error_code: u32::from_be_bytes([code[0], code[1], code[2], code[3]]),
+            reason,
+        })
+    }
+}
+
+impl Inbound {
     pub(crate) fn new(born: Instant) -> Self {
-        ReadClock {
+        Inbound {
             born,
             last_ms: AtomicU64::new(0),
+            goaway: Mutex::new(None),
         }
     }
 
@@ -155,6 +189,18 @@ impl ReadClock {
     pub(crate) fn stamp(&self) {
         let ms = self.born.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Records a GOAWAY from the server (the last one wins).
+    pub(crate) fn goaway(&self, goaway: GoAway) {
+        *self.goaway.lock().unwrap_or_else(|e| e.into_inner()) = Some(goaway);
+    }
+
+    fn received_goaway(&self) -> Option<GoAway> {
+        self.goaway
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn silent_for(&self) -> Duration {
@@ -246,8 +292,8 @@ impl Connection {
         // `:path` goes out as a never-indexed literal, as Apple asks; the
         // read side stamps when the server last sent anything.
         let born = Instant::now();
-        let reads = Arc::new(ReadClock::new(born));
-        let tls_stream = super::never_index::NeverIndexPath::new(tls_stream, reads.clone());
+        let inbound = Arc::new(Inbound::new(born));
+        let tls_stream = super::never_index::NeverIndexPath::new(tls_stream, inbound.clone());
         let (send, mut connection) = timeout(
             timeouts.tls,
             h2::client::Builder::new()
@@ -275,7 +321,7 @@ impl Connection {
             reason: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             last_activity_ms: AtomicU64::new(0),
-            reads,
+            inbound,
             born,
             kill: Notify::new(),
             pool,
@@ -289,16 +335,16 @@ impl Connection {
                 _ = driver_state.kill.notified() => None,
             };
             drop(connection);
-            let (ending, reason) = match &result {
-                Some(Ok(())) => (Ending::Lost, "closed".to_string()),
-                Some(Err(e)) if e.is_go_away() && e.is_remote() => {
-                    (Ending::GoAway, describe_h2_error(e))
-                }
-                Some(Err(e)) => (Ending::Lost, describe_h2_error(e)),
-                None => (
+            let goaway = driver_state.inbound.received_goaway();
+            let (ending, reason) = match (&result, &goaway) {
+                (None, _) => (
                     Ending::Unresponsive,
                     "closed: the server stopped answering".into(),
                 ),
+                // The server said GOAWAY: an answer, not a failure.
+                (_, Some(g)) => (Ending::GoAway, describe_goaway(g)),
+                (Some(Ok(())), None) => (Ending::Lost, "closed".to_string()),
+                (Some(Err(e)), None) => (Ending::Lost, describe_h2_error(e, None)),
             };
             match ending {
                 Ending::GoAway => {
@@ -449,10 +495,10 @@ impl Connection {
         // h2 fails streams above a GOAWAY's last-stream-id (and any stream
         // opened after it) with the GOAWAY itself: never processed.
         let above_goaway = e.is_go_away() && e.is_remote();
-        let message = describe_h2_error(e);
+        let message = describe_h2_error(e, self.state.inbound.received_goaway().as_ref());
         if !e.is_reset() {
             if above_goaway && !self.state.retired.load(Ordering::Acquire) {
-                tracing::warn!(
+                tracing::debug!(
                     connection = self.id(),
                     "APNs is closing the connection: {message}"
                 );
@@ -501,7 +547,7 @@ async fn keepalive_loop(state: Arc<LinkState>, mut ping_pong: h2::PingPong, keep
         // a while (keep NATs and firewalls honest).
         let busy = state.in_flight.load(Ordering::Acquire) > 0;
         let due = if busy {
-            state.reads.silent_for() >= keepalive.silence
+            state.inbound.silent_for() >= keepalive.silence
         } else {
             state.idle_for() >= keepalive.idle
         };
@@ -523,7 +569,7 @@ async fn keepalive_loop(state: Arc<LinkState>, mut ping_pong: h2::PingPong, keep
             Ok(Err(e)) => {
                 state.retire(
                     Ending::Lost,
-                    &format!("PING failed: {}", describe_h2_error(&e)),
+                    &format!("PING failed: {}", describe_h2_error(&e, None)),
                 );
                 return;
             }
@@ -539,7 +585,7 @@ async fn keepalive_loop(state: Arc<LinkState>, mut ping_pong: h2::PingPong, keep
                         keepalive.timeout
                     )
                 };
-                tracing::warn!(connection = state.id, "{what}; closing the connection");
+                tracing::info!(connection = state.id, "{what}; closing the connection");
                 state.retire(Ending::Unresponsive, &what);
                 // Close it: what is on the wire fails now ("may have been
                 // delivered") instead of waiting out its deadline.
@@ -550,19 +596,20 @@ async fn keepalive_loop(state: Arc<LinkState>, mut ping_pong: h2::PingPong, keep
     }
 }
 
-/// A one-line description of an `h2` error, with a GOAWAY's JSON reason.
-pub(crate) fn describe_h2_error(e: &h2::Error) -> String {
+/// A one-line description of an `h2` error, with the GOAWAY the server
+/// sent (and its APNs reason) when there was one.
+pub(crate) fn describe_h2_error(e: &h2::Error, goaway: Option<&GoAway>) -> String {
     if e.is_go_away() {
+        if let (true, Some(g)) = (e.is_remote(), goaway) {
+            return describe_goaway(g);
+        }
         let reason = e.reason().map(|r| format!("{r:?}")).unwrap_or_default();
         let side = if e.is_remote() {
             "from the server"
         } else {
             "sent by the client"
         };
-        match goaway_reason(e) {
-            Some(apns) => format!("GOAWAY {reason} {side}, reason {apns}"),
-            None => format!("GOAWAY {reason} {side}"),
-        }
+        format!("GOAWAY {reason} {side}")
     } else if e.reason() == Some(h2::Reason::REFUSED_STREAM) {
         "stream refused by the server (REFUSED_STREAM); not processed".into()
     } else if let Some(io) = e.get_io() {
@@ -572,12 +619,42 @@ pub(crate) fn describe_h2_error(e: &h2::Error) -> String {
     }
 }
 
-/// The `reason` of the JSON debug data APNs puts in a GOAWAY.
-pub(crate) fn goaway_reason(e: &h2::Error) -> Option<String> {
-    // h2 does not expose the debug data; its Display prints it as escaped
-    // bytes, e.g. `(b"{\"reason\":\"Shutdown\"}")`.
-    let text = e.to_string().replace('\\', "");
-    let start = text.find("\"reason\":\"")? + "\"reason\":\"".len();
-    let end = text[start..].find('"')?;
-    Some(text[start..start + end].to_string())
+/// A server's GOAWAY in one line: `GOAWAY NO_ERROR from the server, reason Shutdown`.
+fn describe_goaway(g: &GoAway) -> String {
+    let code = format!("{:?}", h2::Reason::from(g.error_code));
+    match &g.reason {
+        Some(reason) => format!("GOAWAY {code} from the server, reason {reason}"),
+        None => format!("GOAWAY {code} from the server"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn goaway_payloads_give_their_ids_code_and_apns_reason() {
+        let mut payload = vec![0x80, 0, 0, 7, 0, 0, 0, 0];
+        payload.extend_from_slice(br#"{"reason":"Shutdown"}"#);
+        let g = GoAway::parse(&payload).unwrap();
+        assert_eq!(g.last_stream_id, 7, "the reserved bit is ignored");
+        assert_eq!(g.error_code, 0);
+        assert_eq!(g.reason.as_deref(), Some("Shutdown"));
+        assert_eq!(
+            describe_goaway(&g),
+            "GOAWAY NO_ERROR from the server, reason Shutdown"
+        );
+        assert_eq!(GoAway::parse(&payload[..8]).unwrap().reason, None);
+        assert_eq!(GoAway::parse(&payload[..7]), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_goaway_payload_parses_or_not_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Some(g) = GoAway::parse(&bytes) {
+                prop_assert!(g.reason.map_or(0, |r| r.chars().count()) <= 64);
+            }
+        }
+    }
 }

@@ -56,10 +56,15 @@ impl FromStr for Environment {
 
 /// An APNs server address.
 ///
+/// A host is kept as given, as curl does: the old sandbox name
+/// `api.development.push.apple.com` is accepted (and is the sandbox
+/// environment), never emitted by default.
+///
 /// ```
 /// # use apns_provider::{Endpoint, Environment};
 /// let e: Endpoint = "https://api.development.push.apple.com".parse()?;
-/// assert_eq!(e, Endpoint::sandbox()); // the old name is an alias
+/// assert_eq!(e.environment(), Some(Environment::Sandbox)); // the old name is an alias
+/// assert_eq!(e.host(), "api.development.push.apple.com"); // and TLS checks the name typed
 /// let mock: Endpoint = "https://127.0.0.1:8443".parse()?;
 /// assert_eq!(mock.port(), 8443);
 /// # Ok::<(), apns_provider::Error>(())
@@ -101,12 +106,10 @@ impl Endpoint {
         if host.is_empty() {
             return Err(Error::invalid("endpoint", "empty host name"));
         }
-        let host = if host.eq_ignore_ascii_case(DEVELOPMENT_ALIAS_HOST) {
-            SANDBOX_HOST.to_string()
-        } else {
-            host
-        };
-        Ok(Endpoint { host, port })
+        Ok(Endpoint {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
 
     /// The same endpoint on another port (Apple also listens on 2197).
@@ -138,7 +141,7 @@ impl Endpoint {
     pub fn environment(&self) -> Option<Environment> {
         match self.host.as_str() {
             PRODUCTION_HOST => Some(Environment::Production),
-            SANDBOX_HOST => Some(Environment::Sandbox),
+            SANDBOX_HOST | DEVELOPMENT_ALIAS_HOST => Some(Environment::Sandbox),
             _ => None,
         }
     }

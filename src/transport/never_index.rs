@@ -11,11 +11,15 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::connection::ReadClock;
+use super::connection::{GoAway, Inbound};
 use super::frames::{
-    FrameReader, Piece, FLAG_END_HEADERS, FLAG_PADDED, FLAG_PRIORITY, FRAME_HEADERS, PREFACE_LEN,
+    FrameReader, Piece, FLAG_END_HEADERS, FLAG_PADDED, FLAG_PRIORITY, FRAME_GOAWAY, FRAME_HEADERS,
+    PREFACE_LEN,
 };
 use super::{buffered, hpack};
+
+/// The most of a GOAWAY's payload kept: ids, code, and a short JSON reason.
+const MAX_GOAWAY: usize = 1024;
 
 pub(crate) struct NeverIndexPath<IO> {
     io: IO,
@@ -24,18 +28,47 @@ pub(crate) struct NeverIndexPath<IO> {
     frames: FrameReader,
     // The payload of a HEADERS frame being collected, to rewrite whole.
     headers: Option<Vec<u8>>,
-    reads: Arc<ReadClock>,
+    inbound: Arc<Inbound>,
+    // The server's frames, read only to catch a GOAWAY and its reason.
+    in_frames: FrameReader,
+    in_goaway: Option<Vec<u8>>,
 }
 
 impl<IO> NeverIndexPath<IO> {
-    pub(crate) fn new(io: IO, reads: Arc<ReadClock>) -> Self {
+    pub(crate) fn new(io: IO, inbound: Arc<Inbound>) -> Self {
         NeverIndexPath {
             io,
-            reads,
+            inbound,
+            in_frames: FrameReader::new(0),
+            in_goaway: None,
             out: Vec::with_capacity(16 * 1024),
             frames: FrameReader::new(PREFACE_LEN),
             headers: None,
         }
+    }
+
+    /// Follows the server's frames for a GOAWAY (only its payload is kept).
+    fn watch(&mut self, bytes: &[u8]) {
+        let (goaway, inbound) = (&mut self.in_goaway, &self.inbound);
+        self.in_frames.feed(bytes, |piece| match piece {
+            Piece::Header(h) if h.kind == FRAME_GOAWAY => {
+                *goaway = Some(Vec::with_capacity(h.len.min(MAX_GOAWAY)));
+            }
+            Piece::Payload(p) => {
+                if let Some(g) = goaway {
+                    let room = MAX_GOAWAY.saturating_sub(g.len());
+                    g.extend_from_slice(&p[..p.len().min(room)]);
+                }
+            }
+            Piece::End => {
+                if let Some(payload) = goaway.take() {
+                    if let Some(g) = GoAway::parse(&payload) {
+                        inbound.goaway(g);
+                    }
+                }
+            }
+            _ => {}
+        });
     }
 
     fn queue(&mut self, buf: &[u8]) {
@@ -76,7 +109,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for NeverIndexPath<IO> {
         let before = buf.filled().len();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.reads.stamp();
+            this.inbound.stamp();
+            this.watch(&buf.filled()[before..]);
         }
         result
     }
@@ -113,7 +147,7 @@ mod tests {
 
     #[test]
     fn rewrites_path_in_headers_frames_fed_in_pieces() {
-        let reads = Arc::new(ReadClock::new(tokio::time::Instant::now()));
+        let reads = Arc::new(Inbound::new(tokio::time::Instant::now()));
         let mut shim = NeverIndexPath::new((), reads);
         let mut wire = vec![b'P'; PREFACE_LEN];
         // A SETTINGS frame, passed through.
@@ -137,7 +171,7 @@ mod tests {
         use proptest::prelude::*;
 
         fn shim() -> NeverIndexPath<()> {
-            NeverIndexPath::new((), Arc::new(ReadClock::new(tokio::time::Instant::now())))
+            NeverIndexPath::new((), Arc::new(Inbound::new(tokio::time::Instant::now())))
         }
 
         proptest! {

@@ -433,7 +433,7 @@ impl Pool {
                     if slots.strikes >= 2 {
                         // A second connection stopped answering before any
                         // answer came: the endpoint is unresponsive.
-                        tracing::warn!(endpoint = %self.endpoint, "APNs stopped answering on two connections in a row; failing the requests waiting for it");
+                        tracing::info!(endpoint = %self.endpoint, "APNs stopped answering on two connections in a row; failing the requests waiting for it");
                         slots.failures_seen += 1;
                         slots.last_error = Some(Arc::new(Error::Connection {
                             message: format!("APNs stopped answering ({reason})"),
@@ -487,7 +487,8 @@ impl Pool {
                     slots.slots[i].state = SlotState::Empty;
                 }
                 Err(e) => {
-                    tracing::warn!(endpoint = %pool.endpoint, error = %e, "APNs connection attempt failed");
+                    // The failed sends carry this error; a WARN would repeat them.
+                    tracing::info!(endpoint = %pool.endpoint, error = %e, "APNs connection attempt failed");
                     let slot = &mut slots.slots[i];
                     slot.failures += 1;
                     slot.state = SlotState::Backoff(

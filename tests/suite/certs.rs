@@ -285,14 +285,21 @@ async fn expiry_warns_within_thirty_days_and_refuses_expired() {
     );
 }
 
-/// The certificate's expiry date (YYYY-MM-DD), read from the PEM.
+/// The certificate's expiry date (YYYY-MM-DD), as openssl reads it: an
+/// independent parse of the date the library reports.
 fn expired_date(cert_pem: &std::path::Path) -> String {
-    let pem = std::fs::read(cert_pem).unwrap();
-    let der = rustls_pki_types::pem::PemObject::from_pem_slice(&pem)
-        .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
-        .unwrap();
-    let info = apns_provider::CertificateInfo::from_der(&der).unwrap();
-    apns_provider::clock::format_utc_seconds(info.not_after)[..10].to_string()
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in"])
+        .arg(cert_pem)
+        .output()
+        .expect("openssl is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // notAfter=2025-10-27 12:00:00Z
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim()
+        .strip_prefix("notAfter=")
+        .map(|d| d[..10].to_string())
+        .unwrap_or_else(|| panic!("{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,6 +400,60 @@ async fn bad_certificate_environment_as_a_response_and_as_a_goaway() {
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("BadCertificateEnvironment"), "{e}");
+}
+
+/// The seed's own flow: `--endpoint` names the old sandbox host, `--resolve`
+/// maps that very name to the mock, whose certificate names only it. TLS
+/// checks the name typed (it used to be rewritten to the sandbox's, and the
+/// `--resolve` entry was ignored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_host_as_typed_with_its_own_resolve_entry() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let cert = certs::push_cert(dir.path(), &ca, Spec::default());
+    let mock_ca = dir.path().join("mock-ca.pem");
+    let mut mock_cmd = apns();
+    mock_cmd
+        .arg("mock")
+        .arg("--client-ca")
+        .arg(&ca.pem_path)
+        .args(["--server-name", "api.development.push.apple.com"])
+        .arg("--ca-out")
+        .arg(&mock_ca);
+    let mock = spawn_mock(mock_cmd);
+    let port = mock.port().to_string();
+    let mut send = apns();
+    send.args([
+        "send",
+        "--endpoint",
+        "https://api.development.push.apple.com",
+        "--resolve",
+        &format!("api.development.push.apple.com:443:127.0.0.1:{port}"),
+    ])
+    .arg("--ca-file")
+    .arg(&mock_ca)
+    .arg("--cert")
+    .arg(&cert.combined_pem)
+    .args([
+        "--topic",
+        "com.example.app",
+        "--alert",
+        "hi",
+        "--output",
+        "json",
+        DEVICE,
+    ]);
+    let out = run(send).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["status"], 200);
+    mock.stop().await;
 }
 
 /// The flow this project replaces: a .p12 from the Keychain, converted with

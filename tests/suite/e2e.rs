@@ -851,3 +851,72 @@ async fn path_and_authorization_are_never_indexed() {
         "{s:?}"
     );
 }
+
+/// The never-indexed encoding of `:path` and `authorization`, read by an
+/// HPACK decoder that is not ours (the mock's counts and the client's shim
+/// share our parser, so they could agree on the same mistake).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_hpack_decoder_sees_path_and_authorization_never_indexed() {
+    let key = new_key();
+    let mock = mock_for(&key).capture_header_blocks(100).start().await.unwrap();
+    let client = client_for(&mock, key).build().unwrap();
+    for _ in 0..20 {
+        assert!(client.send(&alert(DEVICE)).await.unwrap().is_accepted());
+    }
+    let blocks = mock.header_blocks();
+    assert_eq!(blocks.len(), 20);
+    let mut decoder = httlib_hpack::Decoder::default();
+    let (mut paths, mut auths) = (0, 0);
+    for (_, block) in blocks {
+        let mut buf = block;
+        let mut fields = Vec::new();
+        decoder.decode(&mut buf, &mut fields).expect("a valid HPACK block");
+        for (name, value, flags) in fields {
+            let never = flags & httlib_hpack::Decoder::NEVER_INDEXED != 0;
+            match name.as_slice() {
+                b":path" => {
+                    assert_eq!(value, format!("/3/device/{DEVICE}").into_bytes());
+                    assert!(never, ":path is not never-indexed");
+                    paths += 1;
+                }
+                b"authorization" => {
+                    assert!(value.starts_with(b"bearer "));
+                    assert!(never, "authorization is not never-indexed");
+                    auths += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!((paths, auths), (20, 20));
+}
+
+/// The client reuses its token for 50 minutes and then mints one, and APNs
+/// (the mock, on the same injected clock) accepts the new one on the same
+/// connection: 50 minutes is past the 20-minute rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_refreshes_its_token_at_fifty_minutes_on_the_same_connection() {
+    use apns_provider::clock::ManualClock;
+    let clock = ManualClock::new();
+    let key = new_key();
+    let mock = mock_for(&key).clock(shared(&clock)).start().await.unwrap();
+    let client = client_for(&mock, key)
+        .clock(shared(&clock))
+        .no_keepalive()
+        .build()
+        .unwrap();
+    let send = || async { client.send(&alert(DEVICE)).await.unwrap().is_accepted() };
+    assert!(send().await);
+    for minutes in [10u64, 20, 19] {
+        clock.advance(std::time::Duration::from_secs(minutes * 60));
+        assert!(send().await, "at {minutes} more minutes");
+        assert_eq!(client.stats().tokens_minted, 1, "reused until 50 minutes");
+    }
+    clock.advance(std::time::Duration::from_secs(2 * 60)); // 51 minutes
+    assert!(send().await);
+    let stats = client.stats();
+    assert_eq!(stats.tokens_minted, 2, "a new token at 50 minutes");
+    assert_eq!(stats.connections_opened, 1, "on the same connection");
+    assert_eq!(mock.stats().tokens_verified, 2);
+    assert_eq!(mock.stats().rejected, 0, "no TooManyProviderTokenUpdates, no expiry");
+}

@@ -198,15 +198,24 @@ async fn file_store_round_trip_with_private_permissions() {
 }
 
 /// Against a real Secret Service: `.ci/run` starts gnome-keyring inside a
-/// dbus-run-session. Elsewhere the test says it was skipped.
+/// dbus-run-session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keychain_store_round_trip_on_the_secret_service() {
-    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the tests inside a D-Bus session with gnome-keyring (see .ci/run)"
-        );
-        eprintln!("skipped: no D-Bus session (run inside dbus-run-session with gnome-keyring)");
+    secret_service_round_trip(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "strict twin: needs a D-Bus session with gnome-keyring (see .ci/run)"]
+async fn keychain_store_round_trip_on_the_secret_service_strict() {
+    secret_service_round_trip(true).await;
+}
+
+async fn secret_service_round_trip(strict: bool) {
+    let have = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some();
+    let how = "run inside dbus-run-session with an unlocked gnome-keyring, as .ci/run does";
+    if strict {
+        assert!(have, "no D-Bus session: {how}");
+    } else if !prerequisite("a Secret Service (D-Bus session)", how, have) {
         return;
     }
     let home = Home::new();
@@ -638,4 +647,34 @@ async fn rotate_and_remove_never_touch_a_key_file_outside_the_store() {
         !home.dir.path().join("data/apns/keys/mine.p8").exists(),
         "the stored copy is removed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_list_columns_fit_their_longest_value() {
+    let home = Home::new();
+    let key = home.key("KEYLIST001");
+    let key_arg = key.display().to_string();
+    ok(
+        home.apns(),
+        &["key", "add", "a-rather-long-profile-name", "--key-file", &key_arg, "--team-id", TEAM_ID, "--store", "file"],
+    )
+    .await;
+    let key2 = home.key("KEYLIST002");
+    let key2_arg = key2.display().to_string();
+    ok(
+        home.apns(),
+        &["key", "add", "b", "--key-file", &key2_arg, "--team-id", TEAM_ID, "--store", "file"],
+    )
+    .await;
+    let table = ok(home.apns(), &["key", "list"]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    // Every column starts at the same place on every line, whatever the
+    // length of the file store's path.
+    let at = |line: &str, what: &str| line.find(what).unwrap_or_else(|| panic!("{what} in {line}"));
+    let fingerprint_col = at(lines[0], "FINGERPRINT");
+    for line in &lines[1..] {
+        assert_eq!(at(line, "SHA256:"), fingerprint_col, "{table}");
+        assert!(line.contains("file:"), "{table}");
+    }
 }

@@ -232,3 +232,79 @@ async fn resend_unknown_delivers_everything_with_the_same_apns_id() {
         "{duplicates} duplicates > {resends} resends"
     );
 }
+
+/// The README's table, as a user reproduces it: `apns mock` with a fault
+/// flag in its own process, and `apns send --tokens-file` of 500 lines
+/// with the default settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_table_of_outages_holds_for_the_cli() {
+    struct Row {
+        flags: &'static [&'static str],
+        accepted: std::ops::RangeInclusive<usize>,
+        within: Duration,
+    }
+    let rows = [
+        Row { flags: &["--storm", "503:50"], accepted: 500..=500, within: Duration::from_secs(30) },
+        Row { flags: &["--storm", "Shutdown:10"], accepted: 500..=500, within: Duration::from_secs(30) },
+        Row { flags: &["--storm", "500:50"], accepted: 500..=500, within: Duration::from_secs(30) },
+        Row { flags: &["--refuse-streams", "50"], accepted: 500..=500, within: Duration::from_secs(30) },
+        Row { flags: &["--outage", "20"], accepted: 500..=500, within: Duration::from_secs(45) },
+        Row { flags: &["--black-hole"], accepted: 0..=0, within: Duration::from_secs(15) },
+        Row { flags: &["--drop-after", "100"], accepted: 1..=499, within: Duration::from_secs(30) },
+    ];
+    let dir = temp_dir();
+    let key = write_file(dir.path(), &format!("AuthKey_{KEY_ID}.p8"), new_key_pem().as_bytes());
+    let tokens = dir.path().join("tokens.txt");
+    std::fs::write(&tokens, (0..BULK).map(|i| format!("{i:064x}\n")).collect::<String>()).unwrap();
+    let mut runs = Vec::new();
+    for (n, row) in rows.iter().enumerate() {
+        let mut mock = apns();
+        mock.arg("mock")
+            .args(["--trust-key", &format!("{KEY_ID}={TEAM_ID}:{}", key.display())])
+            .args(row.flags);
+        let mock = spawn_mock(mock);
+        let results = dir.path().join(format!("results-{n}.jsonl"));
+        let mut send = apns();
+        send.args(["send", "--team-id", TEAM_ID, "--topic", BUNDLE, "--alert", "hi"])
+            .args(["--endpoint", &mock.endpoint, "--ca-file", &mock.ca_file, "--output", "json"])
+            .arg("--key-file")
+            .arg(&key)
+            .arg("--tokens-file")
+            .arg(&tokens)
+            .arg("--results")
+            .arg(&results);
+        runs.push(async move {
+            let started = Instant::now();
+            let out = run(send).await;
+            let took = started.elapsed();
+            mock.stop().await;
+            (out, took, results)
+        });
+    }
+    let outcomes = futures_util::future::join_all(runs).await;
+    for (row, (out, took, results)) in rows.iter().zip(outcomes) {
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&results)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), BULK, "{:?}: every line has a result", row.flags);
+        let accepted = lines.iter().filter(|l| l["status"] == 200).count();
+        assert!(
+            row.accepted.contains(&accepted),
+            "{:?}: {accepted} accepted\n{}",
+            row.flags,
+            stderr(&out)
+        );
+        assert!(took <= row.within, "{:?}: took {took:?}", row.flags);
+        let maybe = lines.iter().filter(|l| l["may_have_been_delivered"] == true).count();
+        if row.flags == ["--drop-after", "100"] {
+            // Only what was on the wire when the connection dropped.
+            assert!(maybe >= 1 && accepted + maybe == BULK, "{maybe} {accepted}");
+        } else if row.flags == ["--black-hole"] {
+            assert!(maybe < BULK / 2, "queued lines are not blamed: {maybe}");
+        } else {
+            assert_eq!(maybe, 0, "{:?}", row.flags);
+        }
+    }
+}
