@@ -2,7 +2,7 @@
 //! `reqwest::Error`.
 //!
 //! A rejection by APNs (a non-200 answer) is *not* an [`Error`] from
-//! [`Client::send`](crate::Client::send): it is a [`Response`](crate::Response)
+//! [`Client::send`](crate::Client::send): it is a [`Response`]
 //! whose [`reason`](crate::Response::reason) says why. Call
 //! [`Response::error_for_status`](crate::Response::error_for_status) to turn
 //! it into an [`Error`] when that is more convenient.

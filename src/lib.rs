@@ -23,22 +23,37 @@
 //!
 //! ## Layout
 //!
-//! | module | what it holds |
-//! |---|---|
-//! | [`auth`] | `.p8` keys, the ES256 token signer, the token cache |
-//! | [`notification`] | device token, topic, push type, priority, expiration... and lints |
-//! | [`payload`] | the payload builder (every `aps` key) and raw JSON |
-//! | [`response`] | APNs' answer and the open [`Reason`] enum |
-//! | [`transport`] | endpoints, TLS (rustls + ring + webpki-roots), HTTP/2 connections |
-//! | [`client`] | [`Client`] and its builder |
-//! | [`keystore`] | keys in the OS keychain, a file store or the environment; named profiles |
-//! | [`mock`] | a validating mock APNs server over real TLS and HTTP/2 |
-//! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, TLS, ALPN, chain) |
-//! | [`clock`] | injectable time for tests |
+//! | module | what it holds | uses |
+//! |---|---|---|
+//! | [`error`] | the one [`Error`] (predicates, typed kinds) and [`Result`] | [`response`] |
+//! | [`clock`] | injectable time, UNIX seconds, UTC dates | |
+//! | [`auth`] | `.p8` keys, ids, the ES256 token signer and checker, the token cache, client certificates | `error`, `clock`, `transport::Environment` |
+//! | [`payload`] | the payload builder (every `aps` key) and raw JSON | `error` |
+//! | [`notification`] | device token, topic, push type, priority, expiration...; [`Notification`]; lints | `payload`, `error`, `clock` |
+//! | [`response`] | APNs' answer and the open [`Reason`] enum | `error`, `clock` |
+//! | [`spec`] | [`spec::NotificationSpec`]: a notification as JSON (tokens files, queues, gateways) | `notification`, `payload` |
+//! | [`transport`] | endpoints, TLS (rustls + ring + webpki-roots), the pool, HTTP/2 connections, the byte-level shim | `response`, `error`, `backoff` |
+//! | [`client`] | [`Client`], its builder, the retry loop, [`RetryPolicy`], shutdown, stats | `auth`, `transport`, `notification`, `response` |
+//! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, TLS, ALPN, chain) | `transport` |
+//! | `keystore` (feature `keystore`) | keys in the OS keychain, a file store or the environment; named profiles | `auth` |
+//! | `mock` (feature `mock`) | a validating mock APNs server over real TLS and HTTP/2 | the types above, never the client |
 //!
-//! Dependencies point one way: `client` uses `auth`, `transport`, `payload`
-//! and `notification`, which use `error`. The mock reuses the types, never
-//! the client.
+//! Dependencies point one way, down this table: `client` uses `auth`,
+//! `transport`, `payload` and `notification`, which use `error` and
+//! `clock`; nothing points back up. The mock reuses the types, never the
+//! client. The `apns` command line (feature `cli`) sits on top of all of it.
+//!
+//! ## Features
+//!
+//! | feature | adds |
+//! |---|---|
+//! | (none) | the core above, with no optional dependency |
+//! | `keystore` | `apns_provider::keystore` (keyring-core and the platform's store, toml) |
+//! | `mock` | `apns_provider::mock` (rcgen) |
+//! | `cli` (default) | the `apns` binary; turns on `keystore` and `mock` |
+//!
+//! Library users depend with `default-features = false`. Everything runs on
+//! Tokio: use the client from inside a Tokio runtime.
 //!
 //! Secrets (keys, tokens) print as `[redacted]` in `Debug` output and never
 //! appear in error messages or logs.
@@ -50,6 +65,7 @@ pub mod auth;
 mod backoff;
 pub mod client;
 pub mod clock;
+mod crypto;
 pub mod doctor;
 pub mod error;
 #[cfg(feature = "keystore")]

@@ -374,7 +374,7 @@ impl ClientCertificate {
         chain: Vec<CertificateDer<'static>>,
         key: Zeroizing<PrivateKeyDer<'static>>,
     ) -> Result<Self> {
-        let provider = crate::transport::tls::provider();
+        let provider = crate::crypto::provider();
         rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
             |e| match e {
                 rustls::Error::InconsistentKeys(_) => Error::credentials(
@@ -501,14 +501,23 @@ mod tests {
     fn the_expiry_warning_starts_thirty_days_before() {
         let within = Duration::from_secs(30 * DAY as u64);
         let warn = |not_after| info(not_after).expiry_warning(now(), within);
-        assert!(warn(NOW + 30 * DAY).is_none(), "exactly 30 days left: no warning yet");
+        assert!(
+            warn(NOW + 30 * DAY).is_none(),
+            "exactly 30 days left: no warning yet"
+        );
         assert!(warn(NOW + 31 * DAY).is_none(), "31 days left");
         assert!(warn(NOW + 365 * DAY).is_none(), "a year left");
         let w = warn(NOW + 30 * DAY - 1).expect("a second under 30 days");
-        assert!(w.contains("29 days left") && w.contains("com.example.app"), "{w}");
+        assert!(
+            w.contains("29 days left") && w.contains("com.example.app"),
+            "{w}"
+        );
         assert!(warn(NOW + 10 * DAY).unwrap().contains("10 days left"));
         assert!(warn(NOW).is_some(), "the last second");
-        assert!(warn(NOW - 1).is_none(), "expired is an error, not a warning");
+        assert!(
+            warn(NOW - 1).is_none(),
+            "expired is an error, not a warning"
+        );
     }
 
     #[test]
@@ -521,7 +530,10 @@ mod tests {
         let mut early = info(NOW + 100 * DAY);
         early.not_before = NOW + DAY;
         assert_eq!(
-            early.check_usable(now(), None).unwrap_err().credential_problem(),
+            early
+                .check_usable(now(), None)
+                .unwrap_err()
+                .credential_problem(),
             Some(CredentialProblem::CertificateNotYetValid)
         );
         let mut dev = info(NOW + 100 * DAY);
@@ -532,6 +544,9 @@ mod tests {
                 .credential_problem(),
             Some(CredentialProblem::WrongEnvironment)
         );
-        assert_eq!(info(NOW + 100 * DAY).check_usable(now(), None).unwrap(), None);
+        assert_eq!(
+            info(NOW + 100 * DAY).check_usable(now(), None).unwrap(),
+            None
+        );
     }
 }

@@ -301,21 +301,52 @@ pub struct PasswordArgs {
     pub cert_password_file: Option<PathBuf>,
 }
 
-/// The values of `--env`, for help and completion (`development` and the
-/// short forms are aliases).
-fn environments() -> clap::builder::PossibleValuesParser {
-    use clap::builder::PossibleValue;
-    clap::builder::PossibleValuesParser::new([
-        PossibleValue::new("sandbox").aliases(["development", "dev"]),
-        PossibleValue::new("production").alias("prod"),
-    ])
+/// Values offered by `--help` and shell completion, without clap checking
+/// them: the command checks them itself, with its own one-line error.
+#[derive(Clone)]
+struct Offered(&'static [&'static str]);
+
+impl clap::builder::TypedValueParser for Offered {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            self.0.iter().map(|v| clap::builder::PossibleValue::new(*v)),
+        ))
+    }
 }
 
-/// The values of `--push-type`, for help and completion.
-fn push_types() -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(
-        apns_provider::PushType::ALL.map(|t| clap::builder::PossibleValue::new(t.as_str())),
-    )
+/// The values of `--env` (`development`, `dev` and `prod` work too).
+fn environments() -> Offered {
+    Offered(&["sandbox", "production"])
+}
+
+/// The values of `--push-type`.
+fn push_types() -> Offered {
+    Offered(&[
+        "alert",
+        "background",
+        "location",
+        "voip",
+        "complication",
+        "fileprovider",
+        "mdm",
+        "liveactivity",
+        "pushtotalk",
+        "widgets",
+        "controls",
+    ])
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -607,4 +638,17 @@ pub struct MockArgs {
         help_heading = "Long-running"
     )]
     pub idle_timeout: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_offered_push_types_are_the_librarys() {
+        let offered = super::push_types().0.to_vec();
+        let all: Vec<&str> = apns_provider::PushType::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        assert_eq!(offered, all);
+    }
 }

@@ -286,7 +286,9 @@ fn bench_cli(
         }
     }
     if let Some(problem) = &check.problem {
-        return Err(Failure::usage(format!("the results file is wrong: {problem}")));
+        return Err(Failure::usage(format!(
+            "the results file is wrong: {problem}"
+        )));
     }
     if !status.success() || result_lines != args.count {
         return Err(Failure::usage(format!(

@@ -334,7 +334,8 @@ mod tests {
 
     #[test]
     fn the_progress_total_counts_only_lines_that_get_a_result() {
-        let dir = std::env::temp_dir().join(format!("apns-count-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("apns-count-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tokens.txt");
         std::fs::write(&path, "\u{feff}# header\n\n00ab\n   \n# c\n{\"device_token\":\"00\"}\n  11cd\nlast-without-newline").unwrap();

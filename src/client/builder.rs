@@ -346,7 +346,8 @@ impl ClientBuilder {
             Credentials::Certificate { certificate, .. } => Some(certificate),
             Credentials::Token(_) => None,
         };
-        let tls = tls::client_config_with_cert(self.webpki_roots, &self.extra_roots, certificate)?;
+        let identity = certificate.map(|c| (c.chain().to_vec(), c.key()));
+        let tls = tls::client_config_with_cert(self.webpki_roots, &self.extra_roots, identity)?;
         if let Some((host, port, addr)) = &self.resolve {
             let endpoint_host = self.endpoint.host();
             let alias = |h: &str| {

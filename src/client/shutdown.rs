@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Client, ShutdownReport};
+#[allow(unused_imports)] // for doc links
+use crate::error::Error;
 
 impl Client {
     /// Stops intake, waits up to `grace` for requests in flight, then

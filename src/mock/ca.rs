@@ -88,7 +88,7 @@ pub(crate) fn server_config(
     identity: &Identity,
     client_ca: Option<&[u8]>,
 ) -> Result<Arc<ServerConfig>> {
-    let builder = ServerConfig::builder_with_provider(tls::provider())
+    let builder = ServerConfig::builder_with_provider(crate::crypto::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
     let builder = match client_ca {
@@ -102,7 +102,7 @@ pub(crate) fn server_config(
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
-                tls::provider(),
+                crate::crypto::provider(),
             )
             .allow_unauthenticated()
             .build()

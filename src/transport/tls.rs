@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::{CredentialProblem, Error, Result, TlsProblem};
 
@@ -25,12 +25,6 @@ pub(crate) fn certificates_from_pem(
     Ok(certs)
 }
 
-/// The crypto provider: exactly one, `ring`, chosen explicitly so that a
-/// second provider compiled in by another crate cannot make rustls panic.
-pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// Builds the client TLS configuration.
 ///
 /// `webpki_roots`: trust the Mozilla root store (which holds the USERTrust
@@ -43,11 +37,16 @@ pub(crate) fn client_config(
     client_config_with_cert(webpki_roots, extra_roots, None)
 }
 
-/// Like [`client_config`], presenting `cert` for TLS client authentication.
+/// A certificate chain (leaf first) and its private key, presented for TLS
+/// client authentication.
+pub(crate) type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// Like [`client_config`], presenting `identity` for TLS client
+/// authentication.
 pub(crate) fn client_config_with_cert(
     webpki_roots: bool,
     extra_roots: &[CertificateDer<'static>],
-    cert: Option<&crate::auth::ClientCertificate>,
+    identity: Option<Identity>,
 ) -> Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
     if webpki_roots {
@@ -65,20 +64,18 @@ pub(crate) fn client_config_with_cert(
             "no trusted root certificates: keep the built-in roots or add a CA file".into(),
         ));
     }
-    let builder = ClientConfig::builder_with_provider(provider())
+    let builder = ClientConfig::builder_with_provider(crate::crypto::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
         .with_root_certificates(roots);
-    let mut config = match cert {
+    let mut config = match identity {
         None => builder.with_no_client_auth(),
-        Some(cert) => builder
-            .with_client_auth_cert(cert.chain().to_vec(), cert.key())
-            .map_err(|e| {
-                Error::credentials(
-                    CredentialProblem::Malformed,
-                    format!("the client certificate cannot be used: {e}"),
-                )
-            })?,
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+            Error::credentials(
+                CredentialProblem::Malformed,
+                format!("the client certificate cannot be used: {e}"),
+            )
+        })?,
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))

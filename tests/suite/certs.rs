@@ -293,7 +293,11 @@ fn expired_date(cert_pem: &std::path::Path) -> String {
         .arg(cert_pem)
         .output()
         .expect("openssl is installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // notAfter=2025-10-27 12:00:00Z
     let text = String::from_utf8(out.stdout).unwrap();
     text.trim()

@@ -858,7 +858,11 @@ async fn path_and_authorization_are_never_indexed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_independent_hpack_decoder_sees_path_and_authorization_never_indexed() {
     let key = new_key();
-    let mock = mock_for(&key).capture_header_blocks(100).start().await.unwrap();
+    let mock = mock_for(&key)
+        .capture_header_blocks(100)
+        .start()
+        .await
+        .unwrap();
     let client = client_for(&mock, key).build().unwrap();
     for _ in 0..20 {
         assert!(client.send(&alert(DEVICE)).await.unwrap().is_accepted());
@@ -870,7 +874,9 @@ async fn an_independent_hpack_decoder_sees_path_and_authorization_never_indexed(
     for (_, block) in blocks {
         let mut buf = block;
         let mut fields = Vec::new();
-        decoder.decode(&mut buf, &mut fields).expect("a valid HPACK block");
+        decoder
+            .decode(&mut buf, &mut fields)
+            .expect("a valid HPACK block");
         for (name, value, flags) in fields {
             let never = flags & httlib_hpack::Decoder::NEVER_INDEXED != 0;
             match name.as_slice() {
@@ -918,5 +924,9 @@ async fn the_client_refreshes_its_token_at_fifty_minutes_on_the_same_connection(
     assert_eq!(stats.tokens_minted, 2, "a new token at 50 minutes");
     assert_eq!(stats.connections_opened, 1, "on the same connection");
     assert_eq!(mock.stats().tokens_verified, 2);
-    assert_eq!(mock.stats().rejected, 0, "no TooManyProviderTokenUpdates, no expiry");
+    assert_eq!(
+        mock.stats().rejected,
+        0,
+        "no TooManyProviderTokenUpdates, no expiry"
+    );
 }

@@ -656,14 +656,34 @@ async fn key_list_columns_fit_their_longest_value() {
     let key_arg = key.display().to_string();
     ok(
         home.apns(),
-        &["key", "add", "a-rather-long-profile-name", "--key-file", &key_arg, "--team-id", TEAM_ID, "--store", "file"],
+        &[
+            "key",
+            "add",
+            "a-rather-long-profile-name",
+            "--key-file",
+            &key_arg,
+            "--team-id",
+            TEAM_ID,
+            "--store",
+            "file",
+        ],
     )
     .await;
     let key2 = home.key("KEYLIST002");
     let key2_arg = key2.display().to_string();
     ok(
         home.apns(),
-        &["key", "add", "b", "--key-file", &key2_arg, "--team-id", TEAM_ID, "--store", "file"],
+        &[
+            "key",
+            "add",
+            "b",
+            "--key-file",
+            &key2_arg,
+            "--team-id",
+            TEAM_ID,
+            "--store",
+            "file",
+        ],
     )
     .await;
     let table = ok(home.apns(), &["key", "list"]).await;
@@ -671,7 +691,10 @@ async fn key_list_columns_fit_their_longest_value() {
     assert_eq!(lines.len(), 3, "{table}");
     // Every column starts at the same place on every line, whatever the
     // length of the file store's path.
-    let at = |line: &str, what: &str| line.find(what).unwrap_or_else(|| panic!("{what} in {line}"));
+    let at = |line: &str, what: &str| {
+        line.find(what)
+            .unwrap_or_else(|| panic!("{what} in {line}"))
+    };
     let fingerprint_col = at(lines[0], "FINGERPRINT");
     for line in &lines[1..] {
         assert_eq!(at(line, "SHA256:"), fingerprint_col, "{table}");

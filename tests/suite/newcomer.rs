@@ -15,8 +15,17 @@ async fn help_teaches_the_environment_and_certificates() {
     let mut cmd = apns();
     cmd.arg("--help");
     let help = stdout(&run(cmd).await);
-    for needle in ["APNS_PROFILE", "APNS_CONFIG", "XDG_CONFIG_HOME", "NO_COLOR", "certificate"] {
-        assert!(help.contains(needle), "{needle} missing from apns --help:\n{help}");
+    for needle in [
+        "APNS_PROFILE",
+        "APNS_CONFIG",
+        "XDG_CONFIG_HOME",
+        "NO_COLOR",
+        "certificate",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle} missing from apns --help:\n{help}"
+        );
     }
     let mut cmd = apns();
     cmd.args(["send", "--help"]);
@@ -33,7 +42,12 @@ async fn help_teaches_the_environment_and_certificates() {
             under.insert(name.to_string(), heading);
         }
     }
-    for flag in ["cert", "cert-key", "cert-password-env", "cert-password-file"] {
+    for flag in [
+        "cert",
+        "cert-key",
+        "cert-password-env",
+        "cert-password-file",
+    ] {
         assert_eq!(
             under.get(flag).copied(),
             Some("Certificate authentication:"),
@@ -51,7 +65,10 @@ async fn bash_completion_offers_push_types_and_environments() {
         script.contains("alert background location voip complication"),
         "push types are not offered"
     );
-    assert!(script.contains("sandbox production"), "environments are not offered");
+    assert!(
+        script.contains("sandbox production"),
+        "environments are not offered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +97,11 @@ async fn a_key_file_given_to_key_says_to_use_key_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_with_a_device_token_and_no_topic_is_a_usage_error() {
     let dir = temp_dir();
-    let key = write_file(dir.path(), "AuthKey_ABCDE12345.p8", new_key_pem().as_bytes());
+    let key = write_file(
+        dir.path(),
+        "AuthKey_ABCDE12345.p8",
+        new_key_pem().as_bytes(),
+    );
     let mut cmd = apns();
     cmd.args(["doctor", "--team-id", TEAM_ID, "--device-token", DEVICE])
         .arg("--key-file")
@@ -88,7 +109,13 @@ async fn doctor_with_a_device_token_and_no_topic_is_a_usage_error() {
         // Nothing listens here: a network check would fail with exit 3.
         .args(["--endpoint", "https://127.0.0.1:1"]);
     let out = run(cmd).await;
-    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("--topic"), "{}", stderr(&out));
 }
 
@@ -102,8 +129,15 @@ async fn a_tokens_file_without_any_payload_fails_once_before_sending() {
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "one error, not one per line:\n{err}");
-    assert!(err.contains("no payload") && err.contains("--alert"), "{err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "one error, not one per line:\n{err}"
+    );
+    assert!(
+        err.contains("no payload") && err.contains("--alert"),
+        "{err}"
+    );
     assert!(stdout(&out).is_empty());
     assert_eq!(s.mock.stats().requests, 0, "nothing was sent");
     assert_eq!(s.mock.stats().connections, 0, "nothing connected");
@@ -158,16 +192,27 @@ async fn warnings_are_said_once_and_apns_id_reuse_is_flagged() {
     let ca_file = dir.path().join("mock-ca.pem");
     mock.write_ca_file(&ca_file).unwrap();
     let mut cmd = apns();
-    cmd.args(["send", "--endpoint", &mock.endpoint().to_string(), "--alert", "hi"])
-        .args(["--topic", "com.example.app"])
-        .arg("--ca-file")
-        .arg(&ca_file)
-        .arg("--cert")
-        .arg(&soon.combined_pem)
-        .arg(DEVICE);
+    cmd.args([
+        "send",
+        "--endpoint",
+        &mock.endpoint().to_string(),
+        "--alert",
+        "hi",
+    ])
+    .args(["--topic", "com.example.app"])
+    .arg("--ca-file")
+    .arg(&ca_file)
+    .arg("--cert")
+    .arg(&soon.combined_pem)
+    .arg(DEVICE);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stderr(&out).matches("expires on").count(), 1, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("expires on").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +242,8 @@ async fn missing_provider_token_after_a_certificate_says_the_server_did_not_ask(
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let line = stdout(&out);
     assert!(
-        line.contains("MissingProviderToken") && line.contains("did not ask for the client certificate"),
+        line.contains("MissingProviderToken")
+            && line.contains("did not ask for the client certificate"),
         "{line}"
     );
 }

@@ -244,35 +244,89 @@ async fn the_readme_table_of_outages_holds_for_the_cli() {
         within: Duration,
     }
     let rows = [
-        Row { flags: &["--storm", "503:50"], accepted: 500..=500, within: Duration::from_secs(30) },
-        Row { flags: &["--storm", "Shutdown:10"], accepted: 500..=500, within: Duration::from_secs(30) },
-        Row { flags: &["--storm", "500:50"], accepted: 500..=500, within: Duration::from_secs(30) },
-        Row { flags: &["--refuse-streams", "50"], accepted: 500..=500, within: Duration::from_secs(30) },
-        Row { flags: &["--outage", "20"], accepted: 500..=500, within: Duration::from_secs(45) },
-        Row { flags: &["--black-hole"], accepted: 0..=0, within: Duration::from_secs(15) },
-        Row { flags: &["--drop-after", "100"], accepted: 1..=499, within: Duration::from_secs(30) },
+        Row {
+            flags: &["--storm", "503:50"],
+            accepted: 500..=500,
+            within: Duration::from_secs(30),
+        },
+        Row {
+            flags: &["--storm", "Shutdown:10"],
+            accepted: 500..=500,
+            within: Duration::from_secs(30),
+        },
+        Row {
+            flags: &["--storm", "500:50"],
+            accepted: 500..=500,
+            within: Duration::from_secs(30),
+        },
+        Row {
+            flags: &["--refuse-streams", "50"],
+            accepted: 500..=500,
+            within: Duration::from_secs(30),
+        },
+        Row {
+            flags: &["--outage", "20"],
+            accepted: 500..=500,
+            within: Duration::from_secs(45),
+        },
+        Row {
+            flags: &["--black-hole"],
+            accepted: 0..=0,
+            within: Duration::from_secs(15),
+        },
+        Row {
+            flags: &["--drop-after", "100"],
+            accepted: 1..=499,
+            within: Duration::from_secs(30),
+        },
     ];
     let dir = temp_dir();
-    let key = write_file(dir.path(), &format!("AuthKey_{KEY_ID}.p8"), new_key_pem().as_bytes());
+    let key = write_file(
+        dir.path(),
+        &format!("AuthKey_{KEY_ID}.p8"),
+        new_key_pem().as_bytes(),
+    );
     let tokens = dir.path().join("tokens.txt");
-    std::fs::write(&tokens, (0..BULK).map(|i| format!("{i:064x}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &tokens,
+        (0..BULK).map(|i| format!("{i:064x}\n")).collect::<String>(),
+    )
+    .unwrap();
     let mut runs = Vec::new();
     for (n, row) in rows.iter().enumerate() {
         let mut mock = apns();
         mock.arg("mock")
-            .args(["--trust-key", &format!("{KEY_ID}={TEAM_ID}:{}", key.display())])
+            .args([
+                "--trust-key",
+                &format!("{KEY_ID}={TEAM_ID}:{}", key.display()),
+            ])
             .args(row.flags);
         let mock = spawn_mock(mock);
         let results = dir.path().join(format!("results-{n}.jsonl"));
         let mut send = apns();
-        send.args(["send", "--team-id", TEAM_ID, "--topic", BUNDLE, "--alert", "hi"])
-            .args(["--endpoint", &mock.endpoint, "--ca-file", &mock.ca_file, "--output", "json"])
-            .arg("--key-file")
-            .arg(&key)
-            .arg("--tokens-file")
-            .arg(&tokens)
-            .arg("--results")
-            .arg(&results);
+        send.args([
+            "send",
+            "--team-id",
+            TEAM_ID,
+            "--topic",
+            BUNDLE,
+            "--alert",
+            "hi",
+        ])
+        .args([
+            "--endpoint",
+            &mock.endpoint,
+            "--ca-file",
+            &mock.ca_file,
+            "--output",
+            "json",
+        ])
+        .arg("--key-file")
+        .arg(&key)
+        .arg("--tokens-file")
+        .arg(&tokens)
+        .arg("--results")
+        .arg(&results);
         runs.push(async move {
             let started = Instant::now();
             let out = run(send).await;
@@ -288,7 +342,12 @@ async fn the_readme_table_of_outages_holds_for_the_cli() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len(), BULK, "{:?}: every line has a result", row.flags);
+        assert_eq!(
+            lines.len(),
+            BULK,
+            "{:?}: every line has a result",
+            row.flags
+        );
         let accepted = lines.iter().filter(|l| l["status"] == 200).count();
         assert!(
             row.accepted.contains(&accepted),
@@ -297,7 +356,10 @@ async fn the_readme_table_of_outages_holds_for_the_cli() {
             stderr(&out)
         );
         assert!(took <= row.within, "{:?}: took {took:?}", row.flags);
-        let maybe = lines.iter().filter(|l| l["may_have_been_delivered"] == true).count();
+        let maybe = lines
+            .iter()
+            .filter(|l| l["may_have_been_delivered"] == true)
+            .count();
         if row.flags == ["--drop-after", "100"] {
             // Only what was on the wire when the connection dropped.
             assert!(maybe >= 1 && accepted + maybe == BULK, "{maybe} {accepted}");
