@@ -27,7 +27,7 @@
 //! |---|---|---|
 //! | [`error`] | the one [`Error`] (predicates, typed kinds) and [`Result`] | [`response`] |
 //! | [`clock`] | injectable time, UNIX seconds, UTC dates | |
-//! | [`auth`] | `.p8` keys, ids, the ES256 token signer and checker, the token cache, client certificates | `error`, `clock`, `transport::Environment` |
+//! | [`auth`] | `.p8` keys, ids, the ES256 token signer and checker, the token cache, client certificates | `error`, `clock`, `notification::PushType`, `transport::Environment` |
 //! | [`payload`] | the payload builder (every `aps` key) and raw JSON | `error` |
 //! | [`notification`] | device token, topic, push type, priority, expiration...; [`Notification`]; lints | `payload`, `error`, `clock` |
 //! | [`response`] | APNs' answer and the open [`Reason`] enum | `error`, `clock` |

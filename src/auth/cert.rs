@@ -12,6 +12,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::error::{CredentialProblem, Error, Result};
+use crate::notification::PushType;
 
 /// OID of Apple's topics extension in push certificates.
 pub const TOPICS_OID: &str = "1.2.840.113635.100.6.3.6";
@@ -160,6 +161,47 @@ impl CertificateInfo {
     pub fn is_expired(&self, now: SystemTime) -> bool {
         let now = crate::clock::unix_seconds(now) as i64;
         now > self.not_after
+    }
+
+    /// Whether this certificate can send a push of `push_type` to `topic`
+    /// (without a topic: to its only topic). Location and Live Activity
+    /// pushes need token authentication; the topic must be one the
+    /// certificate allows.
+    ///
+    /// ```no_run
+    /// # use apns_provider::{ClientCertificate, PushType};
+    /// # let cert = ClientCertificate::from_file("push.p12", None, Some(""))?;
+    /// cert.info().check_push(PushType::Alert, Some("com.example.app"))?;
+    /// assert!(cert.info().check_push(PushType::Liveactivity, None).is_err());
+    /// # Ok::<(), apns_provider::Error>(())
+    /// ```
+    pub fn check_push(&self, push_type: PushType, topic: Option<&str>) -> Result<()> {
+        if push_type.requires_token_auth() {
+            return Err(Error::invalid(
+                "push_type",
+                format!(
+                    "{push_type} pushes need token authentication (a .p8 key); certificates cannot send them"
+                ),
+            ));
+        }
+        match topic {
+            Some(topic) if !self.allows_topic(topic) => Err(Error::invalid(
+                "topic",
+                format!(
+                    "{topic} is not allowed by the certificate, which allows {}",
+                    self.allowed_topics().join(", ")
+                ),
+            )),
+            Some(_) => Ok(()),
+            None if self.default_topic().is_some() => Ok(()),
+            None => Err(Error::invalid(
+                "topic",
+                format!(
+                    "required: the certificate allows several topics ({})",
+                    self.allowed_topics().join(", ")
+                ),
+            )),
+        }
     }
 
     /// Whether the certificate can be used at `now` against `env` (when the

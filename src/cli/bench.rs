@@ -420,7 +420,11 @@ fn spawn_mock(
         .spawn()
         .map_err(|e| Failure::usage(format!("cannot start the mock: {e}")))?;
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout"))
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Failure::usage("the mock's stdout is not piped"))?;
+    BufReader::new(stdout)
         .read_line(&mut line)
         .map_err(|e| Failure::usage(format!("cannot read the mock's address: {e}")))?;
     let ready: serde_json::Value = serde_json::from_str(&line)

@@ -554,8 +554,5 @@ fn token(args: args::TokenArgs) -> Result<u8, Failure> {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    apns_provider::clock::now_unix_seconds()
 }

@@ -321,10 +321,7 @@ async fn curl(
 ) -> Result<u8, Failure> {
     let auth = match credentials {
         Credentials::Token(signer) if args.reveal => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let now = apns_provider::clock::now_unix_seconds();
             format!(" -H \"authorization: bearer {}\"", signer.sign_jwt(now))
         }
         // A stored key is named by its profile; flags would override it.

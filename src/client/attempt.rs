@@ -10,6 +10,8 @@ use tokio::time::Instant;
 
 use super::stats::Counters;
 use super::{Client, Credentials};
+#[allow(unused_imports)] // for doc links
+use crate::auth::CertificateInfo;
 use crate::auth::ProviderToken;
 use crate::error::{Error, Result};
 use crate::notification::{ApnsId, Notification};
@@ -166,43 +168,13 @@ impl Client {
         }
     }
 
-    /// With a certificate: the topic must be one it allows, and the push
-    /// type must not need token authentication.
+    /// With a certificate: its rules (see [`CertificateInfo::check_push`]).
     fn check_for_certificate(&self, n: &Notification) -> Result<()> {
-        let Credentials::Certificate {
-            certificate,
-            default_topic,
-        } = &self.inner.credentials
-        else {
-            return Ok(());
-        };
-        let info = certificate.info();
-        if n.push_type.requires_token_auth() {
-            return Err(Error::invalid(
-                "push_type",
-                format!(
-                    "{} pushes need token authentication (a .p8 key); certificates cannot send them",
-                    n.push_type
-                ),
-            ));
-        }
-        match &n.topic {
-            Some(topic) if !info.allows_topic(topic.as_str()) => Err(Error::invalid(
-                "topic",
-                format!(
-                    "{topic} is not allowed by the certificate, which allows {}",
-                    info.allowed_topics().join(", ")
-                ),
-            )),
-            Some(_) => Ok(()),
-            None if default_topic.is_some() => Ok(()),
-            None => Err(Error::invalid(
-                "topic",
-                format!(
-                    "required: the certificate allows several topics ({})",
-                    info.allowed_topics().join(", ")
-                ),
-            )),
+        match &self.inner.credentials {
+            Credentials::Certificate { certificate, .. } => certificate
+                .info()
+                .check_push(n.push_type, n.topic.as_ref().map(|t| t.as_str())),
+            Credentials::Token(_) => Ok(()),
         }
     }
 

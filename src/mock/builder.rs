@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use super::auth::TrustedKey;
 use super::faults::{Fault, Faults};
 use super::records::{Records, DEFAULT_KEEP};
-use super::server::{self, Counters, ServerTimeouts, State};
+use super::server::{self, MockCounters, ServerTimeouts, State};
 use super::shim::{HpackCounts, PingFault};
 use super::{ca, MockServer, DEFAULT_MAX_STREAMS};
 use crate::clock::{self, Clock};
@@ -219,7 +219,7 @@ impl MockServerBuilder {
             faults: Mutex::new(faults),
             pings,
             hpack: Arc::new(HpackCounts::new(self.capture_header_blocks)),
-            counters: Counters::default(),
+            counters: MockCounters::default(),
         });
         let accept_state = state.clone();
         let task = tokio::spawn(server::accept_loop(listener, tls, accept_state));

@@ -80,7 +80,7 @@ use server::State;
 /// APNs' default stream limit after the first valid token (observed 500-1500).
 pub const DEFAULT_MAX_STREAMS: u32 = 1000;
 
-/// Counters describing what the mock saw.
+/// MockCounters describing what the mock saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MockStats {

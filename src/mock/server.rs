@@ -56,11 +56,11 @@ pub(crate) struct State {
     pub faults: Mutex<Faults>,
     pub pings: Arc<PingFault>,
     pub hpack: Arc<HpackCounts>,
-    pub counters: Counters,
+    pub counters: MockCounters,
 }
 
 #[derive(Default)]
-pub(crate) struct Counters {
+pub(crate) struct MockCounters {
     pub connections: AtomicU64,
     pub requests: AtomicU64,
     pub accepted: AtomicU64,
