@@ -613,6 +613,10 @@ pub struct MockArgs {
     #[arg(long, value_name = "SECS", help_heading = "Fault injection")]
     pub outage: Option<f64>,
 
+    /// Threads serving connections (default: one per core; 1 runs everything on one thread).
+    #[arg(long, default_value = "0", value_name = "N", hide_default_value = true)]
+    pub threads: usize,
+
     /// Keep the last N accepted notifications in memory (counters count them all).
     #[arg(
         long,

@@ -9,9 +9,8 @@ use std::time::Duration;
 use apns_provider::{Client, Notification};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 
-use super::input::{excerpt, Defaults, Line};
+use super::input::{excerpt, Defaults, Line, Lines};
 use super::report::{Outcome, Reporter};
 use super::resume::{Resume, Verdict};
 use super::{exit, Failure};
@@ -52,7 +51,7 @@ impl Stop {
 /// or something stops intake.
 pub async fn send_all(
     client: Client,
-    mut lines: mpsc::Receiver<Result<Line, String>>,
+    mut lines: Lines,
     defaults: Defaults,
     mut options: Options,
     mut reporter: Reporter,
@@ -134,7 +133,7 @@ pub async fn send_all(
                 intake = false;
                 // Lines read ahead but never sent still get a result line.
                 lines.close();
-                while let Ok(Ok(line)) = lines.try_recv() {
+                while let Some(Ok(line)) = lines.try_recv() {
                     match check_resume(&mut options.resume, &line) {
                         Verdict::SkipDone => reporter.skip(false),
                         Verdict::SkipMaybeDelivered => reporter.skip(true),

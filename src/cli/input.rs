@@ -34,50 +34,101 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Where the lines of a tokens file come from (a file or stdin), opened.
 pub type Source = Box<dyn Read + Send>;
 
-/// Starts reading `source` on a blocking thread, after the command-line
-/// `tokens`. The receiver yields lines in order; closing it stops the
-/// reader. An `Err` is a read error, and the last item.
-pub fn spawn_reader(
-    tokens: Vec<String>,
-    source: Option<Source>,
-) -> mpsc::Receiver<Result<Line, String>> {
-    let (tx, rx) = mpsc::channel(READ_AHEAD);
-    std::thread::spawn(move || {
-        for text in tokens {
-            let line = Line {
-                number: None,
-                text,
-                problem: None,
-            };
-            if tx.blocking_send(Ok(line)).is_err() {
-                return;
-            }
+/// The lines of the input in order: command-line tokens, then the tokens
+/// file. A thread reads ahead and hands them over in batches (one wake-up
+/// per batch, not per line); an `Err` is a read error, and the last item.
+pub struct Lines {
+    rx: mpsc::Receiver<Vec<Result<Line, String>>>,
+    batch: std::collections::VecDeque<Result<Line, String>>,
+}
+
+impl Lines {
+    /// The next line; `None` at the end. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Line, String>> {
+        if let Some(line) = self.batch.pop_front() {
+            return Some(line);
         }
-        let Some(source) = source else { return };
+        let batch = self.rx.recv().await?;
+        self.batch = batch.into();
+        self.batch.pop_front()
+    }
+
+    /// The next line if one was read already.
+    pub fn try_recv(&mut self) -> Option<Result<Line, String>> {
+        if let Some(line) = self.batch.pop_front() {
+            return Some(line);
+        }
+        self.batch = self.rx.try_recv().ok()?.into();
+        self.batch.pop_front()
+    }
+
+    /// Puts a line back in front.
+    pub fn push_front(&mut self, line: Result<Line, String>) {
+        self.batch.push_front(line);
+    }
+
+    /// Stops the reader; lines read already can still be taken.
+    pub fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
+/// Lines per batch, at most.
+const BATCH: usize = 1024;
+
+/// Starts reading `source` on a blocking thread, after the command-line
+/// `tokens`. Dropping or closing the [`Lines`] stops the reader.
+pub fn spawn_reader(tokens: Vec<String>, source: Option<Source>) -> Lines {
+    let (tx, rx) = mpsc::channel(READ_AHEAD.div_ceil(BATCH).max(2));
+    std::thread::spawn(move || {
+        let mut batch: Vec<Result<Line, String>> = tokens
+            .into_iter()
+            .map(|text| {
+                Ok(Line {
+                    number: None,
+                    text,
+                    problem: None,
+                })
+            })
+            .collect();
+        let Some(source) = source else {
+            let _ = tx.blocking_send(batch);
+            return;
+        };
         let mut reader = BufReader::with_capacity(64 * 1024, source);
         let mut number = 0u64;
         let mut buf = Vec::new();
         loop {
+            // Hand the batch over when it is full, or before a read that
+            // may block (a pipe with nothing more yet).
+            if !batch.is_empty() && (batch.len() >= BATCH || reader.buffer().is_empty()) {
+                if tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+                    return;
+                }
+            }
             number += 1;
             let length = match read_bounded_line(&mut reader, &mut buf) {
                 Ok(Some(length)) => length,
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(format!(
+                    batch.push(Err(format!(
                         "cannot read the tokens file at line {number}: {e}"
                     )));
-                    return;
+                    break;
                 }
             };
-            let Some(line) = decode_line(number, &buf, length) else {
-                continue;
-            };
-            if tx.blocking_send(Ok(line)).is_err() {
-                return;
+            if let Some(line) = decode_line(number, &buf, length) {
+                batch.push(Ok(line));
             }
         }
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(batch);
+        }
     });
-    rx
+    Lines {
+        rx,
+        batch: Default::default(),
+    }
 }
 
 /// Reads one line into `buf` (without its end, and at most

@@ -129,10 +129,21 @@ pub fn main() -> ExitCode {
     quiet_broken_pipe();
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread for a sender: the connection's driver, the sends and the
+    // result lines then never wake each other across threads (on a small
+    // machine that cross-thread traffic cost more than the work). The mock
+    // serves many clients and uses every core.
+    let mut builder = match &cli.command {
+        Command::Mock(args) if args.threads != 1 => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if args.threads > 1 {
+                b.worker_threads(args.threads);
+            }
+            b
+        }
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("apns: cannot start the async runtime: {e}");

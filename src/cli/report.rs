@@ -39,6 +39,8 @@ pub struct Reporter {
     /// Whether to write the closing summary (not for a single notification).
     pub summary_enabled: bool,
     pub progress: Option<Progress>,
+    // One result line at a time, reused.
+    scratch: Vec<u8>,
     /// Sending with a certificate (some hints differ).
     pub certificate: bool,
     since_flush: usize,
@@ -117,6 +119,7 @@ impl Reporter {
             unregistered_out: unregistered_out.map(|o| (std::io::BufWriter::new(o.file), o.name)),
             summary: Summary::default(),
             summary_enabled: true,
+            scratch: Vec::with_capacity(512),
             certificate: false,
             progress: None,
             since_flush: 0,
@@ -188,16 +191,20 @@ impl Reporter {
         if let Some(p) = &self.progress {
             p.tick(is_error);
         }
-        let text = match self.format {
-            Output::Json => json_line(line, token, outcome),
-            Output::Human => human_line(line, token, outcome, self.certificate),
-        };
+        self.scratch.clear();
+        match self.format {
+            Output::Json => write_json_line(&mut self.scratch, line, token, outcome),
+            Output::Human => self
+                .scratch
+                .extend_from_slice(human_line(line, token, outcome, self.certificate).as_bytes()),
+        }
+        self.scratch.push(b'\n');
         if self.out_is_terminal {
             if let Some(p) = &self.progress {
                 p.clear();
             }
         }
-        if let Err(e) = writeln!(self.out, "{text}") {
+        if let Err(e) = self.out.write_all(&self.scratch) {
             Self::failed_to_write(&mut self.write_error, &self.out_name, e);
         }
         self.since_flush += 1;
@@ -316,48 +323,77 @@ impl Reporter {
     }
 }
 
-fn json_line(line: Option<u64>, token: &str, outcome: &Outcome) -> String {
-    let mut v = match outcome {
-        Outcome::Sent(Ok(r)) => json!({
-            "device_token": token,
-            "status": r.status(),
-            "apns_id": r.apns_id(),
-            "apns_unique_id": r.apns_unique_id(),
-            "reason": r.reason().map(|r| r.as_str()),
-            "timestamp": r.timestamp_millis(),
-        }),
-        Outcome::Sent(Err(e)) => json!({
-            "device_token": token,
-            "status": null,
-            "apns_id": null,
-            "reason": null,
-            "timestamp": null,
-            "error": e.to_string(),
-            "may_have_been_delivered": e.may_have_been_delivered(),
-        }),
-        Outcome::Invalid(msg) => json!({
-            "device_token": token,
-            "status": null,
-            "apns_id": null,
-            "reason": null,
-            "timestamp": null,
-            "error": msg,
-            "may_have_been_delivered": false,
-        }),
-        Outcome::NotSent(why) => json!({
-            "device_token": token,
-            "status": null,
-            "apns_id": null,
-            "reason": null,
-            "timestamp": null,
-            "error": why,
-            "may_have_been_delivered": false,
-        }),
-    };
-    if let (Some(n), Some(obj)) = (line, v.as_object_mut()) {
-        obj.insert("line".into(), json!(n));
+/// One result line as JSON, written straight into `out` (no intermediate
+/// JSON value: this runs once per notification). Keys in this order:
+/// `line` (tokens files), `device_token`, `status`, `apns_id`,
+/// `apns_unique_id`, `reason`, `timestamp`, and for a line without an
+/// answer `error` and `may_have_been_delivered`.
+pub fn write_json_line(out: &mut Vec<u8>, line: Option<u64>, token: &str, outcome: &Outcome) {
+    use std::io::Write as _;
+    out.push(b'{');
+    if let Some(n) = line {
+        let _ = write!(out, "\"line\":{n},");
     }
-    v.to_string()
+    out.extend_from_slice(b"\"device_token\":");
+    json_str(out, token);
+    match outcome {
+        Outcome::Sent(Ok(r)) => {
+            let _ = write!(out, ",\"status\":{}", r.status());
+            out.extend_from_slice(b",\"apns_id\":");
+            json_opt_str(out, r.apns_id());
+            out.extend_from_slice(b",\"apns_unique_id\":");
+            json_opt_str(out, r.apns_unique_id());
+            out.extend_from_slice(b",\"reason\":");
+            json_opt_str(out, r.reason().map(|r| r.as_str()));
+            match r.timestamp_millis() {
+                Some(ts) => {
+                    let _ = write!(out, ",\"timestamp\":{ts}");
+                }
+                None => out.extend_from_slice(b",\"timestamp\":null"),
+            }
+        }
+        other => {
+            out.extend_from_slice(
+                b",\"status\":null,\"apns_id\":null,\"apns_unique_id\":null,\"reason\":null,\"timestamp\":null,\"error\":",
+            );
+            let maybe = match other {
+                Outcome::Sent(Err(e)) => {
+                    json_str(out, &e.to_string());
+                    e.may_have_been_delivered()
+                }
+                Outcome::Invalid(msg) => {
+                    json_str(out, msg);
+                    false
+                }
+                Outcome::NotSent(why) => {
+                    json_str(out, why);
+                    false
+                }
+                Outcome::Sent(Ok(_)) => false,
+            };
+            let _ = write!(out, ",\"may_have_been_delivered\":{maybe}");
+        }
+    }
+    out.push(b'}');
+}
+
+/// A JSON string, escaped.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    // Device tokens and ids need no escaping: copy them as they are.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 fn human_line(line: Option<u64>, token: &str, outcome: &Outcome, certificate: bool) -> String {
@@ -509,5 +545,44 @@ impl ProgressState {
         eprint!("\r\x1b[2K{line}");
         let _ = std::io::stderr().flush();
         self.drawn.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(outcome: &Outcome, number: Option<u64>, token: &str) -> String {
+        let mut out = Vec::new();
+        write_json_line(&mut out, number, token, outcome);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn result_lines_are_json_in_the_documented_order() {
+        let ok = Response::from_parts(200, Some("id-1".into()), Some("u-1".into()), b"");
+        assert_eq!(
+            line(&Outcome::Sent(Ok(ok)), Some(7), "00ab"),
+            r#"{"line":7,"device_token":"00ab","status":200,"apns_id":"id-1","apns_unique_id":"u-1","reason":null,"timestamp":null}"#
+        );
+        let gone = Response::from_parts(410, None, None, br#"{"reason":"Unregistered","timestamp":17}"#);
+        let text = line(&Outcome::Sent(Ok(gone)), None, "00ab");
+        assert!(text.ends_with(r#""reason":"Unregistered","timestamp":17}"#), "{text}");
+        // Errors and awkward text are escaped and parse back.
+        let odd = "a \"quoted\"\\ line\n\u{1}é";
+        for outcome in [
+            Outcome::Invalid(odd.into()),
+            Outcome::NotSent("not sent: interrupted"),
+            Outcome::Sent(Err(Error::Shutdown {
+                may_have_been_delivered: true,
+            })),
+        ] {
+            let text = line(&outcome, Some(1), odd);
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["device_token"], odd);
+            assert!(v["status"].is_null());
+            assert!(v["error"].is_string());
+            assert!(v["may_have_been_delivered"].is_boolean());
+        }
     }
 }

@@ -9,12 +9,11 @@ use apns_provider::{
     RetryPolicy,
 };
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use super::args::{Output, PayloadArgs, SendArgs};
 use super::bulk::{self, require_topic, token_of};
 use super::files;
-use super::input::{self, count_lines, spawn_reader, Defaults, Line};
+use super::input::{count_lines, spawn_reader, Defaults, Lines};
 use super::report::{Progress, Reporter};
 use super::resume::Resume;
 use super::{exit, pick_environment, resolve, Credentials, Failure};
@@ -215,10 +214,7 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
 
 /// Fails when the first line needs a payload the flags do not give; else
 /// hands back the lines, the first one included.
-async fn check_first_line(
-    mut lines: mpsc::Receiver<Result<Line, String>>,
-    defaults: &Defaults,
-) -> Result<mpsc::Receiver<Result<Line, String>>, Failure> {
+async fn check_first_line(mut lines: Lines, defaults: &Defaults) -> Result<Lines, Failure> {
     let Some(first) = lines.recv().await else {
         return Ok(lines);
     };
@@ -233,24 +229,13 @@ async fn check_first_line(
             )));
         }
     }
-    // Put the first line back in front of the rest.
-    let (tx, rx) = mpsc::channel(input::READ_AHEAD);
-    tokio::spawn(async move {
-        if tx.send(first).await.is_err() {
-            return;
-        }
-        while let Some(line) = lines.recv().await {
-            if tx.send(line).await.is_err() {
-                return;
-            }
-        }
-    });
-    Ok(rx)
+    lines.push_front(first);
+    Ok(lines)
 }
 
 /// `--dry-run`: validates every line and prints what would be sent.
 async fn dry_run(
-    mut lines: mpsc::Receiver<Result<Line, String>>,
+    mut lines: Lines,
     defaults: &Defaults,
     output: Output,
 ) -> Result<u8, Failure> {
@@ -312,7 +297,7 @@ async fn dry_run(
 
 /// `--curl`: the equivalent curl command for each line.
 async fn curl(
-    mut lines: mpsc::Receiver<Result<Line, String>>,
+    mut lines: Lines,
     defaults: &Defaults,
     args: &SendArgs,
     credentials: &Credentials,
