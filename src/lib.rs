@@ -52,8 +52,12 @@ pub mod client;
 pub mod clock;
 pub mod doctor;
 pub mod error;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 #[cfg(feature = "keystore")]
 pub mod keystore;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod notification;

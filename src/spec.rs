@@ -1,5 +1,7 @@
 //! Notifications as JSON: the one format shared by the JSON lines of a
-//! tokens file, the jobs of a queue and the requests of an HTTP gateway.
+//! tokens file, the jobs of a queue and the requests of an HTTP gateway;
+//! and their results as JSON ([`result_json`]), shared by the result lines
+//! of a bulk send and the answers of the gateway.
 //!
 //! A [`NotificationSpec`] holds what varies per device; [`SpecDefaults`]
 //! holds what the sender sets for all (topic, push type, payload...). A
@@ -30,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::notification::{ApnsId, DeviceToken, Expiration, Notification, Priority, PushType};
 use crate::payload::Payload;
+use crate::response::Response;
 
 /// One notification to one device, as JSON. Every field is optional; a
 /// missing one takes the [`SpecDefaults`]' value. Unknown fields are
@@ -268,4 +271,51 @@ fn scalar(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// The result of one notification as JSON: `device_token`, `status`,
+/// `apns_id`, `apns_unique_id`, `reason` and `timestamp` for an answer;
+/// for an error, `error` (the message) and `may_have_been_delivered`
+/// instead of `apns_unique_id`.
+///
+/// ```
+/// use apns_provider::{spec::result_json, Response};
+/// let gone = Response::from_parts(410, Some("abc".into()), None,
+///     br#"{"reason":"Unregistered","timestamp":1700000000000}"#);
+/// let v = result_json("0badc0de", &Ok(gone));
+/// assert_eq!(v["status"], 410);
+/// assert_eq!(v["reason"], "Unregistered");
+/// assert_eq!(v["timestamp"], 1700000000000u64);
+/// ```
+pub fn result_json(device_token: &str, result: &Result<Response>) -> serde_json::Value {
+    match result {
+        Ok(r) => serde_json::json!({
+            "device_token": device_token,
+            "status": r.status(),
+            "apns_id": r.apns_id(),
+            "apns_unique_id": r.apns_unique_id(),
+            "reason": r.reason().map(|r| r.as_str()),
+            "timestamp": r.timestamp_millis(),
+        }),
+        Err(e) => unsent_result_json(device_token, &e.to_string(), e.may_have_been_delivered()),
+    }
+}
+
+/// The result of a notification that got no answer, as JSON: like an
+/// error of [`result_json`], with `error` saying why (an invalid line, an
+/// interruption...).
+pub fn unsent_result_json(
+    device_token: &str,
+    error: &str,
+    may_have_been_delivered: bool,
+) -> serde_json::Value {
+    serde_json::json!({
+        "device_token": device_token,
+        "status": null,
+        "apns_id": null,
+        "reason": null,
+        "timestamp": null,
+        "error": error,
+        "may_have_been_delivered": may_have_been_delivered,
+    })
 }

@@ -10,6 +10,7 @@ mod suite {
     mod cli;
     mod e2e;
     mod faults;
+    mod gateway;
     mod hostile_input;
     mod keys;
     mod keystore;
@@ -19,6 +20,7 @@ mod suite {
     mod payload;
     mod profile_secrets;
     mod props;
+    mod proxy;
     mod redaction;
     mod resume;
     mod stopping;

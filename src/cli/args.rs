@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Send Apple push notifications over HTTP/2 with .p8 token authentication",
     long_about = "Send Apple push notifications over HTTP/2 with .p8 token authentication.\n\nStart with `apns demo` (no Apple account needed: it runs a local mock APNs server).",
-    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  4  an output (--results, --unregistered-out, stdout) could not be written: disk full, output closed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  RUST_LOG sets log filters (logs go to stderr and never contain keys or tokens)."
+    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  4  an output (--results, --unregistered-out, stdout) could not be written: disk full, output closed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  HTTPS_PROXY / https_proxy / ALL_PROXY / all_proxy name an HTTP proxy to APNs; NO_PROXY lists hosts\n  that bypass it (curl's rules). --proxy beats them, --no-proxy ignores them.\n  APNS_API_TOKEN is the token `apns serve` accepts when --api-token-file is not given.\n  RUST_LOG sets log filters (logs go to stderr and never contain keys or tokens)."
 )]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Command {
     /// Send a notification to one or more device tokens.
     #[command(
-        after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --unregistered-out prune.txt\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --resume   # finish a cut-short run"
+        after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --unregistered-out prune.txt\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --resume   # finish a cut-short run\n  apns send ... --proxy http://user:password@proxy.corp:3128 --alert hi TOKEN           # through an HTTPS proxy"
     )]
     Send(Box<SendArgs>),
     /// Print one fresh provider token (JWT) on stdout, for curl.
@@ -56,6 +56,11 @@ pub enum Command {
         after_help = "Each check prints PASS, WARN or FAIL with what it found, and a fix when it fails.\n\nEXAMPLES:\n  apns doctor --env sandbox --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456\n  apns doctor --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --key-file K.p8 --team-id T \\\n       --topic com.example.app --device-token 00fc13ad...\n\nExit code: 0 when every check passes; 2 for clock or key problems, 3 for network or TLS problems,\n1 when the test notification is rejected."
     )]
     Doctor(DoctorArgs),
+    /// Run an authenticated HTTP gateway: POST /v1/notifications, /healthz, /readyz, /metrics.
+    #[command(
+        after_help = "Requests need Authorization: Bearer <token>, with tokens from --api-token-file (one per\nline, re-read when it changes) or APNS_API_TOKEN. When ready it prints one JSON line on stdout:\n  {\"listen\":\"http://127.0.0.1:8080\",\"apps\":[\"default\"]}\n\nEXAMPLES:\n  apns serve --listen 127.0.0.1:8080 --api-token-file api-tokens \\\n       --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 --topic com.example.app --env sandbox\n  apns serve --listen 0.0.0.0:8443 --tls-cert gateway.pem --tls-key gateway-key.pem \\\n       --api-token-file api-tokens --app shop --app news      # profiles from `apns key list`\n  curl -H \"Authorization: Bearer $TOKEN\" -d '{\"device_token\":\"00fc13ad...\",\"payload\":{\"aps\":{\"alert\":\"hi\"}}}' \\\n       http://127.0.0.1:8080/v1/notifications\n\nSIGTERM (or Ctrl-C) stops accepting, finishes the requests in progress, then closes the APNs connections."
+    )]
+    Serve(Box<ServeArgs>),
     /// Manage stored keys and profiles: add, list, show, rotate, remove.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -205,9 +210,139 @@ pub struct DoctorArgs {
     /// Limit for each network step, in seconds.
     #[arg(long, default_value = "10", value_name = "SECONDS")]
     pub timeout: f64,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,
+}
+
+/// How to reach APNs through an HTTPS proxy.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProxyArgs {
+    /// Reach APNs through this HTTP proxy (a CONNECT tunnel; TLS to Apple runs inside it):
+    /// http://[USER:PASSWORD@]HOST:PORT. Beats HTTPS_PROXY / ALL_PROXY; NO_PROXY still applies.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "no_proxy",
+        help_heading = "Proxy"
+    )]
+    pub proxy: Option<String>,
+    /// Never use a proxy, whatever HTTPS_PROXY, https_proxy, ALL_PROXY or all_proxy say.
+    #[arg(long, help_heading = "Proxy")]
+    pub no_proxy: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Other than loopback, it needs --tls-cert (or --insecure-http).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// API tokens, one per line (blank lines and # comments skipped; at least 16 characters each;
+    /// the file must be chmod 600). Re-read when it changes, so tokens rotate without a restart.
+    /// Without it, the token in APNS_API_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub cert: CertArgs,
+    /// Also serve this profile (`apns key list`) as an app: requests pick it with "app":"NAME";
+    /// repeatable. Requests without "app" go to the credentials given by the flags above (app
+    /// "default", or the --key profile's name), else to the only app.
+    #[arg(long = "app", value_name = "PROFILE")]
+    pub apps: Vec<String>,
+    /// Default topic of the default app's notifications.
+    #[arg(long, env = "APNS_TOPIC")]
+    pub topic: Option<String>,
+    /// Apple environment (default: each profile's, else production).
+    #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
+    pub environment: Option<String>,
+    /// Send to this server instead of Apple's (a mock), for every app.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Also trust the CA certificates in this PEM file (for a mock or a TLS-inspecting proxy).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Limit for one notification, in seconds, retries included.
+    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    pub timeout: f64,
+    /// HTTP/2 connections to APNs per app, at most 64.
+    #[arg(long, default_value = "1", value_name = "N")]
+    pub connections: usize,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_key",
+        help_heading = "Listening"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_cert",
+        help_heading = "Listening"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback (API tokens then cross the network in
+    /// clear text: only behind a TLS-terminating proxy).
+    #[arg(long, conflicts_with = "tls_cert", help_heading = "Listening")]
+    pub insecure_http: bool,
+    /// Serve /metrics without authentication.
+    #[arg(long, help_heading = "Listening")]
+    pub metrics_public: bool,
+
+    /// Largest request body (bytes, or with a KiB / MiB suffix); larger: 413.
+    #[arg(
+        long,
+        default_value = "1MiB",
+        value_name = "SIZE",
+        help_heading = "Limits"
+    )]
+    pub max_body: String,
+    /// Most notifications in one request; more: 413.
+    #[arg(
+        long,
+        default_value = "10000",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_items: usize,
+    /// Limit for one request (reading it and sending its notifications), in seconds; longer: 504.
+    /// Keep it above --timeout.
+    #[arg(
+        long,
+        default_value = "60",
+        value_name = "SECONDS",
+        help_heading = "Limits"
+    )]
+    pub request_timeout: f64,
+    /// Requests to /v1/ in progress at once; more get 503 with Retry-After (never a queue).
+    #[arg(long, default_value = "32", value_name = "N", help_heading = "Limits")]
+    pub max_concurrent_requests: usize,
+    /// Client connections open at once; more wait to be accepted.
+    #[arg(
+        long,
+        default_value = "1024",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_connections: usize,
+    /// After SIGTERM, how long requests in progress may take to finish, in seconds.
+    #[arg(
+        long,
+        default_value = "30",
+        value_name = "SECONDS",
+        help_heading = "Limits"
+    )]
+    pub shutdown_grace: f64,
+
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -399,6 +534,13 @@ pub struct SendArgs {
     /// Never draw the progress bar (it is drawn only when stderr is a terminal).
     #[arg(long, help_heading = "Bulk sending")]
     pub no_progress: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics while sending (no authentication: bind to
+    /// loopback or a private address; port 0 picks one, said on stderr).
+    #[arg(long, value_name = "ADDR", help_heading = "Bulk sending")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
 
     /// Build and validate every notification (payload size, lints, fields) without connecting;
     /// print what would be sent.

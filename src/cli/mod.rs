@@ -13,6 +13,7 @@ mod mock;
 mod report;
 mod resume;
 mod send;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -59,10 +60,49 @@ impl From<Error> for Failure {
         } else {
             exit::USAGE
         };
-        Failure {
-            code,
-            message: e.to_string(),
+        let mut message = e.to_string();
+        if let Some(hint) = error_hint(&e) {
+            message = format!("{message} ({hint})");
         }
+        Failure { code, message }
+    }
+}
+
+/// What to do about an error, in this command line's terms.
+pub fn error_hint(e: &Error) -> Option<&'static str> {
+    if e.is_proxy_auth_required() {
+        Some("check the user and password in --proxy, or in HTTPS_PROXY / ALL_PROXY")
+    } else if e.is_proxy() {
+        Some("check --proxy, or HTTPS_PROXY / ALL_PROXY and NO_PROXY; --no-proxy connects directly")
+    } else {
+        None
+    }
+}
+
+/// The proxy the flags and the environment choose, as curl would: `--proxy`
+/// (with the environment's NO_PROXY), else HTTPS_PROXY and the like, unless
+/// `--no-proxy`.
+pub fn proxy_choice(
+    args: &args::ProxyArgs,
+) -> Result<Option<apns_provider::transport::Proxy>, Failure> {
+    use apns_provider::transport::{NoProxy, Proxy};
+    if args.no_proxy {
+        return Ok(None);
+    }
+    match &args.proxy {
+        Some(url) => Ok(Some(Proxy::parse(url)?.with_no_proxy(NoProxy::from_env()))),
+        None => Ok(Proxy::from_env()?),
+    }
+}
+
+/// A client builder going through the proxy the flags choose.
+pub fn with_proxy(
+    builder: apns_provider::ClientBuilder,
+    proxy: Option<apns_provider::transport::Proxy>,
+) -> apns_provider::ClientBuilder {
+    match proxy {
+        Some(p) => builder.proxy(p),
+        None => builder.no_proxy(),
     }
 }
 
@@ -97,6 +137,7 @@ pub fn main() -> ExitCode {
             Command::Demo { output } => demo::run(output).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Cert(command) => cert::run(command),
             Command::Key(command) => key::run(command),
             Command::Completions { shell } => {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apns_provider::clock::format_utc_millis;
+use apns_provider::spec::{result_json, unsent_result_json};
 use apns_provider::{Error, Response};
 use serde_json::json;
 
@@ -310,42 +311,11 @@ impl Reporter {
 }
 
 fn json_line(line: Option<u64>, token: &str, outcome: &Outcome) -> String {
+    // The same fields as the gateway's results (apns_provider::spec).
     let mut v = match outcome {
-        Outcome::Sent(Ok(r)) => json!({
-            "device_token": token,
-            "status": r.status(),
-            "apns_id": r.apns_id(),
-            "apns_unique_id": r.apns_unique_id(),
-            "reason": r.reason().map(|r| r.as_str()),
-            "timestamp": r.timestamp_millis(),
-        }),
-        Outcome::Sent(Err(e)) => json!({
-            "device_token": token,
-            "status": null,
-            "apns_id": null,
-            "reason": null,
-            "timestamp": null,
-            "error": e.to_string(),
-            "may_have_been_delivered": e.may_have_been_delivered(),
-        }),
-        Outcome::Invalid(msg) => json!({
-            "device_token": token,
-            "status": null,
-            "apns_id": null,
-            "reason": null,
-            "timestamp": null,
-            "error": msg,
-            "may_have_been_delivered": false,
-        }),
-        Outcome::NotSent(why) => json!({
-            "device_token": token,
-            "status": null,
-            "apns_id": null,
-            "reason": null,
-            "timestamp": null,
-            "error": why,
-            "may_have_been_delivered": false,
-        }),
+        Outcome::Sent(result) => result_json(token, result),
+        Outcome::Invalid(msg) => unsent_result_json(token, msg, false),
+        Outcome::NotSent(why) => unsent_result_json(token, why, false),
     };
     if let (Some(n), Some(obj)) = (line, v.as_object_mut()) {
         obj.insert("line".into(), json!(n));
@@ -372,7 +342,10 @@ fn human_line(line: Option<u64>, token: &str, outcome: &Outcome) -> String {
             }
             text
         }
-        Outcome::Sent(Err(e)) => format!("{prefix}  error: {e}"),
+        Outcome::Sent(Err(e)) => match super::error_hint(e) {
+            Some(hint) => format!("{prefix}  error: {e}  hint: {hint}"),
+            None => format!("{prefix}  error: {e}"),
+        },
         Outcome::Invalid(msg) => format!("{prefix}  invalid: {msg}"),
         Outcome::NotSent(why) => format!("{prefix}  {why}"),
     }
