@@ -29,10 +29,13 @@
 //! | [`notification`] | device token, topic, push type, priority, expiration... and lints |
 //! | [`payload`] | the payload builder (every `aps` key) and raw JSON |
 //! | [`response`] | APNs' answer and the open [`Reason`] enum |
-//! | [`transport`] | endpoints, TLS (rustls + ring + webpki-roots), HTTP/2 connections |
+//! | [`transport`] | endpoints, HTTPS proxies (`CONNECT`), TLS (rustls + ring + webpki-roots), HTTP/2 connections |
 //! | [`client`] | [`Client`] and its builder |
 //! | [`keystore`] | keys in the OS keychain, a file store or the environment; named profiles |
 //! | [`mock`] | a validating mock APNs server over real TLS and HTTP/2 |
+//! | [`spec`] | notifications and their results as JSON (tokens files, queue jobs, the gateway) |
+//! | [`metrics`] | Prometheus metrics of a running client, and a `/metrics` listener (feature `metrics`) |
+//! | [`gateway`] | an authenticated HTTP gateway in front of clients, `apns serve` (feature `gateway`) |
 //! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, TLS, ALPN, chain) |
 //! | [`clock`] | injectable time for tests |
 //!
