@@ -14,6 +14,7 @@ mod suite {
     mod hostile_input;
     mod keys;
     mod keystore;
+    mod metrics;
     mod mock_server;
     mod model;
     mod outages;

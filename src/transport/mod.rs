@@ -11,6 +11,7 @@ mod endpoint;
 pub(crate) mod frames;
 pub(crate) mod hpack;
 mod never_index;
+mod no_proxy;
 pub(crate) mod pool;
 mod proxy;
 pub(crate) mod tls;

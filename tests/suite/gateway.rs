@@ -7,81 +7,16 @@ use std::process::Command;
 use std::time::Duration;
 
 use apns_provider::mock::{Fault, MockServer, TrustedKey};
-use apns_provider::Reason;
 use serde_json::{json, Value};
 
-use crate::support::bulk::{self, until, Setup};
-use crate::support::web::{self, spawn_serve, Answer, ServeProcess};
+use crate::support::bulk::{self, until};
+use crate::support::web::{self, *};
 use crate::support::*;
-
-const TOKEN: &str = "gw-token-0123456789abcdef";
-
-fn serve_cmd(s: &Setup, extra: &[&str]) -> Command {
-    let tokens = write_file(
-        s.dir.path(),
-        "api-tokens",
-        format!("# ops\n{TOKEN}\n").as_bytes(),
-    );
-    serve_cmd_with(s, "127.0.0.1:0", &tokens, extra)
-}
-
-fn serve_cmd_with(s: &Setup, listen: &str, tokens: &std::path::Path, extra: &[&str]) -> Command {
-    let mut cmd = apns();
-    cmd.arg("serve")
-        .args(["--listen", listen])
-        .arg("--api-token-file")
-        .arg(tokens)
-        .arg("--key-file")
-        .arg(&s.key_path)
-        .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
-        .args(["--endpoint", &s.mock.endpoint().to_string()])
-        .arg("--ca-file")
-        .arg(&s.ca_path)
-        .args(extra);
-    cmd
-}
-
-async fn start(extra: &[&str]) -> (Setup, ServeProcess) {
-    let s = bulk::setup_with(|m| m.unregistered("dead0000", 1_700_000_000_000)).await;
-    let serve = spawn_serve(serve_cmd(&s, extra));
-    (s, serve)
-}
-
-async fn post(serve: &ServeProcess, token: Option<&str>, body: &Value) -> Answer {
-    web::request(
-        &serve.base,
-        "POST",
-        "/v1/notifications",
-        token,
-        body.to_string().as_bytes(),
-    )
-    .await
-}
-
-fn alert(token: &str) -> Value {
-    json!({"device_token": token, "payload": {"aps": {"alert": "hi"}}})
-}
-
-/// The value of the sample starting with `prefix` (name and labels).
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-async fn scrape(serve: &ServeProcess) -> String {
-    let a = web::request(&serve.base, "GET", "/metrics", Some(TOKEN), b"").await;
-    assert_eq!(a.status, 200, "{}", a.text());
-    a.text()
-}
-
-const ACCEPTED: &str =
-    r#"apns_notifications_total{outcome="accepted",reason="",push_type="alert",app="default"}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_required_and_results_come_in_order() {
-    let (s, serve) = start(&[]).await;
+    // At TRACE: the API token must not show in any log line.
+    let (s, serve) = start(&["-vvv"]).await;
 
     // No token, a wrong one: 401 with a JSON error; nothing sent.
     let a = post(&serve, None, &alert(DEVICE)).await;
@@ -146,7 +81,22 @@ async fn a_token_is_required_and_results_come_in_order() {
     let a = post(&serve, Some(TOKEN), &alert(DEVICE)).await;
     assert_eq!(a.status, 200);
     assert_eq!(a.json()["results"].as_array().unwrap().len(), 1);
+    // Over HTTP/2 as well (h2's own tracing sees the headers).
+    let out = run({
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--http2-prior-knowledge", "-H"])
+            .arg(format!("Authorization: Bearer {TOKEN}"))
+            .args(["-d", &alert(DEVICE).to_string()])
+            .arg(format!("{}/v1/notifications", serve.base));
+        c
+    })
+    .await;
+    assert!(stdout(&out).contains("\"status\":200"), "{}", stdout(&out));
     let (code, err) = serve.stop().await;
+    assert!(
+        err.contains("TRACE") || err.contains("DEBUG"),
+        "logs at TRACE: {err}"
+    );
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains(TOKEN), "a token in the logs: {err}");
 }
@@ -309,86 +259,6 @@ async fn limits_refuse_large_bodies_long_arrays_and_overload() {
     );
     // The slot is free again.
     assert_eq!(post(&serve, Some(TOKEN), &alert(DEVICE)).await.status, 200);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_move_after_sends() {
-    let (s, serve) = start(&[]).await;
-    let before = scrape(&serve).await;
-    assert_eq!(sample(&before, ACCEPTED), None, "{before}");
-    assert_eq!(
-        sample(&before, r#"apns_token_mints_total{app="default"}"#),
-        Some(0.0)
-    );
-
-    let a = post(
-        &serve,
-        Some(TOKEN),
-        &json!([alert(DEVICE), alert(DEVICE), alert("dead0000")]),
-    )
-    .await;
-    assert_eq!(a.status, 200);
-    let after = scrape(&serve).await;
-    assert_eq!(sample(&after, ACCEPTED), Some(2.0), "{after}");
-    let rejected = r#"apns_notifications_total{outcome="rejected",reason="Unregistered",push_type="alert",app="default"}"#;
-    assert_eq!(sample(&after, rejected), Some(1.0), "{after}");
-    assert_eq!(
-        sample(
-            &after,
-            r#"apns_request_duration_seconds_count{app="default"}"#
-        ),
-        Some(3.0)
-    );
-    assert_eq!(
-        sample(&after, r#"apns_in_flight{app="default"}"#),
-        Some(0.0)
-    );
-    assert_eq!(
-        sample(&after, r#"apns_token_mints_total{app="default"}"#),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(&after, r#"apns_connections{app="default",state="open"}"#),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(&after, r#"apns_connections_opened_total{app="default"}"#),
-        Some(1.0)
-    );
-    // The mock's limit after the first valid token.
-    assert_eq!(
-        sample(&after, r#"apns_stream_limit{app="default",slot="0"}"#),
-        Some(1000.0)
-    );
-    assert!(sample(&after, r#"apns_token_age_seconds{app="default"}"#).is_some());
-
-    // A 500 is retried: counted by reason.
-    s.mock.inject(Fault::ErrorStorm {
-        reason: Reason::InternalServerError,
-        count: 1,
-    });
-    assert_eq!(post(&serve, Some(TOKEN), &alert(DEVICE)).await.status, 200);
-    let later = scrape(&serve).await;
-    assert_eq!(
-        sample(
-            &later,
-            r#"apns_retries_total{app="default",reason="InternalServerError"}"#
-        ),
-        Some(1.0),
-        "{later}"
-    );
-    assert_eq!(sample(&later, ACCEPTED), Some(3.0));
-    drop(serve);
-
-    // --metrics-public: no token needed for /metrics (still for the API).
-    let serve = spawn_serve(serve_cmd(&s, &["--metrics-public"]));
-    let a = web::request(&serve.base, "GET", "/metrics", None, b"").await;
-    assert_eq!(a.status, 200);
-    assert!(a
-        .header("content-type")
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
-    assert_eq!(post(&serve, None, &alert(DEVICE)).await.status, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -639,67 +509,4 @@ async fn sigterm_finishes_the_requests_in_progress() {
         until(Duration::from_secs(5), || s.mock.accepted().len() == 2).await,
         "both notifications reached APNs"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn send_serves_metrics_while_it_runs() {
-    use std::io::{BufRead, Write};
-    let s = bulk::setup_with(|m| m.unregistered("dead0000", 1_700_000_000_000)).await;
-    let mut cmd = bulk::send(&s);
-    cmd.args(["--alert", "hi", "--tokens-file", "-", "--output", "json"])
-        .args(["--metrics-listen", "127.0.0.1:0"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let _guard = bulk::KillOnPanic(child.id());
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    // The address, said on stderr before anything is sent.
-    let base = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("apns: metrics at ")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .strip_suffix("/metrics")
-            .unwrap()
-            .to_string();
-        (url, err)
-    });
-    let (base, _err) = base.await.unwrap();
-    // Three lines; their results come back while the run goes on.
-    writeln!(stdin, "{DEVICE}\nabcd\ndead0000").unwrap();
-    stdin.flush().unwrap();
-    let (results, out) = tokio::task::spawn_blocking(move || {
-        let mut lines = Vec::new();
-        for _ in 0..3 {
-            let mut line = String::new();
-            out.read_line(&mut line).unwrap();
-            lines.push(line);
-        }
-        (lines, out)
-    })
-    .await
-    .unwrap();
-    assert_eq!(results.len(), 3);
-    let a = web::request(&base, "GET", "/metrics", None, b"").await;
-    assert_eq!(a.status, 200);
-    let text = a.text();
-    assert_eq!(sample(&text, ACCEPTED), Some(2.0), "{text}");
-    let gone = r#"apns_notifications_total{outcome="rejected",reason="Unregistered",push_type="alert",app="default"}"#;
-    assert_eq!(sample(&text, gone), Some(1.0), "{text}");
-    assert_eq!(
-        sample(&text, r#"apns_connections{app="default",state="open"}"#),
-        Some(1.0)
-    );
-    // The end of the input ends the run, and the listener with it.
-    drop(stdin);
-    drop(out);
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(status.code(), Some(1), "one rejection");
 }

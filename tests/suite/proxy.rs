@@ -361,3 +361,57 @@ async fn doctor_shows_the_proxy_hop() {
     );
     assert!(!text.contains("nope-nope-nope"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apns_send_reaches_apns_mock_through_an_authenticating_proxy() {
+    let dir = temp_dir();
+    let key_path = write_file(
+        dir.path(),
+        &format!("AuthKey_{KEY_ID}.p8"),
+        new_key_pem().as_bytes(),
+    );
+    let ca_out = dir.path().join("mock-ca.pem");
+    let mut mock_cmd = apns();
+    mock_cmd
+        .arg("mock")
+        .arg("--ca-out")
+        .arg(&ca_out)
+        .arg("--trust-key")
+        .arg(format!("{KEY_ID}={TEAM_ID}:{}", key_path.display()));
+    let mock = spawn_mock(mock_cmd);
+    let _guard = bulk::KillOnPanic(mock.pid());
+    let guarded = proxy::start(Mode::Basic(USER, PASSWORD)).await;
+    let mut cmd = apns();
+    cmd.arg("send")
+        .arg("--key-file")
+        .arg(&key_path)
+        .args([
+            "--team-id",
+            TEAM_ID,
+            "--topic",
+            BUNDLE,
+            "--endpoint",
+            &mock.endpoint,
+        ])
+        .arg("--ca-file")
+        .arg(&ca_out)
+        .args(["--proxy", &guarded.url(Some((USER, PASSWORD)))])
+        .args(["--output", "json", "--alert", "hi", DEVICE, "abcd"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let results = json_results(&out);
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(|r| r["status"] == 200), "{results:?}");
+    let seen = guarded.seen();
+    assert_eq!(seen.len(), 1, "one connection carried both: {seen:?}");
+    assert_eq!(
+        seen[0].request_line,
+        format!("CONNECT 127.0.0.1:{} HTTP/1.1", mock.port())
+    );
+    let stopped = mock.stop().await;
+    assert!(
+        stderr(&stopped).contains(": 2 accepted"),
+        "{}",
+        stderr(&stopped)
+    );
+}

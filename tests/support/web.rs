@@ -3,8 +3,12 @@
 
 use std::process::Command;
 
+use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::bulk::{self, Setup};
+use super::*;
 
 /// An answer: status, headers (names in lower case), body.
 #[derive(Debug)]
@@ -216,3 +220,75 @@ impl Drop for ServeProcess {
         }
     }
 }
+
+// What the gateway tests share: `apns serve` against the in-process mock.
+
+pub const TOKEN: &str = "gw-token-0123456789abcdef";
+
+pub fn serve_cmd(s: &Setup, extra: &[&str]) -> Command {
+    let tokens = write_file(
+        s.dir.path(),
+        "api-tokens",
+        format!("# ops\n{TOKEN}\n").as_bytes(),
+    );
+    serve_cmd_with(s, "127.0.0.1:0", &tokens, extra)
+}
+
+pub fn serve_cmd_with(
+    s: &Setup,
+    listen: &str,
+    tokens: &std::path::Path,
+    extra: &[&str],
+) -> Command {
+    let mut cmd = apns();
+    cmd.arg("serve")
+        .args(["--listen", listen])
+        .arg("--api-token-file")
+        .arg(tokens)
+        .arg("--key-file")
+        .arg(&s.key_path)
+        .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
+        .args(["--endpoint", &s.mock.endpoint().to_string()])
+        .arg("--ca-file")
+        .arg(&s.ca_path)
+        .args(extra);
+    cmd
+}
+
+pub async fn start(extra: &[&str]) -> (Setup, ServeProcess) {
+    let s = bulk::setup_with(|m| m.unregistered("dead0000", 1_700_000_000_000)).await;
+    let serve = spawn_serve(serve_cmd(&s, extra));
+    (s, serve)
+}
+
+pub async fn post(serve: &ServeProcess, token: Option<&str>, body: &Value) -> Answer {
+    request(
+        &serve.base,
+        "POST",
+        "/v1/notifications",
+        token,
+        body.to_string().as_bytes(),
+    )
+    .await
+}
+
+pub fn alert(token: &str) -> Value {
+    json!({"device_token": token, "payload": {"aps": {"alert": "hi"}}})
+}
+
+/// The value of the sample starting with `prefix` (name and labels).
+pub fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+pub async fn scrape(serve: &ServeProcess) -> String {
+    let a = request(&serve.base, "GET", "/metrics", Some(TOKEN), b"").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    a.text()
+}
+
+pub const ACCEPTED: &str =
+    r#"apns_notifications_total{outcome="accepted",reason="",push_type="alert",app="default"}"#;
