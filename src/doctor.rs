@@ -1,6 +1,7 @@
 //! Step-by-step checks of the road to an APNs endpoint, for the command
-//! line's doctor and for tools that want the same diagnosis: DNS, TCP, TLS, ALPN `h2` and
-//! the server's certificate chain. Each check says what it found and, when
+//! line's doctor and for tools that want the same diagnosis: DNS, TCP, the
+//! HTTPS proxy's tunnel (when one is used), TLS, ALPN `h2` and the server's
+//! certificate chain. Each check says what it found and, when
 //! it fails, what to do.
 //!
 //! ```no_run
@@ -22,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::error::TlsProblem;
-use crate::transport::{tls, Endpoint};
+use crate::transport::{tls, Endpoint, Proxy};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,6 +100,9 @@ pub struct ProbeOptions {
     pub extra_roots_pem: Vec<Vec<u8>>,
     /// Limit for each network step.
     pub timeout: Duration,
+    /// The HTTPS proxy to go through, as the client would (see
+    /// [`Client::proxy`](crate::Client::proxy)); `None` connects directly.
+    pub proxy: Option<Proxy>,
 }
 
 impl Default for ProbeOptions {
@@ -107,33 +111,48 @@ impl Default for ProbeOptions {
             webpki_roots: true,
             extra_roots_pem: Vec::new(),
             timeout: Duration::from_secs(10),
+            proxy: None,
         }
     }
 }
 
-/// Checks DNS, TCP, TLS, ALPN and the certificate chain of `endpoint`, in
-/// order, stopping at the first failure.
+/// Checks DNS, TCP, the proxy's tunnel (with [`ProbeOptions::proxy`]), TLS,
+/// ALPN and the certificate chain of `endpoint`, in order, stopping at the
+/// first failure. Through a proxy, DNS and TCP are checked for the proxy
+/// (which resolves APNs' host itself).
 pub async fn check_endpoint(endpoint: &Endpoint, options: &ProbeOptions) -> Vec<Check> {
     let mut checks = Vec::new();
     let host = endpoint.host().to_string();
     let authority = endpoint.authority();
+    let proxy = options
+        .proxy
+        .as_ref()
+        .filter(|p| p.applies_to(endpoint.host()));
+    // Where TCP goes: the proxy, or the endpoint.
+    let (dial_host, dial_port, whose) = match proxy {
+        Some(p) => (p.host().to_string(), p.port(), "the proxy "),
+        None => (host.clone(), endpoint.port(), ""),
+    };
 
     // DNS.
     let addrs: Vec<SocketAddr> = match timeout(
         options.timeout,
-        tokio::net::lookup_host((host.as_str(), endpoint.port())),
+        tokio::net::lookup_host((dial_host.as_str(), dial_port)),
     )
     .await
     {
         Ok(Ok(addrs)) => addrs.collect(),
         Ok(Err(e)) => {
-            checks.push(Check::fail("dns", format!("cannot resolve {host}: {e}"), "check this machine's DNS and network; a mock is addressed by its IP, as https://127.0.0.1:PORT"));
+            checks.push(Check::fail("dns", format!("cannot resolve {whose}{dial_host}: {e}"), "check this machine's DNS and network; a mock is addressed by its IP, as https://127.0.0.1:PORT"));
             return checks;
         }
         Err(_) => {
             checks.push(Check::fail(
                 "dns",
-                format!("resolving {host} timed out after {:?}", options.timeout),
+                format!(
+                    "resolving {whose}{dial_host} timed out after {:?}",
+                    options.timeout
+                ),
                 "check this machine's DNS servers",
             ));
             return checks;
@@ -142,7 +161,7 @@ pub async fn check_endpoint(endpoint: &Endpoint, options: &ProbeOptions) -> Vec<
     if addrs.is_empty() {
         checks.push(Check::fail(
             "dns",
-            format!("{host} has no addresses"),
+            format!("{whose}{dial_host} has no addresses"),
             "check the host name",
         ));
         return checks;
@@ -150,7 +169,7 @@ pub async fn check_endpoint(endpoint: &Endpoint, options: &ProbeOptions) -> Vec<
     let listed: Vec<String> = addrs.iter().take(4).map(|a| a.ip().to_string()).collect();
     checks.push(Check::pass(
         "dns",
-        format!("{host} resolves to {}", listed.join(", ")),
+        format!("{whose}{dial_host} resolves to {}", listed.join(", ")),
     ));
 
     // TCP.
@@ -166,12 +185,42 @@ pub async fn check_endpoint(endpoint: &Endpoint, options: &ProbeOptions) -> Vec<
             Err(_) => last_error = format!("{addr}: timed out after {:?}", options.timeout),
         }
     }
-    let Some((tcp, addr)) = tcp else {
-        checks.push(Check::fail("tcp", format!("cannot connect to {authority} ({last_error})"), "is the server running? A firewall must allow outbound TCP to port 443 (APNs also listens on 2197)"));
+    let Some((mut tcp, addr)) = tcp else {
+        let check = match proxy {
+            Some(p) => Check::fail("tcp", format!("cannot reach the proxy at {p} ({last_error})"), "check the proxy URL's host and port (or HTTPS_PROXY / ALL_PROXY), and that the proxy runs"),
+            None => Check::fail("tcp", format!("cannot connect to {authority} ({last_error})"), "is the server running? A firewall must allow outbound TCP to port 443 (APNs also listens on 2197)"),
+        };
+        checks.push(check);
         return checks;
     };
     let _ = tcp.set_nodelay(true);
-    checks.push(Check::pass("tcp", format!("connected to {addr}")));
+    checks.push(Check::pass("tcp", format!("connected to {whose}{addr}")));
+
+    // The proxy's tunnel.
+    if let Some(p) = proxy {
+        match p.handshake(&mut tcp, endpoint, options.timeout).await {
+            Ok(()) => checks.push(Check::pass(
+                "proxy",
+                format!(
+                    "{p} opened a tunnel to {authority} (CONNECT{})",
+                    if p.has_credentials() {
+                        ", with credentials"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
+            Err(e) => {
+                let fix = if e.is_proxy_auth_required() {
+                    "check the user and password in the proxy URL (http://USER:PASSWORD@HOST:PORT)"
+                } else {
+                    "the proxy must allow CONNECT to APNs' host on port 443 (or 2197); check it with its administrator"
+                };
+                checks.push(Check::fail("proxy", e.to_string(), fix));
+                return checks;
+            }
+        }
+    }
 
     // TLS, with the trust the client would use.
     let mut roots = Vec::new();

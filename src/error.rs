@@ -91,6 +91,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The HTTPS proxy could not be used: it could not be reached, refused
+    /// the tunnel, or wants credentials (407). The message names the proxy
+    /// (never its credentials).
+    #[error("{message}")]
+    Proxy {
+        /// The proxy, as `http://host:port`.
+        proxy: String,
+        /// The proxy's answer to `CONNECT`, when it gave one.
+        status: Option<u16>,
+        /// What happened.
+        message: String,
+    },
+
     /// The TLS handshake failed (untrusted certificate, wrong host name,
     /// server did not offer HTTP/2...).
     #[error("TLS handshake with {endpoint} failed: {message}")]
@@ -343,11 +356,30 @@ impl Error {
         matches!(
             self,
             Error::Connect { .. }
+                | Error::Proxy { .. }
                 | Error::Tls { .. }
                 | Error::Connection { .. }
                 | Error::Timeout { .. }
                 | Error::Unavailable { .. }
                 | Error::Protocol(_)
+        )
+    }
+
+    /// True if the HTTPS proxy (or the way to it) failed; see
+    /// [`Error::Proxy`].
+    pub fn is_proxy(&self) -> bool {
+        matches!(self.root(), Error::Proxy { .. })
+    }
+
+    /// True if the HTTPS proxy answered `407 Proxy Authentication
+    /// Required`: credentials are missing or wrong.
+    pub fn is_proxy_auth_required(&self) -> bool {
+        matches!(
+            self.root(),
+            Error::Proxy {
+                status: Some(407),
+                ..
+            }
         )
     }
 

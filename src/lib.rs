@@ -31,12 +31,14 @@
 //! | [`payload`] | the payload builder (every `aps` key) and raw JSON | `error` |
 //! | [`notification`] | device token, topic, push type, priority, expiration...; [`Notification`]; lints | `payload`, `error`, `clock` |
 //! | [`response`] | APNs' answer and the open [`Reason`] enum | `error`, `clock` |
-//! | [`spec`] | [`spec::NotificationSpec`]: a notification as JSON (tokens files, queues, gateways) | `notification`, `payload` |
-//! | [`transport`] | endpoints, TLS (rustls + ring + webpki-roots), the pool, HTTP/2 connections, the byte-level shim | `response`, `error`, `backoff` |
+//! | [`spec`] | notifications and their results as JSON (tokens files, queue jobs, the gateway) | `notification`, `payload`, `response` |
+//! | [`transport`] | endpoints, HTTPS proxies (`CONNECT`), TLS (rustls + ring + webpki-roots), the pool, HTTP/2 connections, the byte-level shim | `response`, `error`, `backoff` |
 //! | [`client`] | [`Client`], its builder, the retry loop, [`RetryPolicy`], shutdown, stats | `auth`, `transport`, `notification`, `response` |
-//! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, TLS, ALPN, chain) | `transport` |
+//! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, proxy, TLS, ALPN, chain) | `transport` |
 //! | `keystore` (feature `keystore`) | keys in the OS keychain, a file store or the environment; named profiles | `auth` |
 //! | `mock` (feature `mock`) | a validating mock APNs server over real TLS and HTTP/2 | the types above, never the client |
+//! | `metrics` (feature `metrics`) | Prometheus metrics of running clients, and a `/metrics` listener | `client` |
+//! | `gateway` (feature `gateway`) | an authenticated HTTP gateway in front of clients (`apns serve`) | `client`, `spec`, `metrics` |
 //!
 //! Dependencies point one way, down this table: `client` uses `auth`,
 //! `transport`, `payload` and `notification`, which use `error` and
@@ -50,7 +52,9 @@
 //! | (none) | the core above, with no optional dependency |
 //! | `keystore` | `apns_provider::keystore` (keyring-core and the platform's store, toml) |
 //! | `mock` | `apns_provider::mock` (rcgen) |
-//! | `cli` (default) | the `apns` binary; turns on `keystore` and `mock` |
+//! | `metrics` | `apns_provider::metrics` (prometheus-client) |
+//! | `gateway` | `apns_provider::gateway` (axum, hyper-util) |
+//! | `cli` (default) | the `apns` binary; turns on all of the above |
 //!
 //! Library users depend with `default-features = false`. Everything runs on
 //! Tokio: use the client from inside a Tokio runtime.
@@ -68,8 +72,12 @@ pub mod clock;
 mod crypto;
 pub mod doctor;
 pub mod error;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 #[cfg(feature = "keystore")]
 pub mod keystore;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod notification;

@@ -1,5 +1,7 @@
 //! Notifications as JSON: the one format shared by the JSON lines of a
-//! tokens file, the jobs of a queue and the requests of an HTTP gateway.
+//! tokens file, the jobs of a queue and the requests of an HTTP gateway;
+//! and their results as JSON ([`result_json`]), shared by the result lines
+//! of a bulk send and the answers of the gateway.
 //!
 //! A [`NotificationSpec`] holds what varies per device; [`SpecDefaults`]
 //! holds what the sender sets for all (topic, push type, payload...). A
@@ -30,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::notification::{ApnsId, DeviceToken, Expiration, Notification, Priority, PushType};
 use crate::payload::Payload;
+use crate::response::Response;
 
 /// One notification to one device, as JSON. Every field is optional; a
 /// missing one takes the [`SpecDefaults`]' value. Unknown fields are
@@ -267,5 +270,154 @@ fn scalar(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// The result of one notification as JSON: `device_token`, `status`,
+/// `apns_id`, `apns_unique_id`, `reason` and `timestamp` for an answer;
+/// for an error, `error` (the message) and `may_have_been_delivered`
+/// instead of `apns_unique_id`.
+///
+/// ```
+/// use apns_provider::{spec::result_json, Response};
+/// let gone = Response::from_parts(410, Some("abc".into()), None,
+///     br#"{"reason":"Unregistered","timestamp":1700000000000}"#);
+/// let v = result_json("0badc0de", &Ok(gone));
+/// assert_eq!(v["status"], 410);
+/// assert_eq!(v["reason"], "Unregistered");
+/// assert_eq!(v["timestamp"], 1700000000000u64);
+/// ```
+pub fn result_json(device_token: &str, result: &Result<Response>) -> serde_json::Value {
+    match result {
+        Ok(r) => serde_json::json!({
+            "device_token": device_token,
+            "status": r.status(),
+            "apns_id": r.apns_id(),
+            "apns_unique_id": r.apns_unique_id(),
+            "reason": r.reason().map(|r| r.as_str()),
+            "timestamp": r.timestamp_millis(),
+        }),
+        Err(e) => unsent_result_json(device_token, &e.to_string(), e.may_have_been_delivered()),
+    }
+}
+
+/// The result of a notification that got no answer, as JSON: like an
+/// error of [`result_json`], with `error` saying why (an invalid line, an
+/// interruption...).
+pub fn unsent_result_json(
+    device_token: &str,
+    error: &str,
+    may_have_been_delivered: bool,
+) -> serde_json::Value {
+    serde_json::json!({
+        "device_token": device_token,
+        "status": null,
+        "apns_id": null,
+        "reason": null,
+        "timestamp": null,
+        "error": error,
+        "may_have_been_delivered": may_have_been_delivered,
+    })
+}
+
+/// How a notification ended, for [`write_result_line`].
+#[derive(Debug, Clone, Copy)]
+pub enum Ended<'a> {
+    /// APNs' answer, or the error that kept one from coming.
+    Answer(&'a Result<Response>),
+    /// Never sent: the reason (an invalid line, an interruption...).
+    Unsent {
+        /// Why.
+        error: &'a str,
+        /// Whether it may have been delivered all the same.
+        may_have_been_delivered: bool,
+    },
+}
+
+/// One result as a line of JSON, written straight into `out` (no
+/// intermediate JSON value: bulk senders write one per notification). The
+/// fields of [`result_json`], in this order: `line` (when given),
+/// `device_token`, `status`, `apns_id`, `apns_unique_id`, `reason`,
+/// `timestamp`, and for a notification without an answer `error` and
+/// `may_have_been_delivered`. No newline is added.
+///
+/// ```
+/// use apns_provider::spec::{write_result_line, Ended};
+/// use apns_provider::Response;
+///
+/// let mut out = Vec::new();
+/// let ok = Ok(Response::from_parts(200, Some("id".into()), None, b""));
+/// write_result_line(&mut out, Some(3), "00ab", Ended::Answer(&ok));
+/// assert_eq!(
+///     String::from_utf8(out)?,
+///     r#"{"line":3,"device_token":"00ab","status":200,"apns_id":"id","apns_unique_id":null,"reason":null,"timestamp":null}"#
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_result_line(
+    out: &mut Vec<u8>,
+    line: Option<u64>,
+    device_token: &str,
+    ended: Ended<'_>,
+) {
+    use std::io::Write as _;
+    out.push(b'{');
+    if let Some(n) = line {
+        let _ = write!(out, "\"line\":{n},");
+    }
+    out.extend_from_slice(b"\"device_token\":");
+    json_str(out, device_token);
+    let (error, maybe) = match ended {
+        Ended::Answer(Ok(r)) => {
+            let _ = write!(out, ",\"status\":{}", r.status());
+            out.extend_from_slice(b",\"apns_id\":");
+            json_opt_str(out, r.apns_id());
+            out.extend_from_slice(b",\"apns_unique_id\":");
+            json_opt_str(out, r.apns_unique_id());
+            out.extend_from_slice(b",\"reason\":");
+            json_opt_str(out, r.reason().map(|r| r.as_str()));
+            match r.timestamp_millis() {
+                Some(ts) => {
+                    let _ = write!(out, ",\"timestamp\":{ts}");
+                }
+                None => out.extend_from_slice(b",\"timestamp\":null"),
+            }
+            out.push(b'}');
+            return;
+        }
+        Ended::Answer(Err(e)) => (
+            std::borrow::Cow::Owned(e.to_string()),
+            e.may_have_been_delivered(),
+        ),
+        Ended::Unsent {
+            error,
+            may_have_been_delivered,
+        } => (std::borrow::Cow::Borrowed(error), may_have_been_delivered),
+    };
+    out.extend_from_slice(
+        b",\"status\":null,\"apns_id\":null,\"apns_unique_id\":null,\"reason\":null,\"timestamp\":null,\"error\":",
+    );
+    json_str(out, &error);
+    let _ = write!(out, ",\"may_have_been_delivered\":{maybe}}}");
+}
+
+/// A JSON string, escaped (ids and device tokens need none: copied as
+/// they are).
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.extend_from_slice(b"null"),
     }
 }

@@ -10,9 +10,11 @@ mod suite {
     mod cli;
     mod e2e;
     mod faults;
+    mod gateway;
     mod hostile_input;
     mod keys;
     mod keystore;
+    mod metrics;
     mod mock_server;
     mod model;
     mod newcomer;
@@ -20,6 +22,7 @@ mod suite {
     mod payload;
     mod profile_secrets;
     mod props;
+    mod proxy;
     mod redaction;
     mod resume;
     mod stopping;

@@ -40,6 +40,8 @@ pub const MAX_REFRESH_AFTER: Duration = Duration::from_secs(60 * 60);
 /// clock.advance(Duration::from_secs(60));
 /// assert_ne!(cache.get().expose_secret(), first.expose_secret());
 /// assert_eq!(cache.mint_count(), 2);
+/// clock.advance(Duration::from_secs(90));
+/// assert_eq!(cache.current_age(), Some(Duration::from_secs(90)));
 /// # Ok::<(), apns_provider::Error>(())
 /// ```
 pub struct TokenCache {
@@ -160,6 +162,15 @@ impl TokenCache {
         self.clock
             .now()
             .saturating_duration_since(token.minted_at())
+    }
+
+    /// How old the current token is (by the monotonic clock), or `None`
+    /// before the first mint and right after an invalidation. For metrics:
+    /// it takes the cache's lock briefly and mints nothing.
+    pub fn current_age(&self) -> Option<Duration> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let minted = state.current.as_ref()?.minted_at();
+        Some(self.clock.now().saturating_duration_since(minted))
     }
 
     /// How many tokens this cache has minted.

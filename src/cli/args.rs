@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod serve;
+pub use serve::{ProxyArgs, ServeArgs};
+
 /// Send Apple push notifications with token (.p8) or certificate authentication.
 #[derive(Debug, Parser)]
 #[command(
@@ -12,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Send Apple push notifications over HTTP/2 with .p8 token authentication (or a .p12/PEM certificate)",
     long_about = "Send Apple push notifications over HTTP/2 with .p8 token authentication, or with a push\ncertificate (.p12 or PEM) while you move to tokens.\n\nStart with `apns demo` (no Apple account needed: it runs a local mock APNs server).",
-    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  4  an output (--results, --unregistered-out, stdout) could not be written: disk full, output closed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  APNS_PROFILE     the stored key (profile) to use, as --key NAME\n  APNS_CONFIG      the profile file (default $XDG_CONFIG_HOME/apns/keys.toml, else ~/.config/apns/keys.toml)\n  XDG_CONFIG_HOME  where the profile file lives; XDG_DATA_HOME where the file store keeps keys\n  RUST_LOG         log filters (logs go to stderr and never contain keys or tokens)\n  NO_COLOR         no colours in logs (there are none either when stderr is not a terminal)"
+    after_help = "EXIT CODES:\n  0  every notification was accepted\n  1  at least one notification was rejected by APNs\n  2  usage or configuration error (bad flag, key, token or payload; invalid lines)\n  3  APNs could not be reached or the connection failed\n  4  an output (--results, --unregistered-out, stdout) could not be written: disk full, output closed\n  130 interrupted (Ctrl-C): intake stopped, in-flight results and the summary were written\n\nENVIRONMENT:\n  APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, APNS_ENV stand in for the flags.\n  APNS_PROFILE     the stored key (profile) to use, as --key NAME\n  APNS_CONFIG      the profile file (default $XDG_CONFIG_HOME/apns/keys.toml, else ~/.config/apns/keys.toml)\n  XDG_CONFIG_HOME  where the profile file lives; XDG_DATA_HOME where the file store keeps keys\n  HTTPS_PROXY / https_proxy / ALL_PROXY / all_proxy name an HTTP proxy to APNs; NO_PROXY lists hosts\n  that bypass it (curl's rules). --proxy beats them, --no-proxy ignores them.\n  APNS_API_TOKEN   the token `apns serve` accepts when --api-token-file is not given\n  RUST_LOG         log filters (logs go to stderr and never contain keys or tokens)\n  NO_COLOR         no colours in logs (there are none either when stderr is not a terminal)"
 )]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
@@ -27,7 +30,7 @@ pub struct Cli {
 pub enum Command {
     /// Send a notification to one or more device tokens.
     #[command(
-        after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --unregistered-out prune.txt\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --resume   # finish a cut-short run"
+        after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --unregistered-out prune.txt\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --resume   # finish a cut-short run\n  apns send ... --proxy http://user:password@proxy.corp:3128 --alert hi TOKEN           # through an HTTPS proxy"
     )]
     Send(Box<SendArgs>),
     /// Print one fresh provider token (JWT) on stdout, for curl.
@@ -56,6 +59,11 @@ pub enum Command {
         after_help = "Each check prints PASS, WARN or FAIL with what it found, and a fix when it fails.\n\nEXAMPLES:\n  apns doctor --env sandbox --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456\n  apns doctor --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --key-file K.p8 --team-id T \\\n       --topic com.example.app --device-token 00fc13ad...\n\nExit code: 0 when every check passes; 2 for clock or key problems, 3 for network or TLS problems,\n1 when the test notification is rejected."
     )]
     Doctor(DoctorArgs),
+    /// Run an authenticated HTTP gateway: POST /v1/notifications, /healthz, /readyz, /metrics.
+    #[command(
+        after_help = "Requests need Authorization: Bearer <token>, with tokens from --api-token-file (one per\nline, re-read when it changes) or APNS_API_TOKEN. When ready it prints one JSON line on stdout:\n  {\"listen\":\"http://127.0.0.1:8080\",\"apps\":[\"default\"]}\n\nEXAMPLES:\n  apns serve --listen 127.0.0.1:8080 --api-token-file api-tokens \\\n       --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 --topic com.example.app --env sandbox\n  apns serve --listen 0.0.0.0:8443 --tls-cert gateway.pem --tls-key gateway-key.pem \\\n       --api-token-file api-tokens --app shop --app news      # profiles from `apns key list`\n  curl -H \"Authorization: Bearer $TOKEN\" -d '{\"device_token\":\"00fc13ad...\",\"payload\":{\"aps\":{\"alert\":\"hi\"}}}' \\\n       http://127.0.0.1:8080/v1/notifications\n\nSIGTERM (or Ctrl-C) stops accepting, finishes the requests in progress, then closes the APNs connections."
+    )]
+    Serve(Box<ServeArgs>),
     /// Manage stored keys and profiles: add, list, show, rotate, remove.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -205,6 +213,8 @@ pub struct DoctorArgs {
     /// Limit for each network step, in seconds.
     #[arg(long, default_value = "10", value_name = "SECONDS")]
     pub timeout: f64,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,
@@ -452,6 +462,13 @@ pub struct SendArgs {
     /// Never draw the progress bar (it is drawn only when stderr is a terminal).
     #[arg(long, help_heading = "Bulk sending")]
     pub no_progress: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics while sending (no authentication: bind to
+    /// loopback or a private address; port 0 picks one, said on stderr).
+    #[arg(long, value_name = "ADDR", help_heading = "Bulk sending")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
 
     /// Build and validate every notification (payload size, lints, fields) without connecting;
     /// print what would be sent.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use apns_provider::metrics::AppMetrics;
 use apns_provider::{Client, Notification};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
@@ -25,6 +26,8 @@ pub struct Options {
     /// `--timeout` in seconds, for the Ctrl-C message.
     pub timeout: f64,
     pub resume: Option<Resume>,
+    /// Where outcomes are counted (`--metrics-listen`).
+    pub metrics: Option<apns_provider::metrics::AppMetrics>,
 }
 
 /// Why intake stopped before the input ended.
@@ -116,7 +119,7 @@ pub async fn send_all(
                     None => intake = false,
                     Some(Err(e)) => stopping = Some(Stop::ReadError(e)),
                     Some(Ok(line)) => match check_resume(&mut options.resume, &line) {
-                        Verdict::Send => in_flight.push(send_one(client.clone(), defaults.clone(), line)),
+                        Verdict::Send => in_flight.push(send_one(client.clone(), defaults.clone(), line, options.metrics.clone())),
                         Verdict::SkipDone => reporter.skip(false),
                         Verdict::SkipMaybeDelivered => reporter.skip(true),
                         Verdict::Mismatch(message) => {
@@ -188,7 +191,7 @@ pub async fn send_all(
 /// An empty set of the futures `send` makes (naming their type for the
 /// compiler).
 fn futures_for<F: std::future::Future>(
-    _send: fn(Client, Arc<Defaults>, Line) -> F,
+    _send: fn(Client, Arc<Defaults>, Line, Option<AppMetrics>) -> F,
 ) -> FuturesUnordered<F> {
     FuturesUnordered::new()
 }
@@ -222,10 +225,18 @@ async fn send_one(
     client: Client,
     defaults: Arc<Defaults>,
     line: Line,
+    metrics: Option<AppMetrics>,
 ) -> (Option<u64>, String, Outcome) {
     let token = token_of(&line);
     let outcome = match defaults.parse(&line).and_then(require_topic) {
-        Ok(n) => Outcome::Sent(client.send(&n).await),
+        Ok(n) => {
+            let started = std::time::Instant::now();
+            let result = client.send(&n).await;
+            if let Some(m) = &metrics {
+                m.record(n.push_type(), &result, started.elapsed());
+            }
+            Outcome::Sent(result)
+        }
         Err(e) => Outcome::Invalid(e),
     };
     (line.number, token, outcome)

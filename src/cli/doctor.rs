@@ -83,6 +83,7 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
             .map_err(|e| Failure::usage(format!("cannot read CA file {}: {e}", ca.display())))?;
         options.extra_roots_pem.push(pem);
     }
+    options.proxy = super::proxy_choice(&args.proxy)?;
     let mut network = check_endpoint(&endpoint, &options).await;
     // The library's advice, in this command line's terms.
     for check in &mut network {
@@ -124,7 +125,11 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
         checks.push((Category::Send, check));
     }
 
-    print(&checks, args.output, &endpoint);
+    let hop = options
+        .proxy
+        .as_ref()
+        .filter(|p| p.applies_to(endpoint.host()));
+    print(&checks, args.output, &endpoint, hop);
     let first_failure = checks.iter().find(|(_, c)| c.status == CheckStatus::Fail);
     Ok(match first_failure {
         None => exit::OK,
@@ -237,7 +242,11 @@ async fn test_send(
     device: &str,
     topic: &str,
 ) -> Check {
-    let builder = Client::builder().endpoint(endpoint.clone());
+    let proxy = match super::proxy_choice(&args.proxy) {
+        Ok(p) => p,
+        Err(f) => return Check::fail("send", f.message, "fix --proxy"),
+    };
+    let builder = super::with_proxy(Client::builder().endpoint(endpoint.clone()), proxy);
     let mut builder = match credentials {
         Credentials::Token(signer) => builder.token_signer(signer),
         Credentials::Certificate(cert) => builder.certificate(cert),
@@ -280,18 +289,26 @@ async fn test_send(
     }
 }
 
-fn print(checks: &[(Category, Check)], output: Output, endpoint: &Endpoint) {
+fn print(
+    checks: &[(Category, Check)],
+    output: Output,
+    endpoint: &Endpoint,
+    proxy: Option<&apns_provider::transport::Proxy>,
+) {
     match output {
         Output::Json => {
             let list: Vec<&Check> = checks.iter().map(|(_, c)| c).collect();
             let ok = list.iter().all(|c| c.status != CheckStatus::Fail);
             println!(
                 "{}",
-                serde_json::json!({"endpoint": endpoint.to_string(), "ok": ok, "checks": list})
+                serde_json::json!({"endpoint": endpoint.to_string(), "proxy": proxy.map(|p| p.to_string()), "ok": ok, "checks": list})
             );
         }
         Output::Human => {
             println!("apns doctor: {endpoint}");
+            if let Some(p) = proxy {
+                println!("      via    {p} (HTTP CONNECT tunnel)");
+            }
             for (_, c) in checks {
                 let tag = match c.status {
                     CheckStatus::Pass => "PASS",

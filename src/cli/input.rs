@@ -101,10 +101,11 @@ pub fn spawn_reader(tokens: Vec<String>, source: Option<Source>) -> Lines {
         loop {
             // Hand the batch over when it is full, or before a read that
             // may block (a pipe with nothing more yet).
-            if !batch.is_empty() && (batch.len() >= BATCH || reader.buffer().is_empty()) {
-                if tx.blocking_send(std::mem::take(&mut batch)).is_err() {
-                    return;
-                }
+            if !batch.is_empty()
+                && (batch.len() >= BATCH || reader.buffer().is_empty())
+                && tx.blocking_send(std::mem::take(&mut batch)).is_err()
+            {
+                return;
             }
             number += 1;
             let length = match read_bounded_line(&mut reader, &mut buf) {

@@ -13,6 +13,7 @@ mod mock;
 mod report;
 mod resume;
 mod send;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -60,7 +61,7 @@ impl From<Error> for Failure {
             exit::USAGE
         };
         let message = match hint(&e) {
-            Some(hint) => format!("{e}; {hint}"),
+            Some(hint) => format!("{e} ({hint})"),
             None => e.to_string(),
         };
         Failure { code, message }
@@ -72,6 +73,17 @@ impl From<Error> for Failure {
 /// from the error's kind.
 pub fn hint(e: &Error) -> Option<String> {
     use apns_provider::{CredentialProblem as C, KeystoreProblem as K, TlsProblem as T};
+    if e.is_proxy_auth_required() {
+        return Some(
+            "check the user and password in --proxy, or in HTTPS_PROXY / ALL_PROXY".into(),
+        );
+    }
+    if e.is_proxy() {
+        return Some(
+            "check --proxy, or HTTPS_PROXY / ALL_PROXY and NO_PROXY; --no-proxy connects directly"
+                .into(),
+        );
+    }
     if let Some(problem) = e.credential_problem() {
         return match problem {
             C::WrongPassword => Some(
@@ -113,6 +125,33 @@ pub fn hint(e: &Error) -> Option<String> {
             "check --endpoint (a mock's certificate names localhost and 127.0.0.1), or map Apple's name to the mock with --resolve".into(),
         ),
         _ => None,
+    }
+}
+
+/// The proxy the flags and the environment choose, as curl would: `--proxy`
+/// (with the environment's NO_PROXY), else HTTPS_PROXY and the like, unless
+/// `--no-proxy`.
+pub fn proxy_choice(
+    args: &args::ProxyArgs,
+) -> Result<Option<apns_provider::transport::Proxy>, Failure> {
+    use apns_provider::transport::{NoProxy, Proxy};
+    if args.no_proxy {
+        return Ok(None);
+    }
+    match &args.proxy {
+        Some(url) => Ok(Some(Proxy::parse(url)?.with_no_proxy(NoProxy::from_env()))),
+        None => Ok(Proxy::from_env()?),
+    }
+}
+
+/// A client builder going through the proxy the flags choose.
+pub fn with_proxy(
+    builder: apns_provider::ClientBuilder,
+    proxy: Option<apns_provider::transport::Proxy>,
+) -> apns_provider::ClientBuilder {
+    match proxy {
+        Some(p) => builder.proxy(p),
+        None => builder.no_proxy(),
     }
 }
 
@@ -158,6 +197,7 @@ pub fn main() -> ExitCode {
             Command::Demo { output } => demo::run(output).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Cert(command) => cert::run(command),
             Command::Key(command) => key::run(command),
             Command::Completions { shell } => {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apns_provider::clock::format_utc_millis;
+use apns_provider::spec::{write_result_line, Ended};
 use apns_provider::{Error, Response};
 use serde_json::json;
 
@@ -323,77 +324,22 @@ impl Reporter {
     }
 }
 
-/// One result line as JSON, written straight into `out` (no intermediate
-/// JSON value: this runs once per notification). Keys in this order:
-/// `line` (tokens files), `device_token`, `status`, `apns_id`,
-/// `apns_unique_id`, `reason`, `timestamp`, and for a line without an
-/// answer `error` and `may_have_been_delivered`.
+/// One result line as JSON, written straight into `out`: the library's
+/// format (see [`apns_provider::spec::write_result_line`]), with the line
+/// number of a tokens file.
 pub fn write_json_line(out: &mut Vec<u8>, line: Option<u64>, token: &str, outcome: &Outcome) {
-    use std::io::Write as _;
-    out.push(b'{');
-    if let Some(n) = line {
-        let _ = write!(out, "\"line\":{n},");
-    }
-    out.extend_from_slice(b"\"device_token\":");
-    json_str(out, token);
-    match outcome {
-        Outcome::Sent(Ok(r)) => {
-            let _ = write!(out, ",\"status\":{}", r.status());
-            out.extend_from_slice(b",\"apns_id\":");
-            json_opt_str(out, r.apns_id());
-            out.extend_from_slice(b",\"apns_unique_id\":");
-            json_opt_str(out, r.apns_unique_id());
-            out.extend_from_slice(b",\"reason\":");
-            json_opt_str(out, r.reason().map(|r| r.as_str()));
-            match r.timestamp_millis() {
-                Some(ts) => {
-                    let _ = write!(out, ",\"timestamp\":{ts}");
-                }
-                None => out.extend_from_slice(b",\"timestamp\":null"),
-            }
-        }
-        other => {
-            out.extend_from_slice(
-                b",\"status\":null,\"apns_id\":null,\"apns_unique_id\":null,\"reason\":null,\"timestamp\":null,\"error\":",
-            );
-            let maybe = match other {
-                Outcome::Sent(Err(e)) => {
-                    json_str(out, &e.to_string());
-                    e.may_have_been_delivered()
-                }
-                Outcome::Invalid(msg) => {
-                    json_str(out, msg);
-                    false
-                }
-                Outcome::NotSent(why) => {
-                    json_str(out, why);
-                    false
-                }
-                Outcome::Sent(Ok(_)) => false,
-            };
-            let _ = write!(out, ",\"may_have_been_delivered\":{maybe}");
-        }
-    }
-    out.push(b'}');
-}
-
-/// A JSON string, escaped.
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    // Device tokens and ids need no escaping: copy them as they are.
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
-}
-
-fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => json_str(out, s),
-        None => out.extend_from_slice(b"null"),
-    }
+    let ended = match outcome {
+        Outcome::Sent(result) => Ended::Answer(result),
+        Outcome::Invalid(msg) => Ended::Unsent {
+            error: msg,
+            may_have_been_delivered: false,
+        },
+        Outcome::NotSent(why) => Ended::Unsent {
+            error: why,
+            may_have_been_delivered: false,
+        },
+    };
+    write_result_line(out, line, token, ended);
 }
 
 fn human_line(line: Option<u64>, token: &str, outcome: &Outcome, certificate: bool) -> String {
@@ -424,7 +370,10 @@ fn human_line(line: Option<u64>, token: &str, outcome: &Outcome, certificate: bo
             }
             text
         }
-        Outcome::Sent(Err(e)) => format!("{prefix}  error: {e}"),
+        Outcome::Sent(Err(e)) => match super::hint(e) {
+            Some(hint) => format!("{prefix}  error: {e}  hint: {hint}"),
+            None => format!("{prefix}  error: {e}"),
+        },
         Outcome::Invalid(msg) => format!("{prefix}  invalid: {msg}"),
         Outcome::NotSent(why) => format!("{prefix}  {why}"),
     }
@@ -565,9 +514,17 @@ mod tests {
             line(&Outcome::Sent(Ok(ok)), Some(7), "00ab"),
             r#"{"line":7,"device_token":"00ab","status":200,"apns_id":"id-1","apns_unique_id":"u-1","reason":null,"timestamp":null}"#
         );
-        let gone = Response::from_parts(410, None, None, br#"{"reason":"Unregistered","timestamp":17}"#);
+        let gone = Response::from_parts(
+            410,
+            None,
+            None,
+            br#"{"reason":"Unregistered","timestamp":17}"#,
+        );
         let text = line(&Outcome::Sent(Ok(gone)), None, "00ab");
-        assert!(text.ends_with(r#""reason":"Unregistered","timestamp":17}"#), "{text}");
+        assert!(
+            text.ends_with(r#""reason":"Unregistered","timestamp":17}"#),
+            "{text}"
+        );
         // Errors and awkward text are escaped and parse back.
         let odd = "a \"quoted\"\\ line\n\u{1}é";
         for outcome in [

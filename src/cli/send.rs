@@ -165,7 +165,8 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         _ => None,
     };
 
-    let mut builder = Client::builder().endpoint(endpoint);
+    let proxy = super::proxy_choice(&args.proxy)?;
+    let mut builder = super::with_proxy(Client::builder().endpoint(endpoint), proxy);
     builder = match credentials {
         Credentials::Token(signer) => builder.token_signer(signer),
         Credentials::Certificate(cert) => builder.certificate(cert),
@@ -198,6 +199,18 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         };
         reporter.progress = Progress::on_terminal(total);
     }
+    // Metrics while sending, for long runs.
+    let mut metrics_server = None;
+    let mut metrics = None;
+    if let Some(addr) = args.metrics_listen {
+        let registry = apns_provider::metrics::Metrics::new();
+        metrics = Some(registry.watch(profile.as_deref().unwrap_or("default"), &client));
+        let server = registry.listen(addr).await.map_err(|e| {
+            Failure::usage(format!("--metrics-listen {addr}: cannot listen there: {e}"))
+        })?;
+        eprintln!("apns: metrics at http://{}/metrics", server.local_addr());
+        metrics_server = Some(server);
+    }
     let mut lines = spawn_reader(args.device_tokens.clone(), input.map(|i| i.source));
     // No payload flag and a first line without its own: one error before
     // anything is sent, not one invalid result per line.
@@ -208,8 +221,13 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         concurrency: args.concurrency,
         timeout: args.timeout,
         resume,
+        metrics,
     };
-    bulk::send_all(client, lines, defaults, options, reporter).await
+    let result = bulk::send_all(client, lines, defaults, options, reporter).await;
+    if let Some(server) = metrics_server {
+        server.stop().await;
+    }
+    result
 }
 
 /// Fails when the first line needs a payload the flags do not give; else
@@ -234,11 +252,7 @@ async fn check_first_line(mut lines: Lines, defaults: &Defaults) -> Result<Lines
 }
 
 /// `--dry-run`: validates every line and prints what would be sent.
-async fn dry_run(
-    mut lines: Lines,
-    defaults: &Defaults,
-    output: Output,
-) -> Result<u8, Failure> {
+async fn dry_run(mut lines: Lines, defaults: &Defaults, output: Output) -> Result<u8, Failure> {
     let (mut valid, mut invalid) = (0u64, 0u64);
     while let Some(line) = lines.recv().await {
         let line = line.map_err(Failure::usage)?;

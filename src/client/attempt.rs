@@ -59,7 +59,11 @@ impl Client {
                     }
                 }
                 retry_due = false;
-                Counters::bump(&inner.counters.retries);
+                if let Some(answer) = &last_answer {
+                    inner
+                        .counters
+                        .retried(answer.reason().map(|r| r.as_str()), answer.status());
+                }
             }
             // The token is taken once a stream is ours, so a request that
             // waited carries the newest token.

@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::transport::connection::{Keepalive, Timeouts};
 use crate::transport::pool::{Pool, PoolConfig};
-use crate::transport::{tls, Endpoint, Environment};
+use crate::transport::{tls, Endpoint, Environment, Proxy};
 
 /// The most connections a pool opens; larger [`ClientBuilder::pool_size`]
 /// values are lowered to this.
@@ -56,7 +56,19 @@ pub struct ClientBuilder {
     refresh_after: Option<Duration>,
     pool: PoolConfig,
     retry: RetryPolicy,
+    proxy: ProxySetting,
     error: Option<Error>,
+}
+
+/// Where the proxy setting comes from.
+#[derive(Debug, Clone)]
+enum ProxySetting {
+    /// `HTTPS_PROXY` and friends, read at `build` (the default).
+    Environment,
+    /// This one.
+    Fixed(Proxy),
+    /// Never a proxy.
+    Off,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -95,9 +107,10 @@ impl Default for ClientBuilder {
                     timeout: DEFAULT_KEEPALIVE_TIMEOUT,
                 }),
                 max_pending: None,
-                resolve: None,
+                route: Default::default(),
             },
             retry: RetryPolicy::default(),
+            proxy: ProxySetting::Environment,
             error: None,
         }
     }
@@ -145,6 +158,34 @@ impl ClientBuilder {
     /// also applies to the sandbox host, its alias.
     pub fn resolve(mut self, host: &str, port: u16, addr: std::net::SocketAddr) -> Self {
         self.resolve = Some((host.to_ascii_lowercase(), port, addr));
+        self
+    }
+
+    /// Connects through this HTTPS proxy (an HTTP `CONNECT` tunnel, then TLS
+    /// to APNs through it), instead of the one the environment names. Its
+    /// no-proxy list still applies (see [`Proxy::with_no_proxy`]).
+    ///
+    /// By default the client follows the environment as curl does:
+    /// `https_proxy`, `HTTPS_PROXY`, `all_proxy` or `ALL_PROXY`, except for
+    /// the hosts `NO_PROXY` lists (see [`Proxy`]).
+    ///
+    /// ```no_run
+    /// # use apns_provider::{Client, transport::Proxy};
+    /// # fn run(key: apns_provider::SigningKey) -> apns_provider::Result<()> {
+    /// let client = Client::builder()
+    ///     .proxy("http://user:password@proxy.corp:3128".parse::<Proxy>()?)
+    ///     .token_auth(key, "ABCDE12345", "TEAM123456")
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = ProxySetting::Fixed(proxy);
+        self
+    }
+
+    /// Never uses a proxy, whatever the environment says.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxySetting::Off;
         self
     }
 
@@ -358,8 +399,19 @@ impl ClientBuilder {
                 }
             };
             if alias(host) == alias(endpoint_host) && *port == self.endpoint.port() {
-                self.pool.resolve = Some(*addr);
+                self.pool.route.resolve = Some(*addr);
             }
+        }
+        let proxy = match self.proxy {
+            ProxySetting::Environment => Proxy::from_env()?,
+            ProxySetting::Fixed(p) => Some(p),
+            ProxySetting::Off => None,
+        };
+        self.pool.route.proxy = proxy
+            .filter(|p| p.applies_to(self.endpoint.host()))
+            .map(Arc::new);
+        if let Some(p) = &self.pool.route.proxy {
+            tracing::debug!(proxy = %p, endpoint = %self.endpoint, "connecting through an HTTPS proxy");
         }
         let authority = self
             .endpoint

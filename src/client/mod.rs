@@ -50,7 +50,9 @@ pub use builder::{
     DEFAULT_LIVENESS_SILENCE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TLS_TIMEOUT, MAX_POOL_SIZE,
 };
 pub use retry::RetryPolicy;
-pub use stats::{ClientStats, SendOutcome, ShutdownReport};
+pub use stats::{
+    ClientStats, ConnectionInfo, ConnectionState, SendOutcome, ShutdownReport, RETRY_REASONS,
+};
 
 use retry::RetryBudget;
 use stats::Counters;
@@ -204,6 +206,42 @@ impl Client {
             inner.pool.connections_opened(),
             inner.credentials.tokens().map_or(0, |t| t.mint_count()),
         )
+    }
+
+    /// Each slot of the connection pool: its state, the server's stream
+    /// limit and the requests in flight. Cheap (a brief lock of the pool),
+    /// meant for metrics and health checks, not for every send.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.inner.pool.connections()
+    }
+
+    /// Retries of transient answers so far, by reason (in
+    /// [`RETRY_REASONS`] order); they add up to [`ClientStats::retries`].
+    pub fn retries_by_reason(&self) -> Vec<(&'static str, u64)> {
+        self.inner.counters.retries_by_reason()
+    }
+
+    /// The HTTPS proxy connections go through, if one applies to the
+    /// endpoint.
+    pub fn proxy(&self) -> Option<&crate::transport::Proxy> {
+        self.inner.pool.proxy()
+    }
+
+    /// Makes sure a connection to APNs is open, opening one if needed
+    /// (TCP, proxy, TLS and HTTP/2 handshakes), without sending anything.
+    /// Returns the connection error when none can be made before the
+    /// request timeout. For readiness checks, and to spare the first send
+    /// the handshakes.
+    pub async fn warm_up(&self) -> Result<()> {
+        let inner = &*self.inner;
+        if inner.closing.load(Ordering::Acquire) {
+            return Err(Error::Shutdown {
+                may_have_been_delivered: false,
+            });
+        }
+        let deadline = tokio::time::Instant::now() + inner.timeouts.request;
+        // A stream leased and given back unused: nothing goes on the wire.
+        inner.pool.acquire(deadline, None).await.map(drop)
     }
 
     /// Sends one notification and returns APNs' answer.

@@ -66,6 +66,72 @@ pub struct ShutdownReport {
     pub stats: ClientStats,
 }
 
+/// One slot of a client's connection pool, as
+/// [`Client::connections`](crate::Client::connections) reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// The slot's index in the pool (stable across reconnections).
+    pub slot: usize,
+    /// What the slot holds.
+    pub state: ConnectionState,
+    /// The server's current `SETTINGS_MAX_CONCURRENT_STREAMS`, for a live
+    /// connection.
+    pub stream_limit: Option<usize>,
+    /// Requests in flight on it.
+    pub in_flight: usize,
+}
+
+/// The state of a pool slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// No connection, none needed yet (connections open lazily).
+    Idle,
+    /// A connection is being established (TCP, proxy, TLS, HTTP/2).
+    Connecting,
+    /// Open and taking requests.
+    Open,
+    /// Closing or retired: no new requests; those in flight finish.
+    Draining,
+    /// Waiting before the next attempt, after a connection failure.
+    Backoff,
+}
+
+impl ConnectionState {
+    /// Every state, in a fixed order (for metrics).
+    pub const ALL: [ConnectionState; 5] = [
+        ConnectionState::Idle,
+        ConnectionState::Connecting,
+        ConnectionState::Open,
+        ConnectionState::Draining,
+        ConnectionState::Backoff,
+    ];
+
+    /// `idle`, `connecting`, `open`, `draining` or `backoff`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionState::Idle => "idle",
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Open => "open",
+            ConnectionState::Draining => "draining",
+            ConnectionState::Backoff => "backoff",
+        }
+    }
+}
+
+/// The answers retried, by reason: what
+/// [`Client::retries_by_reason`](crate::Client::retries_by_reason) counts.
+/// An answer without a reason counts under its status's usual reason.
+pub const RETRY_REASONS: [&str; 6] = [
+    "InternalServerError",
+    "ServiceUnavailable",
+    "Shutdown",
+    "TooManyProviderTokenUpdates",
+    "IdleTimeout",
+    "other",
+];
+
 /// The client's own counters (the pool and the token cache keep theirs).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -75,11 +141,38 @@ pub(crate) struct Counters {
     pub failed: AtomicU64,
     pub retries: AtomicU64,
     pub resends: AtomicU64,
+    /// Retries by the reason of the answer retried, indexed as
+    /// [`RETRY_REASONS`]; bumped with `retries` (off the fast path).
+    pub retry_reasons: [AtomicU64; RETRY_REASONS.len()],
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts one retry of an answer with `reason` (or `status`).
+    pub(crate) fn retried(&self, reason: Option<&str>, status: u16) {
+        Self::bump(&self.retries);
+        let name = reason.unwrap_or(match status {
+            500 => "InternalServerError",
+            503 => "ServiceUnavailable",
+            _ => "other",
+        });
+        let i = RETRY_REASONS
+            .iter()
+            .position(|r| *r == name)
+            .unwrap_or(RETRY_REASONS.len() - 1);
+        self.retry_reasons[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Retries by reason, in [`RETRY_REASONS`] order.
+    pub(crate) fn retries_by_reason(&self) -> Vec<(&'static str, u64)> {
+        RETRY_REASONS
+            .iter()
+            .zip(&self.retry_reasons)
+            .map(|(r, n)| (*r, n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// A snapshot; `in_flight` is derived so the sum always holds.

@@ -11,7 +11,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -231,28 +230,11 @@ impl Connection {
         timeouts: &Timeouts,
         keepalive: Option<Keepalive>,
         pool: Arc<Notify>,
-        resolve: Option<std::net::SocketAddr>,
+        route: &super::Route,
     ) -> Result<Connection> {
         let authority = endpoint.authority();
-        // Resolve on every connect, so a new connection follows DNS changes
-        // (unless an address was pinned, like curl's --resolve).
-        let dial = async {
-            match resolve {
-                Some(addr) => TcpStream::connect(addr).await,
-                None => TcpStream::connect((endpoint.host(), endpoint.port())).await,
-            }
-        };
-        let tcp = timeout(timeouts.connect, dial)
-            .await
-            .map_err(|_| Error::Timeout {
-                what: "connect",
-                after: timeouts.connect,
-                may_have_been_delivered: false,
-            })?
-            .map_err(|source| Error::Connect {
-                endpoint: authority.clone(),
-                source,
-            })?;
+        // Directly, or through a proxy's CONNECT tunnel (src/transport/proxy.rs).
+        let tcp = route.dial(endpoint, timeouts.connect).await?;
         // Without TCP_NODELAY, small HTTP/2 frames wait ~40 ms on delayed ACKs.
         let _ = tcp.set_nodelay(true);
 

@@ -1,6 +1,7 @@
 //! The raw HTTP/2 transport: endpoints, TLS configuration and connections.
 //!
-//! TCP (with `TCP_NODELAY`) -> rustls (ALPN `h2`, `webpki-roots` trust plus
+//! TCP (with `TCP_NODELAY`; through an HTTPS proxy's `CONNECT` tunnel when
+//! one applies, see [`Proxy`]) -> rustls (ALPN `h2`, `webpki-roots` trust plus
 //! extra roots) -> `h2` client. Token connections start with one allowed
 //! stream, as Apple requires, and then follow the server's SETTINGS.
 
@@ -10,7 +11,11 @@ mod endpoint;
 pub(crate) mod frames;
 pub(crate) mod hpack;
 mod never_index;
+mod no_proxy;
 pub(crate) mod pool;
+mod proxy;
 pub(crate) mod tls;
 
 pub use endpoint::{Endpoint, Environment, DEVELOPMENT_ALIAS_HOST, PRODUCTION_HOST, SANDBOX_HOST};
+pub(crate) use proxy::Route;
+pub use proxy::{NoProxy, Proxy, ProxyCredentials, DEFAULT_PROXY_PORT};

@@ -46,8 +46,8 @@ pub(crate) struct PoolConfig {
     pub probe: Backoff,
     pub keepalive: Option<Keepalive>,
     pub max_pending: Option<usize>,
-    /// Connect here instead of resolving the endpoint's host.
-    pub resolve: Option<std::net::SocketAddr>,
+    /// How to reach the endpoint: a pinned address, a proxy, or DNS.
+    pub route: super::Route,
 }
 
 pub(crate) struct Pool {
@@ -227,6 +227,45 @@ impl Pool {
     /// Probes sent while the server answered with transient errors.
     pub(crate) fn probes_sent(&self) -> u64 {
         self.probes.load(Ordering::Relaxed)
+    }
+
+    /// The proxy connections go through, if any.
+    pub(crate) fn proxy(&self) -> Option<&super::Proxy> {
+        self.config.route.proxy.as_deref()
+    }
+
+    /// What each slot holds now, for metrics and health checks. Takes the
+    /// pool's lock briefly; never called on the send path.
+    pub(crate) fn connections(&self) -> Vec<crate::client::ConnectionInfo> {
+        use crate::client::{ConnectionInfo, ConnectionState};
+        let slots = self.lock();
+        slots
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(slot, s)| {
+                let (state, stream_limit, in_flight) = match &s.state {
+                    SlotState::Empty => (ConnectionState::Idle, None, 0),
+                    SlotState::Connecting => (ConnectionState::Connecting, None, 0),
+                    SlotState::Backoff(_) => (ConnectionState::Backoff, None, 0),
+                    SlotState::Live(c) => (
+                        if c.is_usable() {
+                            ConnectionState::Open
+                        } else {
+                            ConnectionState::Draining
+                        },
+                        Some(c.max_streams()),
+                        c.in_flight(),
+                    ),
+                };
+                ConnectionInfo {
+                    slot,
+                    state,
+                    stream_limit,
+                    in_flight,
+                }
+            })
+            .collect()
     }
 
     /// Waits for a stream on some connection, preferring one other than
@@ -473,7 +512,7 @@ impl Pool {
                 &pool.timeouts,
                 pool.config.keepalive,
                 pool.notify.clone(),
-                pool.config.resolve,
+                &pool.config.route,
             )
             .await;
             let mut slots = pool.lock();

@@ -4,8 +4,10 @@
 
 pub mod bulk;
 pub mod certs;
+pub mod proxy;
 pub mod raw;
 pub mod sends;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -74,6 +76,8 @@ pub fn client_for(mock: &MockServer, key: SigningKey) -> ClientBuilder {
         .webpki_roots(false)
         .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
         .token_auth(key, KEY_ID, TEAM_ID)
+        // Hermetic: whatever proxy the machine running the tests names.
+        .no_proxy()
 }
 
 /// A started mock and a client for it.
@@ -113,7 +117,19 @@ pub fn apns() -> Command {
         .env_remove("APNS_KEY_ID")
         .env_remove("APNS_TEAM_ID")
         .env_remove("APNS_TOPIC")
-        .env_remove("APNS_ENV");
+        .env_remove("APNS_ENV")
+        .env_remove("APNS_API_TOKEN");
+    // Hermetic: no proxy unless a test sets one.
+    for var in [
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 

@@ -1,0 +1,137 @@
+//! The arguments of `apns serve`, and the proxy flags `send`, `serve` and
+//! `doctor` share.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{CertArgs, KeyArgs};
+
+/// How to reach APNs through an HTTPS proxy.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProxyArgs {
+    /// Reach APNs through this HTTP proxy (a CONNECT tunnel; TLS to Apple runs inside it):
+    /// http://[USER:PASSWORD@]HOST:PORT. Beats HTTPS_PROXY / ALL_PROXY; NO_PROXY still applies.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "no_proxy",
+        help_heading = "Proxy"
+    )]
+    pub proxy: Option<String>,
+    /// Never use a proxy, whatever HTTPS_PROXY, https_proxy, ALL_PROXY or all_proxy say.
+    #[arg(long, help_heading = "Proxy")]
+    pub no_proxy: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Other than loopback, it needs --tls-cert (or --insecure-http).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// API tokens, one per line (blank lines and # comments skipped; at least 16 characters each;
+    /// the file must be chmod 600). Re-read when it changes, so tokens rotate without a restart.
+    /// Without it, the token in APNS_API_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub cert: CertArgs,
+    /// Also serve this profile (`apns key list`) as an app: requests pick it with "app":"NAME";
+    /// repeatable. Requests without "app" go to the credentials given by the flags above (app
+    /// "default", or the --key profile's name), else to the only app.
+    #[arg(long = "app", value_name = "PROFILE")]
+    pub apps: Vec<String>,
+    /// Default topic of the default app's notifications.
+    #[arg(long, env = "APNS_TOPIC")]
+    pub topic: Option<String>,
+    /// Apple environment (default: each profile's, else production).
+    #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
+    pub environment: Option<String>,
+    /// Send to this server instead of Apple's (a mock), for every app.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Also trust the CA certificates in this PEM file (for a mock or a TLS-inspecting proxy).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Limit for one notification, in seconds, retries included.
+    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    pub timeout: f64,
+    /// HTTP/2 connections to APNs per app, at most 64.
+    #[arg(long, default_value = "1", value_name = "N")]
+    pub connections: usize,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_key",
+        help_heading = "Listening"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_cert",
+        help_heading = "Listening"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback (API tokens then cross the network in
+    /// clear text: only behind a TLS-terminating proxy).
+    #[arg(long, conflicts_with = "tls_cert", help_heading = "Listening")]
+    pub insecure_http: bool,
+    /// Serve /metrics without authentication.
+    #[arg(long, help_heading = "Listening")]
+    pub metrics_public: bool,
+
+    /// Largest request body (bytes, or with a KiB / MiB suffix); larger: 413.
+    #[arg(
+        long,
+        default_value = "1MiB",
+        value_name = "SIZE",
+        help_heading = "Limits"
+    )]
+    pub max_body: String,
+    /// Most notifications in one request; more: 413.
+    #[arg(
+        long,
+        default_value = "10000",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_items: usize,
+    /// Limit for one request (reading it and sending its notifications), in seconds; longer: 504.
+    /// Keep it above --timeout.
+    #[arg(
+        long,
+        default_value = "60",
+        value_name = "SECONDS",
+        help_heading = "Limits"
+    )]
+    pub request_timeout: f64,
+    /// Requests to /v1/ in progress at once; more get 503 with Retry-After (never a queue).
+    #[arg(long, default_value = "32", value_name = "N", help_heading = "Limits")]
+    pub max_concurrent_requests: usize,
+    /// Client connections open at once; more wait to be accepted.
+    #[arg(
+        long,
+        default_value = "1024",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_connections: usize,
+    /// After SIGTERM, how long requests in progress may take to finish, in seconds.
+    #[arg(
+        long,
+        default_value = "30",
+        value_name = "SECONDS",
+        help_heading = "Limits"
+    )]
+    pub shutdown_grace: f64,
+
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+}

@@ -1,0 +1,256 @@
+//! `apns serve`: the library's HTTP gateway with the command line's
+//! credentials, profiles and signals.
+
+use std::io::Write;
+use std::time::Duration;
+
+use apns_provider::gateway::{tls_config_from_pem_files, ApiTokens, App, Gateway, Limits};
+use apns_provider::spec::SpecDefaults;
+use apns_provider::{Client, Endpoint};
+
+use super::args::{CertArgs, KeyArgs, ServeArgs};
+use super::{exit, pick_environment, resolve, Credentials, Failure, Resolved};
+
+/// The name of the app the credential flags define, without `--key`.
+const DEFAULT_APP: &str = "default";
+
+pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config_from_pem_files(cert, key)?),
+        _ => None,
+    };
+    if tls.is_none() && !args.listen.ip().is_loopback() && !args.insecure_http {
+        return Err(Failure::usage(format!(
+            "refusing plain HTTP on {}: API tokens would cross the network in clear text; give --tls-cert and --tls-key, listen on 127.0.0.1, or pass --insecure-http (behind a TLS-terminating proxy)",
+            args.listen
+        )));
+    }
+    let tokens = api_tokens(&args)?;
+    let limits = limits(&args)?;
+    if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
+        return Err(Failure::usage(
+            "--timeout must be a number of seconds above 0 and at most 86400",
+        ));
+    }
+    if !(1..=super::MAX_CONNECTIONS).contains(&args.connections) {
+        return Err(Failure::usage(format!(
+            "--connections must be between 1 and {}",
+            super::MAX_CONNECTIONS
+        )));
+    }
+    let proxy = super::proxy_choice(&args.proxy)?;
+
+    // The default app: the credential flags (or --key's profile).
+    let mut builder = Gateway::builder().default_app(None);
+    let mut names = Vec::new();
+    let flags_given =
+        args.key.key_file.is_some() || args.key.profile.is_some() || args.cert.cert.is_some();
+    if flags_given {
+        let resolved = resolve(&args.key, &args.cert)?;
+        let name = resolved
+            .profile
+            .clone()
+            .unwrap_or_else(|| DEFAULT_APP.to_string());
+        let app = app(&args, resolved, args.topic.clone(), proxy.clone())?;
+        builder = builder
+            .app(name.clone(), app)
+            .default_app(Some(name.clone()));
+        names.push(name);
+    }
+    for profile in &args.apps {
+        if names.contains(profile) {
+            continue;
+        }
+        let key = KeyArgs {
+            profile: Some(profile.clone()),
+            key_file: None,
+            key_id: None,
+            team_id: None,
+        };
+        let resolved = resolve(&key, &CertArgs::default())
+            .map_err(|f| Failure::usage(format!("--app {profile}: {}", f.message)))?;
+        let app = app(&args, resolved, None, proxy.clone())
+            .map_err(|f| Failure::usage(format!("--app {profile}: {}", f.message)))?;
+        builder = builder.app(profile.clone(), app);
+        names.push(profile.clone());
+    }
+    if names.is_empty() {
+        return Err(Failure::usage(
+            "no credentials: give --key NAME, --key-file AuthKey_<KEYID>.p8 --team-id TEAM, or --cert PATH for the default app, and/or --app PROFILE for more apps",
+        ));
+    }
+    if !flags_given && names.len() == 1 {
+        builder = builder.default_app(Some(names[0].clone()));
+    }
+    if let Some(tls) = tls.clone() {
+        builder = builder.tls(tls);
+    }
+    let gateway = builder
+        .api_tokens(tokens)
+        .limits(limits)
+        .metrics_public(args.metrics_public)
+        .shutdown_grace(Duration::from_secs_f64(
+            args.shutdown_grace.clamp(0.0, 3600.0),
+        ))
+        .build()?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.listen)))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    for app in gateway.apps() {
+        let via = app
+            .client()
+            .proxy()
+            .map(|p| format!(" via {p}"))
+            .unwrap_or_default();
+        tracing::info!(app = app.name(), endpoint = %app.client().endpoint(), "serving{via}");
+    }
+    // The ready line, for scripts and tests.
+    println!(
+        "{}",
+        serde_json::json!({"listen": format!("{scheme}://{local}"), "apps": names})
+    );
+    let _ = std::io::stdout().flush();
+    eprintln!(
+        "apns: serving on {scheme}://{local} (apps: {})",
+        names.join(", ")
+    );
+
+    gateway.serve(listener, stop_signal()).await;
+    eprintln!("apns: stopped");
+    Ok(exit::OK)
+}
+
+/// SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("apns: stopping: no new requests; finishing those in progress");
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn api_tokens(args: &ServeArgs) -> Result<ApiTokens, Failure> {
+    match &args.api_token_file {
+        Some(path) => Ok(ApiTokens::from_file(path)?),
+        None => match std::env::var("APNS_API_TOKEN") {
+            Ok(token) if !token.trim().is_empty() => ApiTokens::from_tokens([token.as_str()])
+                .map_err(|e| Failure::usage(format!("APNS_API_TOKEN: {e}"))),
+            _ => Err(Failure::usage(
+                "no API token: give --api-token-file PATH (one token per line, chmod 600) or set APNS_API_TOKEN; there is no anonymous mode",
+            )),
+        },
+    }
+}
+
+fn limits(args: &ServeArgs) -> Result<Limits, Failure> {
+    let mut limits = Limits::default();
+    limits.max_body_bytes = parse_size(&args.max_body)?;
+    if args.max_items == 0 || args.max_concurrent_requests == 0 || args.max_connections == 0 {
+        return Err(Failure::usage(
+            "--max-items, --max-concurrent-requests and --max-connections must be at least 1",
+        ));
+    }
+    limits.max_items = args.max_items;
+    limits.max_concurrent_requests = args.max_concurrent_requests;
+    limits.max_connections = args.max_connections;
+    if !(args.request_timeout > 0.0 && args.request_timeout <= 86_400.0) {
+        return Err(Failure::usage(
+            "--request-timeout must be a number of seconds above 0 and at most 86400",
+        ));
+    }
+    if args.request_timeout <= args.timeout {
+        eprintln!("apns: warning: --request-timeout ({}s) is not above --timeout ({}s): a request may end (504) before its notifications resolve", args.request_timeout, args.timeout);
+    }
+    limits.request_timeout = Duration::from_secs_f64(args.request_timeout);
+    Ok(limits)
+}
+
+/// `1048576`, `512KiB`, `1MiB` (also `K`, `KB`, `M`, `MB`, as binary units).
+fn parse_size(text: &str) -> Result<usize, Failure> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let unit_size: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => 0,
+    };
+    let n: usize = digits.parse().unwrap_or(0);
+    match n.checked_mul(unit_size) {
+        Some(size) if (1..=64 << 20).contains(&size) => Ok(size),
+        _ => Err(Failure::usage(format!(
+            "--max-body {text:?}: expected a size from 1 byte to 64MiB, such as 1048576, 512KiB or 1MiB"
+        ))),
+    }
+}
+
+/// An app: a client for `resolved`, with its topic as the default.
+fn app(
+    args: &ServeArgs,
+    resolved: Resolved,
+    topic_flag: Option<String>,
+    proxy: Option<apns_provider::transport::Proxy>,
+) -> Result<App, Failure> {
+    let environment = pick_environment(args.environment.as_deref(), &resolved)?;
+    let endpoint = match &args.endpoint {
+        Some(url) => url.parse::<Endpoint>()?,
+        None => Endpoint::for_environment(environment),
+    };
+    let mut topic = topic_flag.or(resolved.topic.clone());
+    let builder = super::with_proxy(Client::builder().endpoint(endpoint), proxy);
+    let mut builder = match resolved.credentials {
+        Credentials::Token(signer) => builder.token_signer(signer),
+        Credentials::Certificate(cert) => {
+            topic = topic.or_else(|| cert.info().default_topic());
+            builder.certificate(cert)
+        }
+    }
+    .pool_size(args.connections)
+    .request_timeout(Duration::from_secs_f64(args.timeout));
+    if let Some(ca) = &args.ca_file {
+        builder = builder.add_root_certificates_file(ca);
+    }
+    let client = builder.build()?;
+    for w in client.warnings() {
+        eprintln!("apns: warning: {w}");
+    }
+    let mut defaults = SpecDefaults::new();
+    if let Some(t) = topic {
+        defaults = defaults.topic(t);
+    }
+    Ok(App::new(client, defaults.prepare()?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("1MiB").unwrap(), 1 << 20);
+        assert_eq!(super::parse_size("512 KiB").unwrap(), 512 << 10);
+        assert_eq!(super::parse_size("1000").unwrap(), 1000);
+        for bad in ["0", "1GiB", "65MiB", "abc", "-1", "1 parsec"] {
+            assert!(super::parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

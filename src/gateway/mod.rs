@@ -1,0 +1,366 @@
+//! An authenticated HTTP gateway in front of one or more [`Client`]s, for
+//! services in other languages, cron jobs and back-offices (`apns serve`).
+//!
+//! - `POST /v1/notifications` takes one notification object or an array of
+//!   up to 10,000, with the fields of a tokens-file JSON line
+//!   ([`NotificationSpec`](crate::spec::NotificationSpec)) plus `app`. Every
+//!   item is validated first: one invalid item gets `422` naming its index
+//!   and field, and nothing is sent. Then the batch is dispatched:
+//!   [`SendNow`] answers `200` with one result per item, in order.
+//! - `Authorization: Bearer <token>` is required ([`ApiTokens`]); there is
+//!   no anonymous mode. `/healthz` and `/readyz` are open; `/metrics` is
+//!   not, unless made public.
+//! - Limits ([`Limits`]): body size (413), items per request (413),
+//!   request time (504), requests at once (503 with `Retry-After`; never a
+//!   queue) and connections at once.
+//! - HTTP/1.1 and HTTP/2 (axum on hyper), over TLS when configured; a
+//!   graceful stop.
+//!
+//! ```no_run
+//! # async fn run(client: apns_provider::Client) -> apns_provider::Result<()> {
+//! use apns_provider::gateway::{ApiTokens, App, Gateway};
+//! use apns_provider::spec::SpecDefaults;
+//! let gateway = Gateway::builder()
+//!     .app("shop", App::new(client, SpecDefaults::new().topic("com.example.shop").prepare()?))
+//!     .api_tokens(ApiTokens::from_file("/etc/apns/api-tokens")?)
+//!     .build()?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await
+//!     .map_err(|e| apns_provider::Error::Config(e.to_string()))?;
+//! gateway.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | [`Gateway`], its builder, [`App`], [`Limits`] |
+//! | `auth.rs` | [`ApiTokens`] |
+//! | `dispatch.rs` | [`Dispatch`], [`SendNow`], [`Batch`], [`Reply`] |
+//! | `validate.rs` | request bodies to batches, problems by index and field |
+//! | `routes.rs` | the axum router, authentication and limits |
+//! | `server.rs` | the accept loop, TLS, the graceful stop |
+
+mod auth;
+mod dispatch;
+mod routes;
+mod server;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use auth::{ApiTokens, MIN_TOKEN_LEN};
+pub use dispatch::{Batch, Dispatch, Item, Reply, SendNow};
+pub use server::tls_config_from_pem_files;
+pub use validate::Problem;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::metrics::{AppMetrics, Metrics};
+use crate::spec::SpecDefaults;
+
+/// The most notifications one request may carry by default.
+pub const DEFAULT_MAX_ITEMS: usize = 10_000;
+
+/// One app the gateway sends for: its client (credentials, environment,
+/// pool) and the defaults its notifications start from.
+pub struct App {
+    name: String,
+    client: Client,
+    defaults: SpecDefaults,
+    metrics: Option<AppMetrics>,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.name)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// An app sending with `client`, from `defaults` (a default topic,
+    /// typically; [`SpecDefaults::prepare`] it first).
+    pub fn new(client: Client, defaults: SpecDefaults) -> Self {
+        App {
+            name: String::new(),
+            client,
+            defaults,
+            metrics: None,
+        }
+    }
+
+    /// Its name (the `app` of requests).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Its defaults.
+    pub fn defaults(&self) -> &SpecDefaults {
+        &self.defaults
+    }
+
+    /// Where its outcomes are recorded.
+    pub fn metrics(&self) -> Option<&AppMetrics> {
+        self.metrics.as_ref()
+    }
+}
+
+/// What a gateway accepts, at most.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Request body size in bytes (default 1 MiB); larger: 413.
+    pub max_body_bytes: usize,
+    /// Notifications per request (default 10,000); more: 413.
+    pub max_items: usize,
+    /// Time to read a request and dispatch it (default 60 s); longer: 504.
+    /// Keep it above the clients' request timeout (30 s by default), so
+    /// that every send resolves within it.
+    pub request_timeout: Duration,
+    /// `/v1/` requests in progress at once (default 32); more: 503 with
+    /// `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// The `Retry-After` of a 503 (default 1 s).
+    pub retry_after: Duration,
+    /// Open connections (default 1024); more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_items: DEFAULT_MAX_ITEMS,
+            request_timeout: Duration::from_secs(60),
+            max_concurrent_requests: 32,
+            retry_after: Duration::from_secs(1),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Configures a [`Gateway`].
+#[must_use]
+pub struct GatewayBuilder {
+    apps: BTreeMap<String, App>,
+    // `None` until set: then the first app added.
+    default_app: Option<Option<String>>,
+    first_app: Option<String>,
+    tokens: Option<ApiTokens>,
+    limits: Limits,
+    tls: Option<Arc<ServerConfig>>,
+    metrics: Option<Metrics>,
+    metrics_public: bool,
+    dispatch: Option<Arc<dyn Dispatch>>,
+    shutdown_grace: Duration,
+}
+
+impl fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayBuilder")
+            .field("apps", &self.apps.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configured gateway; [`serve`](Gateway::serve) runs it.
+pub struct Gateway {
+    shared: Arc<routes::Shared>,
+    tls: Option<Arc<ServerConfig>>,
+    metrics_public: bool,
+    shutdown_grace: Duration,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway")
+            .field("apps", &self.shared.apps.map.keys().collect::<Vec<_>>())
+            .field("dispatch", &self.shared.dispatch.name())
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Starts configuring a gateway.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder {
+            apps: BTreeMap::new(),
+            default_app: None,
+            first_app: None,
+            tokens: None,
+            limits: Limits::default(),
+            tls: None,
+            metrics: None,
+            metrics_public: false,
+            dispatch: None,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+
+    /// The apps served, by name.
+    pub fn apps(&self) -> impl Iterator<Item = &App> {
+        self.shared.apps.map.values().map(|a| &**a)
+    }
+
+    /// The metrics registry the gateway serves at `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; then stops
+    /// accepting, lets the requests in progress finish (within the
+    /// shutdown grace), and shuts the apps' clients down, closing their
+    /// connections to APNs.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let router = routes::router(self.shared.clone(), self.metrics_public);
+        let limits = &self.shared.limits;
+        server::run(
+            router,
+            listener,
+            self.tls.clone(),
+            limits.max_connections,
+            shutdown,
+            self.shutdown_grace,
+        )
+        .await;
+        for app in self.shared.apps.map.values() {
+            app.client.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+impl GatewayBuilder {
+    /// Serves `app` under `name` (what requests give as `app`). The first
+    /// app added is the default unless [`default_app`](Self::default_app)
+    /// says otherwise.
+    pub fn app(mut self, name: impl Into<String>, mut app: App) -> Self {
+        let name = name.into();
+        app.name = name.clone();
+        self.first_app.get_or_insert_with(|| name.clone());
+        self.apps.insert(name, app);
+        self
+    }
+
+    /// The app of requests that name none (`None`: they must name one,
+    /// unless only one app is served).
+    pub fn default_app(mut self, name: Option<String>) -> Self {
+        self.default_app = Some(name);
+        self
+    }
+
+    /// The API tokens accepted (required).
+    pub fn api_tokens(mut self, tokens: ApiTokens) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The limits (see [`Limits`] for the defaults).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Serves HTTPS with this configuration (see
+    /// [`tls_config_from_pem_files`]); plain HTTP otherwise.
+    pub fn tls(mut self, config: Arc<ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Records into `metrics` (a new registry otherwise), e.g. one shared
+    /// with other parts of the process.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Serves `/metrics` without authentication (for a Prometheus that
+    /// cannot send a bearer token; bind the gateway to a private network).
+    pub fn metrics_public(mut self, public: bool) -> Self {
+        self.metrics_public = public;
+        self
+    }
+
+    /// What to do with valid batches ([`SendNow`] by default).
+    pub fn dispatch(mut self, dispatch: Arc<dyn Dispatch>) -> Self {
+        self.dispatch = Some(dispatch);
+        self
+    }
+
+    /// How long requests in progress may take to finish after the stop
+    /// signal (default 30 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Checks the configuration.
+    pub fn build(self) -> Result<Gateway> {
+        let tokens = self.tokens.ok_or_else(|| {
+            Error::Config("the gateway needs API tokens: there is no anonymous mode".into())
+        })?;
+        if self.apps.is_empty() {
+            return Err(Error::Config(
+                "the gateway needs at least one app (a client to send with)".into(),
+            ));
+        }
+        let default_app = self.default_app.unwrap_or(self.first_app);
+        if let Some(d) = &default_app {
+            if !self.apps.contains_key(d) {
+                return Err(Error::Config(format!(
+                    "the default app {d:?} is not served"
+                )));
+            }
+        }
+        let l = &self.limits;
+        if l.max_body_bytes == 0 || l.max_items == 0 || l.max_concurrent_requests == 0 {
+            return Err(Error::Config(
+                "the gateway's limits (body size, items, concurrent requests) must be above 0"
+                    .into(),
+            ));
+        }
+        let metrics = self.metrics.unwrap_or_default();
+        let map = self
+            .apps
+            .into_iter()
+            .map(|(name, mut app)| {
+                app.metrics = Some(metrics.watch(&name, &app.client));
+                (name, Arc::new(app))
+            })
+            .collect();
+        let slots = Arc::new(Semaphore::new(self.limits.max_concurrent_requests));
+        Ok(Gateway {
+            shared: Arc::new(routes::Shared {
+                apps: validate::Apps {
+                    map,
+                    default: default_app,
+                },
+                tokens,
+                limits: self.limits,
+                dispatch: self.dispatch.unwrap_or_else(|| Arc::new(SendNow)),
+                metrics,
+                slots,
+            }),
+            tls: self.tls,
+            metrics_public: self.metrics_public,
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+}

@@ -1,0 +1,260 @@
+//! The gateway's HTTP surface (axum): routes, authentication, limits.
+//!
+//! | route | auth | what |
+//! |---|---|---|
+//! | `POST /v1/notifications` | bearer | validate every item, then dispatch |
+//! | `GET /healthz` | none | the process is alive |
+//! | `GET /readyz` | none | every app's client connects; the dispatcher is ready |
+//! | `GET /metrics` | bearer, unless public | Prometheus text |
+//!
+//! Order of checks on `/v1/`: authentication (cheap; an unauthenticated
+//! flood takes no slot), then the concurrency bound (503 with
+//! `Retry-After` when full, never a queue), then the request timeout around
+//! reading the body and dispatching.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use super::validate::{self, Apps, Refusal};
+use super::{ApiTokens, Dispatch, Limits};
+use crate::client::ConnectionState;
+use crate::metrics::Metrics;
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    pub apps: Apps,
+    pub tokens: ApiTokens,
+    pub limits: Limits,
+    pub dispatch: Arc<dyn Dispatch>,
+    pub metrics: Metrics,
+    pub slots: Arc<Semaphore>,
+}
+
+type St = State<Arc<Shared>>;
+
+/// The router of a gateway.
+pub(crate) fn router(shared: Arc<Shared>, metrics_public: bool) -> Router {
+    let api = Router::new()
+        .route("/v1/notifications", post(notifications))
+        .layer(middleware::from_fn_with_state(shared.clone(), bounded))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            authenticated,
+        ));
+    let mut metrics = Router::new().route("/metrics", get(metrics));
+    if !metrics_public {
+        metrics = metrics.layer(middleware::from_fn_with_state(
+            shared.clone(),
+            authenticated,
+        ));
+    }
+    Router::new()
+        .merge(api)
+        .merge(metrics)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// A JSON error answer: `{"error": message, ...extra}`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+async fn authenticated(State(s): St, request: Request, next: Next) -> Response {
+    let ok = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| s.tokens.check_header(v.as_bytes()));
+    if !ok {
+        let why = if request.headers().contains_key(header::AUTHORIZATION) {
+            "unauthorized: the API token is not valid"
+        } else {
+            "unauthorized: send Authorization: Bearer <API token>"
+        };
+        let mut response = error(StatusCode::UNAUTHORIZED, why);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    next.run(request).await
+}
+
+async fn bounded(State(s): St, request: Request, next: Next) -> Response {
+    let Ok(_slot) = s.slots.clone().try_acquire_owned() else {
+        let mut response = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "overloaded: {} requests are in progress, the most this gateway takes at once; retry later",
+                s.limits.max_concurrent_requests
+            ),
+        );
+        let secs = s.limits.retry_after.as_secs().max(1);
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return response;
+    };
+    let limit = s.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("the request took longer than {limit:?}; some notifications may have been sent (set the gateway's request timeout above the notifications' timeout)"),
+        ),
+    }
+}
+
+async fn notifications(State(s): St, headers: HeaderMap, body: Body) -> Response {
+    let max = s.limits.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over {max} bytes, this gateway's limit; send fewer notifications per request"),
+        )
+    };
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
+    let bytes = match axum::body::to_bytes(body, max).await {
+        Ok(b) => b,
+        Err(e) => {
+            // The limit, or a client that went away mid-body.
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return if over {
+                too_large()
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                )
+            };
+        }
+    };
+    let batch = match validate::batch(&bytes, &s.apps, s.limits.max_items) {
+        Ok(batch) => batch,
+        Err(Refusal::NotJson(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {e}"),
+            )
+        }
+        Err(Refusal::Shape(why)) => return error(StatusCode::UNPROCESSABLE_ENTITY, why),
+        Err(Refusal::TooMany { count, limit }) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{count} notifications in one request; at most {limit}"),
+            )
+        }
+        Err(Refusal::Invalid { problems, total }) => {
+            let first = &problems[0];
+            let message = format!(
+                "{total} invalid notification(s), nothing was sent; first: index {}{}: {}",
+                first.index,
+                first
+                    .field
+                    .as_deref()
+                    .map(|f| format!(", field {f}"))
+                    .unwrap_or_default(),
+                first.message
+            );
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({"error": message, "invalid": total, "errors": problems})),
+            )
+                .into_response();
+        }
+    };
+    let reply = s.dispatch.dispatch(batch).await;
+    (reply.status, axum::Json(reply.body)).into_response()
+}
+
+async fn metrics(State(s): St) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}
+
+/// How long `/readyz` waits for a connection to be made.
+const READY_WITHIN: Duration = Duration::from_secs(5);
+
+async fn readyz(State(s): St) -> Response {
+    let mut apps = serde_json::Map::new();
+    let mut ready = true;
+    for (name, app) in &s.apps.map {
+        let client = app.client();
+        let open = client
+            .connections()
+            .iter()
+            .any(|c| c.state == ConnectionState::Open);
+        let state = if open {
+            Ok(())
+        } else {
+            match tokio::time::timeout(READY_WITHIN, client.warm_up()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no connection to APNs within {READY_WITHIN:?}")),
+            }
+        };
+        ready &= state.is_ok();
+        apps.insert(
+            name.clone(),
+            match state {
+                Ok(()) => json!({"ready": true, "endpoint": client.endpoint().to_string()}),
+                Err(e) => {
+                    json!({"ready": false, "endpoint": client.endpoint().to_string(), "error": e})
+                }
+            },
+        );
+    }
+    let dispatch = match s.dispatch.ready().await {
+        Ok(()) => json!({"name": s.dispatch.name(), "ready": true}),
+        Err(e) => {
+            ready = false;
+            json!({"name": s.dispatch.name(), "ready": false, "error": e})
+        }
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({"ready": ready, "apps": apps, "dispatch": dispatch})),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not found: the API is POST /v1/notifications; also GET /healthz, /readyz, /metrics",
+    )
+}
