@@ -224,15 +224,23 @@ fn check_resume(resume: &mut Option<Resume>, line: &Line) -> Verdict {
 async fn send_one(
     client: Client,
     defaults: Arc<Defaults>,
-    line: Line,
+    mut line: Line,
     metrics: Option<AppMetrics>,
 ) -> (Option<u64>, String, Outcome) {
-    let token = token_of(&line);
-    let outcome = match defaults.parse(&line).and_then(require_topic) {
+    let parsed = defaults.parse(&line).and_then(require_topic);
+    // A plain token of a sane length is its own result token: moved, not
+    // copied.
+    let token = if line.problem.is_none() && !line.text.starts_with('{') && line.text.len() <= 256
+    {
+        std::mem::take(&mut line.text)
+    } else {
+        token_of(&line)
+    };
+    let outcome = match parsed {
         Ok(n) => {
-            let started = std::time::Instant::now();
+            let started = metrics.as_ref().map(|_| std::time::Instant::now());
             let result = client.send(&n).await;
-            if let Some(m) = &metrics {
+            if let (Some(m), Some(started)) = (&metrics, started) {
                 m.record(n.push_type(), &result, started.elapsed());
             }
             Outcome::Sent(result)

@@ -331,6 +331,17 @@ impl Defaults {
         if let Some(problem) = &line.problem {
             return Err(problem.clone());
         }
+        if !line.text.starts_with('{') {
+            // A plain token: the template with this token, nothing to parse.
+            if !self.inner.has_payload() {
+                DeviceToken::new(&line.text).map_err(|e| e.to_string())?;
+                return Err(NO_PAYLOAD.into());
+            }
+            return self
+                .inner
+                .build_for_token(&line.text)
+                .map_err(|e| e.to_string());
+        }
         let spec = if line.text.starts_with('{') {
             let spec: NotificationSpec = serde_json::from_str(&line.text)
                 .map_err(|e| format!("not a valid JSON line: {e}"))?;

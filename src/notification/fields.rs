@@ -327,9 +327,10 @@ impl FromStr for Expiration {
     }
 }
 
-/// The `apns-collapse-id` header: at most 64 bytes.
+/// The `apns-collapse-id` header: at most 64 bytes. Cheap to clone (a
+/// notification copied per device shares it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CollapseId(String);
+pub struct CollapseId(std::sync::Arc<str>);
 
 impl CollapseId {
     /// Validates a collapse id.
@@ -350,7 +351,7 @@ impl CollapseId {
                 "contains control characters, which cannot go in an HTTP header",
             ));
         }
-        Ok(CollapseId(id.to_string()))
+        Ok(CollapseId(id.into()))
     }
     /// The id as text.
     pub fn as_str(&self) -> &str {
@@ -401,9 +402,10 @@ impl FromStr for ApnsId {
     }
 }
 
-/// The `apns-topic` header: usually the bundle id plus the push type's suffix.
+/// The `apns-topic` header: usually the bundle id plus the push type's
+/// suffix. Cheap to clone (a notification copied per device shares it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Topic(String);
+pub struct Topic(std::sync::Arc<str>);
 
 impl Topic {
     /// Validates a topic: letters, digits, `.`, `-` and `_`, 1 to 255 bytes.
@@ -425,7 +427,7 @@ impl Topic {
                 format!("{topic:?} is not a bundle id; expected letters, digits, '.', '-' and '_' such as com.example.app"),
             ));
         }
-        Ok(Topic(topic.to_string()))
+        Ok(Topic(topic.into()))
     }
     /// The topic as text.
     pub fn as_str(&self) -> &str {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use http::header::HeaderName;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::sync::Notify;
@@ -451,7 +452,7 @@ impl Connection {
                     buf.extend_from_slice(&chunk);
                 }
             }
-            let header = |name: &str| {
+            let header = |name: &HeaderName| {
                 parts
                     .headers
                     .get(name)
@@ -460,8 +461,8 @@ impl Connection {
             };
             Ok(Response::from_parts(
                 parts.status.as_u16(),
-                header("apns-id"),
-                header("apns-unique-id"),
+                header(&APNS_ID),
+                header(&APNS_UNIQUE_ID),
                 &buf,
             ))
         })
@@ -505,6 +506,10 @@ impl Connection {
         }
     }
 }
+
+// Looked up in every answer: named once, not parsed from text each time.
+const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
+const APNS_UNIQUE_ID: HeaderName = HeaderName::from_static("apns-unique-id");
 
 /// Why a request got no answer on a connection.
 #[derive(Debug)]

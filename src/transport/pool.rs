@@ -62,6 +62,9 @@ pub(crate) struct Pool {
     next: AtomicUsize,
     opened: AtomicU64,
     probes: AtomicU64,
+    // Something to reset on the next answer: probing, strikes, or a slot
+    // with failures. While false, answers cost nothing here.
+    unhealthy: AtomicBool,
 }
 
 struct Slots {
@@ -212,6 +215,7 @@ impl Pool {
             next: AtomicUsize::new(0),
             opened: AtomicU64::new(0),
             probes: AtomicU64::new(0),
+            unhealthy: AtomicBool::new(false),
         }
     }
 
@@ -469,6 +473,7 @@ impl Pool {
                 }
                 Ending::Unresponsive => {
                     slots.strikes += 1;
+                    self.unhealthy.store(true, Ordering::Release);
                     if slots.strikes >= 2 {
                         // A second connection stopped answering before any
                         // answer came: the endpoint is unresponsive.
@@ -480,6 +485,7 @@ impl Pool {
                         }));
                         let slot = &mut slots.slots[i];
                         slot.failures += 1;
+                        self.unhealthy.store(true, Ordering::Release);
                         slot.state =
                             SlotState::Backoff(now + self.config.reconnect.delay(slot.failures));
                     } else {
@@ -496,6 +502,7 @@ impl Pool {
                 Ending::Lost => {
                     let slot = &mut slots.slots[i];
                     slot.failures += 1;
+                    self.unhealthy.store(true, Ordering::Release);
                     slot.state =
                         SlotState::Backoff(now + self.config.reconnect.delay(slot.failures));
                 }
@@ -530,6 +537,7 @@ impl Pool {
                     tracing::info!(endpoint = %pool.endpoint, error = %e, "APNs connection attempt failed");
                     let slot = &mut slots.slots[i];
                     slot.failures += 1;
+                    pool.unhealthy.store(true, Ordering::Release);
                     slot.state = SlotState::Backoff(
                         Instant::now() + pool.config.reconnect.delay(slot.failures),
                     );
@@ -545,6 +553,11 @@ impl Pool {
     /// Records what the answer to a leased request says about the endpoint.
     pub(crate) fn report(&self, lease: &Lease, verdict: Verdict, reason: &str) {
         let conn = &lease.conn;
+        // The common case, an answer while all is well, takes no lock and
+        // wakes nobody: the stream permit's release wakes the next waiter.
+        if verdict == Verdict::Answered && !self.unhealthy.load(Ordering::Acquire) {
+            return;
+        }
         let mut slots = self.lock();
         match verdict {
             Verdict::Answered => {
@@ -555,6 +568,8 @@ impl Pool {
                         slot.failures = 0;
                     }
                 }
+                let still = slots.slots.iter().any(|s| s.failures > 0);
+                self.unhealthy.store(still, Ordering::Release);
             }
             Verdict::Trouble { retire } => {
                 let now = Instant::now();
@@ -567,6 +582,7 @@ impl Pool {
                             next_at: now + probe.delay(1),
                             in_flight: None,
                         });
+                        self.unhealthy.store(true, Ordering::Release);
                     }
                     // Only the probe's failure spaces the next probe: the
                     // answers to requests already on the wire say nothing new.
