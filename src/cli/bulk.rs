@@ -230,8 +230,7 @@ async fn send_one(
     let parsed = defaults.parse(&line).and_then(require_topic);
     // A plain token of a sane length is its own result token: moved, not
     // copied.
-    let token = if line.problem.is_none() && !line.text.starts_with('{') && line.text.len() <= 256
-    {
+    let token = if line.problem.is_none() && !line.text.starts_with('{') && line.text.len() <= 256 {
         std::mem::take(&mut line.text)
     } else {
         token_of(&line)

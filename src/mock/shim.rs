@@ -220,6 +220,7 @@ pub(crate) struct ControlShim<IO> {
     rewriting: Option<Vec<u8>>,
     first_settings_seen: bool,
     // Client -> server.
+    in_raw: Vec<u8>,
     in_frames: FrameReader,
     in_ready: Vec<u8>,
     in_pos: usize,
@@ -241,6 +242,7 @@ impl<IO> ControlShim<IO> {
             out_frames: FrameReader::new(0),
             rewriting: None,
             first_settings_seen: false,
+            in_raw: Vec::new(),
             in_frames: FrameReader::new(PREFACE_LEN),
             in_ready: Vec::new(),
             in_pos: 0,
@@ -398,14 +400,25 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ControlShim<IO> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            let mut tmp = [0u8; 16 * 1024];
-            let mut read = ReadBuf::new(&mut tmp);
-            std::task::ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
-            if read.filled().is_empty() {
+            // Read into a buffer kept (and zeroed) once, not one made per
+            // read: the mock reads thousands of times a second.
+            let mut raw = std::mem::take(&mut this.in_raw);
+            if raw.is_empty() {
+                raw = vec![0u8; 64 * 1024];
+            }
+            let mut read = ReadBuf::new(&mut raw);
+            let polled = Pin::new(&mut this.io).poll_read(cx, &mut read);
+            let n = read.filled().len();
+            if let Poll::Ready(Ok(())) = polled {
+                if n > 0 {
+                    this.filter_incoming(&raw[..n]);
+                }
+            }
+            this.in_raw = raw;
+            std::task::ready!(polled)?;
+            if n == 0 {
                 return Poll::Ready(Ok(())); // EOF
             }
-            let filled = read.filled().to_vec();
-            this.filter_incoming(&filled);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the client agree on what a valid field is.
 
 use bytes::Bytes;
+use http::header::HeaderName;
 use http::{HeaderMap, Method, StatusCode};
 
 use super::auth::authenticate;
@@ -29,14 +30,23 @@ pub(crate) fn reject(reason: Reason) -> Rejection {
     }
 }
 
-const APNS_HEADERS: [&str; 7] = [
-    "authorization",
-    "apns-id",
-    "apns-expiration",
-    "apns-priority",
-    "apns-topic",
-    "apns-push-type",
-    "apns-collapse-id",
+// Named once, not parsed from text at every request.
+const AUTHORIZATION: HeaderName = HeaderName::from_static("authorization");
+const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
+const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
+const APNS_PRIORITY: HeaderName = HeaderName::from_static("apns-priority");
+const APNS_TOPIC: HeaderName = HeaderName::from_static("apns-topic");
+const APNS_PUSH_TYPE: HeaderName = HeaderName::from_static("apns-push-type");
+const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
+
+const APNS_HEADERS: [HeaderName; 7] = [
+    AUTHORIZATION,
+    APNS_ID,
+    APNS_EXPIRATION,
+    APNS_PRIORITY,
+    APNS_TOPIC,
+    APNS_PUSH_TYPE,
+    APNS_COLLAPSE_ID,
 ];
 
 /// Checks a push request; on success, what was accepted.
@@ -63,25 +73,25 @@ pub(crate) fn validate(
     }
     if APNS_HEADERS
         .iter()
-        .any(|h| headers.get_all(*h).iter().count() > 1)
+        .any(|h| headers.get_all(h).iter().nth(1).is_some())
     {
         return Err(reject(Reason::DuplicateHeaders));
     }
-    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let apns_id = match text("apns-id") {
+    let text = |name: &HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let apns_id = match text(&APNS_ID) {
         Some(id) => ApnsId::parse(id)
             .map_err(|_| reject(Reason::BadMessageId))?
             .to_string(),
         None => ApnsId::new_v4().to_string(),
     };
-    let expiration = match text("apns-expiration") {
+    let expiration = match text(&APNS_EXPIRATION) {
         Some(e) => Some(
             e.parse::<u64>()
                 .map_err(|_| reject(Reason::BadExpirationDate))?,
         ),
         None => None,
     };
-    let priority = match text("apns-priority") {
+    let priority = match text(&APNS_PRIORITY) {
         Some(p) => Some(
             p.parse::<Priority>()
                 .map_err(|_| reject(Reason::BadPriority))?
@@ -89,13 +99,13 @@ pub(crate) fn validate(
         ),
         None => None,
     };
-    let push_type = match text("apns-push-type") {
+    let push_type = match text(&APNS_PUSH_TYPE) {
         Some(t) => t
             .parse::<PushType>()
             .map_err(|_| reject(Reason::InvalidPushType))?,
         None => PushType::Alert,
     };
-    let collapse_id = match text("apns-collapse-id") {
+    let collapse_id = match text(&APNS_COLLAPSE_ID) {
         Some(c) => Some(
             CollapseId::new(c)
                 .map_err(|_| reject(Reason::BadCollapseId))?
@@ -114,7 +124,7 @@ pub(crate) fn validate(
                 return Err(reject(Reason::BadCertificateEnvironment));
             }
             // The topic may be omitted when the certificate has just one.
-            let topic = match text("apns-topic") {
+            let topic = match text(&APNS_TOPIC) {
                 Some(t) if !t.is_empty() => t.to_string(),
                 _ => cert
                     .default_topic()
@@ -126,8 +136,8 @@ pub(crate) fn validate(
             (None, topic)
         }
         None => {
-            let key = authenticate(text("authorization"), state, conn)?;
-            let topic = text("apns-topic").ok_or_else(|| reject(Reason::MissingTopic))?;
+            let key = authenticate(text(&AUTHORIZATION), state, conn)?;
+            let topic = text(&APNS_TOPIC).ok_or_else(|| reject(Reason::MissingTopic))?;
             if topic.is_empty() {
                 return Err(reject(Reason::MissingTopic));
             }
