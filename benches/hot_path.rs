@@ -156,5 +156,54 @@ fn round_trip(c: &mut Criterion) {
     drop(mock);
 }
 
-criterion_group!(benches, notification, answer, token, round_trip);
+/// The request for a notification, and the client's rewrite of its HEADERS
+/// block (`:path` never indexed), on a block as it crossed the wire.
+fn request(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = key();
+    let (client, blocks) = rt.block_on(async {
+        let mock = MockServer::builder()
+            .trust_key(TrustedKey::new(KEY_ID, TEAM_ID, key.public_key()).unwrap())
+            .capture_header_blocks(2)
+            .start()
+            .await
+            .unwrap();
+        let client = Client::builder()
+            .endpoint(mock.endpoint())
+            .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
+            .token_auth(key, KEY_ID, TEAM_ID)
+            .build()
+            .unwrap();
+        let n = Notification::builder(TOKEN, Payload::alert("Hello"))
+            .topic("com.example.app")
+            .build()
+            .unwrap();
+        client.send(&n).await.unwrap();
+        client.send(&n).await.unwrap();
+        (client, mock.header_blocks())
+    });
+    let n = Notification::builder(TOKEN, Payload::alert("Hello"))
+        .topic("com.example.app")
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("request");
+    g.bench_function("build", |b| {
+        b.iter(|| apns_provider::__bench::build_request(&client, &n).unwrap())
+    });
+    // The second block: the first one also carries the whole token.
+    let (_, block) = blocks.last().cloned().expect("the mock captured a block");
+    g.bench_function("never_index_path", |b| {
+        b.iter_batched_ref(
+            || block.clone(),
+            |block| apns_provider::__bench::never_index_path(block),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, notification, request, answer, token, round_trip);
 criterion_main!(benches);

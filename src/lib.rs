@@ -86,6 +86,24 @@ pub mod response;
 pub mod spec;
 pub mod transport;
 
+/// Internals timed by `cargo bench` (with the testing feature, `mock`).
+/// Not part of the API: they may change or go in any release.
+#[cfg(feature = "mock")]
+#[doc(hidden)]
+pub mod __bench {
+    use crate::{Client, Notification, Result};
+
+    /// The HTTP request the client sends for `n`, with its current token.
+    pub fn build_request(client: &Client, n: &Notification) -> Result<http::Request<()>> {
+        client.build_request(n, client.provider_token().as_ref(), None)
+    }
+
+    /// The client's rewrite of a HEADERS block (`:path` never indexed).
+    pub fn never_index_path(block: &mut [u8]) -> bool {
+        crate::transport::hpack::never_index_path(block)
+    }
+}
+
 pub use auth::{
     CertEnvironment, CertificateInfo, ClientCertificate, KeyId, ProviderToken, PublicKey,
     SigningKey, TeamId, TokenCache, TokenSigner,

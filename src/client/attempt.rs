@@ -182,7 +182,7 @@ impl Client {
         }
     }
 
-    fn build_request(
+    pub(crate) fn build_request(
         &self,
         n: &Notification,
         token: Option<&ProviderToken>,
