@@ -100,12 +100,21 @@ impl Reporter {
         format: Output,
         unregistered_out: Option<files::Output>,
     ) -> Self {
+        // Big enough for the 256 lines between flushes: one write each time.
+        const OUT_BUFFER: usize = 64 * 1024;
         let is_file = results.is_some();
         let (out, out_name, out_is_terminal): (Box<dyn Write + Send>, String, bool) = match results
         {
-            Some(o) => (Box::new(std::io::BufWriter::new(o.file)), o.name, false),
+            Some(o) => (
+                Box::new(std::io::BufWriter::with_capacity(OUT_BUFFER, o.file)),
+                o.name,
+                false,
+            ),
             None => (
-                Box::new(std::io::BufWriter::new(std::io::stdout())),
+                Box::new(std::io::BufWriter::with_capacity(
+                    OUT_BUFFER,
+                    std::io::stdout(),
+                )),
                 "the results to stdout".into(),
                 std::io::stdout().is_terminal(),
             ),
