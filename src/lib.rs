@@ -33,6 +33,7 @@
 //! | [`client`] | [`Client`] and its builder |
 //! | [`keystore`] | keys in the OS keychain, a file store or the environment; named profiles |
 //! | [`mock`] | a validating mock APNs server over real TLS and HTTP/2 |
+//! | [`worker`] | the queue job format and a worker sending the jobs of a Redis stream |
 //! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, TLS, ALPN, chain) |
 //! | [`clock`] | injectable time for tests |
 //!
@@ -61,6 +62,8 @@ pub mod payload;
 pub mod response;
 pub mod spec;
 pub mod transport;
+#[cfg(feature = "worker")]
+pub mod worker;
 
 pub use auth::{
     CertEnvironment, CertificateInfo, ClientCertificate, KeyId, ProviderToken, PublicKey,

@@ -22,4 +22,5 @@ mod suite {
     mod redaction;
     mod resume;
     mod stopping;
+    mod worker;
 }

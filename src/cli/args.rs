@@ -30,6 +30,12 @@ pub enum Command {
         after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --unregistered-out prune.txt\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --resume   # finish a cut-short run"
     )]
     Send(Box<SendArgs>),
+    /// Add one job per device token to a Redis stream, for `apns worker` processes to send.
+    #[command(after_help = super::queue_args::ENQUEUE_HELP)]
+    Enqueue(Box<super::queue_args::EnqueueArgs>),
+    /// Send the jobs of a Redis stream, sharing them with other workers on any number of machines.
+    #[command(after_help = super::queue_args::WORKER_HELP)]
+    Worker(Box<super::queue_args::WorkerArgs>),
     /// Print one fresh provider token (JWT) on stdout, for curl.
     #[command(
         after_help = "EXAMPLE:\n  curl --http2 -H \"authorization: bearer $(apns token --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456)\" \\\n       -H 'apns-topic: com.example.app' -d '{\"aps\":{\"alert\":\"hi\"}}' \\\n       https://api.sandbox.push.apple.com/3/device/TOKEN"

@@ -6,13 +6,16 @@ mod bulk;
 mod cert;
 mod demo;
 mod doctor;
+mod enqueue;
 mod files;
 mod input;
 mod key;
 mod mock;
+mod queue_args;
 mod report;
 mod resume;
 mod send;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -92,6 +95,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Send(args) => send::run(*args).await,
+            Command::Enqueue(args) => enqueue::run(*args).await,
+            Command::Worker(args) => worker::run(*args).await,
             Command::Token(args) => token(args),
             Command::Mock(args) => mock::run(args).await,
             Command::Demo { output } => demo::run(output).await,

@@ -5,6 +5,7 @@
 pub mod bulk;
 pub mod certs;
 pub mod raw;
+pub mod redis;
 pub mod sends;
 
 use std::path::{Path, PathBuf};
