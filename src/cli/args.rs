@@ -54,7 +54,7 @@ pub enum Command {
     },
     /// Measure throughput, client CPU, latency and memory against a mock in its own process.
     #[command(
-        after_help = "EXAMPLES:\n  apns bench                                  # 100,000 notifications, one connection\n  apns bench --count 1000000 --connections 2  # soak: memory must not grow with the count\n  apns bench --output json"
+        after_help = "EXAMPLES:\n  apns bench                                  # 100,000 notifications, one connection\n  apns bench --count 1000000 --connections 2  # soak: memory must not grow with the count\n  apns bench --worker --workers 2 --count 200000  # apns worker processes on a Redis stream (redis-server from PATH)\n  apns bench --output json"
     )]
     Bench(BenchArgs),
     /// Check a setup step by step: clock, key, DNS, TCP, TLS, HTTP/2, certificate chain, a real send.
@@ -243,6 +243,17 @@ pub struct BenchArgs {
     /// --results ...` on it as a separate process, and report its time and peak memory.
     #[arg(long)]
     pub cli: bool,
+    /// Measure `apns worker` instead: enqueue --count jobs in Redis, run --workers worker
+    /// processes (each with --concurrency and --connections) on them, and report jobs/s.
+    #[arg(long, conflicts_with = "cli")]
+    pub worker: bool,
+    /// With --worker: how many worker processes share the stream.
+    #[arg(long, default_value = "1", value_name = "N")]
+    pub workers: usize,
+    /// With --worker: the Redis to use (default: a redis-server from PATH, started on a free
+    /// loopback port).
+    #[arg(long, value_name = "URL", requires = "worker")]
+    pub redis: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,

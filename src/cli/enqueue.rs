@@ -80,8 +80,13 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
     let mut conn = ConnectionManager::new_with_config(client, config)
         .await
         .map_err(|e| Failure {
-            code: exit::CONNECTION,
-            message: format!("cannot reach Redis at {addr}: {e}"),
+            // A refused password is a configuration error, not an outage.
+            code: if e.kind() == redis::ErrorKind::AuthenticationFailed {
+                exit::USAGE
+            } else {
+                exit::CONNECTION
+            },
+            message: format!("cannot use Redis at {addr}: {e}"),
         })?;
 
     let progress = if args.no_progress {

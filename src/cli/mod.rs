@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod bench_worker;
 mod bulk;
 mod cert;
 mod demo;

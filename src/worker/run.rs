@@ -117,10 +117,13 @@ fn failed_marker(consumer: &str, error: &str) -> String {
     format!("failed|{consumer}|{}|{}", attempt(), excerpt(error, 500))
 }
 
+/// An app resolved, or why it could not be (and when that was found).
+type Resolved = std::result::Result<App, (String, Instant)>;
+
 /// Apps resolved so far, by name.
 struct AppCache {
     resolver: Arc<dyn AppResolver>,
-    apps: Mutex<HashMap<Option<String>, std::result::Result<App, (String, Instant)>>>,
+    apps: Mutex<HashMap<Option<String>, Resolved>>,
     // One resolution at a time: they are rare, and may prompt or read files.
     resolving: tokio::sync::Mutex<()>,
 }
@@ -760,11 +763,12 @@ async fn decide(ctx: &Ctx, d: &Delivered) -> Action {
             return dead(base, format!("{which}: {e}"), false);
         }
     };
-    let mut spec = job.spec.clone();
-    match job.apns_id() {
-        Ok(id) => spec.apns_id = Some(id.to_string()),
+    let apns_id = match job.apns_id() {
+        Ok(id) => id.to_string(),
         Err(e) => return dead(base, e.to_string(), false),
-    }
+    };
+    let mut spec = job.spec;
+    spec.apns_id = Some(apns_id);
     let notification = match app.defaults.build(&spec) {
         Ok(n) => n,
         Err(e) => return dead(base, e.to_string(), false),

@@ -675,3 +675,47 @@ async fn workers_claiming_each_others_jobs_still_write_one_result_each() {
     }
     assert_eq!(rs::pending(&mut c).await, 0);
 }
+
+/// A password in the Redis URL is never printed: messages name the
+/// address only. A refused password stops the worker (exit 2): waiting
+/// cannot fix it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_the_redis_url_is_never_printed() {
+    let Some(redis) = Redis::start("redis_url_password", false) else {
+        return;
+    };
+    // This Redis has no password: AUTH with one is refused.
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port);
+    let address = format!("127.0.0.1:{}", redis.port);
+    let dir = temp_dir();
+    let key = write_file(
+        dir.path(),
+        "AuthKey_ABCDE12345.p8",
+        new_key_pem().as_bytes(),
+    );
+    let mut worker = apns();
+    worker
+        .args([
+            "worker",
+            "--redis",
+            &url,
+            "--team-id",
+            TEAM_ID,
+            "--key-file",
+        ])
+        .arg(&key);
+    let mut enqueue = apns();
+    enqueue
+        .args(["enqueue", "--alert", "hi", "00aa"])
+        .env("APNS_REDIS_URL", &url);
+    for (cmd, code) in [(worker, 2), (enqueue, 2)] {
+        let out = run(cmd).await;
+        let (out_text, err) = (stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(err.contains(&address), "names the address: {err}");
+        assert!(
+            !err.contains("s3cret") && !out_text.contains("s3cret"),
+            "{out_text}{err}"
+        );
+    }
+}
