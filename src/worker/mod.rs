@@ -63,8 +63,12 @@
 //! | `mod.rs` | [`Worker`], [`WorkerBuilder`], [`App`], [`AppResolver`], [`WorkerStats`] |
 //! | `job.rs` | the job and result formats |
 //! | `queue.rs` | Redis connections, commands and replies |
-//! | `run.rs` | the loops: read, claim, send, finish |
+//! | `run.rs` | the loops: read and claim; stopping |
+//! | `deliver.rs` | one delivery: its marker, decoding, sending |
+//! | `finish.rs` | writing outcomes: result, dead letter, acknowledgement |
 
+mod deliver;
+mod finish;
 mod job;
 mod queue;
 mod run;

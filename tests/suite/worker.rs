@@ -9,117 +9,14 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use apns_provider::mock::{Fault, MockServer, MockServerBuilder, TrustedKey};
+use apns_provider::mock::{Fault, MockServer, TrustedKey};
 use apns_provider::worker::{App, Job, JobResult, Worker};
 
 use crate::support::bulk::token;
-use crate::support::redis::{self as rs, Redis, WorkerProcess};
-use crate::support::{apns, mock_for, new_key_pem, run, stderr, stdout, temp_dir, write_file};
-use crate::support::{BUNDLE, KEY_ID, TEAM_ID};
-
-/// A Redis, a mock, a key and the mock's CA.
-struct Setup {
-    redis: Redis,
-    mock: MockServer,
-    dir: tempfile::TempDir,
-    key_path: std::path::PathBuf,
-    ca_path: std::path::PathBuf,
-}
-
-async fn setup(
-    test: &str,
-    appendonly: bool,
-    tweak: impl FnOnce(MockServerBuilder) -> MockServerBuilder,
-) -> Option<Setup> {
-    let redis = Redis::start(test, appendonly)?;
-    let dir = temp_dir();
-    let pem = new_key_pem();
-    let key_path = write_file(dir.path(), &format!("AuthKey_{KEY_ID}.p8"), pem.as_bytes());
-    let key = apns_provider::SigningKey::from_pem(pem.as_bytes()).unwrap();
-    let mock = tweak(mock_for(&key)).start().await.unwrap();
-    let ca_path = dir.path().join("ca.pem");
-    mock.write_ca_file(&ca_path).unwrap();
-    Some(Setup {
-        redis,
-        mock,
-        dir,
-        key_path,
-        ca_path,
-    })
-}
-
-impl Setup {
-    /// `apns worker` with the key, topic, mock and a short claim time.
-    fn worker(&self, name: &str, extra: &[&str]) -> WorkerProcess {
-        let mut cmd = apns();
-        cmd.args(["worker", "--redis", &self.redis.url(), "--consumer", name])
-            .arg("--key-file")
-            .arg(&self.key_path)
-            .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
-            .args(["--endpoint", &self.mock.endpoint().to_string()])
-            .arg("--ca-file")
-            .arg(&self.ca_path)
-            .args(["--stats-interval", "1s"])
-            .args(extra);
-        if !extra.contains(&"--claim-idle") {
-            cmd.args(["--claim-idle", "2s"]);
-        }
-        WorkerProcess::spawn(cmd, name)
-    }
-
-    /// `apns enqueue` of `n` tokens; returns its JSON line.
-    async fn enqueue(&self, n: u64, extra: &[&str]) -> serde_json::Value {
-        let text: String = (1..=n).map(|i| token(i) + "\n").collect();
-        let file = write_file(self.dir.path(), "tokens.txt", text.as_bytes());
-        let mut cmd = apns();
-        cmd.args(["enqueue", "--redis", &self.redis.url(), "--alert", "hi"])
-            .args(extra)
-            .arg("--tokens-file")
-            .arg(&file);
-        let out = run(cmd).await;
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
-        assert_eq!(line["enqueued"], n, "{line}");
-        line
-    }
-}
-
-/// Each of `n` tokens has exactly one result; returns them by token.
-fn one_result_each(results: &[JobResult], n: u64) -> HashMap<String, JobResult> {
-    let mut by_token: HashMap<String, JobResult> = HashMap::new();
-    for r in results {
-        let earlier = by_token.insert(r.device_token.clone(), r.clone());
-        assert!(
-            earlier.is_none(),
-            "two results for {}: {r:?}",
-            r.device_token
-        );
-    }
-    let jobs: HashSet<&str> = results.iter().map(|r| r.job.as_str()).collect();
-    assert_eq!(jobs.len(), results.len(), "one result per job id");
-    for i in 1..=n {
-        assert!(by_token.contains_key(&token(i)), "no result for job {i}");
-    }
-    assert_eq!(results.len() as u64, n);
-    by_token
-}
-
-/// How often the mock accepted each device token.
-fn accepted_by_token(mock: &MockServer) -> HashMap<String, u64> {
-    let mut counts = HashMap::new();
-    for a in mock.accepted() {
-        *counts.entry(a.device_token).or_default() += 1;
-    }
-    counts
-}
-
-async fn stop(worker: WorkerProcess) -> String {
-    worker.signal("TERM");
-    let name = worker.name.clone();
-    let (code, err) = worker.wait(Duration::from_secs(30)).await;
-    assert_eq!(code, Some(0), "worker {name} after SIGTERM: {err}");
-    err
-}
+use crate::support::redis::{self as rs, accepted_by_token, one_result_each, setup, stop};
+use crate::support::redis::{Redis, Setup, WorkerProcess};
+use crate::support::{apns, new_key_pem, run, stderr, stdout, temp_dir, write_file};
+use crate::support::{BUNDLE, TEAM_ID};
 
 /// Lists the requirement in every run: `cargo test` shows it among the
 /// ignored tests. The worker tests run when `redis-server` is installed,

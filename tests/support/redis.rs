@@ -1,6 +1,8 @@
 //! A real `redis-server` for the worker tests: started on a free loopback
 //! port in a temporary directory, restarted on the same port and data
-//! (for the outage test), stopped when dropped.
+//! (for the outage test), stopped when dropped. Also what the worker tests
+//! share: reading streams, `apns worker` processes, and a setup of Redis,
+//! mock, key and CA.
 //!
 //! Where `redis-server` is not installed the tests cannot run: under
 //! `CI=true` that is a failure; elsewhere each test says so on the
@@ -8,9 +10,17 @@
 //! `#[ignore]`d `worker_tests_need_redis_server` lists the requirement in
 //! every run's ignored tests.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use apns_provider::mock::{MockServer, MockServerBuilder};
+use apns_provider::worker::JobResult;
+
+use super::bulk::token;
+use super::{apns, mock_for, new_key_pem, run, stderr, stdout, temp_dir, write_file};
+use super::{BUNDLE, KEY_ID, TEAM_ID};
 
 /// Whether `redis-server` can be run.
 pub fn available() -> bool {
@@ -342,4 +352,110 @@ impl Drop for WorkerProcess {
             let _ = child.wait();
         }
     }
+}
+
+// The worker tests' common setup.
+
+/// A Redis, a mock, a key and the mock's CA.
+pub struct Setup {
+    pub redis: Redis,
+    pub mock: MockServer,
+    pub dir: tempfile::TempDir,
+    pub key_path: std::path::PathBuf,
+    pub ca_path: std::path::PathBuf,
+}
+
+pub async fn setup(
+    test: &str,
+    appendonly: bool,
+    tweak: impl FnOnce(MockServerBuilder) -> MockServerBuilder,
+) -> Option<Setup> {
+    let redis = Redis::start(test, appendonly)?;
+    let dir = temp_dir();
+    let pem = new_key_pem();
+    let key_path = write_file(dir.path(), &format!("AuthKey_{KEY_ID}.p8"), pem.as_bytes());
+    let key = apns_provider::SigningKey::from_pem(pem.as_bytes()).unwrap();
+    let mock = tweak(mock_for(&key)).start().await.unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    mock.write_ca_file(&ca_path).unwrap();
+    Some(Setup {
+        redis,
+        mock,
+        dir,
+        key_path,
+        ca_path,
+    })
+}
+
+impl Setup {
+    /// `apns worker` with the key, topic, mock and a short claim time.
+    pub fn worker(&self, name: &str, extra: &[&str]) -> WorkerProcess {
+        let mut cmd = apns();
+        cmd.args(["worker", "--redis", &self.redis.url(), "--consumer", name])
+            .arg("--key-file")
+            .arg(&self.key_path)
+            .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
+            .args(["--endpoint", &self.mock.endpoint().to_string()])
+            .arg("--ca-file")
+            .arg(&self.ca_path)
+            .args(["--stats-interval", "1s"])
+            .args(extra);
+        if !extra.contains(&"--claim-idle") {
+            cmd.args(["--claim-idle", "2s"]);
+        }
+        WorkerProcess::spawn(cmd, name)
+    }
+
+    /// `apns enqueue` of `n` tokens; returns its JSON line.
+    pub async fn enqueue(&self, n: u64, extra: &[&str]) -> serde_json::Value {
+        let text: String = (1..=n).map(|i| token(i) + "\n").collect();
+        let file = write_file(self.dir.path(), "tokens.txt", text.as_bytes());
+        let mut cmd = apns();
+        cmd.args(["enqueue", "--redis", &self.redis.url(), "--alert", "hi"])
+            .args(extra)
+            .arg("--tokens-file")
+            .arg(&file);
+        let out = run(cmd).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        assert_eq!(line["enqueued"], n, "{line}");
+        line
+    }
+}
+
+/// Each of `n` tokens has exactly one result; returns them by token.
+pub fn one_result_each(results: &[JobResult], n: u64) -> HashMap<String, JobResult> {
+    let mut by_token: HashMap<String, JobResult> = HashMap::new();
+    for r in results {
+        let earlier = by_token.insert(r.device_token.clone(), r.clone());
+        assert!(
+            earlier.is_none(),
+            "two results for {}: {r:?}",
+            r.device_token
+        );
+    }
+    let jobs: HashSet<&str> = results.iter().map(|r| r.job.as_str()).collect();
+    assert_eq!(jobs.len(), results.len(), "one result per job id");
+    for i in 1..=n {
+        assert!(by_token.contains_key(&token(i)), "no result for job {i}");
+    }
+    assert_eq!(results.len() as u64, n);
+    by_token
+}
+
+/// How often the mock accepted each device token.
+pub fn accepted_by_token(mock: &MockServer) -> HashMap<String, u64> {
+    let mut counts = HashMap::new();
+    for a in mock.accepted() {
+        *counts.entry(a.device_token).or_default() += 1;
+    }
+    counts
+}
+
+pub async fn stop(worker: WorkerProcess) -> String {
+    worker.signal("TERM");
+    let name = worker.name.clone();
+    let (code, err) = worker.wait(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(0), "worker {name} after SIGTERM: {err}");
+    err
 }
