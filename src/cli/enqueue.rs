@@ -164,17 +164,22 @@ struct Tally {
 }
 
 impl Tally {
-    fn json(&self, error: Option<&str>) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "enqueued": self.enqueued,
-            "first_id": self.first_id,
-            "last_id": self.last_id,
-            "invalid": self.invalid,
-        });
-        if let (Some(e), Some(o)) = (error, v.as_object_mut()) {
-            o.insert("error".into(), e.into());
+    /// `{"enqueued":N,"first_id":"...","last_id":"...","invalid":K}`, in
+    /// that order (plus `"error"` after a failure).
+    fn json(&self, error: Option<&str>) -> String {
+        let text = |v: &Option<String>| serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+        let mut line = format!(
+            "{{\"enqueued\":{},\"first_id\":{},\"last_id\":{},\"invalid\":{}",
+            self.enqueued,
+            text(&self.first_id),
+            text(&self.last_id),
+            self.invalid
+        );
+        if let Some(e) = error {
+            line.push_str(&format!(",\"error\":{}", text(&Some(e.to_string()))));
         }
-        v
+        line.push('}');
+        line
     }
 }
 

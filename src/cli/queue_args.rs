@@ -32,7 +32,13 @@ apns worker --redis redis://127.0.0.1 --delivery at-most-once --claim-idle 2m --
 pub struct RedisArgs {
     /// The Redis server: redis://[:PASSWORD@]HOST[:PORT][/DB]. Prefer APNS_REDIS_URL for a URL
     /// with a password.
-    #[arg(long = "redis", env = "APNS_REDIS_URL", value_name = "URL")]
+    // The value may hold a password: --help never shows it.
+    #[arg(
+        long = "redis",
+        env = "APNS_REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub url: String,
     /// The jobs stream.
     #[arg(long, default_value = "apns:jobs", value_name = "KEY")]

@@ -605,14 +605,105 @@ async fn a_password_in_the_redis_url_is_never_printed() {
     enqueue
         .args(["enqueue", "--alert", "hi", "00aa"])
         .env("APNS_REDIS_URL", &url);
-    for (cmd, code) in [(worker, 2), (enqueue, 2)] {
+    let mut help = apns();
+    help.args(["worker", "--help"]).env("APNS_REDIS_URL", &url);
+    for (cmd, code) in [(worker, 2), (enqueue, 2), (help, 0)] {
         let out = run(cmd).await;
         let (out_text, err) = (stdout(&out), stderr(&out));
         assert_eq!(out.status.code(), Some(code), "{err}");
-        assert!(err.contains(&address), "names the address: {err}");
+        assert!(
+            code == 0 || err.contains(&address),
+            "names the address: {err}"
+        );
         assert!(
             !err.contains("s3cret") && !out_text.contains("s3cret"),
             "{out_text}{err}"
         );
     }
+}
+
+/// `apns enqueue` writes one versioned job per valid line, with the flags'
+/// fields and each JSON line's own; invalid lines are named and left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_writes_one_versioned_job_per_valid_line() {
+    let Some(redis) = Redis::start("enqueue_lines", false) else {
+        return;
+    };
+    let dir = temp_dir();
+    let lines = format!(
+        "{}\nnot-a-token\n{{\"device_token\":\"{}\",\"priority\":5,\"push_type\":\"background\",\"payload\":{{\"aps\":{{\"content-available\":1}}}}}}\n{{\"device_token\":\"{}\",\"colour\":\"red\"}}\n",
+        token(1),
+        token(2),
+        token(3)
+    );
+    let file = write_file(dir.path(), "tokens.txt", lines.as_bytes());
+    let mut cmd = apns();
+    cmd.args(["enqueue", "--redis", &redis.url(), "--app", "myapp"])
+        .args(["--topic", BUNDLE, "--title", "Hi", "--expiration", "+1h"])
+        .arg("--tokens-file")
+        .arg(&file);
+    let out = run(cmd).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("line 2: invalid: invalid device_token"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 4: invalid") && err.contains("colour"),
+        "{err}"
+    );
+    let line = stdout(&out);
+    assert!(
+        line.starts_with("{\"enqueued\":2,\"first_id\":\""),
+        "{line}"
+    );
+    assert!(line.trim_end().ends_with(",\"invalid\":2}"), "{line}");
+
+    let mut c = redis.conn().await;
+    let entries = rs::entries(&mut c, "apns:jobs").await;
+    assert_eq!(entries.len(), 2);
+    let jobs: Vec<Job> = entries
+        .iter()
+        .map(|(_, f)| Job::from_fields(f).unwrap())
+        .collect();
+    for (job, (_, fields)) in jobs.iter().zip(&entries) {
+        assert_eq!(fields[0], ("v".to_string(), "1".to_string()), "v first");
+        assert!(uuid::Uuid::parse_str(&job.id).is_ok(), "a UUID job id");
+        assert_eq!(job.apns_id().unwrap().to_string(), job.id);
+        assert_eq!(job.app.as_deref(), Some("myapp"));
+        assert_eq!(job.spec.topic.as_deref(), Some(BUNDLE));
+        let expiration: u64 = job
+            .spec
+            .expiration
+            .as_ref()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = apns_provider::clock::now_unix_seconds();
+        assert!(
+            (now + 3500..=now + 3700).contains(&expiration),
+            "absolute: {expiration}"
+        );
+    }
+    assert_eq!(
+        jobs[0].spec.device_token.as_deref(),
+        Some(token(1).as_str())
+    );
+    assert_eq!(
+        jobs[0].spec.payload,
+        Some(serde_json::Value::String(
+            r#"{"aps":{"alert":{"title":"Hi"}}}"#.into()
+        ))
+    );
+    assert_eq!(jobs[1].spec.push_type.as_deref(), Some("background"));
+    assert_eq!(jobs[1].spec.priority, Some("5".into()));
+    assert_eq!(
+        jobs[1].spec.payload,
+        Some(serde_json::Value::String(
+            r#"{"aps":{"content-available":1}}"#.into()
+        ))
+    );
 }
