@@ -2,40 +2,7 @@
 //! entry per job. Both are flat lists of text fields, so that any producer
 //! or consumer, in any language, can `XADD` and `XREAD` them.
 //!
-//! A job (format version 1):
-//!
-//! | field | required | value |
-//! |---|---|---|
-//! | `v` | yes | `1`, the format version |
-//! | `job` | yes | a unique id (`apns enqueue` makes a UUID); at most 256 bytes |
-//! | `app` | no | a profile name: whose key sends it (else the worker's own credentials) |
-//! | `device_token` | yes | hex |
-//! | `payload` | yes | the payload, JSON text |
-//! | `topic` | no | `apns-topic` (else the app's default topic) |
-//! | `push_type` | no | `apns-push-type` (`alert` unless given) |
-//! | `priority` | no | `10`, `5` or `1` |
-//! | `expiration` | no | `0`, UNIX seconds, or `+1h` (relative to when the worker sends it) |
-//! | `collapse_id` | no | `apns-collapse-id` |
-//! | `apns_id` | no | `apns-id`, a UUID (else the `job` id when it is a UUID, else one derived from it) |
-//!
-//! Any other field is an error (typos are caught), as is a repeated field
-//! or a value over [`MAX_FIELD_BYTES`]. A version above
-//! [`FORMAT_VERSION`] is refused rather than guessed at.
-//!
-//! ```
-//! use apns_provider::worker::Job;
-//! use apns_provider::spec::NotificationSpec;
-//!
-//! let mut spec = NotificationSpec::for_token("00fc13ad");
-//! spec.payload = Some(serde_json::Value::String(r#"{"aps":{"alert":"hi"}}"#.into()));
-//! let job = Job::new("order-1234", spec).app("myapp");
-//! let fields = job.to_fields();
-//! assert!(fields.contains(&("v", "1".to_string())));
-//! assert_eq!(Job::from_fields(&fields)?, job);
-//! // The apns-id is stable across redeliveries: derived from the job id.
-//! assert_eq!(job.apns_id()?, Job::from_fields(&fields)?.apns_id()?);
-//! # Ok::<(), apns_provider::Error>(())
-//! ```
+//! The table of fields is on [`Job`]; the result's on [`JobResult`].
 
 use crate::error::{Error, Result};
 use crate::notification::{ApnsId, Notification};
@@ -81,8 +48,42 @@ pub mod field {
 
 /// One notification to send, as a queue job: its id, the app whose
 /// credentials send it, and the notification itself as a
-/// [`NotificationSpec`] (the JSON-lines format of tokens files). See the
-/// [module](self) for the fields.
+/// [`NotificationSpec`] (the JSON-lines format of tokens files).
+///
+/// A job (format version 1):
+///
+/// | field | required | value |
+/// |---|---|---|
+/// | `v` | yes | `1`, the format version |
+/// | `job` | yes | a unique id (`apns enqueue` makes a UUID); at most 256 bytes |
+/// | `app` | no | a profile name: whose key sends it (else the worker's own credentials) |
+/// | `device_token` | yes | hex |
+/// | `payload` | yes | the payload, JSON text |
+/// | `topic` | no | `apns-topic` (else the app's default topic) |
+/// | `push_type` | no | `apns-push-type` (`alert` unless given) |
+/// | `priority` | no | `10`, `5` or `1` |
+/// | `expiration` | no | `0`, UNIX seconds, or `+1h` (relative to when the worker sends it) |
+/// | `collapse_id` | no | `apns-collapse-id` |
+/// | `apns_id` | no | `apns-id`, a UUID (else the `job` id when it is a UUID, else one derived from it) |
+///
+/// Any other field is an error (typos are caught), as is a repeated field
+/// or a value over [`MAX_FIELD_BYTES`]. A version above
+/// [`FORMAT_VERSION`] is refused rather than guessed at.
+///
+/// ```
+/// use apns_provider::worker::Job;
+/// use apns_provider::spec::NotificationSpec;
+///
+/// let mut spec = NotificationSpec::for_token("00fc13ad");
+/// spec.payload = Some(serde_json::Value::String(r#"{"aps":{"alert":"hi"}}"#.into()));
+/// let job = Job::new("order-1234", spec).app("myapp");
+/// let fields = job.to_fields();
+/// assert!(fields.contains(&("v", "1".to_string())));
+/// assert_eq!(Job::from_fields(&fields)?, job);
+/// // The apns-id is stable across redeliveries: derived from the job id.
+/// assert_eq!(job.apns_id()?, Job::from_fields(&fields)?.apns_id()?);
+/// # Ok::<(), apns_provider::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Job {

@@ -2,8 +2,8 @@
 //! sharing one send job through a consumer group, with nothing lost when
 //! one of them dies (feature `worker`).
 //!
-//! Producers add one stream entry per notification (a [`Job`]: see
-//! [`job`](self::Job) for the fields, any language can `XADD` them).
+//! Producers add one stream entry per notification (a [`Job`]: see it for
+//! the fields; any language can `XADD` them).
 //! Each [`Worker`] reads jobs with `XREADGROUP`, sends them through a
 //! [`Client`] per app (credentials come from an [`AppResolver`]), and for
 //! each job writes one [`JobResult`] to a results stream and acknowledges

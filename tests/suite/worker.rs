@@ -707,3 +707,36 @@ async fn enqueue_writes_one_versioned_job_per_valid_line() {
         ))
     );
 }
+
+/// `apns enqueue` draws a progress bar on a terminal, and none in a pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_shows_progress_on_a_terminal_only() {
+    let Some(redis) = Redis::start("enqueue_progress", false) else {
+        return;
+    };
+    let dir = temp_dir();
+    let text: String = (1..=3000u64).map(|i| token(i) + "\n").collect();
+    let file = write_file(dir.path(), "tokens.txt", text.as_bytes());
+    let cmdline = format!(
+        "{} enqueue --redis {} --topic {BUNDLE} --alert hi --tokens-file {}",
+        env!("CARGO_BIN_EXE_apns"),
+        redis.url(),
+        file.display()
+    );
+    // Under a pseudo-terminal (script(1) allocates one).
+    let mut tty = std::process::Command::new("script");
+    tty.args(["-qefc", &cmdline, "/dev/null"]);
+    let out = run(tty).await;
+    let screen = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(screen.contains("3000/3000 100%"), "{screen:?}");
+    assert!(screen.contains("{\"enqueued\":3000,"), "{screen:?}");
+
+    let mut piped = std::process::Command::new("sh");
+    piped.args(["-c", &cmdline]);
+    let out = run(piped).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).is_empty(), "{:?}", stderr(&out));
+    let mut c = redis.conn().await;
+    assert_eq!(rs::len(&mut c, "apns:jobs").await, 6000);
+}
