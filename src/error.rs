@@ -182,6 +182,12 @@ pub enum Error {
     #[error("protocol error: {0}")]
     Protocol(String),
 
+    /// The job queue (Redis) failed in a way that waiting cannot fix: bad
+    /// credentials or permissions, a key of the wrong type. (Outages are
+    /// waited out, never reported as errors.)
+    #[error("Redis: {0}")]
+    Redis(String),
+
     /// APNs rejected the notification. Only produced by
     /// [`Response::error_for_status`](crate::Response::error_for_status).
     #[error("rejected by APNs: {}", .0.describe())]

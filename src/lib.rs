@@ -39,6 +39,7 @@
 //! | `mock` (feature `mock`) | a validating mock APNs server over real TLS and HTTP/2 | the types above, never the client |
 //! | `metrics` (feature `metrics`) | Prometheus metrics of running clients, and a `/metrics` listener | `client` |
 //! | `gateway` (feature `gateway`) | an authenticated HTTP gateway in front of clients (`apns serve`) | `client`, `spec`, `metrics` |
+//! | `worker` (feature `worker`) | the queue job format and a worker sending the jobs of a Redis stream | `client`, `spec` |
 //!
 //! Dependencies point one way, down this table: `client` uses `auth`,
 //! `transport`, `payload` and `notification`, which use `error` and
@@ -54,6 +55,7 @@
 //! | `mock` | `apns_provider::mock` (rcgen) |
 //! | `metrics` | `apns_provider::metrics` (prometheus-client) |
 //! | `gateway` | `apns_provider::gateway` (axum, hyper-util) |
+//! | `worker` | `apns_provider::worker` (redis, without TLS) |
 //! | `cli` (default) | the `apns` binary; turns on all of the above |
 //!
 //! Library users depend with `default-features = false`. Everything runs on
@@ -85,6 +87,8 @@ pub mod payload;
 pub mod response;
 pub mod spec;
 pub mod transport;
+#[cfg(feature = "worker")]
+pub mod worker;
 
 /// Internals timed by `cargo bench` (with the testing feature, `mock`).
 /// Not part of the API: they may change or go in any release.

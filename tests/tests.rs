@@ -26,4 +26,5 @@ mod suite {
     mod redaction;
     mod resume;
     mod stopping;
+    mod worker;
 }

@@ -33,6 +33,12 @@ pub enum Command {
         after_help = "EXAMPLES:\n  apns send --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \\\n       --topic com.example.app --env sandbox --alert 'Hello' 00fc13adff785122...\n  apns send ... --title 'Order shipped' --body 'Arrives Tuesday' --badge 1 --sound default TOKEN\n  apns send ... --push-type background --priority 5 --content-available TOKEN\n  echo '{\"aps\":{\"alert\":\"hi\"}}' | apns send ... --payload-file - TOKEN\n  apns send ... --endpoint https://127.0.0.1:8443 --ca-file mock-ca.pem --alert hi TOKEN\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --unregistered-out prune.txt\n  apns send ... --alert hi --tokens-file devices.txt --results results.jsonl --resume   # finish a cut-short run\n  apns send ... --proxy http://user:password@proxy.corp:3128 --alert hi TOKEN           # through an HTTPS proxy"
     )]
     Send(Box<SendArgs>),
+    /// Add one job per device token to a Redis stream, for `apns worker` processes to send.
+    #[command(after_help = super::queue_args::ENQUEUE_HELP)]
+    Enqueue(Box<super::queue_args::EnqueueArgs>),
+    /// Send the jobs of a Redis stream, sharing them with other workers on any number of machines.
+    #[command(after_help = super::queue_args::WORKER_HELP)]
+    Worker(Box<super::queue_args::WorkerArgs>),
     /// Print one fresh provider token (JWT) on stdout, for curl.
     #[command(
         after_help = "EXAMPLE:\n  curl --http2 -H \"authorization: bearer $(apns token --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456)\" \\\n       -H 'apns-topic: com.example.app' -d '{\"aps\":{\"alert\":\"hi\"}}' \\\n       https://api.sandbox.push.apple.com/3/device/TOKEN"
@@ -51,7 +57,7 @@ pub enum Command {
     },
     /// Measure throughput, client CPU, latency and memory against a mock in its own process.
     #[command(
-        after_help = "EXAMPLES:\n  apns bench                                  # 100,000 notifications, one connection\n  apns bench --count 1000000 --connections 2  # soak: memory must not grow with the count\n  apns bench --output json"
+        after_help = "EXAMPLES:\n  apns bench                                  # 100,000 notifications, one connection\n  apns bench --count 1000000 --connections 2  # soak: memory must not grow with the count\n  apns bench --worker --workers 2 --count 200000  # apns worker processes on a Redis stream (redis-server from PATH)\n  apns bench --output json"
     )]
     Bench(BenchArgs),
     /// Check a setup step by step: clock, key, DNS, TCP, TLS, HTTP/2, certificate chain, a real send.
@@ -247,6 +253,17 @@ pub struct BenchArgs {
     /// --results ...` on it as a separate process, and report its time and peak memory.
     #[arg(long)]
     pub cli: bool,
+    /// Measure `apns worker` instead: enqueue --count jobs in Redis, run --workers worker
+    /// processes (each with --concurrency and --connections) on them, and report jobs/s.
+    #[arg(long, conflicts_with = "cli")]
+    pub worker: bool,
+    /// With --worker: how many worker processes share the stream.
+    #[arg(long, default_value = "1", value_name = "N")]
+    pub workers: usize,
+    /// With --worker: the Redis to use (default: a redis-server from PATH, started on a free
+    /// loopback port).
+    #[arg(long, value_name = "URL", requires = "worker")]
+    pub redis: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,

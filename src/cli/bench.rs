@@ -36,6 +36,13 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
         }
     };
     let key_pem = apns_provider::auth::generate_p8_pem();
+    if args.worker {
+        let result = super::bench_worker::run(&args, &dir, &endpoint, &ca_file, &key_pem).await;
+        if let Some(m) = mock.as_mut() {
+            m.stop();
+        }
+        return result;
+    }
     if args.cli {
         let result = bench_cli(&args, &dir, &endpoint, &ca_file, &key_pem);
         if let Some(m) = mock.as_mut() {
@@ -342,7 +349,7 @@ fn check_results(path: &std::path::Path, count: u64) -> ResultCheck {
     check
 }
 
-fn vm_hwm(status: &str) -> Option<u64> {
+pub(super) fn vm_hwm(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))

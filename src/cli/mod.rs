@@ -2,18 +2,22 @@
 
 mod args;
 mod bench;
+mod bench_worker;
 mod bulk;
 mod cert;
 mod demo;
 mod doctor;
+mod enqueue;
 mod files;
 mod input;
 mod key;
 mod mock;
+mod queue_args;
 mod report;
 mod resume;
 mod send;
 mod serve;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -176,8 +180,9 @@ pub fn main() -> ExitCode {
     // One thread for a sender: the connection's driver, the sends and the
     // result lines then never wake each other across threads (on a small
     // machine that cross-thread traffic cost more than the work). The mock
-    // serves many clients and uses every core.
+    // and the gateway serve many clients and use every core.
     let mut builder = match &cli.command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
         Command::Mock(args) if args.threads != 1 => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             if args.threads > 1 {
@@ -197,6 +202,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Send(args) => send::run(*args).await,
+            Command::Enqueue(args) => enqueue::run(*args).await,
+            Command::Worker(args) => worker::run(*args).await,
             Command::Token(args) => token(args),
             Command::Mock(args) => mock::run(args).await,
             Command::Demo { output } => demo::run(output).await,

@@ -453,7 +453,7 @@ impl Progress {
         Some(Progress { state, task })
     }
 
-    fn tick(&self, error: bool) {
+    pub fn tick(&self, error: bool) {
         self.state.done.fetch_add(1, Ordering::Relaxed);
         if error {
             self.state.errors.fetch_add(1, Ordering::Relaxed);
@@ -468,7 +468,7 @@ impl Progress {
         }
     }
 
-    fn stop(self) {
+    pub fn stop(self) {
         self.task.abort();
         self.state.draw();
         eprintln!();

@@ -451,7 +451,10 @@ fn shell_quote(s: &str) -> String {
 
 /// The payload from the flags; `None` when none is given and a tokens file
 /// may carry per-line payloads.
-fn build_payload(p: &PayloadArgs, tokens_file: bool) -> Result<Option<Payload>, Failure> {
+pub(super) fn build_payload(
+    p: &PayloadArgs,
+    tokens_file: bool,
+) -> Result<Option<Payload>, Failure> {
     if let Some(json) = &p.payload {
         return Ok(Some(Payload::raw(json.clone().into_bytes())?));
     }

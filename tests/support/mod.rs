@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod certs;
 pub mod proxy;
 pub mod raw;
+pub mod redis;
 pub mod sends;
 pub mod web;
 

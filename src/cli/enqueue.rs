@@ -1,0 +1,251 @@
+//! `apns enqueue`: one job per device token, added to a Redis stream in
+//! pipelined batches, for `apns worker` processes to send.
+
+use std::time::Duration;
+
+use apns_provider::worker::Job;
+use apns_provider::{ApnsId, Expiration, Priority, PushType};
+use redis::aio::ConnectionManager;
+
+use super::input::{count_lines, spawn_reader, Defaults};
+use super::queue_args::EnqueueArgs;
+use super::report::Progress;
+use super::{exit, files, send, Failure};
+
+/// Jobs per pipeline of `XADD`s.
+const BATCH: usize = 1000;
+
+pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
+    let reads_stdin =
+        |p: &Option<std::path::PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if reads_stdin(&args.tokens_file) && reads_stdin(&args.payload.payload_file) {
+        return Err(Failure::usage(
+            "--tokens-file - and --payload-file - cannot both read stdin",
+        ));
+    }
+    if let Some(app) = &args.app {
+        if app.is_empty()
+            || app.len() > apns_provider::worker::MAX_ID_BYTES
+            || app.chars().any(char::is_control)
+        {
+            return Err(Failure::usage(format!(
+                "--app must be a profile name of 1 to {} bytes, without control characters",
+                apns_provider::worker::MAX_ID_BYTES
+            )));
+        }
+    }
+    let payload = send::build_payload(&args.payload, args.tokens_file.is_some())?;
+    let push_type: PushType = args.push_type.parse()?;
+    let defaults = Defaults::new(
+        args.topic.clone(),
+        push_type,
+        args.priority
+            .as_deref()
+            .map(str::parse::<Priority>)
+            .transpose()?,
+        args.expiration
+            .as_deref()
+            .map(str::parse::<Expiration>)
+            .transpose()?,
+        args.collapse_id.clone(),
+        args.apns_id.as_deref().map(ApnsId::parse).transpose()?,
+        payload,
+    )?;
+    if let Some(template) = defaults.template() {
+        for lint in template.lints() {
+            eprintln!("apns: warning: {lint}");
+        }
+    }
+    if args.apns_id.is_some() && (args.device_tokens.len() > 1 || args.tokens_file.is_some()) {
+        eprintln!("apns: warning: --apns-id is reused for every job; APNs and your logs will see one id for all of them");
+    }
+    let input = args
+        .tokens_file
+        .as_deref()
+        .map(files::open_input)
+        .transpose()?;
+
+    let client = redis::Client::open(args.redis.url.as_str()).map_err(|e| {
+        // Never the URL itself: it may hold a password.
+        Failure::usage(format!(
+            "--redis: not a valid Redis URL ({}); expected redis://[:PASSWORD@]HOST[:PORT][/DB]",
+            e.detail().unwrap_or(e.category())
+        ))
+    })?;
+    let addr = client.get_connection_info().addr().to_string();
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(30)))
+        .set_number_of_retries(2);
+    let mut conn = ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(|e| Failure {
+            // A refused password is a configuration error, not an outage.
+            code: if e.kind() == redis::ErrorKind::AuthenticationFailed {
+                exit::USAGE
+            } else {
+                exit::CONNECTION
+            },
+            message: format!("cannot use Redis at {addr}: {e}"),
+        })?;
+
+    let progress = if args.no_progress {
+        None
+    } else {
+        let total = match &args.tokens_file {
+            Some(path) => count_lines(path),
+            None => Some(args.device_tokens.len() as u64),
+        };
+        Progress::on_terminal(total)
+    };
+    let mut lines = spawn_reader(args.device_tokens.clone(), input.map(|i| i.source));
+    let mut tally = Tally::default();
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+    let mut ended = false;
+    while !ended {
+        // A batch: what is ready now, at most BATCH (a slow stdin is not
+        // waited for until a batch fills).
+        match lines.recv().await {
+            None => ended = true,
+            Some(line) => {
+                let mut next = Some(line);
+                while let Some(line) = next.take() {
+                    let line = match line {
+                        Ok(l) => l,
+                        Err(e) => {
+                            flush(&mut conn, &args, &mut batch, &mut tally, &progress, &addr)
+                                .await?;
+                            finish(progress, &tally);
+                            return Err(Failure::usage(e));
+                        }
+                    };
+                    match defaults.parse(&line) {
+                        Ok(n) => {
+                            let mut job =
+                                Job::from_notification(uuid::Uuid::new_v4().to_string(), &n);
+                            job.app = args.app.clone();
+                            batch.push(job);
+                        }
+                        Err(e) => {
+                            tally.invalid += 1;
+                            if let Some(p) = &progress {
+                                p.tick(true);
+                            }
+                            let at = line
+                                .number
+                                .map(|n| format!("line {n}: "))
+                                .unwrap_or_default();
+                            eprintln!("apns: {at}invalid: {e}");
+                        }
+                    }
+                    if batch.len() < BATCH {
+                        next = lines.try_recv();
+                    }
+                }
+            }
+        }
+        flush(&mut conn, &args, &mut batch, &mut tally, &progress, &addr).await?;
+    }
+    finish(progress, &tally);
+    println!("{}", tally.json(None));
+    Ok(if tally.invalid > 0 {
+        exit::USAGE
+    } else {
+        exit::OK
+    })
+}
+
+#[derive(Default)]
+struct Tally {
+    enqueued: u64,
+    invalid: u64,
+    first_id: Option<String>,
+    last_id: Option<String>,
+}
+
+impl Tally {
+    /// `{"enqueued":N,"first_id":"...","last_id":"...","invalid":K}`, in
+    /// that order (plus `"error"` after a failure).
+    fn json(&self, error: Option<&str>) -> String {
+        let text = |v: &Option<String>| serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+        let mut line = format!(
+            "{{\"enqueued\":{},\"first_id\":{},\"last_id\":{},\"invalid\":{}",
+            self.enqueued,
+            text(&self.first_id),
+            text(&self.last_id),
+            self.invalid
+        );
+        if let Some(e) = error {
+            line.push_str(&format!(",\"error\":{}", text(&Some(e.to_string()))));
+        }
+        line.push('}');
+        line
+    }
+}
+
+fn finish(progress: Option<Progress>, tally: &Tally) {
+    if let Some(p) = progress {
+        p.stop();
+    }
+    if tally.invalid > 0 {
+        eprintln!(
+            "apns: {} invalid line(s) not enqueued; {} job(s) enqueued",
+            tally.invalid, tally.enqueued
+        );
+    }
+}
+
+/// Adds the batch with one pipeline of `XADD`s. A failure stops the
+/// command (exit 3) with what was surely enqueued: a batch is not sent
+/// again blindly, since part of it may have landed.
+async fn flush(
+    conn: &mut ConnectionManager,
+    args: &EnqueueArgs,
+    batch: &mut Vec<Job>,
+    tally: &mut Tally,
+    progress: &Option<Progress>,
+    addr: &str,
+) -> Result<(), Failure> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for job in batch.iter() {
+        let cmd = pipe.cmd("XADD").arg(&args.redis.stream).arg("*");
+        for (k, v) in job.to_fields() {
+            cmd.arg(k).arg(v);
+        }
+    }
+    let ids: Result<Vec<String>, _> = pipe.query_async(conn).await;
+    match ids {
+        Ok(ids) => {
+            tally.enqueued += ids.len() as u64;
+            if tally.first_id.is_none() {
+                tally.first_id = ids.first().cloned();
+            }
+            if let Some(last) = ids.last() {
+                tally.last_id = Some(last.clone());
+            }
+            if let Some(p) = progress {
+                for _ in 0..ids.len() {
+                    p.tick(false);
+                }
+            }
+            batch.clear();
+            Ok(())
+        }
+        Err(e) => {
+            let message = format!(
+                "Redis at {addr} failed while adding a batch of {} job(s): {e}; the {} job(s) before it are enqueued (up to {}), that batch may be in part",
+                batch.len(),
+                tally.enqueued,
+                tally.last_id.as_deref().unwrap_or("none")
+            );
+            println!("{}", tally.json(Some(&message)));
+            Err(Failure {
+                code: exit::CONNECTION,
+                message,
+            })
+        }
+    }
+}

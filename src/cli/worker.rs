@@ -1,0 +1,318 @@
+//! `apns worker`: sends the jobs of a Redis stream with the library's
+//! `Worker`, resolving each job's `app` to a profile's credentials.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use apns_provider::spec::SpecDefaults;
+use apns_provider::worker::{App, AppResolver, Delivery, Worker, WorkerHandle, WorkerStats};
+use apns_provider::{Client, Endpoint, Environment, Error, RetryPolicy};
+
+use super::args::{CertArgs, KeyArgs};
+use super::queue_args::{DeliveryArg, WorkerArgs};
+use super::{exit, pick_environment, resolve, Credentials, Failure, Resolved};
+
+pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
+    if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
+        return Err(Failure::usage(
+            "--timeout must be a number of seconds above 0 and at most 86400",
+        ));
+    }
+    if args.concurrency == 0 || !(1..=super::MAX_CONNECTIONS).contains(&args.connections) {
+        return Err(Failure::usage(format!(
+            "--concurrency must be at least 1, and --connections between 1 and {}",
+            super::MAX_CONNECTIONS
+        )));
+    }
+    let timeout = Duration::from_secs_f64(args.timeout);
+    if args.claim_idle <= timeout {
+        eprintln!(
+            "apns: warning: --claim-idle {:?} is not above --timeout {:?}: a job still being sent may be claimed by another worker and sent twice",
+            args.claim_idle, timeout
+        );
+    }
+    let delivery = match args.delivery {
+        DeliveryArg::AtLeastOnce => Delivery::AtLeastOnce,
+        DeliveryArg::AtMostOnce => Delivery::AtMostOnce,
+    };
+    let endpoint = args
+        .endpoint
+        .as_deref()
+        .map(str::parse::<Endpoint>)
+        .transpose()?;
+    let resolver = Profiles {
+        environment: args.environment.clone(),
+        endpoint,
+        ca_file: args.ca_file.clone(),
+        topic: args.topic.clone(),
+        connections: args.connections,
+        timeout,
+        delivery,
+        clients: Mutex::new(HashMap::new()),
+        own: None,
+    };
+    // The worker's own credentials (for jobs without an app) are checked
+    // now: a bad --key-file stops it before it takes any job.
+    let has_own =
+        args.key.profile.is_some() || args.key.key_file.is_some() || args.cert.cert.is_some();
+    let own = if has_own {
+        Some(resolver.app(&args.key, &args.cert)?)
+    } else {
+        None
+    };
+    let resolver = Profiles { own, ..resolver };
+
+    let mut builder = Worker::builder(args.redis.url.clone(), resolver)
+        .stream(&args.redis.stream)
+        .group(&args.group)
+        .results_stream(&args.results_stream)
+        .dead_letter(&args.dead_letter)
+        .concurrency(args.concurrency)
+        .claim_idle(args.claim_idle)
+        .max_deliveries(args.max_deliveries)
+        .delivery(delivery)
+        .delete_acked(!args.keep_jobs);
+    if let Some(name) = &args.consumer {
+        builder = builder.consumer(name);
+    }
+    if let Some(n) = args.results_maxlen {
+        builder = builder.results_maxlen(n);
+    }
+    let worker = builder.build()?;
+    let handle = worker.handle();
+    eprintln!(
+        "apns worker: {} reading {} (group {}) on Redis {}; {delivery}; Ctrl-C or SIGTERM stops",
+        worker.consumer(),
+        args.redis.stream,
+        args.group,
+        worker.redis_addr()
+    );
+    let presses = listen_for_signals(handle.clone());
+    let progress = (!args.stats_interval.is_zero())
+        .then(|| tokio::spawn(progress(handle.clone(), args.stats_interval)));
+    let result = worker.run().await;
+    if let Some(p) = progress {
+        p.abort();
+    }
+    let stats = result.map_err(|e| Failure {
+        code: exit::USAGE,
+        message: e.to_string(),
+    })?;
+    eprintln!(
+        "apns worker: stopped: {} results ({} accepted, {} rejected, {} failed), {} dead-lettered, {} claimed, {} left pending to retry, {} abandoned in flight",
+        stats.results(),
+        stats.accepted,
+        stats.rejected,
+        stats.failed,
+        stats.dead_lettered,
+        stats.claimed,
+        stats.retried,
+        stats.in_flight
+    );
+    let aborted = presses.load(std::sync::atomic::Ordering::Relaxed) >= 2;
+    Ok(if aborted { exit::INTERRUPTED } else { exit::OK })
+}
+
+/// The first SIGINT or SIGTERM stops the worker gracefully, the second
+/// abandons what is in flight. Registered before the worker starts, so no
+/// signal falls to the default handler.
+fn listen_for_signals(handle: WorkerHandle) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let presses = std::sync::Arc::new(AtomicU32::new(0));
+    let counted = presses.clone();
+    let on_signal = move || {
+        let n = counted.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 {
+            eprintln!(
+                "apns worker: stopping: no new jobs; finishing the {} in flight and writing their results (signal again to abandon them)",
+                handle.stats().in_flight
+            );
+            handle.stop();
+        } else if n == 2 {
+            eprintln!(
+                "apns worker: abandoning {} job(s) in flight: they stay pending, and another worker claims them",
+                handle.stats().in_flight
+            );
+            handle.abort();
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                    on_signal();
+                }
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            on_signal();
+        }
+    });
+    presses
+}
+
+/// A line on stderr every `every`: jobs/s, in flight, pending, claimed,
+/// dead-lettered.
+async fn progress(handle: WorkerHandle, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    let mut last = handle.stats().results();
+    let mut at = std::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let s = handle.stats();
+        let rate = (s.results() - last) as f64 / at.elapsed().as_secs_f64().max(0.001);
+        last = s.results();
+        at = std::time::Instant::now();
+        eprintln!("apns worker: {rate:.0} jobs/s; {}", describe(&s));
+    }
+}
+
+fn describe(s: &WorkerStats) -> String {
+    let known = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+    format!(
+        "in flight {}; pending {}; lag {}; claimed {}; dead-lettered {}; {} results ({} accepted, {} rejected, {} failed); retried {}; taken over {}; Redis errors {}",
+        s.in_flight,
+        known(s.pending),
+        known(s.lag),
+        s.claimed,
+        s.dead_lettered,
+        s.results(),
+        s.accepted,
+        s.rejected,
+        s.failed,
+        s.retried,
+        s.taken_over,
+        s.redis_errors
+    )
+}
+
+/// Resolves a job's `app` to a profile (`keys.toml`: keychain, file or
+/// env stores), and a job without one to the worker's own credentials.
+/// Apps with the same team, key and environment (or certificate) share
+/// one client.
+struct Profiles {
+    environment: Option<String>,
+    endpoint: Option<Endpoint>,
+    ca_file: Option<std::path::PathBuf>,
+    topic: Option<String>,
+    connections: usize,
+    timeout: Duration,
+    delivery: Delivery,
+    clients: Mutex<HashMap<String, Client>>,
+    own: Option<App>,
+}
+
+impl Profiles {
+    fn app(&self, key: &KeyArgs, cert: &CertArgs) -> Result<App, Failure> {
+        let resolved = resolve(key, cert)?;
+        let environment = pick_environment(self.environment.as_deref(), &resolved)?;
+        let Resolved {
+            credentials, topic, ..
+        } = resolved;
+        let mut topic = topic.or_else(|| self.topic.clone());
+        if let Credentials::Certificate(c) = &credentials {
+            if let Some(w) = c.info().expiry_warning(
+                std::time::SystemTime::now(),
+                Duration::from_secs(30 * 86_400),
+            ) {
+                eprintln!("apns: warning: {w}");
+            }
+            topic = topic.or_else(|| c.info().default_topic());
+        }
+        let client = self.client(credentials, environment)?;
+        let mut defaults = SpecDefaults::new();
+        if let Some(t) = topic {
+            defaults = defaults.topic(t);
+        }
+        Ok(App::new(client).with_defaults(defaults.prepare()?))
+    }
+
+    fn client(
+        &self,
+        credentials: Credentials,
+        environment: Environment,
+    ) -> Result<Client, Failure> {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| Endpoint::for_environment(environment));
+        let identity = match &credentials {
+            Credentials::Token(s) => {
+                format!(
+                    "token {} {} {environment} {endpoint}",
+                    s.team_id(),
+                    s.key_id()
+                )
+            }
+            Credentials::Certificate(c) => {
+                let i = c.info();
+                format!(
+                    "certificate {} {} {} {environment} {endpoint}",
+                    i.subject, i.not_before, i.not_after
+                )
+            }
+        };
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&identity) {
+            return Ok(c.clone());
+        }
+        let mut builder = Client::builder().endpoint(endpoint);
+        builder = match credentials {
+            Credentials::Token(signer) => builder.token_signer(signer),
+            Credentials::Certificate(cert) => builder.certificate(cert),
+        };
+        builder = builder
+            .pool_size(self.connections)
+            .request_timeout(self.timeout)
+            .retry_policy(
+                RetryPolicy::default().with_resend_unknown(self.delivery == Delivery::AtLeastOnce),
+            );
+        if let Some(ca) = &self.ca_file {
+            builder = builder.add_root_certificates_file(ca);
+        }
+        let client = builder.build()?;
+        for w in client.warnings() {
+            if !w.contains("certificate") {
+                eprintln!("apns: warning: {w}");
+            }
+        }
+        clients.insert(identity, client.clone());
+        Ok(client)
+    }
+}
+
+impl AppResolver for Profiles {
+    fn resolve(&self, app: Option<&str>) -> apns_provider::Result<App> {
+        match app {
+            None => self.own.clone().ok_or_else(|| {
+                Error::Config(
+                    "no credentials: the job names no app, and the worker has none of its own (--key, --key-file or --cert)".into(),
+                )
+            }),
+            Some(name) => {
+                let key = KeyArgs {
+                    profile: Some(name.to_string()),
+                    key_file: None,
+                    key_id: None,
+                    team_id: None,
+                };
+                self.app(&key, &CertArgs::default())
+                    .map_err(|f| Error::Config(f.message))
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Writing outcomes: the finisher takes what the job tasks came to, in
+//! batches, `WATCH`es their markers, keeps the jobs whose marker is still
+//! this worker's, and in one `MULTI`/`EXEC` adds each result (and dead
+//! letter), acknowledges the job and drops its marker. A job's slot is
+//! freed only once its outcome is written, so memory stays bounded while
+//! Redis is away.
+
+use std::sync::Arc;
+
+use redis::aio::MultiplexedConnection;
+use redis::{RedisError, Value};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+use super::job::JobResult;
+use super::queue::{self, Conn, Fields};
+use super::run::{recreate_group, Ctx, Halt, RESPONSE_TIMEOUT};
+use super::{Config, Shared};
+
+/// The most outcomes one transaction writes.
+const FINISH_BATCH: usize = 512;
+
+/// What one delivery of a job came to, for the finisher.
+pub(super) enum Action {
+    /// A result to write; the job is done.
+    Result(JobResult),
+    /// A result, and the job's fields to the dead letter; the job is done.
+    Dead {
+        result: JobResult,
+        fields: Fields,
+        error: String,
+        deliveries: u64,
+    },
+    /// Failed before reaching APNs: stays pending, to be claimed and tried
+    /// again; the marker records the error.
+    Retry { marker: String },
+    /// May have reached APNs (at-least-once): stays pending with its
+    /// `sending` marker, to be sent again when claimed.
+    Release,
+}
+
+pub(super) struct Finish {
+    pub id: String,
+    pub key: String,
+    /// The marker this worker set; the outcome is written only if it is
+    /// still there.
+    pub expected: String,
+    pub action: Action,
+    pub _permit: OwnedSemaphorePermit,
+}
+
+pub(super) async fn finisher(
+    ctx: Arc<Ctx>,
+    mut rx: mpsc::UnboundedReceiver<Finish>,
+) -> std::result::Result<(), Halt> {
+    let mut conn = Conn::new(ctx.target.clone(), RESPONSE_TIMEOUT, "writing results");
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < FINISH_BATCH {
+            match rx.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        let written = write(&ctx, &mut conn, &batch).await?;
+        let s = &ctx.shared;
+        for (f, mine) in batch.into_iter().zip(written) {
+            let counter = match (&f.action, mine) {
+                (_, false) => &s.taken_over,
+                (Action::Result(r), true) if r.is_accepted() => &s.accepted,
+                (Action::Result(r), true) if r.status.is_some() => &s.rejected,
+                (Action::Result(_), true) => &s.failed,
+                (Action::Dead { .. }, true) => &s.dead_lettered,
+                (Action::Retry { .. } | Action::Release, true) => &s.retried,
+            };
+            Shared::bump(counter);
+            ctx.forget(&f.id);
+            // The slot is freed here, with `f`.
+        }
+    }
+    Ok(())
+}
+
+/// Writes a batch of outcomes in one transaction, for the jobs whose
+/// marker is still this worker's; says which were written (the others
+/// were taken over by another worker).
+async fn write(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    batch: &[Finish],
+) -> std::result::Result<Vec<bool>, Halt> {
+    let cfg = &ctx.config;
+    let involved: Vec<usize> = (0..batch.len())
+        .filter(|&i| !matches!(batch[i].action, Action::Release))
+        .collect();
+    let mut written: Vec<bool> = batch
+        .iter()
+        .map(|f| matches!(f.action, Action::Release))
+        .collect();
+    if involved.is_empty() {
+        return Ok(written);
+    }
+    let keys: Vec<&str> = involved.iter().map(|&i| batch[i].key.as_str()).collect();
+    loop {
+        let attempt: std::result::Result<Option<Vec<bool>>, RedisError> = async {
+            let c = conn.get().await?;
+            let current = watch_markers(c, &keys).await?;
+            let mut tx = redis::pipe();
+            tx.atomic();
+            let mut mine = vec![false; batch.len()];
+            for (&i, now) in involved.iter().zip(&current) {
+                let f = &batch[i];
+                if now.as_deref() != Some(f.expected.as_str()) {
+                    continue;
+                }
+                mine[i] = true;
+                queue_outcome(cfg, &mut tx, f);
+            }
+            if !mine.iter().any(|m| *m) {
+                let _: Value = redis::cmd("UNWATCH").query_async(c).await?;
+                return Ok(Some(mine));
+            }
+            // Nil: a watched marker changed meanwhile; look again.
+            let done: Option<Value> = tx.query_async(c).await?;
+            Ok(done.map(|_| mine))
+        }
+        .await;
+        match attempt {
+            Ok(Some(mine)) => {
+                conn.worked();
+                for &i in &involved {
+                    written[i] = mine[i];
+                }
+                return Ok(written);
+            }
+            Ok(None) => continue,
+            Err(e) if queue::is_fatal(&e) => {
+                return Err(Halt::Fatal(queue::fatal_error(
+                    &ctx.target,
+                    "writing results",
+                    &e,
+                )))
+            }
+            Err(e) => {
+                // A transaction that was applied before its reply was lost
+                // shows on the next round: its markers are gone.
+                let nogroup = queue::is_nogroup(&e);
+                conn.broke(&e).await;
+                if nogroup {
+                    recreate_group(ctx, conn).await;
+                }
+            }
+        }
+    }
+}
+
+/// `WATCH` the markers and read them.
+async fn watch_markers(
+    c: &mut MultiplexedConnection,
+    keys: &[&str],
+) -> std::result::Result<Vec<Option<String>>, RedisError> {
+    let replies: Vec<Value> = redis::pipe()
+        .cmd("WATCH")
+        .arg(keys)
+        .cmd("MGET")
+        .arg(keys)
+        .query_async(c)
+        .await?;
+    let values = match replies.into_iter().nth(1) {
+        Some(Value::Array(v)) => v,
+        _ => {
+            return Err(RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "MGET did not answer an array",
+            )))
+        }
+    };
+    Ok(values
+        .iter()
+        .map(|v| match v {
+            Value::Nil => None,
+            other => queue::text(other),
+        })
+        .collect())
+}
+
+/// The commands of one outcome, inside the transaction.
+fn queue_outcome(cfg: &Config, tx: &mut redis::Pipeline, f: &Finish) {
+    let add_result = |tx: &mut redis::Pipeline, r: &JobResult| {
+        let cmd = tx.cmd("XADD").arg(&cfg.results_stream);
+        if let Some(n) = cfg.results_maxlen {
+            cmd.arg("MAXLEN").arg("~").arg(n);
+        }
+        cmd.arg("*");
+        for (k, v) in r.to_fields() {
+            cmd.arg(k).arg(v);
+        }
+        cmd.ignore();
+    };
+    let done = |tx: &mut redis::Pipeline| {
+        tx.cmd("XACK")
+            .arg(&cfg.stream)
+            .arg(&cfg.group)
+            .arg(&f.id)
+            .ignore();
+        if cfg.delete_acked {
+            tx.cmd("XDEL").arg(&cfg.stream).arg(&f.id).ignore();
+        }
+        tx.cmd("DEL").arg(&f.key).ignore();
+    };
+    match &f.action {
+        Action::Result(r) => {
+            add_result(tx, r);
+            done(tx);
+        }
+        Action::Dead {
+            result,
+            fields,
+            error,
+            deliveries,
+        } => {
+            let cmd = tx.cmd("XADD").arg(&cfg.dead_letter).arg("*");
+            for (k, v) in fields.iter().filter(|(k, _)| !k.starts_with(b"dead_")) {
+                cmd.arg(k.as_slice()).arg(v.as_slice());
+            }
+            cmd.arg("dead_error")
+                .arg(error)
+                .arg("dead_entry_id")
+                .arg(&f.id)
+                .arg("dead_deliveries")
+                .arg(*deliveries)
+                .arg("dead_worker")
+                .arg(&cfg.consumer);
+            cmd.ignore();
+            add_result(tx, result);
+            done(tx);
+        }
+        Action::Retry { marker } => {
+            tx.cmd("SET")
+                .arg(&f.key)
+                .arg(marker)
+                .arg("EX")
+                .arg(cfg.marker_ttl.as_secs().max(1))
+                .ignore();
+        }
+        Action::Release => {}
+    }
+}

@@ -1,0 +1,570 @@
+//! The Redis side of the worker: connections that reopen themselves, the
+//! stream commands it uses, and their replies read into plain types.
+//!
+//! Each long-running task of a worker owns one connection (the blocking
+//! read, the claims, the finishing transactions): a `WATCH` must not be
+//! shared with another task's commands, and a blocking `XREADGROUP` would
+//! hold up everything queued behind it on a shared connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ErrorKind, RedisError, Value};
+
+use crate::backoff::Backoff;
+use crate::error::{Error, Result};
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Reconnect delays: short, so that a restarted Redis is found again
+/// within about a second (a connection attempt costs Redis little).
+const RECONNECT: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(1));
+/// While Redis stays unreachable, one warning per this period.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// Where Redis is; shown as `host:port` only (a URL may hold a password).
+pub(crate) struct Target {
+    client: redis::Client,
+    pub addr: String,
+    /// When any connection of this worker last failed.
+    last_failure: std::sync::Mutex<Option<Instant>>,
+    /// Failures seen, for the stats.
+    pub errors: std::sync::atomic::AtomicU64,
+}
+
+impl Target {
+    pub fn open(url: &str) -> Result<Target> {
+        let client = redis::Client::open(url).map_err(|e| {
+            // The URL itself is not repeated: it may hold a password.
+            Error::Config(format!(
+                "the Redis URL is not valid ({}); expected redis://[:PASSWORD@]HOST[:PORT][/DB]",
+                e.detail().unwrap_or(e.category())
+            ))
+        })?;
+        let addr = client.get_connection_info().addr().to_string();
+        Ok(Target {
+            client,
+            addr,
+            last_failure: std::sync::Mutex::new(None),
+            errors: Default::default(),
+        })
+    }
+
+    /// How long every connection has worked without a failure.
+    pub fn healthy_for(&self) -> Duration {
+        match *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(at) => at.elapsed(),
+            None => Duration::MAX,
+        }
+    }
+
+    fn failed(&self) {
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("addr", &self.addr).finish()
+    }
+}
+
+/// Errors that waiting cannot fix: bad credentials or permissions, a key
+/// of the wrong type, a command this Redis does not have.
+pub(crate) fn is_fatal(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::AuthenticationFailed
+            | ErrorKind::InvalidClientConfig
+            | ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+    ) || matches!(
+        e.code(),
+        Some("WRONGTYPE" | "NOAUTH" | "WRONGPASS" | "NOPERM")
+    ) || (e.code() == Some("ERR")
+        && e.detail()
+            .is_some_and(|d| d.starts_with("unknown command") || d.contains("syntax error")))
+}
+
+/// The group (or the whole stream) is gone: Redis restarted without its
+/// data, or someone deleted them.
+pub(crate) fn is_nogroup(e: &RedisError) -> bool {
+    e.code() == Some("NOGROUP")
+}
+
+/// A Redis error as a crate error (never quoting the URL).
+pub(crate) fn fatal_error(target: &Target, what: &str, e: &RedisError) -> Error {
+    Error::Redis(format!("{what} on {}: {e}", target.addr))
+}
+
+/// One connection owned by one task: opened on first use, dropped after an
+/// error and opened again, with backoff.
+pub(crate) struct Conn {
+    target: Arc<Target>,
+    response_timeout: Duration,
+    conn: Option<MultiplexedConnection>,
+    failures: u32,
+    warned_at: Option<Instant>,
+    down_since: Option<Instant>,
+    what: &'static str,
+}
+
+impl Conn {
+    pub fn new(target: Arc<Target>, response_timeout: Duration, what: &'static str) -> Conn {
+        Conn {
+            target,
+            response_timeout,
+            conn: None,
+            failures: 0,
+            warned_at: None,
+            down_since: None,
+            what,
+        }
+    }
+
+    /// The connection, opened if needed; an error when it cannot be opened
+    /// (the caller reports it to [`broke`](Conn::broke) and tries again).
+    pub async fn get(&mut self) -> std::result::Result<&mut MultiplexedConnection, RedisError> {
+        if self.conn.is_none() {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(self.response_timeout));
+            let conn = self
+                .target
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            self.conn = Some(conn);
+        }
+        // Just set when it was None.
+        self.conn
+            .as_mut()
+            .ok_or_else(|| RedisError::from((ErrorKind::Client, "no connection")))
+    }
+
+    /// A command worked: the connection is healthy.
+    pub fn worked(&mut self) {
+        if let Some(since) = self.down_since.take() {
+            tracing::warn!(
+                "Redis {} reachable again ({}, after {:.1} s)",
+                self.target.addr,
+                self.what,
+                since.elapsed().as_secs_f64()
+            );
+        }
+        self.failures = 0;
+        self.warned_at = None;
+    }
+
+    /// A command failed: drops the connection (the next [`get`](Conn::get)
+    /// opens another), logs the first failure of an outage and then one
+    /// every 30 s, and waits a jittered backoff.
+    pub async fn broke(&mut self, e: &RedisError) {
+        self.conn = None;
+        self.failures = self.failures.saturating_add(1);
+        self.target.failed();
+        self.down_since.get_or_insert_with(Instant::now);
+        if self.warned_at.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            self.warned_at = Some(Instant::now());
+            tracing::warn!(
+                "Redis {} ({}): {e}; retrying until it answers",
+                self.target.addr,
+                self.what
+            );
+        }
+        let backoff = Backoff::new(RECONNECT.0, RECONNECT.1);
+        tokio::time::sleep(backoff.delay(self.failures)).await;
+    }
+}
+
+/// A stream entry's fields, as Redis holds them.
+pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A stream entry; `fields` is `None` for an entry deleted from the stream
+/// while it was pending.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub id: String,
+    pub fields: Option<Fields>,
+}
+
+fn unexpected(what: &str) -> RedisError {
+    RedisError::from((
+        ErrorKind::UnexpectedReturnType,
+        "unexpected reply",
+        what.to_string(),
+    ))
+}
+
+/// The text of a simple value.
+pub(crate) fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Okay => Some("OK".into()),
+        _ => None,
+    }
+}
+
+fn bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+fn items(v: Value) -> std::result::Result<Vec<Value>, RedisError> {
+    match v {
+        Value::Array(a) | Value::Set(a) => Ok(a),
+        Value::Nil => Ok(Vec::new()),
+        Value::Map(m) => Ok(m.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+        _ => Err(unexpected("expected an array")),
+    }
+}
+
+/// `[[id, [field, value, ...]], ...]`.
+fn entries(v: Value) -> std::result::Result<Vec<Entry>, RedisError> {
+    let mut out = Vec::new();
+    for e in items(v)? {
+        let mut parts = items(e)?.into_iter();
+        let id = parts
+            .next()
+            .as_ref()
+            .and_then(text)
+            .ok_or_else(|| unexpected("an entry without an id"))?;
+        let fields = match parts.next() {
+            None | Some(Value::Nil) => None,
+            Some(list) => {
+                let flat = items(list)?;
+                let mut pairs = Vec::with_capacity(flat.len() / 2);
+                let mut it = flat.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((
+                        bytes(k).ok_or_else(|| unexpected("a field name"))?,
+                        bytes(v).ok_or_else(|| unexpected("a field value"))?,
+                    ));
+                }
+                Some(pairs)
+            }
+        };
+        out.push(Entry { id, fields });
+    }
+    Ok(out)
+}
+
+/// `XGROUP CREATE stream group 0 MKSTREAM`, at the start of the stream so
+/// that jobs added before the first worker are sent; an existing group is
+/// left as it is.
+pub(crate) async fn create_group(
+    c: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> std::result::Result<(), RedisError> {
+    let r: std::result::Result<Value, RedisError> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(c)
+        .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The type of a key (`stream`, `none`, ...).
+pub(crate) async fn key_type(
+    c: &mut MultiplexedConnection,
+    key: &str,
+) -> std::result::Result<String, RedisError> {
+    let v: Value = redis::cmd("TYPE").arg(key).query_async(c).await?;
+    Ok(text(&v).unwrap_or_default())
+}
+
+/// `XREADGROUP`: new entries (`>`, blocking up to `block`) or this
+/// consumer's own pending ones after `from` (no blocking).
+pub(crate) async fn read_group(
+    c: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    count: usize,
+    from: &str,
+    block: Option<Duration>,
+) -> std::result::Result<Vec<Entry>, RedisError> {
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
+        .arg(group)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count);
+    if let Some(b) = block {
+        cmd.arg("BLOCK").arg(b.as_millis() as u64);
+    }
+    cmd.arg("STREAMS").arg(stream).arg(from);
+    let v: Value = cmd.query_async(c).await?;
+    // [[stream, entries]] (or a map stream -> entries in RESP3); nil when
+    // the block ran out.
+    let mut out = Vec::new();
+    let list = items(v)?;
+    if list.len() == 2 && text(&list[0]).is_some() {
+        // RESP3 map, flattened: stream, entries.
+        if let Some(e) = list.into_iter().nth(1) {
+            out.extend(entries(e)?);
+        }
+        return Ok(out);
+    }
+    for per_stream in list {
+        let mut parts = items(per_stream)?.into_iter();
+        let _name = parts.next();
+        if let Some(e) = parts.next() {
+            out.extend(entries(e)?);
+        }
+    }
+    Ok(out)
+}
+
+/// What `XAUTOCLAIM` returned.
+pub(crate) struct Claimed {
+    pub cursor: String,
+    pub entries: Vec<Entry>,
+    /// Entries that were pending but are no longer in the stream (Redis 7
+    /// drops them from the pending list itself).
+    pub deleted: usize,
+}
+
+/// `XAUTOCLAIM stream group consumer min-idle cursor COUNT n`.
+pub(crate) async fn autoclaim(
+    c: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    min_idle: Duration,
+    cursor: &str,
+    count: usize,
+) -> std::result::Result<Claimed, RedisError> {
+    let v: Value = redis::cmd("XAUTOCLAIM")
+        .arg(stream)
+        .arg(group)
+        .arg(consumer)
+        .arg(min_idle.as_millis() as u64)
+        .arg(cursor)
+        .arg("COUNT")
+        .arg(count)
+        .query_async(c)
+        .await?;
+    let mut parts = items(v)?.into_iter();
+    let cursor = parts
+        .next()
+        .as_ref()
+        .and_then(text)
+        .ok_or_else(|| unexpected("XAUTOCLAIM without a cursor"))?;
+    let entries = match parts.next() {
+        Some(e) => entries(e)?,
+        None => Vec::new(),
+    };
+    let deleted = match parts.next() {
+        Some(d) => items(d)?.len(),
+        None => 0,
+    };
+    Ok(Claimed {
+        cursor,
+        entries,
+        deleted,
+    })
+}
+
+/// Entries pending in the group (delivered, not acknowledged).
+pub(crate) async fn pending_count(
+    c: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> std::result::Result<u64, RedisError> {
+    let v: Value = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .query_async(c)
+        .await?;
+    Ok(items(v)?
+        .first()
+        .and_then(text)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0))
+}
+
+/// The group's `lag` (entries not yet delivered to any consumer), from
+/// `XINFO GROUPS`; `None` when Redis does not know it (before 7.0, or
+/// after deletions).
+pub(crate) async fn group_lag(
+    c: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> std::result::Result<Option<u64>, RedisError> {
+    let v: Value = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async(c)
+        .await?;
+    for g in items(v)? {
+        let flat = items(g)?;
+        let get = |key: &str| {
+            flat.chunks(2)
+                .find(|kv| text(&kv[0]).as_deref() == Some(key))
+                .and_then(|kv| kv.get(1))
+                .and_then(text)
+        };
+        if get("name").as_deref() == Some(group) {
+            return Ok(get("lag").and_then(|l| l.parse().ok()));
+        }
+    }
+    Ok(None)
+}
+
+/// Which pending entries to look up after setting the markers: this
+/// consumer's between `first` and `last`.
+pub(crate) struct PendingRange<'a> {
+    pub stream: &'a str,
+    pub group: &'a str,
+    pub consumer: &'a str,
+    pub first: &'a str,
+    pub last: &'a str,
+    pub count: usize,
+}
+
+/// `SET key value EX ttl GET` for each marker, in one pipeline: sets every
+/// marker and returns what each held before (`None` when it did not
+/// exist). With `pending`, the pipeline then runs `XPENDING` on that range
+/// and also returns the delivery count of each entry still pending with
+/// this consumer, as seen *after* the markers were set: an entry missing
+/// there was acknowledged meanwhile (by the worker it was claimed from).
+pub(crate) async fn set_markers(
+    c: &mut MultiplexedConnection,
+    markers: &[(String, String)],
+    ttl: Duration,
+    pending: Option<&PendingRange<'_>>,
+) -> std::result::Result<(Vec<Option<String>>, Option<HashMap<String, u64>>), RedisError> {
+    let mut p = redis::pipe();
+    for (key, value) in markers {
+        p.cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("EX")
+            .arg(ttl.as_secs().max(1))
+            .arg("GET");
+    }
+    if let Some(r) = pending {
+        p.cmd("XPENDING")
+            .arg(r.stream)
+            .arg(r.group)
+            .arg(r.first)
+            .arg(r.last)
+            .arg(r.count)
+            .arg(r.consumer);
+    }
+    let mut values: Vec<Value> = p.query_async(c).await?;
+    let counts = match pending {
+        Some(_) => {
+            let rows = values
+                .pop()
+                .ok_or_else(|| unexpected("no XPENDING reply"))?;
+            let mut out = HashMap::new();
+            for row in items(rows)? {
+                let row = items(row)?;
+                // [id, consumer, idle ms, deliveries]
+                if let (Some(id), Some(n)) = (
+                    row.first().and_then(text),
+                    row.get(3).and_then(text).and_then(|t| t.parse().ok()),
+                ) {
+                    out.insert(id, n);
+                }
+            }
+            Some(out)
+        }
+        None => None,
+    };
+    let old = values
+        .iter()
+        .map(|v| match v {
+            Value::Nil => None,
+            other => text(other),
+        })
+        .collect();
+    Ok((old, counts))
+}
+
+/// Deletes keys (markers of entries dropped).
+pub(crate) async fn delete(
+    c: &mut MultiplexedConnection,
+    keys: &[String],
+) -> std::result::Result<(), RedisError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let _: Value = redis::cmd("DEL").arg(keys).query_async(c).await?;
+    Ok(())
+}
+
+/// `XACK` (entries that have nothing else to do, such as deleted ones).
+pub(crate) async fn ack(
+    c: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+    ids: &[String],
+) -> std::result::Result<(), RedisError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let _: Value = redis::cmd("XACK")
+        .arg(stream)
+        .arg(group)
+        .arg(ids)
+        .query_async(c)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn replies_are_read_in_resp2_and_resp3_shapes() {
+        let entry = |id: &str| Value::Array(vec![b(id), Value::Array(vec![b("v"), b("1")])]);
+        let resp2 = Value::Array(vec![Value::Array(vec![
+            b("s"),
+            Value::Array(vec![entry("1-0"), Value::Array(vec![b("2-0"), Value::Nil])]),
+        ])]);
+        let got = entries(items(items(resp2).unwrap().remove(0)).unwrap().remove(1)).unwrap();
+        assert_eq!(got[0].id, "1-0");
+        assert_eq!(
+            got[0].fields.as_deref(),
+            Some(&[(b"v".to_vec(), b"1".to_vec())][..])
+        );
+        assert!(got[1].fields.is_none(), "a deleted entry");
+        assert!(entries(Value::Int(3)).is_err());
+    }
+
+    #[test]
+    fn fatal_errors_are_told_from_outages() {
+        let e = RedisError::from((ErrorKind::AuthenticationFailed, "auth"));
+        assert!(is_fatal(&e));
+        let io = RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ));
+        assert!(!is_fatal(&io));
+    }
+}
