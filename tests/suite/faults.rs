@@ -271,7 +271,16 @@ async fn retries_stop_at_max_retries_and_at_the_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_limit_dropping_to_one_is_respected() {
-    let (mock, client) = setup(&[Fault::LimitDropsAfterRejection]).await;
+    // Answers take 2 ms, so streams overlap in the mock however loaded the
+    // machine is (without it, a busy machine could answer each request
+    // before the next one is read, and nothing would show the limit rose).
+    let (mock, client) = setup(&[
+        Fault::LimitDropsAfterRejection,
+        Fault::Latency {
+            delay: Duration::from_millis(2),
+        },
+    ])
+    .await;
     // Warm up: the limit rises after the first valid token, and many
     // streams run at once.
     batch(&client, 1, 1).await;
