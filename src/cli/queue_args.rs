@@ -143,6 +143,11 @@ pub struct WorkerArgs {
     /// How often to print a progress line on stderr (0 for never).
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub stats_interval: Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics (no authentication: bind to loopback or a
+    /// private address; port 0 picks one, said on stderr): outcomes and durations per app,
+    /// connections, and apns_queue_pending (jobs not yet delivered plus delivered without a result).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 
     #[command(flatten)]
     pub key: KeyArgs,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use apns_provider::metrics::Metrics;
 use apns_provider::spec::SpecDefaults;
 use apns_provider::worker::{App, AppResolver, Delivery, Worker, WorkerHandle, WorkerStats};
 use apns_provider::{Client, Endpoint, Environment, Error, RetryPolicy};
@@ -51,6 +52,7 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
         delivery,
         clients: Mutex::new(HashMap::new()),
         own: None,
+        metrics: args.metrics_listen.map(|_| Metrics::new()),
     };
     // The worker's own credentials (for jobs without an app) are checked
     // now: a bad --key-file stops it before it takes any job.
@@ -61,6 +63,10 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
     } else {
         None
     };
+    if let (Some(m), Some(own)) = (&resolver.metrics, &own) {
+        m.watch(OWN_APP, own.client());
+    }
+    let metrics = resolver.metrics.clone();
     let resolver = Profiles { own, ..resolver };
 
     let mut builder = Worker::builder(args.redis.url.clone(), resolver)
@@ -79,6 +85,16 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
     if let Some(n) = args.results_maxlen {
         builder = builder.results_maxlen(n);
     }
+    if let Some(m) = &metrics {
+        let m = m.clone();
+        builder = builder.on_sent(move |sent| {
+            m.app(sent.app.unwrap_or(OWN_APP)).record(
+                sent.notification.push_type(),
+                sent.result,
+                sent.elapsed,
+            )
+        });
+    }
     let worker = builder.build()?;
     let handle = worker.handle();
     eprintln!(
@@ -88,12 +104,27 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
         args.group,
         worker.redis_addr()
     );
+    let mut metrics_server = None;
+    if let (Some(m), Some(addr)) = (&metrics, args.metrics_listen) {
+        let server = m.listen(addr).await.map_err(|e| {
+            Failure::usage(format!("--metrics-listen {addr}: cannot listen there: {e}"))
+        })?;
+        eprintln!(
+            "apns worker: metrics at http://{}/metrics",
+            server.local_addr()
+        );
+        metrics_server = Some((server, tokio::spawn(queue_gauge(handle.clone(), m.clone()))));
+    }
     let presses = listen_for_signals(handle.clone());
     let progress = (!args.stats_interval.is_zero())
         .then(|| tokio::spawn(progress(handle.clone(), args.stats_interval)));
     let result = worker.run().await;
     if let Some(p) = progress {
         p.abort();
+    }
+    if let Some((server, gauge)) = metrics_server {
+        gauge.abort();
+        server.stop().await;
     }
     let stats = result.map_err(|e| Failure {
         code: exit::USAGE,
@@ -164,6 +195,25 @@ fn listen_for_signals(handle: WorkerHandle) -> std::sync::Arc<std::sync::atomic:
     presses
 }
 
+/// The label of jobs naming no app (sent with the worker's own
+/// credentials).
+const OWN_APP: &str = "default";
+
+/// Keeps `apns_queue_pending` at what the worker last saw of its group:
+/// entries not yet delivered to any worker plus those delivered without a
+/// result yet.
+async fn queue_gauge(handle: WorkerHandle, metrics: Metrics) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let s = handle.stats();
+        if s.lag.is_some() || s.pending.is_some() {
+            let jobs = s.lag.unwrap_or(0).saturating_add(s.pending.unwrap_or(0));
+            metrics.set_queue_pending(i64::try_from(jobs).unwrap_or(i64::MAX));
+        }
+    }
+}
+
 /// A line on stderr every `every`: jobs/s, in flight, pending, claimed,
 /// dead-lettered.
 async fn progress(handle: WorkerHandle, every: Duration) {
@@ -214,6 +264,8 @@ struct Profiles {
     delivery: Delivery,
     clients: Mutex<HashMap<String, Client>>,
     own: Option<App>,
+    /// With --metrics-listen: each app's client is watched under its name.
+    metrics: Option<Metrics>,
 }
 
 impl Profiles {
@@ -310,8 +362,13 @@ impl AppResolver for Profiles {
                     key_id: None,
                     team_id: None,
                 };
-                self.app(&key, &CertArgs::default())
-                    .map_err(|f| Error::Config(f.message))
+                let app = self
+                    .app(&key, &CertArgs::default())
+                    .map_err(|f| Error::Config(f.message))?;
+                if let Some(m) = &self.metrics {
+                    m.watch(name, app.client());
+                }
+                Ok(app)
             }
         }
     }

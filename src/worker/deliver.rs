@@ -264,7 +264,17 @@ async fn decide(ctx: &Ctx, d: &Delivered) -> Action {
             false,
         );
     }
-    match app.client.send(&notification).await {
+    let started = std::time::Instant::now();
+    let result = app.client.send(&notification).await;
+    if let Some(observe) = &ctx.on_sent {
+        observe(&super::Sent {
+            app: job.app.as_deref(),
+            notification: &notification,
+            result: &result,
+            elapsed: started.elapsed(),
+        });
+    }
+    match result {
         Ok(r) => {
             ctx.note_answer();
             Action::Result(base.answered(&r))

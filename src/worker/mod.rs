@@ -81,6 +81,8 @@ use std::time::Duration;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::notification::Notification;
+use crate::response::Response;
 use crate::spec::SpecDefaults;
 
 pub use job::{field, result_field, Job, JobResult, FORMAT_VERSION, MAX_FIELD_BYTES, MAX_ID_BYTES};
@@ -226,6 +228,24 @@ impl Config {
     }
 }
 
+/// One send to APNs a worker made, as told to an
+/// [`on_sent`](WorkerBuilder::on_sent) observer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Sent<'a> {
+    /// The job's app (`None` for a job naming none).
+    pub app: Option<&'a str>,
+    /// The notification sent.
+    pub notification: &'a Notification,
+    /// APNs' answer, or the error that kept one from coming.
+    pub result: &'a Result<Response>,
+    /// From the send to its result, retries included.
+    pub elapsed: Duration,
+}
+
+/// What [`WorkerBuilder::on_sent`] takes.
+type OnSent = Arc<dyn Fn(&Sent<'_>) + Send + Sync>;
+
 /// Configures a [`Worker`]; see [`Worker::builder`].
 #[must_use]
 pub struct WorkerBuilder {
@@ -233,6 +253,7 @@ pub struct WorkerBuilder {
     resolver: Arc<dyn AppResolver>,
     config: Config,
     claim_every: Option<Duration>,
+    on_sent: Option<OnSent>,
 }
 
 /// The consumer name used when none is given: the host name and process
@@ -326,6 +347,26 @@ impl WorkerBuilder {
         self
     }
 
+    /// Calls `observe` after each send to APNs (not for jobs that never
+    /// reach it, such as dead-lettered ones): for metrics or logs. It runs
+    /// on the worker's tasks, so it must be quick.
+    ///
+    /// ```
+    /// # use apns_provider::worker::{App, Worker};
+    /// # fn resolver(_: Option<&str>) -> apns_provider::Result<App> { unimplemented!() }
+    /// let worker = Worker::builder("redis://127.0.0.1:6379", resolver)
+    ///     .on_sent(|sent| {
+    ///         let status = sent.result.as_ref().map(|r| r.status()).ok();
+    ///         eprintln!("{:?} {:?} in {:?}", sent.app, status, sent.elapsed);
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), apns_provider::Error>(())
+    /// ```
+    pub fn on_sent(mut self, observe: impl Fn(&Sent<'_>) + Send + Sync + 'static) -> Self {
+        self.on_sent = Some(Arc::new(observe));
+        self
+    }
+
     /// Checks the settings and the URL (nothing connects before
     /// [`Worker::run`]).
     pub fn build(self) -> Result<Worker> {
@@ -368,6 +409,7 @@ impl WorkerBuilder {
             target: Arc::new(target),
             resolver: self.resolver,
             shared: Arc::new(Shared::default()),
+            on_sent: self.on_sent,
         })
     }
 }
@@ -378,6 +420,7 @@ pub struct Worker {
     target: Arc<queue::Target>,
     resolver: Arc<dyn AppResolver>,
     shared: Arc<Shared>,
+    on_sent: Option<OnSent>,
 }
 
 impl fmt::Debug for Worker {
@@ -416,6 +459,7 @@ impl Worker {
                 results_maxlen: None,
             },
             claim_every: None,
+            on_sent: None,
         }
     }
 

@@ -118,6 +118,7 @@ pub(super) struct Ctx {
     pub finish: mpsc::UnboundedSender<super::finish::Finish>,
     pause_until: Mutex<Option<Instant>>,
     fail_streak: AtomicU32,
+    pub on_sent: Option<super::OnSent>,
 }
 
 impl Ctx {
@@ -210,6 +211,7 @@ pub(crate) async fn run(worker: Worker) -> Result<WorkerStats> {
         target,
         resolver,
         shared,
+        on_sent,
     } = worker;
     let concurrency = config.concurrency;
     let handle = super::WorkerHandle {
@@ -231,6 +233,7 @@ pub(crate) async fn run(worker: Worker) -> Result<WorkerStats> {
         finish: finish_tx,
         pause_until: Mutex::new(None),
         fail_streak: AtomicU32::new(0),
+        on_sent,
     });
     let mut state = ctx.shared.state.subscribe();
 

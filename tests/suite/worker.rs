@@ -740,3 +740,57 @@ async fn enqueue_shows_progress_on_a_terminal_only() {
     let mut c = redis.conn().await;
     assert_eq!(rs::len(&mut c, "apns:jobs").await, 6000);
 }
+
+/// `apns worker --metrics-listen`: outcomes per app, the worker's
+/// connection, and the queue's depth, scraped over a real socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_serves_metrics_of_its_jobs_and_its_queue() {
+    use crate::support::web::{self, sample, ACCEPTED};
+    const N: u64 = 500;
+    let Some(s) = setup("worker_metrics", false, |m| {
+        m.unregistered(&token(7), 1_700_000_000_000)
+    })
+    .await
+    else {
+        return;
+    };
+    s.enqueue(N, &["--topic", BUNDLE]).await;
+    let w = s.worker("m1", &["--metrics-listen", "127.0.0.1:0"]);
+    rs::wait_for_len(&s.redis, "apns:results", N, Duration::from_secs(60)).await;
+    let said = w.stderr();
+    let base = said
+        .lines()
+        .find_map(|l| l.strip_prefix("apns worker: metrics at "))
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address on stderr: {said}"))
+        .to_string();
+    // The queue gauge follows the group's state (read every second or so).
+    let mut text = String::new();
+    for _ in 0..100 {
+        let a = web::request(&base, "GET", "/metrics", None, b"").await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        text = a.text();
+        if sample(&text, "apns_queue_pending") == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop(w).await;
+    assert_eq!(sample(&text, "apns_queue_pending"), Some(0.0), "{text}");
+    assert_eq!(sample(&text, ACCEPTED), Some((N - 1) as f64), "{text}");
+    let gone = r#"apns_notifications_total{outcome="rejected",reason="Unregistered",push_type="alert",app="default"}"#;
+    assert_eq!(sample(&text, gone), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, r#"apns_connections{app="default",state="open"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"apns_request_duration_seconds_count{app="default"}"#
+        ),
+        Some(N as f64),
+        "{text}"
+    );
+}
