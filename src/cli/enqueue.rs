@@ -1,11 +1,8 @@
 //! `apns enqueue`: one job per device token, added to a Redis stream in
 //! pipelined batches, for `apns worker` processes to send.
 
-use std::time::Duration;
-
-use apns_provider::worker::Job;
+use apns_provider::worker::{Job, Producer};
 use apns_provider::{ApnsId, Expiration, Priority, PushType};
-use redis::aio::ConnectionManager;
 
 use super::input::{count_lines, spawn_reader, Defaults};
 use super::queue_args::EnqueueArgs;
@@ -65,29 +62,7 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
         .map(files::open_input)
         .transpose()?;
 
-    let client = redis::Client::open(args.redis.url.as_str()).map_err(|e| {
-        // Never the URL itself: it may hold a password.
-        Failure::usage(format!(
-            "--redis: not a valid Redis URL ({}); expected redis://[:PASSWORD@]HOST[:PORT][/DB]",
-            e.detail().unwrap_or(e.category())
-        ))
-    })?;
-    let addr = client.get_connection_info().addr().to_string();
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(30)))
-        .set_number_of_retries(2);
-    let mut conn = ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(|e| Failure {
-            // A refused password is a configuration error, not an outage.
-            code: if e.kind() == redis::ErrorKind::AuthenticationFailed {
-                exit::USAGE
-            } else {
-                exit::CONNECTION
-            },
-            message: format!("cannot use Redis at {addr}: {e}"),
-        })?;
+    let producer = Producer::connect(&args.redis.url, &args.redis.stream).await?;
 
     let progress = if args.no_progress {
         None
@@ -113,8 +88,7 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
                     let line = match line {
                         Ok(l) => l,
                         Err(e) => {
-                            flush(&mut conn, &args, &mut batch, &mut tally, &progress, &addr)
-                                .await?;
+                            flush(&producer, &mut batch, &mut tally, &progress).await?;
                             finish(progress, &tally);
                             return Err(Failure::usage(e));
                         }
@@ -144,7 +118,7 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
                 }
             }
         }
-        flush(&mut conn, &args, &mut batch, &mut tally, &progress, &addr).await?;
+        flush(&producer, &mut batch, &mut tally, &progress).await?;
     }
     finish(progress, &tally);
     println!("{}", tally.json(None));
@@ -199,24 +173,15 @@ fn finish(progress: Option<Progress>, tally: &Tally) {
 /// command (exit 3) with what was surely enqueued: a batch is not sent
 /// again blindly, since part of it may have landed.
 async fn flush(
-    conn: &mut ConnectionManager,
-    args: &EnqueueArgs,
+    producer: &Producer,
     batch: &mut Vec<Job>,
     tally: &mut Tally,
     progress: &Option<Progress>,
-    addr: &str,
 ) -> Result<(), Failure> {
     if batch.is_empty() {
         return Ok(());
     }
-    let mut pipe = redis::pipe();
-    for job in batch.iter() {
-        let cmd = pipe.cmd("XADD").arg(&args.redis.stream).arg("*");
-        for (k, v) in job.to_fields() {
-            cmd.arg(k).arg(v);
-        }
-    }
-    let ids: Result<Vec<String>, _> = pipe.query_async(conn).await;
+    let ids = producer.add(batch).await;
     match ids {
         Ok(ids) => {
             tally.enqueued += ids.len() as u64;
@@ -236,8 +201,7 @@ async fn flush(
         }
         Err(e) => {
             let message = format!(
-                "Redis at {addr} failed while adding a batch of {} job(s): {e}; the {} job(s) before it are enqueued (up to {}), that batch may be in part",
-                batch.len(),
+                "{e}; the {} job(s) before that batch are enqueued (up to {}), the batch may be in part",
                 tally.enqueued,
                 tally.last_id.as_deref().unwrap_or("none")
             );

@@ -4,8 +4,9 @@
 use std::io::Write;
 use std::time::Duration;
 
-use apns_provider::gateway::{tls_config_from_pem_files, ApiTokens, App, Gateway, Limits};
+use apns_provider::gateway::{tls_config_from_pem_files, ApiTokens, App, Enqueue, Gateway, Limits};
 use apns_provider::spec::SpecDefaults;
+use apns_provider::worker::Producer;
 use apns_provider::{Client, Endpoint};
 
 use super::args::{CertArgs, KeyArgs, ServeArgs};
@@ -85,6 +86,9 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     if let Some(tls) = tls.clone() {
         builder = builder.tls(tls);
     }
+    if let Some(url) = &args.redis {
+        builder = builder.dispatch(enqueue(url, &args.stream, flags_given, &args.key).await?);
+    }
     let gateway = builder
         .api_tokens(tokens)
         .limits(limits)
@@ -123,6 +127,40 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     gateway.serve(listener, stop_signal()).await;
     eprintln!("apns: stopped");
     Ok(exit::OK)
+}
+
+/// With `--redis`: a dispatcher adding each batch to the stream. Jobs of
+/// the app the credential flags define without a profile name no app, so
+/// that workers send them with their own credentials.
+async fn enqueue(
+    url: &str,
+    stream: &str,
+    flags_given: bool,
+    key: &KeyArgs,
+) -> Result<std::sync::Arc<Enqueue>, Failure> {
+    let url = if url.is_empty() {
+        std::env::var("APNS_REDIS_URL").map_err(|_| {
+            Failure::usage(
+                "--redis without a URL reads APNS_REDIS_URL, which is not set (export APNS_REDIS_URL=redis://[:PASSWORD@]HOST[:PORT][/DB], or give --redis URL)",
+            )
+        })?
+    } else {
+        url.to_string()
+    };
+    let producer = Producer::connect(&url, stream).await.map_err(|e| {
+        let mut f = Failure::from(e);
+        f.message = format!("--redis: {}", f.message);
+        f
+    })?;
+    eprintln!(
+        "apns: enqueueing to {} on Redis {} (apns worker sends)",
+        producer.stream(),
+        producer.addr()
+    );
+    let anonymous = (flags_given && key.profile.is_none()).then_some(DEFAULT_APP);
+    Ok(std::sync::Arc::new(Enqueue::new(producer).job_app(
+        move |app| (Some(app.name()) != anonymous).then(|| app.name().to_string()),
+    )))
 }
 
 /// SIGTERM or Ctrl-C.

@@ -1,7 +1,7 @@
 //! What the gateway does with a batch once every item is valid: send it
 //! now and answer with the results ([`SendNow`], the default), or hand it to
-//! a queue and answer with job ids (a [`Dispatch`] of your own, such as a
-//! Redis Streams producer).
+//! a queue and answer with job ids ([`Enqueue`], with the feature `worker`,
+//! for `apns worker`s on Redis Streams; or a [`Dispatch`] of your own).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -125,5 +125,112 @@ async fn send_batch(batch: Batch) -> Reply {
 fn record(item: &Item, result: &crate::Result<crate::Response>, elapsed: Duration) {
     if let Some(m) = item.app.metrics() {
         m.record(item.notification.push_type(), result, elapsed);
+    }
+}
+
+/// Adds each batch to a Redis stream for `apns worker`s to send (feature
+/// `worker`), and answers `202` with the job ids, in order:
+/// `{"enqueued":N,"jobs":[{"job":"<uuid>","entry":"<stream entry id>"},...]}`.
+///
+/// Each job holds the notification as validated (the app's defaults, such
+/// as its topic, filled in) and, as its `app`, the gateway's name for the
+/// app, which the workers resolve to credentials (see
+/// [`job_app`](Enqueue::job_app) to change that). If Redis fails the
+/// answer is `503` (the gateway adds `Retry-After`), and the batch may be
+/// in part enqueued.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use apns_provider::gateway::{Enqueue, Gateway};
+/// use apns_provider::worker::Producer;
+///
+/// # async fn run(builder: apns_provider::gateway::GatewayBuilder) -> apns_provider::Result<()> {
+/// let producer = Producer::connect("redis://127.0.0.1:6379", "apns:jobs").await?;
+/// let gateway = builder.dispatch(Arc::new(Enqueue::new(producer))).build()?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "worker")]
+pub struct Enqueue {
+    producer: crate::worker::Producer,
+    job_app: JobApp,
+}
+
+/// What [`Enqueue::job_app`] takes.
+#[cfg(feature = "worker")]
+type JobApp = Box<dyn Fn(&App) -> Option<String> + Send + Sync>;
+
+#[cfg(feature = "worker")]
+impl std::fmt::Debug for Enqueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enqueue")
+            .field("producer", &self.producer)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "worker")]
+impl Enqueue {
+    /// Enqueues with `producer`.
+    pub fn new(producer: crate::worker::Producer) -> Self {
+        Enqueue {
+            producer,
+            job_app: Box::new(|app| Some(app.name().to_string())),
+        }
+    }
+
+    /// What a job's `app` is for an item of `app` (by default the app's
+    /// name; `None` for jobs the workers send with their own credentials).
+    pub fn job_app(mut self, f: impl Fn(&App) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.job_app = Box::new(f);
+        self
+    }
+
+    async fn enqueue(&self, batch: Batch) -> Reply {
+        use crate::worker::Job;
+        let jobs: Vec<Job> = batch
+            .items
+            .iter()
+            .map(|item| {
+                let mut job =
+                    Job::from_notification(uuid::Uuid::new_v4().to_string(), &item.notification);
+                job.app = (self.job_app)(&item.app);
+                job
+            })
+            .collect();
+        match self.producer.add(&jobs).await {
+            Ok(entries) => {
+                let listed: Vec<serde_json::Value> = jobs
+                    .iter()
+                    .zip(&entries)
+                    .map(|(job, entry)| json!({"job": job.id, "entry": entry}))
+                    .collect();
+                Reply::new(
+                    StatusCode::ACCEPTED,
+                    json!({"enqueued": entries.len(), "jobs": listed}),
+                )
+            }
+            Err(e) => {
+                tracing::warn!("enqueue failed: {e}");
+                Reply::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": format!("{e}; the batch may be in part enqueued"), "may_be_in_part": true}),
+                )
+            }
+        }
+    }
+}
+
+#[cfg(feature = "worker")]
+impl Dispatch for Enqueue {
+    fn dispatch(&self, batch: Batch) -> BoxFuture<'_, Reply> {
+        Box::pin(self.enqueue(batch))
+    }
+
+    fn ready(&self) -> BoxFuture<'_, std::result::Result<(), String>> {
+        Box::pin(async { self.producer.ping().await.map_err(|e| e.to_string()) })
+    }
+
+    fn name(&self) -> &'static str {
+        "enqueue"
     }
 }

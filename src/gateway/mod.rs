@@ -56,6 +56,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use auth::{ApiTokens, MIN_TOKEN_LEN};
+#[cfg(feature = "worker")]
+pub use dispatch::Enqueue;
 pub use dispatch::{Batch, Dispatch, Item, Reply, SendNow};
 pub use server::tls_config_from_pem_files;
 pub use validate::Problem;

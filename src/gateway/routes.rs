@@ -183,7 +183,16 @@ async fn notifications(State(s): St, headers: HeaderMap, body: Body) -> Response
         }
     };
     let reply = s.dispatch.dispatch(batch).await;
-    (reply.status, axum::Json(reply.body)).into_response()
+    let mut response = (reply.status, axum::Json(reply.body)).into_response();
+    // A dispatcher that cannot take the batch now (its queue is away):
+    // when to try again, as for overload.
+    if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+        let secs = s.limits.retry_after.as_secs().max(1);
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    response
 }
 
 async fn metrics(State(s): St) -> Response {

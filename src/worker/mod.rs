@@ -3,7 +3,8 @@
 //! one of them dies (feature `worker`).
 //!
 //! Producers add one stream entry per notification (a [`Job`]: see it for
-//! the fields; any language can `XADD` them).
+//! the fields; any language can `XADD` them, and a [`Producer`] does it
+//! from Rust).
 //! Each [`Worker`] reads jobs with `XREADGROUP`, sends them through a
 //! [`Client`] per app (credentials come from an [`AppResolver`]), and for
 //! each job writes one [`JobResult`] to a results stream and acknowledges
@@ -62,6 +63,7 @@
 //! |---|---|
 //! | `mod.rs` | [`Worker`], [`WorkerBuilder`], [`App`], [`AppResolver`], [`WorkerStats`] |
 //! | `job.rs` | the job and result formats |
+//! | `producer.rs` | [`Producer`]: adding jobs (`XADD`) |
 //! | `queue.rs` | Redis connections, commands and replies |
 //! | `run.rs` | the loops: read and claim; stopping |
 //! | `deliver.rs` | one delivery: its marker, decoding, sending |
@@ -70,6 +72,7 @@
 mod deliver;
 mod finish;
 mod job;
+mod producer;
 mod queue;
 mod run;
 
@@ -86,6 +89,7 @@ use crate::response::Response;
 use crate::spec::SpecDefaults;
 
 pub use job::{field, result_field, Job, JobResult, FORMAT_VERSION, MAX_FIELD_BYTES, MAX_ID_BYTES};
+pub use producer::Producer;
 
 /// What a job's `app` resolves to: the client that sends it and the
 /// defaults its notifications start from (usually just the app's topic).

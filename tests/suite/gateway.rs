@@ -510,3 +510,85 @@ async fn sigterm_finishes_the_requests_in_progress() {
         "both notifications reached APNs"
     );
 }
+
+/// `apns serve --redis`: valid batches are enqueued (202 with the job ids,
+/// nothing sent by the gateway), an invalid one adds nothing, readiness
+/// covers Redis, an `apns worker` sends the jobs, and with Redis gone the
+/// answer is 503 with Retry-After. Real redis-server, real sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_batches_are_enqueued_for_workers() {
+    use crate::support::redis::{self as rs, Redis, WorkerProcess};
+    let Some(mut redis) = Redis::start("gateway_enqueue", false) else {
+        return;
+    };
+    let (s, serve) = start(&["--redis", &redis.url()]).await;
+    let tokens: Vec<String> = (1..=3).map(bulk::token).collect();
+    let batch = Value::Array(tokens.iter().map(|t| alert(t)).collect());
+    let a = post(&serve, Some(TOKEN), &batch).await;
+    assert_eq!(a.status, 202, "{}", a.text());
+    let body = a.json();
+    assert_eq!(body["enqueued"], 3, "{body}");
+    let jobs = body["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3);
+    let mut c = redis.conn().await;
+    let entries = rs::entries(&mut c, "apns:jobs").await;
+    assert_eq!(entries.len(), 3);
+    for ((entry, fields), (job, token)) in entries.iter().zip(jobs.iter().zip(&tokens)) {
+        assert_eq!(job["entry"].as_str(), Some(entry.as_str()));
+        let field = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(field("job"), job["job"].as_str());
+        assert_eq!(field("device_token"), Some(token.as_str()));
+        // The app's defaults travel with the job; the flags' app is
+        // named by none (the workers send it with their own key).
+        assert_eq!(field("topic"), Some(BUNDLE));
+        assert_eq!(field("app"), None, "{fields:?}");
+    }
+    assert_eq!(s.mock.stats().requests, 0, "the gateway sent nothing");
+
+    // One bad item: 422, nothing added.
+    let bad = json!([alert(&tokens[0]), {"device_token": "zz", "payload": {"aps": {}}}]);
+    let a = post(&serve, Some(TOKEN), &bad).await;
+    assert_eq!(a.status, 422, "{}", a.text());
+    assert_eq!(rs::len(&mut c, "apns:jobs").await, 3);
+
+    let a = web::request(&serve.base, "GET", "/readyz", None, b"").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["dispatch"]["name"], "enqueue");
+    assert_eq!(a.json()["dispatch"]["ready"], true);
+
+    // A worker sends them.
+    let mut cmd = apns();
+    cmd.args(["worker", "--redis", &redis.url(), "--consumer", "gw"])
+        .arg("--key-file")
+        .arg(&s.key_path)
+        .args(["--team-id", TEAM_ID])
+        .args(["--endpoint", &s.mock.endpoint().to_string()])
+        .arg("--ca-file")
+        .arg(&s.ca_path);
+    let worker = WorkerProcess::spawn(cmd, "gw");
+    rs::wait_for_len(&redis, "apns:results", 3, Duration::from_secs(30)).await;
+    rs::stop(worker).await;
+    let mut sent: Vec<String> = s
+        .mock
+        .accepted()
+        .iter()
+        .map(|r| r.device_token.clone())
+        .collect();
+    sent.sort();
+    assert_eq!(sent, tokens);
+
+    // Redis gone: 503 with Retry-After, and not ready.
+    drop(c);
+    redis.stop();
+    let a = post(&serve, Some(TOKEN), &json!(alert(&tokens[0]))).await;
+    assert_eq!(a.status, 503, "{}", a.text());
+    assert!(a.header("retry-after").is_some());
+    assert!(
+        a.json()["error"].as_str().unwrap().contains("Redis"),
+        "{}",
+        a.text()
+    );
+    let a = web::request(&serve.base, "GET", "/readyz", None, b"").await;
+    assert_eq!(a.status, 503, "{}", a.text());
+    assert_eq!(a.json()["dispatch"]["ready"], false);
+}

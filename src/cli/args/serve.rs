@@ -132,6 +132,29 @@ pub struct ServeArgs {
     )]
     pub shutdown_grace: f64,
 
+    /// Enqueue each request's notifications to a Redis stream for `apns worker`s to send, and
+    /// answer 202 with the job ids, instead of sending at once. `--redis` alone takes the URL
+    /// from APNS_REDIS_URL (keeps a password out of ps); or --redis redis://[:PASSWORD@]HOST[:PORT][/DB].
+    /// Jobs carry the app's name (the workers resolve it to a profile); those of the app the
+    /// credential flags define without --key carry none (the workers' own credentials).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_missing_value = "",
+        value_name = "URL",
+        help_heading = "Queue"
+    )]
+    pub redis: Option<String>,
+    /// The jobs stream (with --redis).
+    #[arg(
+        long,
+        default_value = "apns:jobs",
+        value_name = "KEY",
+        requires = "redis",
+        help_heading = "Queue"
+    )]
+    pub stream: String,
+
     #[command(flatten)]
     pub proxy: ProxyArgs,
 }
