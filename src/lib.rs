@@ -26,11 +26,12 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`auth`] | `.p8` keys, the ES256 token signer, the token cache |
+//! | [`broadcast`] | broadcast push (iOS 18 Live Activities): channel ids, storage policies, [`Broadcast`] |
 //! | [`notification`] | device token, topic, push type, priority, expiration... and lints |
 //! | [`payload`] | the payload builder (every `aps` key) and raw JSON |
 //! | [`response`] | APNs' answer and the open [`Reason`] enum |
 //! | [`transport`] | endpoints, TLS (rustls + ring + webpki-roots), HTTP/2 connections |
-//! | [`client`] | [`Client`] and its builder |
+//! | [`client`] | [`Client`], its builder, and [`Channels`] (channel management) |
 //! | [`keystore`] | keys in the OS keychain, a file store or the environment; named profiles |
 //! | [`mock`] | a validating mock APNs server over real TLS and HTTP/2 |
 //! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, TLS, ALPN, chain) |
@@ -48,6 +49,7 @@
 
 pub mod auth;
 mod backoff;
+pub mod broadcast;
 pub mod client;
 pub mod clock;
 pub mod doctor;
@@ -66,7 +68,10 @@ pub use auth::{
     CertEnvironment, CertificateInfo, ClientCertificate, KeyId, ProviderToken, PublicKey,
     SigningKey, TeamId, TokenCache, TokenSigner,
 };
-pub use client::{Client, ClientBuilder, ClientStats, RetryPolicy, SendOutcome, ShutdownReport};
+pub use broadcast::{Broadcast, BroadcastBuilder, ChannelId, ChannelInfo, StoragePolicy};
+pub use client::{
+    Channels, Client, ClientBuilder, ClientStats, RetryPolicy, SendOutcome, ShutdownReport,
+};
 pub use error::{Error, Result};
 pub use notification::{
     ApnsId, CollapseId, DeviceToken, Expiration, Lint, Notification, NotificationBuilder, Priority,

@@ -2,8 +2,10 @@
 
 mod args;
 mod bench;
+mod broadcast;
 mod bulk;
 mod cert;
+mod channel;
 mod demo;
 mod doctor;
 mod files;
@@ -99,6 +101,8 @@ pub fn main() -> ExitCode {
             Command::Doctor(args) => doctor::run(args).await,
             Command::Cert(command) => cert::run(command),
             Command::Key(command) => key::run(command),
+            Command::Channel(command) => channel::run(command).await,
+            Command::Broadcast(args) => broadcast::run(*args).await,
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(shell, &mut Cli::command(), "apns", &mut std::io::stdout());

@@ -13,4 +13,8 @@ mod never_index;
 pub(crate) mod pool;
 pub(crate) mod tls;
 
-pub use endpoint::{Endpoint, Environment, DEVELOPMENT_ALIAS_HOST, PRODUCTION_HOST, SANDBOX_HOST};
+pub use endpoint::{
+    Endpoint, Environment, CHANNELS_PRODUCTION_HOST, CHANNELS_PRODUCTION_PORT,
+    CHANNELS_SANDBOX_HOST, CHANNELS_SANDBOX_PORT, DEVELOPMENT_ALIAS_HOST, PRODUCTION_HOST,
+    SANDBOX_HOST,
+};
