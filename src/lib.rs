@@ -37,8 +37,8 @@
 //! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, TLS, ALPN, chain) |
 //! | [`clock`] | injectable time for tests |
 //!
-//! Dependencies point one way: `client` uses `auth`, `transport`, `payload`
-//! and `notification`, which use `error`. The mock reuses the types, never
+//! Dependencies point one way: `client` uses `auth`, `transport`, `payload`,
+//! `notification` and `broadcast`, which use `error`. The mock reuses the types, never
 //! the client.
 //!
 //! Secrets (keys, tokens) print as `[redacted]` in `Debug` output and never

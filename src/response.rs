@@ -125,8 +125,8 @@ reasons! {
     ServiceUnavailable => 503, RetryNewConnection;
     /// The APNs server is shutting down.
     Shutdown => 503, RetryNewConnection;
-    /// Broadcast: the feature is not enabled for this app.
-    FeatureNotEnabled => 400, RequestBug;
+    /// Broadcast: the Broadcast capability is not enabled for this app.
+    FeatureNotEnabled => 400, Configuration;
     /// Broadcast: no `apns-channel-id`.
     MissingChannelId => 400, RequestBug;
     /// Broadcast: the channel id is malformed.

@@ -63,7 +63,7 @@ impl Broadcast {
         payload: Payload,
     ) -> BroadcastBuilder {
         BroadcastBuilder {
-            bundle_id: Topic::new(bundle_id),
+            bundle_id: super::bundle_id(bundle_id),
             channel_id: ChannelId::new(channel_id),
             payload,
             priority: None,

@@ -206,6 +206,17 @@ pub struct ChannelInfo {
     pub push_type: String,
 }
 
+/// An app's bundle id, checked as a topic and named as what it is.
+pub(crate) fn bundle_id(id: impl AsRef<str>) -> Result<crate::notification::Topic> {
+    crate::notification::Topic::new(id).map_err(|e| match e {
+        Error::InvalidField { message, .. } => Error::InvalidField {
+            field: "bundle_id",
+            message,
+        },
+        other => other,
+    })
+}
+
 /// The `push-type` of a channel, as Apple spells it in channel bodies.
 pub(crate) const CHANNEL_PUSH_TYPE: &str = "LiveActivity";
 

@@ -73,7 +73,7 @@ pub enum Command {
     Channel(ChannelCommand),
     /// Send one broadcast push to a channel: every Live Activity subscribed to it updates.
     #[command(
-        after_help = "The payload: --payload JSON, --payload-file PATH|-, or --event with its fields (aps.timestamp is set\nto now). Headers: apns-channel-id, apns-push-type: liveactivity, apns-priority (default 10) and\napns-expiration (default 0: required by channels that store no message) are always sent.\n\nEXAMPLES:\n  apns broadcast --key myapp --env sandbox --bundle-id com.example.app --channel-id dHN0LXNyY2gtY2hubA== \\\n       --event update --content-state '{\"score\":\"2-1\"}' --stale-date +15m\n  apns broadcast ... --event end --content-state '{\"score\":\"3-1\"}' --dismissal-date +1h --title 'Final' --body '3-1'\n  apns broadcast ... --payload-file update.json --priority 5 --expiration +1h --output json\n  apns broadcast ... --event update --content-state '{}' --dry-run     # validate and show; never connects\n  apns broadcast ... --event update --content-state '{}' --curl        # the equivalent curl command\n\nExit codes as for `apns send`: 0 accepted, 1 rejected (e.g. ChannelNotRegistered), 2 usage, 3 connection."
+        after_help = "The payload: --payload JSON, --payload-file PATH|-, or --event and its fields (aps.timestamp\nis set to now). Always sent: apns-channel-id, apns-push-type: liveactivity, apns-priority\n(default 10) and apns-expiration (default 0, which channels without message storage require).\n\nEXAMPLES:\n  apns broadcast --key myapp --env sandbox --bundle-id com.example.app \\\n       --channel-id dHN0LXNyY2gtY2hubA== --event update --content-state '{\"score\":\"2-1\"}'\n  apns broadcast ... --event end --content-state '{\"score\":\"3-1\"}' --dismissal-date +1h \\\n       --title 'Final' --body '3-1'\n  apns broadcast ... --payload-file update.json --priority 5 --expiration +1h --output json\n  apns broadcast ... --event update --content-state '{}' --dry-run   # never connects\n  apns broadcast ... --event update --content-state '{}' --curl      # the curl command\n\nExit codes as for `apns send`: 0 accepted, 1 rejected (e.g. ChannelNotRegistered),\n2 usage, 3 connection."
     )]
     Broadcast(Box<BroadcastArgs>),
 }
@@ -735,14 +735,6 @@ pub struct BroadcastArgs {
     /// Alert body (aps.alert.body).
     #[arg(long, value_name = "B", requires = "event", help_heading = "Payload")]
     pub body: Option<String>,
-    /// Alert sound file name, or "default".
-    #[arg(
-        long,
-        value_name = "NAME",
-        requires = "event",
-        help_heading = "Payload"
-    )]
-    pub sound: Option<String>,
 
     /// apns-priority: 10 (immediate, the default), 5 or 1.
     #[arg(long, value_name = "10|5|1")]

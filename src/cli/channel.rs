@@ -204,6 +204,7 @@ pub fn hint(reason: &Reason) -> Option<&'static str> {
         Reason::CannotCreateChannelConfig => "the app has 10,000 channels in this environment: delete unused ones (`apns channel list`, `apns channel delete`)",
         Reason::MissingChannelId | Reason::BadChannelId => "pass the channel id exactly as `apns channel create` printed it",
         Reason::FeatureNotEnabled => "enable the Broadcast capability for this App ID (Apple Developer > Identifiers > Push Notifications)",
+        Reason::InvalidPushType | Reason::MissingPushType => "channels and broadcasts are for Live Activities only (push type liveactivity)",
         Reason::TopicDisallowed => "pass the bare bundle id (no .push-type.liveactivity suffix), one the key or certificate may use",
         other => return super::report::reason_hint(other),
     })

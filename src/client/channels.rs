@@ -17,7 +17,7 @@ use super::attempt::{ManageRequest, Outgoing};
 use super::Client;
 use crate::broadcast::{Broadcast, ChannelId, ChannelInfo, StoragePolicy, CHANNEL_PUSH_TYPE};
 use crate::error::{Error, Result};
-use crate::notification::{header_value, ApnsId, Topic};
+use crate::notification::{header_value, ApnsId};
 use crate::response::Response;
 use crate::transport::connection::Timeouts;
 use crate::transport::pool::{Pool, PoolConfig};
@@ -254,13 +254,7 @@ impl Channels {
         channel_id: Option<&ChannelId>,
         body: Bytes,
     ) -> Result<Response> {
-        let bundle_id = Topic::new(bundle_id).map_err(|e| match e {
-            Error::InvalidField { message, .. } => Error::InvalidField {
-                field: "bundle_id",
-                message,
-            },
-            other => other,
-        })?;
+        let bundle_id = crate::broadcast::bundle_id(bundle_id)?;
         let path = http::uri::PathAndQuery::try_from(format!("/1/apps/{bundle_id}/{what}"))
             .map_err(|_| Error::invalid("bundle_id", "cannot be used in a request path"))?;
         let request_id = ApnsId::new_v4().to_string();
