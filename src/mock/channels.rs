@@ -60,7 +60,7 @@ impl Registry {
 
     /// A new channel, or `CannotCreateChannelConfig` at the limit (at most
     /// 10,000 per app and environment by default, as Apple).
-    fn create(
+    pub(crate) fn create(
         &mut self,
         env: Environment,
         bundle: &str,

@@ -76,6 +76,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
+use crate::broadcast::{ChannelId, StoragePolicy};
 use crate::error::{Error, Result};
 use crate::transport::Endpoint;
 
@@ -112,7 +113,7 @@ pub struct MockStats {
     pub broadcasts_rejected: u64,
     /// Channel-management requests answered (accepted or rejected).
     pub channel_requests: u64,
-    /// Channels created.
+    /// Channels created by requests (not by [`MockServer::add_channels`]).
     pub channels_created: u64,
     /// Channels deleted.
     pub channels_deleted: u64,
@@ -234,6 +235,26 @@ impl MockServer {
     /// order.
     pub fn channels(&self) -> Vec<RegisteredChannel> {
         lock(&self.state.channels).all()
+    }
+
+    /// Registers up to `count` channels for `bundle_id` in the mock's
+    /// environment, as if clients had created them, and returns their ids: a
+    /// test hook, to reach the per-app limit without thousands of requests.
+    /// Stops at the limit ([`max_channels`](MockServerBuilder::max_channels)).
+    pub fn add_channels(
+        &self,
+        bundle_id: &str,
+        policy: StoragePolicy,
+        count: usize,
+    ) -> Vec<ChannelId> {
+        let mut registry = lock(&self.state.channels);
+        (0..count)
+            .map_while(|_| {
+                registry
+                    .create(self.state.environment, bundle_id, policy)
+                    .ok()
+            })
+            .collect()
     }
 
     /// Marks a device token as unregistered from now on.

@@ -39,9 +39,13 @@ type Case = (
 
 /// A new channel without message storage, for BUNDLE.
 async fn no_storage_channel(client: &Client) -> ChannelId {
+    no_storage_channel_of(client, BUNDLE).await
+}
+
+async fn no_storage_channel_of(client: &Client, bundle_id: &str) -> ChannelId {
     client
         .channels()
-        .create(BUNDLE, StoragePolicy::NoStorage)
+        .create(bundle_id, StoragePolicy::NoStorage)
         .await
         .unwrap()
 }
@@ -182,13 +186,16 @@ async fn the_10001st_channel_of_an_app_is_refused() {
         .await
         .unwrap();
     let client = client_for(&mock, key).build().unwrap();
-    // 10,000 real creates, 200 at a time over the one channel connection.
-    let created: Vec<ChannelId> = futures_util::stream::iter(0..10_000)
+    // 9,900 channels through the mock's test hook, the last 100 through the
+    // library, 20 at a time over the one channel connection.
+    let filled = mock.add_channels(BUNDLE, StoragePolicy::NoStorage, 9_900);
+    assert_eq!(filled.len(), 9_900);
+    let created: Vec<ChannelId> = futures_util::stream::iter(0..100)
         .map(|_| {
             let channels = client.channels();
             async move { channels.create(BUNDLE, StoragePolicy::NoStorage).await }
         })
-        .buffer_unordered(200)
+        .buffer_unordered(20)
         .map(|r| r.unwrap())
         .collect()
         .await;
@@ -198,23 +205,24 @@ async fn the_10001st_channel_of_an_app_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(rejection(e), Reason::CannotCreateChannelConfig);
+    assert!(mock
+        .add_channels(BUNDLE, StoragePolicy::NoStorage, 1)
+        .is_empty());
     // Every id is distinct and listed (a body of hundreds of kilobytes).
     let listed = client.channels().list(BUNDLE).await.unwrap();
     assert_eq!(listed.len(), 10_000);
-    let mut unique = created.clone();
+    let mut unique = listed.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), 10_000);
+    assert_eq!(listed[..9_900], filled[..], "in creation order");
+    assert!(created.iter().all(|id| listed[9_900..].contains(id)));
     // The limit is per app; a deleted channel frees a place.
-    client
-        .channels()
-        .create("com.example.other", StoragePolicy::NoStorage)
-        .await
-        .unwrap();
+    no_storage_channel_of(&client, "com.example.other").await;
     client.channels().delete(BUNDLE, &created[0]).await.unwrap();
     no_storage_channel(&client).await;
     assert_eq!(mock.stats().connections, 1, "one channel connection");
-    assert_eq!(mock.stats().channels_created, 10_002);
+    assert_eq!(mock.stats().channels_created, 102);
 }
 
 /// A provider token for raw requests.
