@@ -188,8 +188,10 @@ pub enum Error {
     #[error("Redis: {0}")]
     Redis(String),
 
-    /// APNs rejected the notification. Only produced by
-    /// [`Response::error_for_status`](crate::Response::error_for_status).
+    /// APNs rejected the notification. Produced by
+    /// [`Response::error_for_status`](crate::Response::error_for_status),
+    /// and by the channel-management calls of
+    /// [`Channels`](crate::client::Channels) for any answer but a success.
     #[error("rejected by APNs: {}", .0.describe())]
     Rejected(Box<Response>),
 }

@@ -28,12 +28,13 @@
 //! | [`error`] | the one [`Error`] (predicates, typed kinds) and [`Result`] | [`response`] |
 //! | [`clock`] | injectable time, UNIX seconds, UTC dates | |
 //! | [`auth`] | `.p8` keys, ids, the ES256 token signer and checker, the token cache, client certificates | `error`, `clock`, `notification::PushType`, `transport::Environment` |
+//! | [`broadcast`] | broadcast push (iOS 18 Live Activities): channel ids, storage policies, [`Broadcast`] | `payload`, `notification`, `error` |
 //! | [`payload`] | the payload builder (every `aps` key) and raw JSON | `error` |
 //! | [`notification`] | device token, topic, push type, priority, expiration...; [`Notification`]; lints | `payload`, `error`, `clock` |
 //! | [`response`] | APNs' answer and the open [`Reason`] enum | `error`, `clock` |
 //! | [`spec`] | notifications and their results as JSON (tokens files, queue jobs, the gateway) | `notification`, `payload`, `response` |
 //! | [`transport`] | endpoints, HTTPS proxies (`CONNECT`), TLS (rustls + ring + webpki-roots), the pool, HTTP/2 connections, the byte-level shim | `response`, `error`, `backoff` |
-//! | [`client`] | [`Client`], its builder, the retry loop, [`RetryPolicy`], shutdown, stats | `auth`, `transport`, `notification`, `response` |
+//! | [`client`] | [`Client`], its builder, the retry loop, [`RetryPolicy`], [`Channels`] (channel management), shutdown, stats | `auth`, `transport`, `notification`, `broadcast`, `response` |
 //! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, proxy, TLS, ALPN, chain) | `transport` |
 //! | `keystore` (feature `keystore`) | keys in the OS keychain, a file store or the environment; named profiles | `auth` |
 //! | `mock` (feature `mock`) | a validating mock APNs server over real TLS and HTTP/2 | the types above, never the client |
@@ -42,7 +43,7 @@
 //! | `worker` (feature `worker`) | the queue job format and a worker sending the jobs of a Redis stream | `client`, `spec` |
 //!
 //! Dependencies point one way, down this table: `client` uses `auth`,
-//! `transport`, `payload` and `notification`, which use `error` and
+//! `transport`, `payload`, `notification` and `broadcast`, which use `error` and
 //! `clock`; nothing points back up. The mock reuses the types, never the
 //! client. The `apns` command line (feature `cli`) sits on top of all of it.
 //!
@@ -69,6 +70,7 @@
 
 pub mod auth;
 mod backoff;
+pub mod broadcast;
 pub mod client;
 pub mod clock;
 mod crypto;
@@ -112,7 +114,10 @@ pub use auth::{
     CertEnvironment, CertificateInfo, ClientCertificate, KeyId, ProviderToken, PublicKey,
     SigningKey, TeamId, TokenCache, TokenSigner,
 };
-pub use client::{Client, ClientBuilder, ClientStats, RetryPolicy, SendOutcome, ShutdownReport};
+pub use broadcast::{Broadcast, BroadcastBuilder, ChannelId, ChannelInfo, StoragePolicy};
+pub use client::{
+    Channels, Client, ClientBuilder, ClientStats, RetryPolicy, SendOutcome, ShutdownReport,
+};
 pub use error::{CredentialProblem, Error, KeystoreProblem, Result, TlsProblem};
 pub use notification::{
     ApnsId, CollapseId, DeviceToken, Expiration, Lint, Notification, NotificationBuilder, Priority,

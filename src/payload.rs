@@ -31,6 +31,81 @@ pub(crate) struct PayloadSummary {
     pub content_available: bool,
     /// `{"aps":{}}` and nothing else: a push that shows and does nothing.
     pub empty: bool,
+    /// The Live Activity keys, for their lints.
+    pub live: LiveSummary,
+}
+
+/// Which Live Activity keys a payload carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LiveSummary {
+    /// `aps.event`, if present.
+    pub event: Option<EventSeen>,
+    pub timestamp: bool,
+    pub content_state: bool,
+    pub attributes_type: bool,
+    pub attributes: bool,
+    pub input_push_token: bool,
+    pub input_push_channel: bool,
+    pub dismissal_date: bool,
+}
+
+/// The `aps.event` of a payload: a known event, or text that is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventSeen {
+    Start,
+    Update,
+    End,
+    Unknown,
+}
+
+impl LiveSummary {
+    fn of_raw(aps: Option<&Value>) -> Self {
+        let has = |k: &str| aps.and_then(|a| a.get(k)).is_some();
+        let event = aps.and_then(|a| a.get("event")).map(|e| match e.as_str() {
+            Some("start") => EventSeen::Start,
+            Some("update") => EventSeen::Update,
+            Some("end") => EventSeen::End,
+            _ => EventSeen::Unknown,
+        });
+        LiveSummary {
+            event,
+            timestamp: has("timestamp"),
+            content_state: has("content-state"),
+            attributes_type: has("attributes-type"),
+            attributes: has("attributes"),
+            input_push_token: has("input-push-token"),
+            input_push_channel: has("input-push-channel"),
+            dismissal_date: has("dismissal-date"),
+        }
+    }
+
+    fn of_built(aps: &Aps) -> Self {
+        LiveSummary {
+            event: aps.event.map(|e| match e {
+                LiveActivityEvent::Start => EventSeen::Start,
+                LiveActivityEvent::Update => EventSeen::Update,
+                LiveActivityEvent::End => EventSeen::End,
+            }),
+            timestamp: aps.timestamp.is_some(),
+            content_state: aps.content_state.is_some(),
+            attributes_type: aps.attributes_type.is_some(),
+            attributes: aps.attributes.is_some(),
+            input_push_token: aps.input_push_token.is_some(),
+            input_push_channel: aps.input_push_channel.is_some(),
+            dismissal_date: aps.dismissal_date.is_some(),
+        }
+    }
+
+    /// Whether the payload carries any Live Activity key.
+    pub(crate) fn any(&self) -> bool {
+        self.event.is_some()
+            || self.content_state
+            || self.attributes_type
+            || self.attributes
+            || self.input_push_token
+            || self.input_push_channel
+            || self.dismissal_date
+    }
 }
 
 /// A notification payload (the JSON body of the request).
@@ -368,12 +443,15 @@ impl PayloadBuilder {
         }
         self
     }
-    /// `aps.input-push-token: 1`: ask a push-to-start activity for its update token.
+    /// `aps.input-push-token: 1`: ask the activity a push-to-start
+    /// notification starts for its update token (start events only).
     pub fn input_push_token(mut self) -> Self {
         self.aps.input_push_token = Some(1);
         self
     }
-    /// `aps.input-push-channel`: subscribe the started activity to a broadcast channel.
+    /// `aps.input-push-channel`: subscribe the activity a push-to-start
+    /// notification starts to a broadcast channel (start events only; the
+    /// id as [`ChannelId`](crate::broadcast::ChannelId) prints it).
     pub fn input_push_channel(mut self, channel_id: impl Into<String>) -> Self {
         self.aps.input_push_channel = Some(channel_id.into());
         self
@@ -504,6 +582,7 @@ impl Payload {
                     badge: has("badge"),
                     content_available: has("content-available"),
                     empty: only_empty_aps,
+                    live: LiveSummary::of_raw(aps),
                 };
                 Ok((bytes, summary))
             }
@@ -518,6 +597,7 @@ impl Payload {
                         badge: a.badge.is_some(),
                         content_available: a.content_available.is_some(),
                         empty: built.custom.is_empty() && is_empty_aps(a),
+                        live: LiveSummary::of_built(a),
                     })
                     .unwrap_or_default();
                 let bytes = serde_json::to_vec(&built)

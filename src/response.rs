@@ -125,8 +125,8 @@ reasons! {
     ServiceUnavailable => 503, RetryNewConnection;
     /// The APNs server is shutting down.
     Shutdown => 503, RetryNewConnection;
-    /// Broadcast: the feature is not enabled for this app.
-    FeatureNotEnabled => 400, RequestBug;
+    /// Broadcast: the Broadcast capability is not enabled for this app.
+    FeatureNotEnabled => 400, Configuration;
     /// Broadcast: no `apns-channel-id`.
     MissingChannelId => 400, RequestBug;
     /// Broadcast: the channel id is malformed.
@@ -222,6 +222,18 @@ pub struct Response {
     apns_unique_id: Option<String>,
     reason: Option<Reason>,
     timestamp_ms: Option<u64>,
+    // Broadcasts and channel management only: a push leaves it `None`, so
+    // its answer costs no allocation more.
+    broadcast: Option<Box<BroadcastParts>>,
+}
+
+/// What answers to broadcasts and channel-management requests carry beyond
+/// a push's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BroadcastParts {
+    request_id: Option<String>,
+    channel_id: Option<String>,
+    body: bytes::Bytes,
 }
 
 impl Response {
@@ -261,7 +273,33 @@ impl Response {
             apns_unique_id,
             reason,
             timestamp_ms,
+            broadcast: None,
         }
+    }
+
+    /// Adds what an answer to a broadcast or a channel-management request
+    /// carries: its `apns-request-id` and `apns-channel-id` headers, and its
+    /// body (a channel's description, or a list of channels).
+    ///
+    /// ```
+    /// # use apns_provider::Response;
+    /// let r = Response::from_parts(201, None, None, b"")
+    ///     .with_broadcast_parts(Some("6e0f5d77-0b3a-4fd1-9a45-3a4e2d7b4f10".into()), Some("QUJD".into()), b"");
+    /// assert_eq!(r.apns_channel_id(), Some("QUJD"));
+    /// assert!(r.is_success() && !r.is_accepted());
+    /// ```
+    pub fn with_broadcast_parts(
+        mut self,
+        request_id: Option<String>,
+        channel_id: Option<String>,
+        body: &[u8],
+    ) -> Response {
+        self.broadcast = Some(Box::new(BroadcastParts {
+            request_id,
+            channel_id,
+            body: bytes::Bytes::copy_from_slice(body),
+        }));
+        self
     }
 
     /// The HTTP status: 200 when accepted.
@@ -271,6 +309,25 @@ impl Response {
     /// True when APNs accepted the notification (200).
     pub fn is_accepted(&self) -> bool {
         self.status == 200
+    }
+    /// True for any 2xx status: a push or broadcast accepted (200), a
+    /// channel created (201) or deleted (204).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+    /// The `apns-request-id` of an answer to a broadcast or a
+    /// channel-management request (echoed, or made up by APNs).
+    pub fn apns_request_id(&self) -> Option<&str> {
+        self.broadcast.as_ref()?.request_id.as_deref()
+    }
+    /// The `apns-channel-id` of an answer to a channel-management request
+    /// (the new channel's id, on a create).
+    pub fn apns_channel_id(&self) -> Option<&str> {
+        self.broadcast.as_ref()?.channel_id.as_deref()
+    }
+    /// The body of an answer to a channel-management request (JSON).
+    pub(crate) fn body(&self) -> &[u8] {
+        self.broadcast.as_ref().map_or(&[], |b| &b.body[..])
     }
     /// The `apns-id` APNs echoed or assigned.
     pub fn apns_id(&self) -> Option<&str> {
@@ -305,8 +362,11 @@ impl Response {
 
     /// A one-line description: `200 accepted` or `410 Unregistered (since ...)`.
     pub fn describe(&self) -> String {
-        if self.is_accepted() {
-            return format!("{} accepted", self.status);
+        match self.status {
+            201 => return "201 created".into(),
+            204 => return "204 deleted".into(),
+            s if self.is_success() => return format!("{s} accepted"),
+            _ => {}
         }
         let reason = self
             .reason

@@ -4,6 +4,8 @@
 mod support;
 
 mod suite {
+    mod broadcast;
+    mod broadcast_cli;
     mod bulk;
     mod cache;
     mod certs;

@@ -82,6 +82,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Manage broadcast channels (iOS 18 Live Activities): create, list, show, delete.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Send one broadcast push to a channel: every Live Activity subscribed to it updates.
+    #[command(
+        after_help = "The payload: --payload JSON, --payload-file PATH|-, or --event and its fields (aps.timestamp\nis set to now). Always sent: apns-channel-id, apns-push-type: liveactivity, apns-priority\n(default 10) and apns-expiration (default 0, which channels without message storage require).\n\nEXAMPLES:\n  apns broadcast --key myapp --env sandbox --bundle-id com.example.app \\\n       --channel-id dHN0LXNyY2gtY2hubA== --event update --content-state '{\"score\":\"2-1\"}'\n  apns broadcast ... --event end --content-state '{\"score\":\"3-1\"}' --dismissal-date +1h \\\n       --title 'Final' --body '3-1'\n  apns broadcast ... --payload-file update.json --priority 5 --expiration +1h --output json\n  apns broadcast ... --event update --content-state '{}' --dry-run   # never connects\n  apns broadcast ... --event update --content-state '{}' --curl      # the curl command\n\nExit codes as for `apns send`: 0 accepted, 1 rejected (e.g. ChannelNotRegistered),\n2 usage, 3 connection."
+    )]
+    Broadcast(Box<BroadcastArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -607,6 +615,9 @@ pub struct MockArgs {
     /// Benchmark mode: answer every request 200 at once, without validation or recording.
     #[arg(long)]
     pub accept_all: bool,
+    /// Broadcast channels allowed per app before a create gets CannotCreateChannelConfig (Apple: 10000).
+    #[arg(long, default_value = "10000", value_name = "N")]
+    pub max_channels: usize,
 
     /// Fault: after a connection answers N requests, send GOAWAY (once).
     #[arg(long, value_name = "N", help_heading = "Fault injection")]
@@ -676,6 +687,168 @@ pub struct MockArgs {
         help_heading = "Long-running"
     )]
     pub idle_timeout: f64,
+}
+
+/// Credentials and endpoint of `apns channel` and `apns broadcast`: as for `apns send`.
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub cert: CertArgs,
+    /// The app's bare bundle id, without a push-type suffix (default: the profile's topic, else the
+    /// certificate's bundle id).
+    #[arg(long, value_name = "BUNDLE_ID")]
+    pub bundle_id: Option<String>,
+    /// Apple environment (default: the profile's, else production). Channels are not shared between
+    /// environments.
+    #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
+    pub environment: Option<String>,
+    /// Send to this server instead of Apple's (a mock or proxy), e.g. https://127.0.0.1:8443.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Also trust the CA certificates in this PEM file (for a mock or proxy).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Limit for the request, in seconds, retries included.
+    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Output format for the result on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: Output,
+}
+
+/// Where channel-management requests go.
+#[derive(Debug, Args)]
+pub struct ChannelArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+    /// The channel-management host (default: Apple's for --env, or --endpoint when given).
+    #[arg(long, value_name = "URL")]
+    pub channels_endpoint: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Create a channel and print its id.
+    #[command(
+        after_help = "EXAMPLES:\n  apns channel create --key myapp --env sandbox --bundle-id com.example.app --storage most-recent\n  apns channel create ... --output json      # {\"channel_id\":\"...\",\"storage\":\"most-recent\"}\n\nAt most 10,000 channels per app and environment (CannotCreateChannelConfig past that)."
+    )]
+    Create {
+        #[command(flatten)]
+        args: ChannelArgs,
+        /// What APNs keeps for late subscribers: none (broadcasts must use --expiration 0), or the
+        /// most recent message (up to about 8 hours). It cannot change later.
+        #[arg(long, default_value = "none", value_name = "none|most-recent")]
+        storage: String,
+    },
+    /// List the app's channels in this environment, one id per line.
+    #[command(
+        after_help = "EXAMPLES:\n  apns channel list --key myapp --env sandbox --bundle-id com.example.app\n  apns channel list ... --output json        # {\"bundle_id\":\"...\",\"channels\":[\"...\"]}"
+    )]
+    List {
+        #[command(flatten)]
+        args: ChannelArgs,
+    },
+    /// Show a channel: its storage policy and push type.
+    #[command(
+        after_help = "EXAMPLE:\n  apns channel show --key myapp --env sandbox --bundle-id com.example.app dHN0LXNyY2gtY2hubA== --output json"
+    )]
+    Show {
+        #[command(flatten)]
+        args: ChannelArgs,
+        /// The channel id, as `apns channel create` printed it.
+        #[arg(value_name = "CHANNEL_ID")]
+        channel_id: String,
+    },
+    /// Delete a channel (irreversible: later broadcasts to it get ChannelNotRegistered).
+    #[command(
+        after_help = "EXAMPLE:\n  apns channel delete --key myapp --env sandbox --bundle-id com.example.app dHN0LXNyY2gtY2hubA=="
+    )]
+    Delete {
+        #[command(flatten)]
+        args: ChannelArgs,
+        /// The channel id.
+        #[arg(value_name = "CHANNEL_ID")]
+        channel_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+    /// The channel to broadcast to (apns-channel-id), as `apns channel create` printed it.
+    #[arg(long, value_name = "ID")]
+    pub channel_id: String,
+
+    /// The whole payload as JSON, sent byte for byte.
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["payload_file", "event"], help_heading = "Payload")]
+    pub payload: Option<String>,
+    /// Read the payload JSON from a file, or from stdin with "-".
+    #[arg(
+        long,
+        value_name = "PATH|-",
+        conflicts_with = "event",
+        help_heading = "Payload"
+    )]
+    pub payload_file: Option<PathBuf>,
+    /// aps.event: update or end (start is a push-to-start notification to a device, not a broadcast).
+    #[arg(long, value_name = "start|update|end", help_heading = "Payload")]
+    pub event: Option<String>,
+    /// aps.content-state: the Live Activity's dynamic data, as JSON.
+    #[arg(
+        long,
+        value_name = "JSON",
+        requires = "event",
+        help_heading = "Payload"
+    )]
+    pub content_state: Option<String>,
+    /// aps.stale-date: UNIX seconds, or +DURATION such as +15m.
+    #[arg(long, value_name = "T", requires = "event", help_heading = "Payload")]
+    pub stale_date: Option<String>,
+    /// aps.dismissal-date (end events): UNIX seconds, or +DURATION such as +1h.
+    #[arg(long, value_name = "T", requires = "event", help_heading = "Payload")]
+    pub dismissal_date: Option<String>,
+    /// aps.relevance-score, from 0.0 to 1.0.
+    #[arg(
+        long,
+        value_name = "SCORE",
+        requires = "event",
+        help_heading = "Payload"
+    )]
+    pub relevance_score: Option<f64>,
+    /// A plain alert: aps.alert = TEXT.
+    #[arg(long, value_name = "TEXT", requires = "event", conflicts_with_all = ["title", "body"], help_heading = "Payload")]
+    pub alert: Option<String>,
+    /// Alert title (aps.alert.title).
+    #[arg(long, value_name = "T", requires = "event", help_heading = "Payload")]
+    pub title: Option<String>,
+    /// Alert body (aps.alert.body).
+    #[arg(long, value_name = "B", requires = "event", help_heading = "Payload")]
+    pub body: Option<String>,
+
+    /// apns-priority: 10 (immediate, the default), 5 or 1.
+    #[arg(long, value_name = "10|5|1")]
+    pub priority: Option<String>,
+    /// apns-expiration: 0 (the default: do not store), UNIX seconds, or +DURATION such as +1h. Only
+    /// channels created with --storage most-recent take a later time (others: BadExpirationDate).
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub expiration: Option<String>,
+    /// apns-request-id (a UUID); APNs makes one when omitted.
+    #[arg(long, value_name = "UUID")]
+    pub request_id: Option<String>,
+
+    /// Build and validate the broadcast (payload size, lints, fields) without connecting; print
+    /// what would be sent.
+    #[arg(long, conflicts_with = "curl", help_heading = "Checking")]
+    pub dry_run: bool,
+    /// Print the equivalent curl command instead of sending.
+    #[arg(long, help_heading = "Checking")]
+    pub curl: bool,
+    /// With --curl: put the real provider token in the command instead of $(apns token ...).
+    #[arg(long, requires = "curl", help_heading = "Checking")]
+    pub reveal: bool,
 }
 
 #[cfg(test)]

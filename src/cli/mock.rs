@@ -34,6 +34,7 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
     }
     builder = builder
         .accept_all(args.accept_all)
+        .max_channels(args.max_channels)
         .keep(args.keep)
         .handshake_timeout(seconds("--handshake-timeout", args.handshake_timeout)?)
         .idle_timeout(seconds("--idle-timeout", args.idle_timeout)?);

@@ -3,8 +3,10 @@
 mod args;
 mod bench;
 mod bench_worker;
+mod broadcast;
 mod bulk;
 mod cert;
+mod channel;
 mod demo;
 mod doctor;
 mod enqueue;
@@ -212,6 +214,8 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(*args).await,
             Command::Cert(command) => cert::run(command),
             Command::Key(command) => key::run(command),
+            Command::Channel(command) => channel::run(command).await,
+            Command::Broadcast(args) => broadcast::run(*args).await,
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(shell, &mut Cli::command(), "apns", &mut std::io::stdout());

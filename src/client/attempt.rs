@@ -1,10 +1,12 @@
-//! One `send`, from the first attempt to the final answer: leasing a
+//! One request, from the first attempt to the final answer: leasing a
 //! stream, building the request, and deciding after each attempt whether
 //! to retry (a transient answer), resend (a request the server never
-//! processed), re-mint (an expired provider token) or stop.
+//! processed), re-mint (an expired provider token) or stop. The same loop
+//! serves pushes, broadcasts and channel-management requests.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use tokio::time::Instant;
 
@@ -13,22 +15,84 @@ use super::{Client, Credentials};
 #[allow(unused_imports)] // for doc links
 use crate::auth::CertificateInfo;
 use crate::auth::ProviderToken;
+use crate::broadcast::Broadcast;
 use crate::error::{Error, Result};
-use crate::notification::{ApnsId, Notification};
+use crate::notification::{ApnsId, Notification, Topic};
 use crate::response::{ReasonClass, Response};
+use crate::transport::connection::AnswerKind;
 use crate::transport::pool::Verdict;
 
+/// What one run of the loop sends.
+#[derive(Clone, Copy)]
+pub(super) enum Outgoing<'a> {
+    /// A notification to a device, on the push pool.
+    Push(&'a Notification),
+    /// A broadcast to a channel, on the push pool.
+    Broadcast(&'a Broadcast),
+    /// A channel-management request, on the channels pool.
+    Manage(&'a ManageRequest),
+}
+
+/// A channel-management request: method, path, headers and body.
+pub(super) struct ManageRequest {
+    pub method: http::Method,
+    pub path: http::uri::PathAndQuery,
+    /// The app, for the certificate check.
+    pub bundle_id: Topic,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl Outgoing<'_> {
+    fn body(&self) -> Bytes {
+        match self {
+            Outgoing::Push(n) => n.payload.clone(),
+            Outgoing::Broadcast(b) => b.payload.clone(),
+            Outgoing::Manage(m) => m.body.clone(),
+        }
+    }
+
+    /// The header that names this request to APNs, and the id set by the
+    /// caller, if any.
+    fn id_header(&self) -> (&'static str, bool) {
+        match self {
+            Outgoing::Push(n) => ("apns-id", n.apns_id.is_some()),
+            Outgoing::Broadcast(b) => ("apns-request-id", b.request_id.is_some()),
+            // Always carries its own request id.
+            Outgoing::Manage(_) => ("apns-request-id", true),
+        }
+    }
+
+    /// Whether a copy that may duplicate an earlier one is acceptable with
+    /// `resend_unknown`: never for a create or a delete (a second create
+    /// makes a second channel; a second delete reports the first's success
+    /// as ChannelNotRegistered).
+    fn may_resend_unknown(&self) -> bool {
+        match self {
+            Outgoing::Manage(m) => m.method == http::Method::GET,
+            _ => true,
+        }
+    }
+}
+
 impl Client {
-    /// Sends `n` until a final answer or its deadline. `sent` tells the
+    /// Sends `out` until a final answer or its deadline. `sent` tells the
     /// caller whether a request is (or was) on the wire.
-    pub(super) async fn attempt(&self, n: &Notification, sent: &AtomicBool) -> Result<Response> {
+    pub(super) async fn attempt(&self, out: Outgoing<'_>, sent: &AtomicBool) -> Result<Response> {
         let inner = &*self.inner;
         let deadline = Instant::now() + inner.timeouts.request;
-        self.check_for_certificate(n)?;
+        let (pool, kind) = match out {
+            Outgoing::Push(_) => (&inner.pool, AnswerKind::Push),
+            Outgoing::Broadcast(_) => (&inner.pool, AnswerKind::Broadcast),
+            Outgoing::Manage(_) => (inner.channels.pool(), AnswerKind::Broadcast),
+        };
+        self.check_for_certificate(out)?;
         inner.budget.deposit();
+        let resend_unknown = inner.retry.resend_unknown && out.may_resend_unknown();
         // At-least-once resends carry the same apns-id, so APNs and the
         // device see one notification sent twice, not two notifications.
-        let own_id = (inner.retry.resend_unknown && n.apns_id.is_none()).then(ApnsId::new_v4);
+        let (id_header, has_id) = out.id_header();
+        let own_id = (resend_unknown && !has_id).then(ApnsId::new_v4);
         let mut retries = 0u32;
         let mut reminted = false;
         let mut was_on_wire = false;
@@ -38,7 +102,7 @@ impl Client {
         // A retry was decided and has not gone out yet.
         let mut retry_due = false;
         loop {
-            let lease = match inner.pool.acquire(deadline, avoid.take()).await {
+            let lease = match pool.acquire(deadline, avoid.take()).await {
                 Ok(lease) => lease,
                 Err(e) => {
                     return match last_answer {
@@ -68,16 +132,35 @@ impl Client {
             // The token is taken once a stream is ours, so a request that
             // waited carries the newest token.
             let token = inner.credentials.tokens().map(|t| t.get());
-            let request = self.build_request(n, token.as_ref(), own_id)?;
+            let request = match out {
+                Outgoing::Push(n) => self.build_request(n, token.as_ref(), own_id)?,
+                Outgoing::Broadcast(b) => compose_request(
+                    &inner.authority,
+                    http::Method::POST,
+                    &b.path,
+                    &b.headers,
+                    token.as_ref(),
+                    own_id.map(|id| (id_header, id)),
+                )?,
+                Outgoing::Manage(m) => compose_request(
+                    &inner.channels.authority,
+                    m.method.clone(),
+                    &m.path,
+                    &m.headers,
+                    token.as_ref(),
+                    None,
+                )?,
+            };
             let result = lease
                 .conn
                 .send(
                     &lease.permit,
                     request,
-                    n.payload.clone(),
+                    out.body(),
                     deadline,
                     inner.timeouts.request,
                     sent,
+                    kind,
                 )
                 .await;
             let response = match result {
@@ -85,15 +168,11 @@ impl Client {
                 Err(failure) => {
                     let e = failure.error;
                     if failure.refused {
-                        inner.pool.report(
-                            &lease,
-                            Verdict::Trouble { retire: false },
-                            "REFUSED_STREAM",
-                        );
+                        pool.report(&lease, Verdict::Trouble { retire: false }, "REFUSED_STREAM");
                     }
                     let on_wire = e.may_have_been_delivered();
                     let resend = matches!(e, Error::Connection { .. })
-                        && (!on_wire || inner.retry.resend_unknown)
+                        && (!on_wire || resend_unknown)
                         && Instant::now() < deadline;
                     if !resend {
                         return Err(upgrade(e, was_on_wire));
@@ -120,7 +199,7 @@ impl Client {
             match class {
                 ReasonClass::RefreshProviderToken => {
                     let (Some(tokens), Some(token)) = (inner.credentials.tokens(), &token) else {
-                        inner.pool.report(&lease, Verdict::Answered, &reason);
+                        pool.report(&lease, Verdict::Answered, &reason);
                         return Ok(response);
                     };
                     // A fresh replacement reported expired too: re-minting
@@ -134,9 +213,7 @@ impl Client {
                         tracing::error!("a freshly minted provider token was reported expired; check this machine's clock");
                         return Err(Error::TokenExpiredAgain(Box::new(response)));
                     }
-                    inner
-                        .pool
-                        .report(&lease, Verdict::Reconnect, "ExpiredProviderToken");
+                    pool.report(&lease, Verdict::Reconnect, "ExpiredProviderToken");
                     // However many requests saw this token expire, one re-mint.
                     tokens.invalidate(token);
                     tracing::info!("ExpiredProviderToken: minted a new token; retrying once on a new connection");
@@ -145,19 +222,15 @@ impl Client {
                     continue;
                 }
                 ReasonClass::TokenUpdates | ReasonClass::RetryNewConnection => {
-                    inner
-                        .pool
-                        .report(&lease, Verdict::Trouble { retire: true }, &reason);
+                    pool.report(&lease, Verdict::Trouble { retire: true }, &reason);
                 }
                 ReasonClass::RetryLater => {
-                    inner
-                        .pool
-                        .report(&lease, Verdict::Trouble { retire: false }, &reason);
+                    pool.report(&lease, Verdict::Trouble { retire: false }, &reason);
                 }
-                ReasonClass::Reconnect => inner.pool.report(&lease, Verdict::Reconnect, &reason),
+                ReasonClass::Reconnect => pool.report(&lease, Verdict::Reconnect, &reason),
                 // Accepted, or a final rejection: the endpoint works.
                 _ => {
-                    inner.pool.report(&lease, Verdict::Answered, &reason);
+                    pool.report(&lease, Verdict::Answered, &reason);
                     return Ok(response);
                 }
             }
@@ -172,13 +245,34 @@ impl Client {
         }
     }
 
-    /// With a certificate: its rules (see [`CertificateInfo::check_push`]).
-    fn check_for_certificate(&self, n: &Notification) -> Result<()> {
-        match &self.inner.credentials {
-            Credentials::Certificate { certificate, .. } => certificate
-                .info()
-                .check_push(n.push_type, n.topic.as_ref().map(|t| t.as_str())),
-            Credentials::Token(_) => Ok(()),
+    /// With a certificate: a push must follow its rules
+    /// ([`CertificateInfo::check_push`]); a broadcast's or channel
+    /// request's bundle id must be one it allows. Broadcasts and channel
+    /// management take certificates (`apns-facts.md`, "Broadcast": token or
+    /// certificate auth).
+    fn check_for_certificate(&self, out: Outgoing<'_>) -> Result<()> {
+        let Credentials::Certificate { certificate, .. } = &self.inner.credentials else {
+            return Ok(());
+        };
+        let info = certificate.info();
+        match out {
+            Outgoing::Push(n) => {
+                info.check_push(n.push_type, n.topic.as_ref().map(|t| t.as_str()))
+            }
+            Outgoing::Broadcast(Broadcast { bundle_id, .. })
+            | Outgoing::Manage(ManageRequest { bundle_id, .. }) => {
+                if info.allows_topic(bundle_id.as_str()) {
+                    Ok(())
+                } else {
+                    Err(Error::invalid(
+                        "bundle_id",
+                        format!(
+                            "{bundle_id} is not allowed by the certificate, which allows {}",
+                            info.allowed_topics().join(", ")
+                        ),
+                    ))
+                }
+            }
         }
     }
 
@@ -198,32 +292,15 @@ impl Client {
                 "required with token authentication; set it to the app's bundle id (plus the push type's suffix)",
             ));
         }
-        let uri = http::Uri::from_parts({
-            let mut parts = http::uri::Parts::default();
-            parts.scheme = Some(http::uri::Scheme::HTTPS);
-            parts.authority = Some(self.inner.authority.clone());
-            parts.path_and_query = Some(n.path.clone());
-            parts
-        })
-        .map_err(|e| Error::Protocol(e.to_string()))?;
-        let mut request = http::Request::new(());
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = uri;
+        let mut request = compose_request(
+            &self.inner.authority,
+            http::Method::POST,
+            &n.path,
+            &n.headers,
+            token,
+            own_id.map(|id| ("apns-id", id)),
+        )?;
         let headers = request.headers_mut();
-        headers.reserve(n.headers.len() + 3);
-        // `authorization` is marked sensitive: HPACK sends it never-indexed.
-        // Certificate connections send none.
-        if let Some(token) = token {
-            headers.insert(AUTHORIZATION, token.header_value().clone());
-        }
-        for (name, value) in n.headers.iter() {
-            headers.insert(name.clone(), value.clone());
-        }
-        if let Some(id) = own_id {
-            if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
-                headers.insert(HeaderName::from_static("apns-id"), value);
-            }
-        }
         if n.topic.is_none() {
             if let Some(topic) = default_topic {
                 headers.insert(HeaderName::from_static("apns-topic"), topic.clone());
@@ -231,6 +308,46 @@ impl Client {
         }
         Ok(request)
     }
+}
+
+/// A request: its host, method, path and headers, the token, and the id an
+/// at-least-once resend keeps (`apns-id`, or a broadcast's
+/// `apns-request-id`).
+fn compose_request(
+    authority: &http::uri::Authority,
+    method: http::Method,
+    path: &http::uri::PathAndQuery,
+    fields: &[(HeaderName, HeaderValue)],
+    token: Option<&ProviderToken>,
+    own_id: Option<(&'static str, ApnsId)>,
+) -> Result<http::Request<()>> {
+    let uri = http::Uri::from_parts({
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(http::uri::Scheme::HTTPS);
+        parts.authority = Some(authority.clone());
+        parts.path_and_query = Some(path.clone());
+        parts
+    })
+    .map_err(|e| Error::Protocol(e.to_string()))?;
+    let mut request = http::Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    headers.reserve(fields.len() + 3);
+    // `authorization` is marked sensitive: HPACK sends it never-indexed.
+    // Certificate connections send none.
+    if let Some(token) = token {
+        headers.insert(AUTHORIZATION, token.header_value().clone());
+    }
+    for (name, value) in fields {
+        headers.insert(name.clone(), value.clone());
+    }
+    if let Some((name, id)) = own_id {
+        if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    Ok(request)
 }
 
 /// An error after an earlier attempt of the same notification was on the

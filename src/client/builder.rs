@@ -11,6 +11,7 @@ use http::header::HeaderValue;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{watch, Notify};
 
+use super::channels::ChannelsPool;
 use super::retry::RetryBudget;
 use super::stats::Counters;
 use super::{Client, Credentials, Inner, RetryPolicy};
@@ -46,6 +47,7 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 #[must_use]
 pub struct ClientBuilder {
     endpoint: Endpoint,
+    channels_endpoint: Option<Endpoint>,
     signer: Option<Result<TokenSigner>>,
     certificate: Option<ClientCertificate>,
     resolve: Option<(String, u16, std::net::SocketAddr)>,
@@ -84,6 +86,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
             endpoint: Endpoint::production(),
+            channels_endpoint: None,
             signer: None,
             certificate: None,
             resolve: None,
@@ -129,6 +132,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends broadcast channel-management requests to `endpoint`. By
+    /// default they go to Apple's management host of the environment
+    /// ([`Endpoint::channels_for_environment`]) when the client sends to
+    /// Apple, and to the push endpoint itself otherwise (a mock serves both
+    /// on one port). Either way they use a connection of their own.
+    pub fn channels_endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.channels_endpoint = Some(endpoint);
+        self
+    }
+
     /// Authenticates with provider tokens signed by `key`.
     pub fn token_auth(mut self, key: SigningKey, key_id: &str, team_id: &str) -> Self {
         self.signer = Some(
@@ -152,10 +165,11 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects to `addr` when the endpoint is `host:port`, instead of
-    /// resolving the host (like curl's `--resolve HOST:PORT:ADDR`); TLS still
-    /// verifies the host name. An entry for `api.development.push.apple.com`
-    /// also applies to the sandbox host, its alias.
+    /// Connects to `addr` when the endpoint (or the channels endpoint) is
+    /// `host:port`, instead of resolving the host (like curl's `--resolve
+    /// HOST:PORT:ADDR`); TLS still verifies the host name. An entry for
+    /// `api.development.push.apple.com` also applies to the sandbox host,
+    /// its alias.
     pub fn resolve(mut self, host: &str, port: u16, addr: std::net::SocketAddr) -> Self {
         self.resolve = Some((host.to_ascii_lowercase(), port, addr));
         self
@@ -389,8 +403,12 @@ impl ClientBuilder {
         };
         let identity = certificate.map(|c| (c.chain().to_vec(), c.key()));
         let tls = tls::client_config_with_cert(self.webpki_roots, &self.extra_roots, identity)?;
-        if let Some((host, port, addr)) = &self.resolve {
-            let endpoint_host = self.endpoint.host();
+        let channels_endpoint = self
+            .channels_endpoint
+            .take()
+            .unwrap_or_else(|| self.endpoint.default_channels_endpoint());
+        let resolve = |endpoint: &Endpoint| {
+            let (host, port, addr) = self.resolve.as_ref()?;
             let alias = |h: &str| {
                 if h == crate::transport::DEVELOPMENT_ALIAS_HOST {
                     crate::transport::SANDBOX_HOST.to_string()
@@ -398,27 +416,48 @@ impl ClientBuilder {
                     h.to_string()
                 }
             };
-            if alias(host) == alias(endpoint_host) && *port == self.endpoint.port() {
-                self.pool.route.resolve = Some(*addr);
-            }
-        }
+            (alias(host) == alias(endpoint.host()) && *port == endpoint.port()).then_some(*addr)
+        };
+        self.pool.route.resolve = resolve(&self.endpoint);
+        let channels_resolve = resolve(&channels_endpoint);
         let proxy = match self.proxy {
             ProxySetting::Environment => Proxy::from_env()?,
             ProxySetting::Fixed(p) => Some(p),
             ProxySetting::Off => None,
-        };
+        }
+        .map(Arc::new);
+        // Each host is matched against NO_PROXY on its own: the push host
+        // and the channel-management host may be treated differently.
         self.pool.route.proxy = proxy
-            .filter(|p| p.applies_to(self.endpoint.host()))
-            .map(Arc::new);
+            .clone()
+            .filter(|p| p.applies_to(self.endpoint.host()));
         if let Some(p) = &self.pool.route.proxy {
             tracing::debug!(proxy = %p, endpoint = %self.endpoint, "connecting through an HTTPS proxy");
         }
+        // Channel management is light traffic: one connection.
+        let channels_config = PoolConfig {
+            size: 1,
+            route: crate::transport::Route {
+                resolve: channels_resolve,
+                proxy: proxy.filter(|p| p.applies_to(channels_endpoint.host())),
+            },
+            ..self.pool.clone()
+        };
         let authority = self
             .endpoint
             .authority()
             .parse()
             .map_err(|_| Error::Config(format!("invalid endpoint {}", self.endpoint)))?;
         self.pool.probe = Backoff::new(self.retry.backoff_min, self.retry.backoff_max);
+        let channels = ChannelsPool::new(
+            channels_endpoint,
+            tls.clone(),
+            self.timeouts,
+            PoolConfig {
+                probe: self.pool.probe,
+                ..channels_config
+            },
+        )?;
         let pool = Arc::new(Pool::new(
             self.endpoint.clone(),
             tls,
@@ -432,6 +471,7 @@ impl ClientBuilder {
                 credentials,
                 warnings,
                 pool,
+                channels,
                 timeouts: self.timeouts,
                 budget: RetryBudget::new(&self.retry),
                 retry: self.retry,

@@ -18,18 +18,21 @@
 //! |---|---|
 //! | `mod.rs` | [`Client`], its accessors, `send` and `send_many` |
 //! | `builder.rs` | [`ClientBuilder`] |
-//! | `attempt.rs` | the loop of one `send`: leases, retries, resends, re-mints |
+//! | `attempt.rs` | the loop of one request (push, broadcast or channel request): leases, retries, resends, re-mints |
+//! | `channels.rs` | `broadcast`, and [`Channels`]: channel management on its own pool |
 //! | `retry.rs` | [`RetryPolicy`] and the retry budget |
 //! | `shutdown.rs` | graceful `shutdown` and immediate `abort` |
 //! | `stats.rs` | [`ClientStats`], [`SendOutcome`], [`ShutdownReport`] |
 
 mod attempt;
 mod builder;
+mod channels;
 mod retry;
 mod shutdown;
 mod stats;
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -49,11 +52,14 @@ pub use builder::{
     ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_LIVENESS_SILENCE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TLS_TIMEOUT, MAX_POOL_SIZE,
 };
+pub use channels::Channels;
 pub use retry::RetryPolicy;
 pub use stats::{
     ClientStats, ConnectionInfo, ConnectionState, SendOutcome, ShutdownReport, RETRY_REASONS,
 };
 
+use attempt::Outgoing;
+use channels::ChannelsPool;
 use retry::RetryBudget;
 use stats::Counters;
 
@@ -95,6 +101,9 @@ struct Inner {
     credentials: Credentials,
     warnings: Vec<String>,
     pool: Arc<Pool>,
+    // Channel management: its own host and pool, opened at the first
+    // channel request.
+    channels: ChannelsPool,
     timeouts: Timeouts,
     retry: RetryPolicy,
     budget: RetryBudget,
@@ -201,9 +210,10 @@ impl Client {
     /// What the client has done so far.
     pub fn stats(&self) -> ClientStats {
         let inner = &*self.inner;
+        let channels = inner.channels.opened();
         inner.counters.snapshot(
-            inner.pool.probes_sent(),
-            inner.pool.connections_opened(),
+            inner.pool.probes_sent() + channels.map_or(0, |p| p.probes_sent()),
+            inner.pool.connections_opened() + channels.map_or(0, |p| p.connections_opened()),
             inner.credentials.tokens().map_or(0, |t| t.mint_count()),
         )
     }
@@ -251,18 +261,34 @@ impl Client {
     /// means no final answer was obtained before the deadline. Waits for a
     /// free stream when every connection is at the server's limit.
     pub async fn send(&self, notification: &Notification) -> Result<Response> {
+        let sent = AtomicBool::new(false);
+        let work = self.attempt(Outgoing::Push(notification), &sent);
+        self.guarded(&sent, true, work).await
+    }
+
+    /// Runs one request to its end: refused once the client is shut down,
+    /// abandoned at once by [`abort`](Client::abort), and, when `counted`
+    /// (a notification or a broadcast), counted in [`ClientStats`] so that
+    /// `shutdown` waits for it.
+    async fn guarded(
+        &self,
+        sent: &AtomicBool,
+        counted: bool,
+        work: impl Future<Output = Result<Response>>,
+    ) -> Result<Response> {
         let inner = &*self.inner;
         if inner.closing.load(Ordering::Acquire) {
             return Err(Error::Shutdown {
                 may_have_been_delivered: false,
             });
         }
-        Counters::bump(&inner.counters.sent);
+        if counted {
+            Counters::bump(&inner.counters.sent);
+        }
         let mut in_flight = InFlight {
             inner,
-            finished: false,
+            finished: !counted,
         };
-        let sent = AtomicBool::new(false);
         let mut force = inner.force.subscribe();
         let result = tokio::select! {
             // The abort is checked first, so a send resumed after it never
@@ -271,14 +297,16 @@ impl Client {
             _ = force.wait_for(|forced| *forced) => Err(Error::Shutdown {
                 may_have_been_delivered: sent.load(Ordering::Acquire),
             }),
-            r = self.attempt(notification, &sent) => r,
+            r = work => r,
         };
-        let counter = match &result {
-            Ok(r) if r.is_accepted() => &inner.counters.accepted,
-            Ok(_) => &inner.counters.rejected,
-            Err(_) => &inner.counters.failed,
-        };
-        Counters::bump(counter);
+        if counted {
+            let counter = match &result {
+                Ok(r) if r.is_accepted() => &inner.counters.accepted,
+                Ok(_) => &inner.counters.rejected,
+                Err(_) => &inner.counters.failed,
+            };
+            Counters::bump(counter);
+        }
         in_flight.finished = true;
         result
     }

@@ -13,6 +13,9 @@ use crate::error::Error;
 impl Client {
     /// Stops intake, waits up to `grace` for requests in flight, then
     /// abandons the rest with [`Error::Shutdown`] and closes the connections.
+    /// Notifications and broadcasts are waited for; a channel-management
+    /// request in flight finishes on its connection, and later ones fail
+    /// with [`Error::Shutdown`].
     ///
     /// Later sends fail at once with [`Error::Shutdown`]. Calling it again
     /// returns the first report.
@@ -37,6 +40,9 @@ impl Client {
             self.wait_idle(None).await;
         }
         inner.pool.close();
+        if let Some(channels) = inner.channels.opened() {
+            channels.close();
+        }
         let stats = self.stats();
         let report = ShutdownReport {
             in_flight_at_start,
@@ -62,6 +68,9 @@ impl Client {
         inner.closing.store(true, Ordering::Release);
         let _ = inner.force.send(true);
         inner.pool.close();
+        if let Some(channels) = inner.channels.opened() {
+            channels.close();
+        }
     }
 
     fn finished(&self) -> u64 {

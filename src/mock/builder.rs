@@ -8,11 +8,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::auth::TrustedKey;
+use super::channels::Registry;
 use super::faults::{Fault, Faults};
 use super::records::{Records, DEFAULT_KEEP};
 use super::server::{self, MockCounters, ServerTimeouts, State};
 use super::shim::{HpackCounts, PingFault};
 use super::{ca, MockServer, DEFAULT_MAX_STREAMS};
+use crate::broadcast::MAX_CHANNELS_PER_APP;
 use crate::clock::{self, Clock};
 use crate::error::{Error, Result};
 use crate::transport::Environment;
@@ -38,6 +40,7 @@ pub struct MockServerBuilder {
     bad_environment_goaway: bool,
     keep: usize,
     capture_header_blocks: usize,
+    max_channels: usize,
     timeouts: ServerTimeouts,
 }
 
@@ -69,6 +72,7 @@ impl Default for MockServerBuilder {
             bad_environment_goaway: false,
             keep: DEFAULT_KEEP,
             capture_header_blocks: 0,
+            max_channels: MAX_CHANNELS_PER_APP,
             timeouts: ServerTimeouts::default(),
         }
     }
@@ -147,8 +151,9 @@ impl MockServerBuilder {
         self
     }
     /// How many accepted notifications to keep for
-    /// [`MockServer::accepted`] (default 10,000; the oldest go first).
-    /// [`MockStats::accepted`] counts them all, so memory stays bounded
+    /// [`MockServer::accepted`], and broadcasts for
+    /// [`MockServer::broadcasts`] (default 10,000 of each; the oldest go
+    /// first). [`MockStats`] counts them all, so memory stays bounded
     /// however long the mock runs.
     pub fn keep(mut self, records: usize) -> Self {
         self.keep = records;
@@ -159,6 +164,13 @@ impl MockServerBuilder {
     /// [`MockServer::header_blocks`].
     pub fn capture_header_blocks(mut self, n: usize) -> Self {
         self.capture_header_blocks = n;
+        self
+    }
+    /// The most broadcast channels per app (and environment) before a
+    /// create gets `CannotCreateChannelConfig` (default 10,000, Apple's
+    /// limit); a lower one tests that path cheaply.
+    pub fn max_channels(mut self, per_app: usize) -> Self {
+        self.max_channels = per_app;
         self
     }
     /// How long a client may take to finish the TLS handshake and send the
@@ -215,6 +227,8 @@ impl MockServerBuilder {
             bad_environment_goaway: self.bad_environment_goaway,
             unregistered: Mutex::new(self.unregistered),
             records: Mutex::new(Records::new(self.keep)),
+            broadcasts: Mutex::new(Records::new(self.keep)),
+            channels: Mutex::new(Registry::new(self.max_channels)),
             timeouts: self.timeouts,
             faults: Mutex::new(faults),
             pings,

@@ -9,6 +9,12 @@
 //! allows one concurrent stream on a connection until the first request with
 //! a valid token, then raises the limit (1000 by default).
 //!
+//! It also plays the broadcast hosts (iOS 18 Live Activities) on the same
+//! listener, routing by path: broadcasts (`/4/broadcasts/apps/<bundle>`)
+//! and channel management (`/1/apps/<bundle>/channels`, `.../all-channels`),
+//! with a channel registry per app and environment and Apple's rules (see
+//! [`MockServer::broadcasts`] and [`MockServer::channels`]).
+//!
 //! ```
 //! use apns_provider::mock::{MockServer, TrustedKey};
 //! use apns_provider::{Client, Notification, Payload, SigningKey};
@@ -44,15 +50,19 @@
 //! | `builder.rs` | [`MockServerBuilder`] |
 //! | `server.rs` | accept loop, connections, streams, timeouts |
 //! | `validate.rs` | APNs' checks of a push request |
+//! | `broadcast.rs` | routes by path; the checks of a broadcast and of an app's credentials |
+//! | `channels.rs` | the channel registry and the channel-management answers |
 //! | `auth.rs` | [`TrustedKey`] and provider-token rules per connection |
 //! | `faults.rs` | [`Fault`] injection |
-//! | `records.rs` | [`AcceptedNotification`] and the bounded record |
+//! | `records.rs` | [`AcceptedNotification`], [`AcceptedBroadcast`] and the bounded record |
 //! | `shim.rs` | the byte-level SETTINGS/GOAWAY/PING control under `h2` |
 //! | `ca.rs` | the generated CA and server certificate |
 
 mod auth;
+mod broadcast;
 mod builder;
 mod ca;
+mod channels;
 mod faults;
 mod records;
 mod server;
@@ -66,13 +76,15 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
+use crate::broadcast::{ChannelId, StoragePolicy};
 use crate::error::{Error, Result};
 use crate::transport::Endpoint;
 
 pub use auth::TrustedKey;
 pub use builder::MockServerBuilder;
+pub use channels::RegisteredChannel;
 pub use faults::Fault;
-pub use records::{AcceptedNotification, DEFAULT_KEEP};
+pub use records::{AcceptedBroadcast, AcceptedNotification, DEFAULT_KEEP};
 
 use faults::Faults;
 use server::State;
@@ -86,13 +98,25 @@ pub const DEFAULT_MAX_STREAMS: u32 = 1000;
 pub struct MockStats {
     /// TLS connections accepted.
     pub connections: u64,
-    /// Requests answered (accepted or rejected).
+    /// Requests answered (accepted or rejected): notifications, broadcasts
+    /// and channel-management requests.
     pub requests: u64,
     /// Requests accepted (all of them, however many
-    /// [`MockServer::accepted`] keeps).
+    /// [`MockServer::accepted`] and [`MockServer::broadcasts`] keep).
     pub accepted: u64,
     /// Requests rejected.
     pub rejected: u64,
+    /// Broadcasts accepted (all of them, however many
+    /// [`MockServer::broadcasts`] keeps).
+    pub broadcasts_accepted: u64,
+    /// Broadcasts rejected.
+    pub broadcasts_rejected: u64,
+    /// Channel-management requests answered (accepted or rejected).
+    pub channel_requests: u64,
+    /// Channels created by requests (not by [`MockServer::add_channels`]).
+    pub channels_created: u64,
+    /// Channels deleted.
+    pub channels_deleted: u64,
     /// Distinct tokens whose signature was verified (cached per connection).
     pub tokens_verified: u64,
     /// Streams opened above the advertised limit (refused); a well-behaved
@@ -204,6 +228,44 @@ impl MockServer {
         lock(&self.state.records).clear();
     }
 
+    /// The last broadcasts accepted, oldest first: at most
+    /// [`keep`](MockServerBuilder::keep) of them;
+    /// [`MockStats::broadcasts_accepted`] counts them all.
+    pub fn broadcasts(&self) -> Vec<AcceptedBroadcast> {
+        lock(&self.state.broadcasts).to_vec()
+    }
+
+    /// Forgets the accepted broadcasts (the counters stay).
+    pub fn clear_broadcasts(&self) {
+        lock(&self.state.broadcasts).clear();
+    }
+
+    /// Every channel the mock holds (created and not deleted), in creation
+    /// order.
+    pub fn channels(&self) -> Vec<RegisteredChannel> {
+        lock(&self.state.channels).all()
+    }
+
+    /// Registers up to `count` channels for `bundle_id` in the mock's
+    /// environment, as if clients had created them, and returns their ids: a
+    /// test hook, to reach the per-app limit without thousands of requests.
+    /// Stops at the limit ([`max_channels`](MockServerBuilder::max_channels)).
+    pub fn add_channels(
+        &self,
+        bundle_id: &str,
+        policy: StoragePolicy,
+        count: usize,
+    ) -> Vec<ChannelId> {
+        let mut registry = lock(&self.state.channels);
+        (0..count)
+            .map_while(|_| {
+                registry
+                    .create(self.state.environment, bundle_id, policy)
+                    .ok()
+            })
+            .collect()
+    }
+
     /// Marks a device token as unregistered from now on.
     pub fn mark_unregistered(&self, device_token: &str, timestamp_ms: u64) {
         lock(&self.state.unregistered).insert(device_token.to_ascii_lowercase(), timestamp_ms);
@@ -217,6 +279,11 @@ impl MockServer {
             requests: c.requests.load(Ordering::Relaxed),
             accepted: c.accepted.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
+            broadcasts_accepted: c.broadcasts_accepted.load(Ordering::Relaxed),
+            broadcasts_rejected: c.broadcasts_rejected.load(Ordering::Relaxed),
+            channel_requests: c.channel_requests.load(Ordering::Relaxed),
+            channels_created: c.channels_created.load(Ordering::Relaxed),
+            channels_deleted: c.channels_deleted.load(Ordering::Relaxed),
             tokens_verified: c.tokens_verified.load(Ordering::Relaxed),
             stream_limit_violations: c.violations.load(Ordering::Relaxed),
             max_concurrent_streams_seen: c.max_concurrent.load(Ordering::Relaxed),

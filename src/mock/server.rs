@@ -1,6 +1,6 @@
 //! The serving side of the mock: the accept loop, one task per connection
-//! (TLS, the HTTP/2 handshake, timeouts), and one per stream (faults,
-//! validation, the answer).
+//! (TLS, the HTTP/2 handshake, timeouts), and one per stream (faults, the
+//! route by path, validation, the answer).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -13,11 +13,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use super::auth::{ConnAuth, TrustedKey};
+use super::broadcast::{request_id_of, validate_broadcast, Route};
+use super::channels::{manage, Registry};
 use super::faults::{fault_for_request, maybe_go_away, FaultAction, Faults};
 use super::lock;
-use super::records::Records;
+use super::records::{AcceptedBroadcast, AcceptedNotification, Records};
 use super::shim::{ConnControl, ControlShim, HpackCounts, PingFault};
-use super::validate::validate;
+use super::validate::{validate, Rejection};
 use crate::auth::CertificateInfo;
 use crate::clock::Clock;
 use crate::notification::ApnsId;
@@ -51,7 +53,9 @@ pub(crate) struct State {
     pub accept_all: bool,
     pub bad_environment_goaway: bool,
     pub unregistered: Mutex<HashMap<String, u64>>,
-    pub records: Mutex<Records>,
+    pub records: Mutex<Records<AcceptedNotification>>,
+    pub broadcasts: Mutex<Records<AcceptedBroadcast>>,
+    pub channels: Mutex<Registry>,
     pub timeouts: ServerTimeouts,
     pub faults: Mutex<Faults>,
     pub pings: Arc<PingFault>,
@@ -74,6 +78,11 @@ pub(crate) struct MockCounters {
     pub dropped: AtomicU64,
     pub black_holed: AtomicU64,
     pub timed_out: AtomicU64,
+    pub broadcasts_accepted: AtomicU64,
+    pub broadcasts_rejected: AtomicU64,
+    pub channel_requests: AtomicU64,
+    pub channels_created: AtomicU64,
+    pub channels_deleted: AtomicU64,
 }
 
 /// What one connection remembers: its team and last verified token, its
@@ -343,7 +352,7 @@ async fn handle_stream(
         }
     };
 
-    let verdict = match fault_for_request(state, conn, stream_id) {
+    let fault = match fault_for_request(state, conn, stream_id) {
         FaultAction::None => None,
         FaultAction::Refuse => {
             state.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -361,75 +370,46 @@ async fn handle_stream(
             conn.kill.notify_one();
             return;
         }
-        FaultAction::Answer(rejection) => Some(Err(rejection)),
+        FaultAction::Answer(rejection) => Some(rejection),
     };
     let latency = lock(&state.faults).latency;
     if let Some(delay) = latency {
         tokio::time::sleep(delay).await;
     }
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
-    let verdict = match verdict {
-        Some(v) => v,
-        None if state.accept_all => Ok(None),
-        None => validate(
-            &parts.method,
-            parts.uri.path(),
-            &parts.headers,
-            &payload,
-            state,
-            conn,
-        )
-        .map(Some),
+    let route = Route::of(parts.uri.path());
+    let answer = match fault {
+        Some(rejection) => Answer::rejected(route, &parts.headers, rejection),
+        None if state.accept_all => Answer::push(Ok(None), &parts.headers, state),
+        None => answer(route, &parts, &payload, state, conn),
     };
-    let mut builder = http::Response::builder();
-    let (status, body) = match verdict {
-        Ok(accepted) => {
-            state.counters.accepted.fetch_add(1, Ordering::Relaxed);
-            let apns_id = match &accepted {
-                Some(a) => a.apns_id.clone(),
-                None => ApnsId::new_v4().to_string(),
-            };
-            builder = builder.header("apns-id", apns_id);
-            if state.environment == Environment::Sandbox {
-                builder = builder.header("apns-unique-id", ApnsId::new_v4().to_string());
-            }
-            if let Some(accepted) = accepted {
-                lock(&state.records).push(accepted);
-            }
-            if lock(&state.faults).limit_drop
-                && conn.control.current() == 1
-                && lock(&conn.auth).is_valid()
-            {
-                conn.control.set(state.max_streams);
-            }
-            (StatusCode::OK, Bytes::new())
+    count(route, &answer, state);
+    if answer.accepted {
+        state.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        if lock(&state.faults).limit_drop
+            && conn.control.current() == 1
+            && lock(&conn.auth).is_valid()
+        {
+            conn.control.set(state.max_streams);
         }
-        Err(rejection) => {
-            state.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            if lock(&state.faults).limit_drop && conn.control.current() > 1 {
-                // APNs may drop a connection back to one stream after rejections.
-                state.counters.limit_drops.fetch_add(1, Ordering::Relaxed);
-                conn.control.set(1);
-            }
-            let apns_id = parts
-                .headers
-                .get("apns-id")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| ApnsId::parse(v).ok())
-                .unwrap_or_else(ApnsId::new_v4);
-            builder = builder.header("apns-id", apns_id.to_string());
-            let body = match rejection.timestamp_ms {
-                Some(ts) => format!(r#"{{"reason":"{}","timestamp":{ts}}}"#, rejection.reason),
-                None => format!(r#"{{"reason":"{}"}}"#, rejection.reason),
-            };
-            (rejection.status, Bytes::from(body))
+    } else {
+        state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        if lock(&state.faults).limit_drop && conn.control.current() > 1 {
+            // APNs may drop a connection back to one stream after rejections.
+            state.counters.limit_drops.fetch_add(1, Ordering::Relaxed);
+            conn.control.set(1);
         }
-    };
+    }
     maybe_go_away(state, conn);
-    let Ok(response) = builder.status(status).body(()) else {
+    let mut builder = http::Response::builder().status(answer.status);
+    for (name, value) in answer.headers {
+        builder = builder.header(name, value);
+    }
+    let Ok(response) = builder.body(()) else {
         respond.send_reset(h2::Reason::INTERNAL_ERROR);
         return;
     };
+    let body = answer.body;
     let end = body.is_empty();
     drop(guard);
     if let Ok(mut stream) = respond.send_response(response, end) {
@@ -437,4 +417,142 @@ async fn handle_stream(
             let _ = stream.send_data(body, true);
         }
     }
+}
+
+/// One answer, ready for the wire.
+struct Answer {
+    status: StatusCode,
+    headers: Vec<(&'static str, String)>,
+    body: Bytes,
+    accepted: bool,
+    /// Channel management: +1 created a channel, -1 deleted one.
+    change: i8,
+}
+
+impl Answer {
+    /// A push's answer: `apns-id` (and `apns-unique-id` in sandbox) when
+    /// accepted, recorded; APNs' JSON reason otherwise.
+    fn push(
+        verdict: Result<Option<AcceptedNotification>, Rejection>,
+        headers: &http::HeaderMap,
+        state: &State,
+    ) -> Answer {
+        let accepted = match verdict {
+            Ok(accepted) => accepted,
+            Err(rejection) => return Answer::rejected(Route::Push, headers, rejection),
+        };
+        let apns_id = match &accepted {
+            Some(a) => a.apns_id.clone(),
+            None => ApnsId::new_v4().to_string(),
+        };
+        let mut fields = vec![("apns-id", apns_id)];
+        if state.environment == Environment::Sandbox {
+            fields.push(("apns-unique-id", ApnsId::new_v4().to_string()));
+        }
+        if let Some(accepted) = accepted {
+            lock(&state.records).push(accepted);
+        }
+        Answer::ok(StatusCode::OK, fields, Bytes::new())
+    }
+
+    fn ok(status: StatusCode, headers: Vec<(&'static str, String)>, body: Bytes) -> Answer {
+        Answer {
+            status,
+            headers,
+            body,
+            accepted: true,
+            change: 0,
+        }
+    }
+
+    /// A rejection: the reason in JSON, with the request's id echoed (or a
+    /// new one): `apns-id` for a push, `apns-request-id` on the broadcast
+    /// routes.
+    fn rejected(route: Route<'_>, headers: &http::HeaderMap, rejection: Rejection) -> Answer {
+        let id = if route.is_push() {
+            let id = headers
+                .get("apns-id")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| ApnsId::parse(v).ok())
+                .unwrap_or_else(ApnsId::new_v4);
+            ("apns-id", id.to_string())
+        } else {
+            ("apns-request-id", request_id_of(headers))
+        };
+        let body = match rejection.timestamp_ms {
+            Some(ts) => format!(r#"{{"reason":"{}","timestamp":{ts}}}"#, rejection.reason),
+            None => format!(r#"{{"reason":"{}"}}"#, rejection.reason),
+        };
+        Answer {
+            status: rejection.status,
+            headers: vec![id],
+            body: Bytes::from(body),
+            accepted: false,
+            change: 0,
+        }
+    }
+}
+
+/// Checks a request on its route and answers it.
+fn answer(
+    route: Route<'_>,
+    parts: &http::request::Parts,
+    payload: &Bytes,
+    state: &State,
+    conn: &MockConn,
+) -> Answer {
+    let (method, headers) = (&parts.method, &parts.headers);
+    match route {
+        Route::Push => {
+            let verdict = validate(method, parts.uri.path(), headers, payload, state, conn);
+            Answer::push(verdict.map(Some), headers, state)
+        }
+        Route::Broadcast(bundle) => {
+            match validate_broadcast(method, bundle, headers, payload, state, conn) {
+                Ok(mut accepted) => {
+                    // Both ids on success (`apns-facts.md`, "Broadcast send").
+                    accepted.unique_id = ApnsId::new_v4().to_string();
+                    let fields = vec![
+                        ("apns-request-id", accepted.request_id.clone()),
+                        ("apns-unique-id", accepted.unique_id.clone()),
+                    ];
+                    lock(&state.broadcasts).push(accepted);
+                    Answer::ok(StatusCode::OK, fields, Bytes::new())
+                }
+                Err(rejection) => Answer::rejected(route, headers, rejection),
+            }
+        }
+        Route::Channel(_) | Route::AllChannels(_) => {
+            match manage(method, route, headers, payload, state, conn) {
+                Ok(managed) => {
+                    let mut fields = vec![("apns-request-id", request_id_of(headers))];
+                    if let Some(id) = managed.channel_id {
+                        fields.push(("apns-channel-id", id));
+                    }
+                    Answer {
+                        change: managed.change,
+                        ..Answer::ok(managed.status, fields, managed.body)
+                    }
+                }
+                Err(rejection) => Answer::rejected(route, headers, rejection),
+            }
+        }
+    }
+}
+
+/// The per-route counters of [`MockStats`](super::MockStats).
+fn count(route: Route<'_>, answer: &Answer, state: &State) {
+    let c = &state.counters;
+    let counter = match (route, answer.accepted) {
+        (Route::Push, _) => return,
+        (Route::Broadcast(_), true) => &c.broadcasts_accepted,
+        (Route::Broadcast(_), false) => &c.broadcasts_rejected,
+        (Route::Channel(_) | Route::AllChannels(_), _) => &c.channel_requests,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    match answer.change {
+        1 => c.channels_created.fetch_add(1, Ordering::Relaxed),
+        -1 => c.channels_deleted.fetch_add(1, Ordering::Relaxed),
+        _ => 0,
+    };
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::{Expiration, Notification, Priority, PushType};
+use crate::payload::{EventSeen, LiveSummary};
 
 /// A warning about a notification that APNs would accept but that is very
 /// likely a mistake. See [`Notification::lints`].
@@ -74,15 +75,18 @@ impl Notification {
                 "the payload is {\"aps\":{}}: nothing to show, play or update; add an alert, a badge, a sound or content-available".into(),
             );
         }
-        if let Some(Expiration::At(secs)) = self.expiration {
-            // Any time before 2001 is not a real expiration: it is almost
-            // always a duration (`300`) sent where an epoch time belongs.
-            if secs < 1_000_000_000 {
+        if let Some(message) = expiration_lint(self.expiration) {
+            lint("expiration-duration", message);
+        }
+        let live = self.payload_has.live;
+        if self.push_type == PushType::Liveactivity || live.any() {
+            if self.push_type != PushType::Liveactivity {
                 lint(
-                    "expiration-duration",
-                    format!("expiration {secs} is a date in {}; it looks like a duration, so APNs treats the notification as expired. Use an absolute time such as now + {secs} seconds (\"+{secs}\" where an expiration is parsed from text)", 1970 + secs / 31_557_600),
+                    "live-activity-push-type",
+                    format!("the payload carries Live Activity keys but the push type is {}; send it as liveactivity (topic: the bundle id followed by .push-type.liveactivity)", self.push_type),
                 );
             }
+            live_activity_lints(&live, &mut lint);
         }
         if let (Some(topic), Some(suffix)) = (&self.topic, self.push_type.topic_suffix()) {
             let t = topic.as_str();
@@ -111,5 +115,83 @@ impl Notification {
             }
         }
         lints
+    }
+}
+
+/// An expiration before 2001 is not a real one: it is almost always a
+/// duration (`300`) sent where an epoch time belongs.
+pub(crate) fn expiration_lint(expiration: Option<Expiration>) -> Option<String> {
+    match expiration {
+        Some(Expiration::At(secs)) if secs < 1_000_000_000 => Some(format!(
+            "expiration {secs} is a date in {}; it looks like a duration, so APNs treats the notification as expired. Use an absolute time such as now + {secs} seconds (\"+{secs}\" where an expiration is parsed from text)",
+            1970 + secs / 31_557_600
+        )),
+        _ => None,
+    }
+}
+
+/// The rules of a Live Activity payload (Apple's "Starting and updating
+/// Live Activities with ActivityKit push notifications"), shared by
+/// notifications and broadcasts: an `event`; `start` with
+/// `attributes-type` and `attributes`; `content-state` to show; the
+/// start-only and end-only keys where they apply; a `timestamp`.
+pub(crate) fn live_activity_lints(live: &LiveSummary, lint: &mut dyn FnMut(&'static str, String)) {
+    let event = live.event;
+    let name = match event {
+        Some(EventSeen::Start) => "start",
+        Some(EventSeen::Update) => "update",
+        Some(EventSeen::End) => "end",
+        _ => "",
+    };
+    match event {
+        None => lint(
+            "live-activity-event",
+            "a Live Activity push without aps.event does nothing; set event to update, end or start".into(),
+        ),
+        Some(EventSeen::Unknown) => lint(
+            "live-activity-event",
+            "aps.event must be \"start\", \"update\" or \"end\"".into(),
+        ),
+        Some(_) => {}
+    }
+    let start = event == Some(EventSeen::Start);
+    if start && !(live.attributes_type && live.attributes) {
+        lint(
+            "live-activity-start-attributes",
+            "a start event needs aps.attributes-type (the ActivityAttributes type's name) and aps.attributes, or the device cannot create the activity".into(),
+        );
+    }
+    if matches!(event, Some(EventSeen::Start | EventSeen::Update)) && !live.content_state {
+        lint(
+            "live-activity-content-state",
+            format!(
+                "a{} {name} event without aps.content-state has nothing to show",
+                if start { "" } else { "n" }
+            ),
+        );
+    }
+    if (live.input_push_token || live.input_push_channel) && !start && event.is_some() {
+        lint(
+            "live-activity-input-push",
+            "aps.input-push-token and aps.input-push-channel only apply to start events (push-to-start)".into(),
+        );
+    }
+    if (live.attributes_type || live.attributes) && !start && event.is_some() {
+        lint(
+            "live-activity-attributes",
+            "aps.attributes-type and aps.attributes only apply to start events; updates carry aps.content-state".into(),
+        );
+    }
+    if live.dismissal_date && event.is_some() && event != Some(EventSeen::End) {
+        lint(
+            "live-activity-dismissal-date",
+            "aps.dismissal-date only applies to end events".into(),
+        );
+    }
+    if !live.timestamp {
+        lint(
+            "live-activity-timestamp",
+            "without aps.timestamp the device cannot tell a late update from a newer one; set it to the current UNIX time".into(),
+        );
     }
 }

@@ -20,6 +20,7 @@ use crate::payload::{Payload, PayloadSummary};
 
 pub use fields::{ApnsId, CollapseId, DeviceToken, Expiration, Priority, PushType, Topic};
 pub use lint::Lint;
+pub(crate) use lint::{expiration_lint, live_activity_lints};
 
 /// One notification to one device: validated headers and an encoded payload.
 ///
@@ -210,6 +211,10 @@ impl NotificationBuilder {
             payload_has: summary,
         })
     }
+}
+
+pub(crate) fn header_value(field: &'static str, value: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(value).map_err(|_| Error::invalid(field, "not a valid header value"))
 }
 
 fn device_path(token: &DeviceToken) -> http::uri::PathAndQuery {

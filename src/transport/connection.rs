@@ -27,6 +27,27 @@ pub(crate) struct Timeouts {
     pub request: Duration,
 }
 
+/// Which answer a request gets: a push's (status, `apns-id`,
+/// `apns-unique-id`, a short error body), or a broadcast's or
+/// channel-management request's, which also carries `apns-request-id`,
+/// `apns-channel-id` and a body that may list thousands of channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AnswerKind {
+    Push,
+    Broadcast,
+}
+
+impl AnswerKind {
+    /// The most body bytes kept: an error body for a push; for a list of
+    /// 10,000 channels (ids of no fixed length), a few megabytes.
+    fn body_limit(self) -> usize {
+        match self {
+            AnswerKind::Push => 64 * 1024,
+            AnswerKind::Broadcast => 8 * 1024 * 1024,
+        }
+    }
+}
+
 /// Keepalive and liveness: a PING after `idle` without traffic, or after
 /// `silence` without a frame from the server while requests are
 /// outstanding; no PONG within `timeout` closes the connection.
@@ -405,6 +426,9 @@ impl Connection {
 
     /// Sends one request and reads the whole answer, before `deadline`.
     /// `sent` is set once the request is handed to the connection.
+    // Each argument is a plain value the caller already holds; a struct
+    // would be built per request for nothing.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn send(
         &self,
         _permit: &StreamPermit,
@@ -413,6 +437,7 @@ impl Connection {
         deadline: Instant,
         request_timeout: Duration,
         sent: &AtomicBool,
+        kind: AnswerKind,
     ) -> std::result::Result<Response, StreamError> {
         let timed_out = |delivered| StreamError {
             error: Error::Timeout {
@@ -448,7 +473,7 @@ impl Connection {
                 // Release flow-control capacity, or error bodies slowly close
                 // the connection window.
                 let _ = body.flow_control().release_capacity(chunk.len());
-                if buf.len() < 64 * 1024 {
+                if buf.len() < kind.body_limit() {
                     buf.extend_from_slice(&chunk);
                 }
             }
@@ -459,12 +484,20 @@ impl Connection {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string)
             };
-            Ok(Response::from_parts(
+            let response = Response::from_parts(
                 parts.status.as_u16(),
                 header(&APNS_ID),
                 header(&APNS_UNIQUE_ID),
                 &buf,
-            ))
+            );
+            Ok(match kind {
+                AnswerKind::Push => response,
+                AnswerKind::Broadcast => response.with_broadcast_parts(
+                    header(&APNS_REQUEST_ID),
+                    header(&APNS_CHANNEL_ID),
+                    &buf,
+                ),
+            })
         })
         .await
         .map_err(|_| timed_out(true))?
@@ -510,6 +543,8 @@ impl Connection {
 // Looked up in every answer: named once, not parsed from text each time.
 const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 const APNS_UNIQUE_ID: HeaderName = HeaderName::from_static("apns-unique-id");
+const APNS_REQUEST_ID: HeaderName = HeaderName::from_static("apns-request-id");
+const APNS_CHANNEL_ID: HeaderName = HeaderName::from_static("apns-channel-id");
 
 /// Why a request got no answer on a connection.
 #[derive(Debug)]

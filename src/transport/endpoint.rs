@@ -12,6 +12,14 @@ pub const PRODUCTION_HOST: &str = "api.push.apple.com";
 pub const SANDBOX_HOST: &str = "api.sandbox.push.apple.com";
 /// The old name of the sandbox host: accepted, never emitted.
 pub const DEVELOPMENT_ALIAS_HOST: &str = "api.development.push.apple.com";
+/// Apple's production host for broadcast channel management.
+pub const CHANNELS_PRODUCTION_HOST: &str = "api-manage-broadcast.push.apple.com";
+/// Apple's sandbox host for broadcast channel management.
+pub const CHANNELS_SANDBOX_HOST: &str = "api-manage-broadcast.sandbox.push.apple.com";
+/// The port of [`CHANNELS_PRODUCTION_HOST`].
+pub const CHANNELS_PRODUCTION_PORT: u16 = 2196;
+/// The port of [`CHANNELS_SANDBOX_HOST`].
+pub const CHANNELS_SANDBOX_PORT: u16 = 2195;
 
 /// The APNs environment a device token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,6 +108,42 @@ impl Endpoint {
         }
     }
 
+    /// Apple's broadcast channel-management host for `env`
+    /// (`apns-facts.md`, "Broadcast": `api-manage-broadcast.sandbox.push.apple.com:2195`
+    /// and `api-manage-broadcast.push.apple.com:2196`). Channels are not
+    /// shared between the environments.
+    ///
+    /// ```
+    /// # use apns_provider::{Endpoint, Environment};
+    /// let e = Endpoint::channels_for_environment(Environment::Sandbox);
+    /// assert_eq!(e.to_string(), "https://api-manage-broadcast.sandbox.push.apple.com:2195");
+    /// assert_eq!(e.environment(), Some(Environment::Sandbox));
+    /// ```
+    pub fn channels_for_environment(env: Environment) -> Self {
+        match env {
+            Environment::Production => Endpoint {
+                host: CHANNELS_PRODUCTION_HOST.into(),
+                port: CHANNELS_PRODUCTION_PORT,
+            },
+            Environment::Sandbox => Endpoint {
+                host: CHANNELS_SANDBOX_HOST.into(),
+                port: CHANNELS_SANDBOX_PORT,
+            },
+        }
+    }
+
+    /// Where channel requests go for a client sending to this endpoint:
+    /// Apple's management host of the same environment for Apple's push
+    /// hosts; the endpoint itself for any other (a mock serves both on one
+    /// port).
+    pub fn default_channels_endpoint(&self) -> Endpoint {
+        match self.host.as_str() {
+            PRODUCTION_HOST => Self::channels_for_environment(Environment::Production),
+            SANDBOX_HOST => Self::channels_for_environment(Environment::Sandbox),
+            _ => self.clone(),
+        }
+    }
+
     /// An arbitrary host and port.
     pub fn new(host: impl Into<String>, port: u16) -> Result<Self> {
         let host = host.into();
@@ -137,11 +181,14 @@ impl Endpoint {
         }
     }
 
-    /// The environment, when this is one of Apple's hosts.
+    /// The environment, when this is one of Apple's hosts (push or channel
+    /// management).
     pub fn environment(&self) -> Option<Environment> {
         match self.host.as_str() {
-            PRODUCTION_HOST => Some(Environment::Production),
-            SANDBOX_HOST | DEVELOPMENT_ALIAS_HOST => Some(Environment::Sandbox),
+            PRODUCTION_HOST | CHANNELS_PRODUCTION_HOST => Some(Environment::Production),
+            SANDBOX_HOST | DEVELOPMENT_ALIAS_HOST | CHANNELS_SANDBOX_HOST => {
+                Some(Environment::Sandbox)
+            }
             _ => None,
         }
     }

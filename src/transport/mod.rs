@@ -16,6 +16,10 @@ pub(crate) mod pool;
 mod proxy;
 pub(crate) mod tls;
 
-pub use endpoint::{Endpoint, Environment, DEVELOPMENT_ALIAS_HOST, PRODUCTION_HOST, SANDBOX_HOST};
+pub use endpoint::{
+    Endpoint, Environment, CHANNELS_PRODUCTION_HOST, CHANNELS_PRODUCTION_PORT,
+    CHANNELS_SANDBOX_HOST, CHANNELS_SANDBOX_PORT, DEVELOPMENT_ALIAS_HOST, PRODUCTION_HOST,
+    SANDBOX_HOST,
+};
 pub(crate) use proxy::Route;
 pub use proxy::{NoProxy, Proxy, ProxyCredentials, DEFAULT_PROXY_PORT};

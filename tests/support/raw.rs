@@ -56,6 +56,34 @@ impl RawConn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
+        let (parts, buf) = self.exchange(method, path, headers, body).await;
+        push_response(&parts, &buf)
+    }
+
+    /// Like [`send`](RawConn::send), reading what answers on the broadcast
+    /// routes carry (`apns-request-id`, `apns-channel-id`).
+    pub async fn send_api(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let (parts, buf) = self.exchange(method, path, headers, body).await;
+        push_response(&parts, &buf).with_broadcast_parts(
+            header(&parts, "apns-request-id"),
+            header(&parts, "apns-channel-id"),
+            &buf,
+        )
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (http::response::Parts, Vec<u8>) {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("https://{}{}", self.authority, path));
@@ -78,17 +106,22 @@ impl RawConn {
             let _ = body.flow_control().release_capacity(chunk.len());
             buf.extend_from_slice(&chunk);
         }
-        let h = |n: &str| {
-            parts
-                .headers
-                .get(n)
-                .map(|v| v.to_str().unwrap().to_string())
-        };
-        Response::from_parts(
-            parts.status.as_u16(),
-            h("apns-id"),
-            h("apns-unique-id"),
-            &buf,
-        )
+        (parts, buf)
     }
+}
+
+fn push_response(parts: &http::response::Parts, body: &[u8]) -> Response {
+    Response::from_parts(
+        parts.status.as_u16(),
+        header(parts, "apns-id"),
+        header(parts, "apns-unique-id"),
+        body,
+    )
+}
+
+fn header(parts: &http::response::Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
 }
