@@ -716,6 +716,8 @@ pub struct AppArgs {
     /// Output format for the result on stdout.
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
 }
 
 /// Where channel-management requests go.

@@ -146,7 +146,8 @@ pub fn app_client(
         .ok_or_else(|| {
             Failure::usage("--bundle-id is required: the app's bundle id, such as com.example.app")
         })?;
-    let mut builder = Client::builder().endpoint(endpoint);
+    let proxy = super::proxy_choice(&args.proxy)?;
+    let mut builder = super::with_proxy(Client::builder().endpoint(endpoint), proxy);
     builder = match &resolved.credentials {
         Credentials::Token(signer) => builder.token_signer(signer.clone()),
         Credentials::Certificate(cert) => builder.certificate(cert.clone()),

@@ -256,9 +256,7 @@ impl Client {
         };
         let info = certificate.info();
         match out {
-            Outgoing::Push(n) => {
-                info.check_push(n.push_type, n.topic.as_ref().map(|t| t.as_str()))
-            }
+            Outgoing::Push(n) => info.check_push(n.push_type, n.topic.as_ref().map(|t| t.as_str())),
             Outgoing::Broadcast(Broadcast { bundle_id, .. })
             | Outgoing::Manage(ManageRequest { bundle_id, .. }) => {
                 if info.allows_topic(bundle_id.as_str()) {

@@ -428,9 +428,7 @@ impl ClientBuilder {
         .map(Arc::new);
         // Each host is matched against NO_PROXY on its own: the push host
         // and the channel-management host may be treated differently.
-        self.pool.route.proxy = proxy
-            .clone()
-            .filter(|p| p.applies_to(self.endpoint.host()));
+        self.pool.route.proxy = proxy.clone().filter(|p| p.applies_to(self.endpoint.host()));
         if let Some(p) = &self.pool.route.proxy {
             tracing::debug!(proxy = %p, endpoint = %self.endpoint, "connecting through an HTTPS proxy");
         }

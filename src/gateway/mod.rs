@@ -6,7 +6,11 @@
 //!   ([`NotificationSpec`](crate::spec::NotificationSpec)) plus `app`. Every
 //!   item is validated first: one invalid item gets `422` naming its index
 //!   and field, and nothing is sent. Then the batch is dispatched:
-//!   [`SendNow`] answers `200` with one result per item, in order.
+//!   [`SendNow`] answers `200` with one result per item, in order;
+//!   `Enqueue` (feature `worker`) adds them to a Redis stream and answers
+//!   `202` with job ids.
+//! - `POST /v1/broadcasts` and `/v1/channels` (create, list, show, delete):
+//!   broadcast push for iOS 18 Live Activities, through the apps' clients.
 //! - `Authorization: Bearer <token>` is required ([`ApiTokens`]); there is
 //!   no anonymous mode. `/healthz` and `/readyz` are open; `/metrics` is
 //!   not, unless made public.
@@ -34,12 +38,14 @@
 //! |---|---|
 //! | `mod.rs` | [`Gateway`], its builder, [`App`], [`Limits`] |
 //! | `auth.rs` | [`ApiTokens`] |
-//! | `dispatch.rs` | [`Dispatch`], [`SendNow`], [`Batch`], [`Reply`] |
+//! | `dispatch.rs` | [`Dispatch`], [`SendNow`], `Enqueue`, [`Batch`], [`Reply`] |
+//! | `broadcast.rs` | the broadcast and channel routes |
 //! | `validate.rs` | request bodies to batches, problems by index and field |
 //! | `routes.rs` | the axum router, authentication and limits |
 //! | `server.rs` | the accept loop, TLS, the graceful stop |
 
 mod auth;
+mod broadcast;
 mod dispatch;
 mod routes;
 mod server;

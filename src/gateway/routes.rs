@@ -3,6 +3,7 @@
 //! | route | auth | what |
 //! |---|---|---|
 //! | `POST /v1/notifications` | bearer | validate every item, then dispatch |
+//! | `POST /v1/broadcasts`, `/v1/channels...` | bearer | broadcast push (see `broadcast.rs`) |
 //! | `GET /healthz` | none | the process is alive |
 //! | `GET /readyz` | none | every app's client connects; the dispatcher is ready |
 //! | `GET /metrics` | bearer, unless public | Prometheus text |
@@ -46,6 +47,15 @@ type St = State<Arc<Shared>>;
 pub(crate) fn router(shared: Arc<Shared>, metrics_public: bool) -> Router {
     let api = Router::new()
         .route("/v1/notifications", post(notifications))
+        .route("/v1/broadcasts", post(super::broadcast::broadcast))
+        .route(
+            "/v1/channels",
+            post(super::broadcast::create).get(super::broadcast::list),
+        )
+        .route(
+            "/v1/channels/{id}",
+            get(super::broadcast::show).delete(super::broadcast::delete),
+        )
         .layer(middleware::from_fn_with_state(shared.clone(), bounded))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
@@ -264,6 +274,6 @@ async fn readyz(State(s): St) -> Response {
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "not found: the API is POST /v1/notifications; also GET /healthz, /readyz, /metrics",
+        "not found: the API is POST /v1/notifications, POST /v1/broadcasts, /v1/channels; also GET /healthz, /readyz, /metrics",
     )
 }

@@ -62,7 +62,7 @@ pub struct Apps {
 }
 
 impl Apps {
-    fn pick(&self, named: Option<&str>) -> Result<&Arc<App>, String> {
+    pub(crate) fn pick(&self, named: Option<&str>) -> Result<&Arc<App>, String> {
         let names = || self.map.keys().cloned().collect::<Vec<_>>().join(", ");
         match named {
             Some(name) => self

@@ -592,3 +592,116 @@ async fn with_redis_batches_are_enqueued_for_workers() {
     assert_eq!(a.status, 503, "{}", a.text());
     assert_eq!(a.json()["dispatch"]["ready"], false);
 }
+
+/// Broadcast push through the gateway, against the mock: a channel's whole
+/// life, a broadcast the mock records, APNs' rejection answered with APNs'
+/// status, and our own checks answered 422 before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_and_channels_through_the_gateway() {
+    let (s, serve) = start(&[]).await;
+    let call = |method: &'static str, path: String, body: Value| {
+        let base = serve.base.clone();
+        async move {
+            let bytes = if body.is_null() {
+                Vec::new()
+            } else {
+                body.to_string().into_bytes()
+            };
+            web::request(&base, method, &path, Some(TOKEN), &bytes).await
+        }
+    };
+    // In a path, a base64 id is percent-encoded (it may hold / + =).
+    let in_path = |id: &str| {
+        id.replace('%', "%25")
+            .replace('/', "%2F")
+            .replace('+', "%2B")
+            .replace('=', "%3D")
+    };
+
+    let a = call(
+        "POST",
+        "/v1/channels".into(),
+        json!({"storage": "most-recent"}),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(a.json()["storage"], "most-recent");
+    let id = a.json()["channel_id"].as_str().unwrap().to_string();
+    let a = call("GET", "/v1/channels".into(), Value::Null).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json(), json!({"bundle_id": BUNDLE, "channels": [id]}));
+    let a = call("GET", format!("/v1/channels/{}", in_path(&id)), Value::Null).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["storage"], "most-recent");
+    assert_eq!(a.json()["channel_id"], id.as_str());
+
+    let payload = json!({"aps": {"event": "update", "content-state": {"score": "2-1"}, "timestamp": 1_700_000_000}});
+    let a = call(
+        "POST",
+        "/v1/broadcasts".into(),
+        json!({"channel_id": id, "payload": payload, "priority": 5, "expiration": "+1h"}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["status"], 200);
+    assert!(a.json()["request_id"].is_string());
+    let sent = s.mock.broadcasts();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (
+            sent[0].bundle_id.as_str(),
+            sent[0].channel_id.as_str(),
+            sent[0].priority
+        ),
+        (BUNDLE, id.as_str(), 5)
+    );
+
+    // Our checks: 422 naming the field, nothing sent.
+    for (body, field) in [
+        (
+            json!({"channel_id": id, "payload": payload, "sound": "x"}),
+            "sound",
+        ),
+        (
+            json!({"channel_id": "not base64!", "payload": payload}),
+            "channel_id",
+        ),
+        (json!({"channel_id": id}), "payload"),
+        (
+            json!({"channel_id": id, "payload": payload, "app": "nope"}),
+            "app",
+        ),
+        (
+            json!({"channel_id": id, "payload": payload, "priority": 7}),
+            "priority",
+        ),
+    ] {
+        let a = call("POST", "/v1/broadcasts".into(), body).await;
+        assert_eq!(a.status, 422, "{}", a.text());
+        assert_eq!(a.json()["field"], field, "{}", a.text());
+    }
+    assert_eq!(s.mock.broadcasts().len(), 1);
+    let a = web::request(&serve.base, "POST", "/v1/channels", None, b"{}").await;
+    assert_eq!(a.status, 401);
+
+    // Deleted: APNs' answer, with APNs' status.
+    let a = call(
+        "DELETE",
+        format!("/v1/channels/{}", in_path(&id)),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["deleted"], true);
+    let a = call(
+        "POST",
+        "/v1/broadcasts".into(),
+        json!({"channel_id": id, "payload": payload}),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert_eq!(a.json()["reason"], "ChannelNotRegistered");
+    assert!(a.json()["request_id"].is_string());
+    let a = call("GET", "/v1/channels".into(), Value::Null).await;
+    assert_eq!(a.json()["channels"], json!([]));
+}

@@ -308,6 +308,19 @@ async fn the_library_tunnels_token_connections_and_no_proxy_turns_it_off() {
     }
     assert!(client.stats().connections_opened >= 1);
     assert_eq!(open.seen().len() as u64, client.stats().connections_opened);
+    // Channel management has its own connection: tunnelled too.
+    let before = open.seen().len();
+    let channels = client.channels();
+    let id = channels
+        .create(BUNDLE, apns_provider::StoragePolicy::NoStorage)
+        .await
+        .unwrap();
+    assert_eq!(channels.list(BUNDLE).await.unwrap(), vec![id]);
+    assert_eq!(
+        open.seen().len(),
+        before + 1,
+        "one more CONNECT, for channels"
+    );
     // A no-proxy list naming the endpoint's host bypasses an explicit proxy.
     let bypass = client_for(&mock, key)
         .proxy(
@@ -414,4 +427,57 @@ async fn apns_send_reaches_apns_mock_through_an_authenticating_proxy() {
         "{}",
         stderr(&stopped)
     );
+}
+
+/// `apns channel` and `apns broadcast` reach the management and push hosts
+/// through the proxy too (`--proxy`), and `--no-proxy` skips it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_and_broadcast_commands_go_through_the_proxy() {
+    let s = bulk::setup_with(|m| m).await;
+    let open = proxy::start(Mode::Open).await;
+    let command = |args: &[&str], proxy: &[&str]| {
+        let mut cmd = apns();
+        cmd.args(args)
+            .arg("--key-file")
+            .arg(&s.key_path)
+            .args(["--team-id", TEAM_ID, "--bundle-id", BUNDLE])
+            .args(["--endpoint", &s.mock.endpoint().to_string()])
+            .arg("--ca-file")
+            .arg(&s.ca_path)
+            .args(["--output", "json"])
+            .args(proxy);
+        cmd
+    };
+    let out = run(command(
+        &["channel", "create"],
+        &["--proxy", &open.url(None)],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = created["channel_id"].as_str().unwrap().to_string();
+    assert_eq!(open.seen().len(), 1, "{:?}", open.seen());
+    assert_eq!(open.seen()[0].request_line, connect_line(&s));
+    let out = run(command(
+        &[
+            "broadcast",
+            "--channel-id",
+            &id,
+            "--event",
+            "update",
+            "--content-state",
+            "{}",
+        ],
+        &["--proxy", &open.url(None)],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(open.seen().len(), 2);
+    // --no-proxy: straight to the endpoint, the environment's proxy unused.
+    let mut cmd = command(&["channel", "list"], &["--no-proxy"]);
+    cmd.env("HTTPS_PROXY", open.url(None));
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(open.seen().len(), 2);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
 }
