@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::routes::{error, Shared};
+use super::routes::Shared;
 use super::App;
 use crate::broadcast::{Broadcast, ChannelId, StoragePolicy};
 use crate::error::Error;
@@ -35,15 +35,24 @@ use crate::payload::Payload;
 
 type St = State<Arc<Shared>>;
 
+/// An answer other than success: a status and a JSON body (small, so
+/// results carrying it stay small).
+struct Refused(StatusCode, Value);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(self.1)).into_response()
+    }
+}
+
 const LIVE_ACTIVITY_SUFFIX: &str = ".push-type.liveactivity";
 
 /// A refusal before anything is sent: `422` naming the field.
-fn invalid(field: &str, message: impl std::fmt::Display) -> Response {
-    (
+fn invalid(field: &str, message: impl std::fmt::Display) -> Refused {
+    Refused(
         StatusCode::UNPROCESSABLE_ENTITY,
-        axum::Json(json!({"error": format!("invalid {field}: {message}"), "field": field})),
+        json!({"error": format!("invalid {field}: {message}"), "field": field}),
     )
-        .into_response()
 }
 
 /// The app and bundle id a request names (or the defaults).
@@ -51,7 +60,7 @@ fn target(
     s: &Shared,
     app: Option<&str>,
     bundle_id: Option<&str>,
-) -> Result<(Arc<App>, String), Response> {
+) -> Result<(Arc<App>, String), Refused> {
     let app = s.apps.pick(app).map_err(|e| invalid("app", e))?.clone();
     let bundle = match bundle_id {
         Some(b) => b.to_string(),
@@ -116,17 +125,17 @@ fn rejected(answer: &crate::Response) -> Response {
 }
 
 /// The body as a JSON object with only `allowed` fields.
-fn object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value>, Response> {
+fn object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value>, Refused> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        error(
+        Refused(
             StatusCode::BAD_REQUEST,
-            format!("the body is not JSON: {e}"),
+            json!({"error": format!("the body is not JSON: {e}")}),
         )
     })?;
     let Value::Object(map) = value else {
-        return Err(error(
+        return Err(Refused(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "the body must be a JSON object",
+            json!({"error": "the body must be a JSON object"}),
         ));
     };
     if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -141,7 +150,7 @@ fn object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value
 fn text<'a>(
     map: &'a serde_json::Map<String, Value>,
     field: &str,
-) -> Result<Option<&'a str>, Response> {
+) -> Result<Option<&'a str>, Refused> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -162,9 +171,9 @@ pub(crate) async fn broadcast(State(s): St, body: axum::body::Bytes) -> Response
     ];
     let map = match object(&body, &FIELDS) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
-    let built = (|| {
+    let built = (|| -> Result<_, Refused> {
         let (app, bundle) = target(&s, text(&map, "app")?, text(&map, "bundle_id")?)?;
         let channel = text(&map, "channel_id")?.ok_or_else(|| invalid("channel_id", "missing"))?;
         let payload = match map.get("payload") {
@@ -213,7 +222,7 @@ pub(crate) async fn broadcast(State(s): St, body: axum::body::Bytes) -> Response
     })();
     let (app, broadcast) = match built {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let started = Instant::now();
     let result = app.client().broadcast(&broadcast).await;
@@ -240,9 +249,9 @@ pub(crate) async fn broadcast(State(s): St, body: axum::body::Bytes) -> Response
 pub(crate) async fn create(State(s): St, body: axum::body::Bytes) -> Response {
     let map = match object(&body, &["app", "bundle_id", "storage"]) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
-    let parsed = (|| {
+    let parsed = (|| -> Result<_, Refused> {
         let (app, bundle) = target(&s, text(&map, "app")?, text(&map, "bundle_id")?)?;
         let storage = match text(&map, "storage")? {
             Some(p) => p
@@ -254,7 +263,7 @@ pub(crate) async fn create(State(s): St, body: axum::body::Bytes) -> Response {
     })();
     let (app, bundle, storage) = match parsed {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match app.client().channels().create(&bundle, storage).await {
         Ok(id) => (
@@ -268,7 +277,7 @@ pub(crate) async fn create(State(s): St, body: axum::body::Bytes) -> Response {
 
 type Params = Query<HashMap<String, String>>;
 
-fn from_query(s: &Shared, q: &HashMap<String, String>) -> Result<(Arc<App>, String), Response> {
+fn from_query(s: &Shared, q: &HashMap<String, String>) -> Result<(Arc<App>, String), Refused> {
     if let Some(unknown) = q.keys().find(|k| *k != "app" && *k != "bundle_id") {
         return Err(invalid(
             unknown,
@@ -286,7 +295,7 @@ fn from_query(s: &Shared, q: &HashMap<String, String>) -> Result<(Arc<App>, Stri
 pub(crate) async fn list(State(s): St, Query(q): Params) -> Response {
     let (app, bundle) = match from_query(&s, &q) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match app.client().channels().list(&bundle).await {
         Ok(ids) => {
@@ -301,7 +310,7 @@ pub(crate) async fn list(State(s): St, Query(q): Params) -> Response {
     }
 }
 
-fn channel_id(id: &str) -> Result<ChannelId, Response> {
+fn channel_id(id: &str) -> Result<ChannelId, Refused> {
     ChannelId::new(id).map_err(|e| invalid("channel_id", e))
 }
 
@@ -310,7 +319,7 @@ pub(crate) async fn show(State(s): St, Path(id): Path<String>, Query(q): Params)
     let (app, bundle, id) = match from_query(&s, &q).and_then(|(a, b)| Ok((a, b, channel_id(&id)?)))
     {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match app.client().channels().get(&bundle, &id).await {
         Ok(info) => (
@@ -331,7 +340,7 @@ pub(crate) async fn delete(State(s): St, Path(id): Path<String>, Query(q): Param
     let (app, bundle, id) = match from_query(&s, &q).and_then(|(a, b)| Ok((a, b, channel_id(&id)?)))
     {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match app.client().channels().delete(&bundle, &id).await {
         Ok(()) => (
