@@ -272,6 +272,13 @@ pub struct BenchArgs {
     /// loopback port).
     #[arg(long, value_name = "URL", requires = "worker")]
     pub redis: Option<String>,
+    /// Pin the spawned mock to CPU 0 and the measured process (and h2load) to CPU 1 with
+    /// taskset, so they do not share a core (needs 2 CPUs and taskset).
+    #[arg(long)]
+    pub pin: bool,
+    /// With --cli: skip the h2load comparison (run when h2load is on the PATH).
+    #[arg(long, requires = "cli")]
+    pub no_h2load: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,

@@ -11,8 +11,8 @@ use futures_util::StreamExt;
 use super::args::{BenchArgs, Output};
 use super::{exit, Failure};
 
-const KEY_ID: &str = "BENCHKEY01";
-const TEAM_ID: &str = "BENCHTEAM1";
+pub(super) const KEY_ID: &str = "BENCHKEY01";
+pub(super) const TEAM_ID: &str = "BENCHTEAM1";
 
 pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     if args.count == 0 || args.concurrency == 0 || args.connections == 0 {
@@ -26,15 +26,19 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
             super::MAX_CONNECTIONS
         )));
     }
+    if args.pin && std::thread::available_parallelism().map_or(0, |n| n.get()) < 2 {
+        return Err(Failure::usage("--pin needs at least 2 CPUs"));
+    }
     let dir = super::demo::TempDir::new()?;
     let (endpoint, ca_file, mut mock) = match (&args.endpoint, &args.ca_file) {
         (Some(url), Some(ca)) => (url.parse::<Endpoint>()?, ca.clone(), None),
         (Some(_), None) => return Err(Failure::usage("--endpoint needs --ca-file")),
         _ => {
-            let (endpoint, ca, child) = spawn_mock(&dir, args.max_streams)?;
+            let (endpoint, ca, child) = spawn_mock(&dir, args.max_streams, args.pin)?;
             (endpoint, ca, Some(MockProcess(child)))
         }
     };
+    let mock_pid = mock.as_ref().map(|m| m.0.id());
     let key_pem = apns_provider::auth::generate_p8_pem();
     if args.worker {
         let result = super::bench_worker::run(&args, &dir, &endpoint, &ca_file, &key_pem).await;
@@ -44,7 +48,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
         return result;
     }
     if args.cli {
-        let result = bench_cli(&args, &dir, &endpoint, &ca_file, &key_pem);
+        let result = super::bench_cli::run(&args, &dir, &endpoint, &ca_file, &key_pem, mock_pid);
         if let Some(m) = mock.as_mut() {
             m.stop();
         }
@@ -96,7 +100,8 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     )
     .await;
 
-    let cpu_before = process_cpu();
+    let before = self_usage();
+    let mock_before = mock_pid.map(process_cpu_of);
     let started = Instant::now();
     let mut latency = Histogram::new();
     let tally = drain(
@@ -108,7 +113,11 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     )
     .await;
     let wall = started.elapsed();
-    let cpu = process_cpu().saturating_sub(cpu_before);
+    let usage = self_usage().since(&before);
+    let cpu = usage.cpu();
+    let mock_cpu = mock_pid
+        .zip(mock_before)
+        .map(|(pid, b)| process_cpu_of(pid).saturating_sub(b));
     let stats = client.stats();
     client.shutdown(Duration::from_secs(5)).await;
     if let Some(m) = mock.as_mut() {
@@ -129,6 +138,9 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
                 "seconds": wall.as_secs_f64(),
                 "notifications_per_second": rate,
                 "client_cpu_us_per_notification": cpu_us,
+                "voluntary_context_switches": usage.voluntary,
+                "involuntary_context_switches": usage.involuntary,
+                "mock_cpu_us_per_notification": mock_cpu.map(|c| c.as_secs_f64() * 1e6 / args.count as f64),
                 "latency_ms": {
                     "p50": latency.quantile(0.50).as_secs_f64() * 1e3,
                     "p90": latency.quantile(0.90).as_secs_f64() * 1e3,
@@ -148,6 +160,18 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
             println!("time              {:.3} s", wall.as_secs_f64());
             println!("throughput        {rate:.0} notifications/s");
             println!("client CPU        {cpu_us:.1} µs/notification");
+            println!(
+                "context switches  {} voluntary, {} involuntary ({:.4}/notification)",
+                usage.voluntary,
+                usage.involuntary,
+                (usage.voluntary + usage.involuntary) as f64 / args.count as f64
+            );
+            if let Some(c) = mock_cpu {
+                println!(
+                    "mock CPU          {:.1} µs/request",
+                    c.as_secs_f64() * 1e6 / args.count as f64
+                );
+            }
             println!(
                 "latency           p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 latency.quantile(0.50).as_secs_f64() * 1e3,
@@ -182,171 +206,6 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     } else {
         exit::OK
     })
-}
-
-/// `--cli`: the bulk send of the CLI, measured from outside.
-fn bench_cli(
-    args: &BenchArgs,
-    dir: &super::demo::TempDir,
-    endpoint: &Endpoint,
-    ca_file: &std::path::Path,
-    key_pem: &str,
-) -> Result<u8, Failure> {
-    use std::io::Write;
-    let io = |what: &str, e: std::io::Error| Failure::usage(format!("{what}: {e}"));
-    let key_path =
-        apns_provider::keystore::store_key_file(dir.path(), &format!("AuthKey_{KEY_ID}"), key_pem)?;
-    let tokens = dir.path().join("tokens.txt");
-    let results = dir.path().join("results.jsonl");
-    {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(&tokens).map_err(|e| io("cannot write the tokens file", e))?,
-        );
-        for i in 0..args.count {
-            writeln!(f, "{i:064x}").map_err(|e| io("cannot write the tokens file", e))?;
-        }
-        f.flush()
-            .map_err(|e| io("cannot write the tokens file", e))?;
-    }
-    let file_mib = std::fs::metadata(&tokens).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
-    if args.output == Output::Human {
-        eprintln!(
-            "apns bench --cli: apns send --tokens-file ({} lines, {file_mib:.0} MiB) --results, {} connection(s), {} in flight",
-            args.count, args.connections, args.concurrency
-        );
-    }
-    let exe = std::env::current_exe().map_err(|e| io("cannot find the apns binary", e))?;
-    let started = Instant::now();
-    let mut child = Command::new(exe)
-        .arg("send")
-        .arg("--key-file")
-        .arg(&key_path)
-        .args([
-            "--key-id",
-            KEY_ID,
-            "--team-id",
-            TEAM_ID,
-            "--topic",
-            "com.example.bench",
-        ])
-        .args(["--endpoint", &endpoint.to_string(), "--ca-file"])
-        .arg(ca_file)
-        .args(["--alert", "benchmark", "--no-progress", "--output", "json"])
-        .args(["--concurrency", &args.concurrency.to_string()])
-        .args(["--connections", &args.connections.to_string()])
-        .arg("--tokens-file")
-        .arg(&tokens)
-        .arg("--results")
-        .arg(&results)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| io("cannot start apns send", e))?;
-    // VmHWM only grows: the last reading before exit is the peak.
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_path) {
-            if let Some(kib) = vm_hwm(&text) {
-                peak_kib = peak_kib.max(kib);
-            }
-        }
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(io("waiting for apns send", e)),
-        }
-    };
-    let wall = started.elapsed();
-    let mut stderr_text = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut stderr_text);
-    }
-    let check = check_results(&results, args.count);
-    let result_lines = check.accepted;
-    let rate = args.count as f64 / wall.as_secs_f64();
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({
-                "mode": "cli",
-                "count": args.count,
-                "seconds": wall.as_secs_f64(),
-                "notifications_per_second": rate,
-                "peak_rss_kib": peak_kib,
-                "result_lines": result_lines,
-                "exit_code": status.code(),
-            })
-        ),
-        Output::Human => {
-            println!("notifications     {}", args.count);
-            println!("time              {:.3} s", wall.as_secs_f64());
-            println!("throughput        {rate:.0} notifications/s (reading the file, writing the results)");
-            println!(
-                "peak memory       {:.1} MiB (apns send process)",
-                peak_kib as f64 / 1024.0
-            );
-            println!(
-                "result lines      {result_lines} of {} accepted, one per line",
-                args.count
-            );
-        }
-    }
-    if let Some(problem) = &check.problem {
-        return Err(Failure::usage(format!(
-            "the results file is wrong: {problem}"
-        )));
-    }
-    if !status.success() || result_lines != args.count {
-        return Err(Failure::usage(format!(
-            "apns send exited with {status} and wrote {result_lines} of {} result lines: {}",
-            args.count,
-            stderr_text.lines().last().unwrap_or("")
-        )));
-    }
-    Ok(exit::OK)
-}
-
-/// What the results file of a CLI run says: every line 1..=count exactly
-/// once, each accepted (each line is read and parsed, not only counted).
-struct ResultCheck {
-    accepted: u64,
-    problem: Option<String>,
-}
-
-fn check_results(path: &std::path::Path, count: u64) -> ResultCheck {
-    let mut check = ResultCheck {
-        accepted: 0,
-        problem: None,
-    };
-    let Ok(file) = std::fs::File::open(path) else {
-        check.problem = Some(format!("{} cannot be opened", path.display()));
-        return check;
-    };
-    let mut seen = vec![false; count as usize + 1];
-    for (i, text) in BufReader::new(file).lines().enumerate() {
-        let Ok(text) = text else {
-            check.problem = Some(format!("result line {} cannot be read", i + 1));
-            break;
-        };
-        let parsed: Option<(u64, u64)> = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| Some((v["line"].as_u64()?, v["status"].as_u64().unwrap_or(0))));
-        match parsed {
-            Some((line, 200)) if (1..=count).contains(&line) && !seen[line as usize] => {
-                seen[line as usize] = true;
-                check.accepted += 1;
-            }
-            _ => {
-                check.problem.get_or_insert(format!(
-                    "result line {} is not a single accepted notification: {}",
-                    i + 1,
-                    text.chars().take(200).collect::<String>()
-                ));
-            }
-        }
-    }
-    check
 }
 
 pub(super) fn vm_hwm(status: &str) -> Option<u64> {
@@ -409,13 +268,21 @@ impl Drop for MockProcess {
 fn spawn_mock(
     dir: &super::demo::TempDir,
     max_streams: u32,
+    pin: bool,
 ) -> Result<(Endpoint, std::path::PathBuf, Child), Failure> {
     let exe = std::env::current_exe()
         .map_err(|e| Failure::usage(format!("cannot find the apns binary: {e}")))?;
     let ca = dir.path().join("bench-ca.pem");
-    let mut child = Command::new(exe)
+    let mut child = pinned(&exe, pin.then_some(0));
+    if pin {
+        // One core: one thread (a multi-thread runtime on one core only
+        // adds wakeups between its threads).
+        child.args(["mock", "--threads", "1"]);
+    } else {
+        child.arg("mock");
+    }
+    let mut child = child
         .args([
-            "mock",
             "--accept-all",
             "--max-streams",
             &max_streams.to_string(),
@@ -443,9 +310,63 @@ fn spawn_mock(
     Ok((endpoint, ca, child))
 }
 
-/// User plus system CPU time of this process, from /proc (Linux).
-fn process_cpu() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+/// CPU time and context switches, from `getrusage`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Usage {
+    pub user: Duration,
+    pub system: Duration,
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+impl Usage {
+    fn read(who: nix::sys::resource::UsageWho) -> Usage {
+        let Ok(u) = nix::sys::resource::getrusage(who) else {
+            return Usage::default();
+        };
+        let time = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec().max(0) as u64)
+                + Duration::from_micros(t.tv_usec().max(0) as u64)
+        };
+        Usage {
+            user: time(u.user_time()),
+            system: time(u.system_time()),
+            voluntary: u.voluntary_context_switches().max(0) as u64,
+            involuntary: u.involuntary_context_switches().max(0) as u64,
+        }
+    }
+
+    /// User plus system time.
+    pub fn cpu(&self) -> Duration {
+        self.user + self.system
+    }
+
+    /// What was used between `earlier` and this reading.
+    pub fn since(&self, earlier: &Usage) -> Usage {
+        Usage {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
+            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
+        }
+    }
+}
+
+/// This process's usage so far.
+fn self_usage() -> Usage {
+    Usage::read(nix::sys::resource::UsageWho::RUSAGE_SELF)
+}
+
+/// The usage of the children waited for so far: the difference around
+/// one child's wait is that child's.
+pub(super) fn children_usage() -> Usage {
+    Usage::read(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+}
+
+/// User plus system CPU time of a running process, from /proc (Linux;
+/// zero elsewhere): how the mock's share of a run is read.
+pub(super) fn process_cpu_of(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Duration::ZERO;
     };
     // Fields after the command name, which is in parentheses.
@@ -461,6 +382,19 @@ fn process_cpu() -> Duration {
             .unwrap_or(0)
     };
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// A command for `program`, pinned to `cpu` with `taskset` when one is
+/// given (so the mock and the measured process do not share a core).
+pub(super) fn pinned(program: &std::path::Path, cpu: Option<usize>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", &cpu.to_string()]).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
 }
 
 /// Peak resident memory of this process in KiB (VmHWM), 0 if unknown.

@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod bench_cli;
 mod bench_worker;
 mod broadcast;
 mod bulk;
