@@ -242,8 +242,8 @@ pub struct BenchArgs {
     /// Connections in the client's pool.
     #[arg(long, default_value = "1", value_name = "C")]
     pub connections: usize,
-    /// Notifications in flight at once (send_many's bound).
-    #[arg(long, default_value = "1000", value_name = "K")]
+    /// Notifications in flight at once (send_many's bound; `apns send`'s default).
+    #[arg(long, default_value = "500", value_name = "K")]
     pub concurrency: usize,
     /// Stream limit the spawned mock advertises per connection.
     #[arg(long, default_value = "1000", value_name = "N")]
@@ -279,6 +279,11 @@ pub struct BenchArgs {
     /// With --cli: skip the h2load comparison (run when h2load is on the PATH).
     #[arg(long, requires = "cli")]
     pub no_h2load: bool,
+    /// Spawn the mock in validating mode (it checks every header, the token's signature and
+    /// the payload, as `apns mock --trust-key` does) instead of accept-all, to measure what
+    /// validation costs per request.
+    #[arg(long, conflicts_with = "endpoint")]
+    pub validating: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,

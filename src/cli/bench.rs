@@ -30,16 +30,26 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
         return Err(Failure::usage("--pin needs at least 2 CPUs"));
     }
     let dir = super::demo::TempDir::new()?;
+    let key_pem = apns_provider::auth::generate_p8_pem();
     let (endpoint, ca_file, mut mock) = match (&args.endpoint, &args.ca_file) {
         (Some(url), Some(ca)) => (url.parse::<Endpoint>()?, ca.clone(), None),
         (Some(_), None) => return Err(Failure::usage("--endpoint needs --ca-file")),
         _ => {
-            let (endpoint, ca, child) = spawn_mock(&dir, args.max_streams, args.pin)?;
+            let trust = if args.validating {
+                Some(apns_provider::keystore::store_key_file(
+                    dir.path(),
+                    "trusted-by-mock",
+                    &key_pem,
+                )?)
+            } else {
+                None
+            };
+            let (endpoint, ca, child) =
+                spawn_mock(&dir, args.max_streams, args.pin, trust.as_deref())?;
             (endpoint, ca, Some(MockProcess(child)))
         }
     };
     let mock_pid = mock.as_ref().map(|m| m.0.id());
-    let key_pem = apns_provider::auth::generate_p8_pem();
     if args.worker {
         let result = super::bench_worker::run(&args, &dir, &endpoint, &ca_file, &key_pem).await;
         if let Some(m) = mock.as_mut() {
@@ -82,10 +92,10 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
             args.connections,
             args.concurrency,
             endpoint,
-            if mock.is_some() {
-                "mock in accept-all mode, separate process"
-            } else {
-                "given endpoint"
+            match (&mock, args.validating) {
+                (Some(_), true) => "validating mock, separate process",
+                (Some(_), false) => "mock in accept-all mode, separate process",
+                (None, _) => "given endpoint",
             }
         );
     }
@@ -135,6 +145,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
                 "count": args.count,
                 "connections": args.connections,
                 "concurrency": args.concurrency,
+                "validating_mock": args.validating,
                 "seconds": wall.as_secs_f64(),
                 "notifications_per_second": rate,
                 "client_cpu_us_per_notification": cpu_us,
@@ -265,10 +276,13 @@ impl Drop for MockProcess {
     }
 }
 
+/// Starts `apns mock` in its own process: accept-all, or validating and
+/// trusting the key at `trust`.
 fn spawn_mock(
     dir: &super::demo::TempDir,
     max_streams: u32,
     pin: bool,
+    trust: Option<&std::path::Path>,
 ) -> Result<(Endpoint, std::path::PathBuf, Child), Failure> {
     let exe = std::env::current_exe()
         .map_err(|e| Failure::usage(format!("cannot find the apns binary: {e}")))?;
@@ -281,13 +295,14 @@ fn spawn_mock(
     } else {
         child.arg("mock");
     }
+    match trust {
+        Some(key) => child
+            .arg("--trust-key")
+            .arg(format!("{KEY_ID}={TEAM_ID}:{}", key.display())),
+        None => child.arg("--accept-all"),
+    };
     let mut child = child
-        .args([
-            "--accept-all",
-            "--max-streams",
-            &max_streams.to_string(),
-            "--ca-out",
-        ])
+        .args(["--max-streams", &max_streams.to_string(), "--ca-out"])
         .arg(&ca)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

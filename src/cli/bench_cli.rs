@@ -45,10 +45,11 @@ pub(super) fn run(
     let file_mib = std::fs::metadata(&tokens).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
     if args.output == Output::Human {
         eprintln!(
-            "apns bench --cli: apns send --tokens-file ({} lines, {file_mib:.0} MiB) --results, {} connection(s), {} in flight{}",
+            "apns bench --cli: apns send --tokens-file ({} lines, {file_mib:.0} MiB) --results, {} connection(s), {} in flight{}{}",
             args.count,
             args.connections,
             args.concurrency,
+            if args.validating { "; validating mock" } else { "" },
             if args.pin { "; mock on CPU 0, apns send on CPU 1" } else { "" }
         );
     }
@@ -311,6 +312,7 @@ fn report(
                 "connections": args.connections,
                 "concurrency": args.concurrency,
                 "pinned": args.pin,
+                "validating_mock": args.validating,
                 "seconds": m.wall.as_secs_f64(),
                 "notifications_per_second": rate,
                 "cpu_user_seconds": m.usage.user.as_secs_f64(),

@@ -262,7 +262,10 @@ impl Client {
     /// free stream when every connection is at the server's limit.
     pub async fn send(&self, notification: &Notification) -> Result<Response> {
         let sent = AtomicBool::new(false);
-        let work = self.attempt(Outgoing::Push(notification), &sent);
+        // Boxed: the attempt's state machine is a few KiB, and callers that
+        // keep thousands of sends in flight (`send_many`, a
+        // `FuturesUnordered`) would otherwise copy it on every move.
+        let work = Box::pin(self.attempt(Outgoing::Push(notification), &sent));
         self.guarded(&sent, true, work).await
     }
 

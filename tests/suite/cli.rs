@@ -453,6 +453,46 @@ async fn bench_cli_mode_runs_the_bulk_send_and_checks_every_result_line() {
     assert!(v["peak_rss_kib"].as_u64().unwrap() > 0);
 }
 
+/// `--validating` runs the mock with every check on (trusting the bench's
+/// key): each notification must pass them, in both modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_against_the_validating_mock_passes_every_check() {
+    let mut cmd = apns();
+    cmd.args([
+        "bench",
+        "--validating",
+        "--count",
+        "2000",
+        "--output",
+        "json",
+    ]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["validating_mock"], true);
+    assert_eq!(v["accepted"], 2000, "{v}");
+
+    let mut cmd = apns();
+    cmd.args([
+        "bench",
+        "--cli",
+        "--validating",
+        "--no-h2load",
+        "--count",
+        "1000",
+    ])
+    .args(["--output", "json"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["validating_mock"], true);
+    assert_eq!(v["result_lines"], 1000, "{v}");
+    assert!(
+        v["mock_cpu_us_per_notification"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_speaks_json_too() {
     let mut cmd = apns();
