@@ -204,9 +204,15 @@ async fn a_dropped_connection_blames_only_what_was_on_the_wire() {
         maybe >= 1,
         "the request that triggered the drop was on the wire"
     );
+    // On the wire when the mock closed: at most LIMIT streams. Answers the
+    // mock wrote just before closing still reach the client and each frees a
+    // slot, so up to LIMIT more can be handed to the dead connection before
+    // the client reads its end: those were written too, and are rightly
+    // "may have been delivered". The 450 that waited in the pool are not.
     assert!(
-        maybe <= LIMIT,
-        "{maybe} blamed, at most {LIMIT} were on the wire"
+        maybe <= 2 * LIMIT,
+        "{maybe} blamed, at most {} were handed to the connection",
+        2 * LIMIT
     );
     assert_eq!(accepted_ids(&out).len() + maybe, BULK);
 }
