@@ -192,10 +192,13 @@ impl Client {
                 None if response.status() == 503 => ReasonClass::RetryNewConnection,
                 None => ReasonClass::RequestBug,
             };
-            let reason = response
-                .reason()
-                .map(|r| r.as_str().to_string())
-                .unwrap_or_else(|| response.status().to_string());
+            // Borrowed: built for every answer, needed only for the rare
+            // report or log line.
+            let reason: std::borrow::Cow<'_, str> = match response.reason() {
+                Some(r) => r.as_str().into(),
+                None if response.status() == 200 => "200".into(),
+                None => response.status().to_string().into(),
+            };
             match class {
                 ReasonClass::RefreshProviderToken => {
                     let (Some(tokens), Some(token)) = (inner.credentials.tokens(), &token) else {
