@@ -313,6 +313,7 @@ pub fn unsent_result_json(
         "device_token": device_token,
         "status": null,
         "apns_id": null,
+        "apns_unique_id": null,
         "reason": null,
         "timestamp": null,
         "error": error,
@@ -451,6 +452,10 @@ mod tests {
             assert_eq!(v["device_token"], "tok\"en");
             assert_eq!(v["line"], 7);
             assert_eq!(v["may_have_been_delivered"], true);
+            // The line and the JSON value carry the same fields.
+            let mut value = unsent_result_json("tok\"en", error, true);
+            value["line"] = 7.into();
+            assert_eq!(v, value);
         }
     }
 }
