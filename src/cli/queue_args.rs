@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::args::{CertArgs, KeyArgs, PayloadArgs};
+use super::args::{CertArgs, KeyArgs, PayloadArgs, ProxyArgs};
 
 pub const ENQUEUE_HELP: &str = "Each device token becomes one stream entry (a job): the notification's fields, a unique \
 `job` id (a UUID, also its apns-id), the format version `v` and `--app`. It prints\n  \
@@ -168,6 +168,8 @@ pub struct WorkerArgs {
     /// Limit for one notification, in seconds, retries included (keep it below --claim-idle).
     #[arg(long, default_value = "30", value_name = "SECONDS")]
     pub timeout: f64,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
 }
 
 /// `500ms`, `30s`, `2m`, `1h`, or plain seconds.

@@ -46,6 +46,7 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
         environment: args.environment.clone(),
         endpoint,
         ca_file: args.ca_file.clone(),
+        proxy: super::proxy_choice(&args.proxy)?,
         topic: args.topic.clone(),
         connections: args.connections,
         timeout,
@@ -258,6 +259,7 @@ struct Profiles {
     environment: Option<String>,
     endpoint: Option<Endpoint>,
     ca_file: Option<std::path::PathBuf>,
+    proxy: Option<apns_provider::transport::Proxy>,
     topic: Option<String>,
     connections: usize,
     timeout: Duration,
@@ -277,12 +279,6 @@ impl Profiles {
         } = resolved;
         let mut topic = topic.or_else(|| self.topic.clone());
         if let Credentials::Certificate(c) = &credentials {
-            if let Some(w) = c.info().expiry_warning(
-                std::time::SystemTime::now(),
-                Duration::from_secs(30 * 86_400),
-            ) {
-                eprintln!("apns: warning: {w}");
-            }
             topic = topic.or_else(|| c.info().default_topic());
         }
         let client = self.client(credentials, environment)?;
@@ -322,7 +318,8 @@ impl Profiles {
         if let Some(c) = clients.get(&identity) {
             return Ok(c.clone());
         }
-        let mut builder = Client::builder().endpoint(endpoint);
+        let mut builder =
+            super::with_proxy(Client::builder().endpoint(endpoint), self.proxy.clone());
         builder = match credentials {
             Credentials::Token(signer) => builder.token_signer(signer),
             Credentials::Certificate(cert) => builder.certificate(cert),
@@ -337,10 +334,9 @@ impl Profiles {
             builder = builder.add_root_certificates_file(ca);
         }
         let client = builder.build()?;
+        // Once per client: an app's certificate expiring soon, say.
         for w in client.warnings() {
-            if !w.contains("certificate") {
-                eprintln!("apns: warning: {w}");
-            }
+            eprintln!("apns: warning: {w}");
         }
         clients.insert(identity, client.clone());
         Ok(client)

@@ -794,3 +794,29 @@ async fn a_worker_serves_metrics_of_its_jobs_and_its_queue() {
         "{text}"
     );
 }
+
+/// `--proxy` takes the worker's connections through a CONNECT tunnel, as it
+/// does for `apns send`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_reaches_apns_through_the_proxy() {
+    use crate::support::proxy::{self, Mode};
+    const N: u64 = 200;
+    let Some(s) = setup("a_worker_reaches_apns_through_the_proxy", false, |m| m).await else {
+        return;
+    };
+    let open = proxy::start(Mode::Open).await;
+    s.enqueue(N, &["--topic", BUNDLE]).await;
+    let w = s.worker("w1", &["--proxy", &open.url(None)]);
+    rs::wait_for_len(&s.redis, "apns:results", N, Duration::from_secs(60)).await;
+    stop(w).await;
+    let mut c = s.redis.conn().await;
+    let by_token = one_result_each(&rs::results(&mut c).await, N);
+    assert!(by_token.values().all(|r| r.status == Some(200)));
+    let e = s.mock.endpoint();
+    let seen = open.seen();
+    assert_eq!(seen.len(), 1, "one connection, one tunnel: {seen:?}");
+    assert_eq!(
+        seen[0].request_line,
+        format!("CONNECT {}:{} HTTP/1.1", e.host(), e.port())
+    );
+}
