@@ -8,6 +8,45 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod serve;
 pub use serve::{ProxyArgs, ServeArgs};
 
+/// Another server than Apple's (`apns mock`, a test server) and the CA to
+/// trust for it: `--endpoint` and `--ca-file`, the same for every command
+/// that connects.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServerArgs {
+    /// Connect to this server instead of Apple's (`apns mock`, or a relay in front of APNs),
+    /// e.g. https://127.0.0.1:8443.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Also trust the CA certificates in this PEM file (for a mock or a TLS-inspecting proxy).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// `--endpoint`, else Apple's host for `environment`.
+    pub fn endpoint_or(
+        &self,
+        environment: apns_provider::Environment,
+    ) -> Result<apns_provider::Endpoint, super::Failure> {
+        Ok(self
+            .endpoint()?
+            .unwrap_or_else(|| apns_provider::Endpoint::for_environment(environment)))
+    }
+
+    /// `--endpoint`, if given.
+    pub fn endpoint(&self) -> Result<Option<apns_provider::Endpoint>, super::Failure> {
+        Ok(self.endpoint.as_deref().map(str::parse).transpose()?)
+    }
+
+    /// `builder`, also trusting `--ca-file`.
+    pub fn trusted(&self, builder: apns_provider::ClientBuilder) -> apns_provider::ClientBuilder {
+        match &self.ca_file {
+            Some(ca) => builder.add_root_certificates_file(ca),
+            None => builder,
+        }
+    }
+}
+
 /// Send Apple push notifications with token (.p8) or certificate authentication.
 #[derive(Debug, Parser)]
 #[command(
@@ -212,12 +251,8 @@ pub struct DoctorArgs {
     /// Apple environment to check (default: the profile's, else production).
     #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production", value_parser = environments())]
     pub environment: Option<String>,
-    /// Check this server instead of Apple's (a mock or proxy).
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
-    /// Also trust the CA certificates in this PEM file.
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Finish with one real send to this device token (needs the key and --topic).
     #[arg(long, value_name = "TOKEN")]
     pub device_token: Option<String>,
@@ -421,12 +456,8 @@ pub struct SendArgs {
     /// Apple environment the device tokens belong to (default: the profile's, else production).
     #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production", value_parser = environments())]
     pub environment: Option<String>,
-    /// Send to this server instead of Apple's (a mock or proxy), e.g. https://127.0.0.1:8443.
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
-    /// Also trust the CA certificates in this PEM file (for a mock or proxy).
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 
     /// apns-push-type: alert, background, location, voip, complication, fileprovider, mdm, liveactivity, pushtotalk, widgets, controls.
     #[arg(long, default_value = "alert", value_name = "TYPE", value_parser = push_types())]
@@ -716,12 +747,8 @@ pub struct AppArgs {
     /// environments.
     #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
     pub environment: Option<String>,
-    /// Send to this server instead of Apple's (a mock or proxy), e.g. https://127.0.0.1:8443.
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
-    /// Also trust the CA certificates in this PEM file (for a mock or proxy).
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Limit for the request, in seconds, retries included.
     #[arg(long, default_value = "30", value_name = "SECONDS")]
     pub timeout: f64,

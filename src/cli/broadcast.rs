@@ -143,7 +143,7 @@ fn dry_run(b: &Broadcast, lints: &[apns_provider::Lint], output: Output) {
 fn curl_command(b: &Broadcast, args: &BroadcastArgs, app: &App, resolved: &Resolved) -> String {
     let q = shell_quote;
     let mut cmd = String::from("curl --http2");
-    if let Some(ca) = &args.app.ca_file {
+    if let Some(ca) = &args.app.server.ca_file {
         cmd += &format!(" --cacert {}", q(&ca.display().to_string()));
     }
     let key = &args.app.key;

@@ -121,10 +121,7 @@ pub fn app_client(
     // Without --endpoint, Apple's hosts; the library sends channel requests
     // to the management host of the same environment, or to --endpoint
     // itself when that is a mock or proxy.
-    let endpoint = match &args.endpoint {
-        Some(url) => url.parse::<Endpoint>()?,
-        None => Endpoint::for_environment(environment),
-    };
+    let endpoint = args.server.endpoint_or(environment)?;
     let certificate_bundle = match &resolved.credentials {
         Credentials::Certificate(cert) => {
             let info = cert.info();
@@ -155,9 +152,7 @@ pub fn app_client(
     if let Some(channels) = channels_endpoint {
         builder = builder.channels_endpoint(channels);
     }
-    if let Some(ca) = &args.ca_file {
-        builder = builder.add_root_certificates_file(ca);
-    }
+    builder = args.server.trusted(builder);
     let client = builder
         .request_timeout(Duration::from_secs_f64(args.timeout))
         .build()?;

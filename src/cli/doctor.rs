@@ -26,10 +26,7 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
             .unwrap_or("production")
             .parse()?,
     };
-    let endpoint = match &args.endpoint {
-        Some(url) => url.parse::<Endpoint>()?,
-        None => Endpoint::for_environment(environment),
-    };
+    let endpoint = args.server.endpoint_or(environment)?;
     if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
         return Err(Failure::usage(
             "--timeout must be a number of seconds above 0 and at most 86400",
@@ -78,7 +75,7 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
     }
     let mut options = ProbeOptions::default();
     options.timeout = Duration::from_secs_f64(args.timeout);
-    if let Some(ca) = &args.ca_file {
+    if let Some(ca) = &args.server.ca_file {
         let pem = std::fs::read(ca)
             .map_err(|e| Failure::usage(format!("cannot read CA file {}: {e}", ca.display())))?;
         options.extra_roots_pem.push(pem);
@@ -252,9 +249,7 @@ async fn test_send(
         Credentials::Certificate(cert) => builder.certificate(cert),
     }
     .request_timeout(Duration::from_secs_f64(args.timeout));
-    if let Some(ca) = &args.ca_file {
-        builder = builder.add_root_certificates_file(ca);
-    }
+    builder = args.server.trusted(builder);
     let client = match builder.build() {
         Ok(c) => c,
         Err(e) => return Check::fail("send", e.to_string(), "fix the configuration above"),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::args::{CertArgs, KeyArgs, PayloadArgs, ProxyArgs};
+use super::args::{CertArgs, KeyArgs, PayloadArgs, ProxyArgs, ServerArgs};
 
 pub const ENQUEUE_HELP: &str = "Each device token becomes one stream entry (a job): the notification's fields, a unique \
 `job` id (a UUID, also its apns-id), the format version `v` and `--app`. It prints\n  \
@@ -159,12 +159,8 @@ pub struct WorkerArgs {
     /// Apple environment for every app (default: each profile's, else production).
     #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
     pub environment: Option<String>,
-    /// Send to this server instead of Apple's (a mock or proxy), e.g. https://127.0.0.1:8443.
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
-    /// Also trust the CA certificates in this PEM file (for a mock or proxy).
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Limit for one notification, in seconds, retries included (keep it below --claim-idle).
     #[arg(long, default_value = "30", value_name = "SECONDS")]
     pub timeout: f64,

@@ -30,10 +30,7 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
     let payload = build_payload(&args.payload, args.tokens_file.is_some())?;
     let push_type: PushType = args.push_type.parse()?;
     let environment: Environment = pick_environment(args.environment.as_deref(), &resolved)?;
-    let endpoint = match &args.endpoint {
-        Some(url) => url.parse::<Endpoint>()?,
-        None => Endpoint::for_environment(environment),
-    };
+    let endpoint = args.server.endpoint_or(environment)?;
     if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
         return Err(Failure::usage(
             "--timeout must be a number of seconds above 0 and at most 86400",
@@ -179,9 +176,7 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
         .pool_size(args.connections)
         .request_timeout(Duration::from_secs_f64(args.timeout))
         .retry_policy(RetryPolicy::default().with_resend_unknown(args.resend_unknown));
-    if let Some(ca) = &args.ca_file {
-        builder = builder.add_root_certificates_file(ca);
-    }
+    builder = args.server.trusted(builder);
     let client = builder.build()?;
     for w in client.warnings() {
         if said.as_ref() != Some(w) {
@@ -362,7 +357,7 @@ async fn curl(
         match defaults.parse(&line).and_then(require_topic) {
             Ok(n) => println!(
                 "{}",
-                curl_command(&n, &auth, endpoint, args.ca_file.as_deref())
+                curl_command(&n, &auth, endpoint, args.server.ca_file.as_deref())
             ),
             Err(e) => {
                 invalid += 1;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use apns_provider::gateway::{tls_config_from_pem_files, ApiTokens, App, Enqueue, Gateway, Limits};
 use apns_provider::spec::SpecDefaults;
 use apns_provider::worker::Producer;
-use apns_provider::{Client, Endpoint};
+use apns_provider::Client;
 
 use super::args::{CertArgs, KeyArgs, ServeArgs};
 use super::{exit, pick_environment, resolve, Credentials, Failure, Resolved};
@@ -251,10 +251,7 @@ fn app(
     proxy: Option<apns_provider::transport::Proxy>,
 ) -> Result<App, Failure> {
     let environment = pick_environment(args.environment.as_deref(), &resolved)?;
-    let endpoint = match &args.endpoint {
-        Some(url) => url.parse::<Endpoint>()?,
-        None => Endpoint::for_environment(environment),
-    };
+    let endpoint = args.server.endpoint_or(environment)?;
     let mut topic = topic_flag.or(resolved.topic.clone());
     let builder = super::with_proxy(Client::builder().endpoint(endpoint), proxy);
     let mut builder = match resolved.credentials {
@@ -266,9 +263,7 @@ fn app(
     }
     .pool_size(args.connections)
     .request_timeout(Duration::from_secs_f64(args.timeout));
-    if let Some(ca) = &args.ca_file {
-        builder = builder.add_root_certificates_file(ca);
-    }
+    builder = args.server.trusted(builder);
     let client = builder.build()?;
     for w in client.warnings() {
         eprintln!("apns: warning: {w}");

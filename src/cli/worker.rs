@@ -37,15 +37,11 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
         DeliveryArg::AtLeastOnce => Delivery::AtLeastOnce,
         DeliveryArg::AtMostOnce => Delivery::AtMostOnce,
     };
-    let endpoint = args
-        .endpoint
-        .as_deref()
-        .map(str::parse::<Endpoint>)
-        .transpose()?;
+    let endpoint = args.server.endpoint()?;
     let resolver = Profiles {
         environment: args.environment.clone(),
         endpoint,
-        ca_file: args.ca_file.clone(),
+        ca_file: args.server.ca_file.clone(),
         proxy: super::proxy_choice(&args.proxy)?,
         topic: args.topic.clone(),
         connections: args.connections,

@@ -50,12 +50,8 @@ pub struct ServeArgs {
     /// Apple environment (default: each profile's, else production).
     #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
     pub environment: Option<String>,
-    /// Send to this server instead of Apple's (a mock), for every app.
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
-    /// Also trust the CA certificates in this PEM file (for a mock or a TLS-inspecting proxy).
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: super::ServerArgs,
     /// Limit for one notification, in seconds, retries included.
     #[arg(long, default_value = "30", value_name = "SECONDS")]
     pub timeout: f64,
