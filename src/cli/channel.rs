@@ -113,11 +113,7 @@ pub fn app_client(
 ) -> Result<(App, Resolved), Failure> {
     let resolved = resolve(&args.key, &args.cert)?;
     let environment = pick_environment(args.environment.as_deref(), &resolved)?;
-    if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
-        return Err(Failure::usage(
-            "--timeout must be a number of seconds above 0 and at most 86400",
-        ));
-    }
+    super::seconds("--timeout", args.timeout)?;
     // Without --endpoint, Apple's hosts; the library sends channel requests
     // to the management host of the same environment, or to --endpoint
     // itself when that is a mock or proxy.

@@ -27,11 +27,7 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
             .parse()?,
     };
     let endpoint = args.server.endpoint_or(environment)?;
-    if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
-        return Err(Failure::usage(
-            "--timeout must be a number of seconds above 0 and at most 86400",
-        ));
-    }
+    super::seconds("--timeout", args.timeout)?;
     let mut checks: Vec<(Category, Check)> = vec![(Category::Local, clock())];
     let profile_topic = match &resolved {
         Some(Ok(r)) => r.topic.clone(),

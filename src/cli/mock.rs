@@ -36,8 +36,11 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
         .accept_all(args.accept_all)
         .max_channels(args.max_channels)
         .keep(args.keep)
-        .handshake_timeout(seconds("--handshake-timeout", args.handshake_timeout)?)
-        .idle_timeout(seconds("--idle-timeout", args.idle_timeout)?);
+        .handshake_timeout(super::seconds(
+            "--handshake-timeout",
+            args.handshake_timeout,
+        )?)
+        .idle_timeout(super::seconds("--idle-timeout", args.idle_timeout)?);
     if let Some(ca) = &args.client_ca {
         let pem = std::fs::read(ca).map_err(|e| {
             Failure::usage(format!("cannot read --client-ca {}: {e}", ca.display()))
@@ -108,20 +111,10 @@ fn faults(args: &MockArgs) -> Result<Vec<Fault>, Failure> {
     }
     if let Some(secs) = args.outage {
         faults.push(Fault::Outage {
-            duration: seconds("--outage", secs)?,
+            duration: super::seconds("--outage", secs)?,
         });
     }
     Ok(faults)
-}
-
-/// A positive number of seconds, at most a day.
-fn seconds(flag: &str, secs: f64) -> Result<std::time::Duration, Failure> {
-    if !(secs > 0.0 && secs <= 86_400.0) {
-        return Err(Failure::usage(format!(
-            "{flag} must be a number of seconds above 0 and at most 86400"
-        )));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// Parses `STATUS:K` or `REASON:K`.

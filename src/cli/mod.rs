@@ -167,6 +167,16 @@ pub fn with_proxy(
     }
 }
 
+/// A positive number of seconds, at most a day (`--timeout` and the like).
+pub fn seconds(flag: &str, secs: f64) -> Result<std::time::Duration, Failure> {
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(Failure::usage(format!(
+            "{flag} must be a number of seconds above 0 and at most 86400"
+        )));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 impl Failure {
     pub fn usage(message: impl Into<String>) -> Self {
         Failure {

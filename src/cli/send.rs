@@ -31,11 +31,7 @@ pub async fn run(args: SendArgs) -> Result<u8, Failure> {
     let push_type: PushType = args.push_type.parse()?;
     let environment: Environment = pick_environment(args.environment.as_deref(), &resolved)?;
     let endpoint = args.server.endpoint_or(environment)?;
-    if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
-        return Err(Failure::usage(
-            "--timeout must be a number of seconds above 0 and at most 86400",
-        ));
-    }
+    super::seconds("--timeout", args.timeout)?;
     if args.concurrency == 0 || !(1..=super::MAX_CONNECTIONS).contains(&args.connections) {
         return Err(Failure::usage(format!(
             "--concurrency must be at least 1, and --connections between 1 and {}",

@@ -28,11 +28,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     }
     let tokens = api_tokens(&args)?;
     let limits = limits(&args)?;
-    if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
-        return Err(Failure::usage(
-            "--timeout must be a number of seconds above 0 and at most 86400",
-        ));
-    }
+    super::seconds("--timeout", args.timeout)?;
     if !(1..=super::MAX_CONNECTIONS).contains(&args.connections) {
         return Err(Failure::usage(format!(
             "--connections must be between 1 and {}",
@@ -211,11 +207,7 @@ fn limits(args: &ServeArgs) -> Result<Limits, Failure> {
     limits.max_items = args.max_items;
     limits.max_concurrent_requests = args.max_concurrent_requests;
     limits.max_connections = args.max_connections;
-    if !(args.request_timeout > 0.0 && args.request_timeout <= 86_400.0) {
-        return Err(Failure::usage(
-            "--request-timeout must be a number of seconds above 0 and at most 86400",
-        ));
-    }
+    super::seconds("--request-timeout", args.request_timeout)?;
     if args.request_timeout <= args.timeout {
         eprintln!("apns: warning: --request-timeout ({}s) is not above --timeout ({}s): a request may end (504) before its notifications resolve", args.request_timeout, args.timeout);
     }

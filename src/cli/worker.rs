@@ -15,11 +15,7 @@ use super::queue_args::{DeliveryArg, WorkerArgs};
 use super::{exit, pick_environment, resolve, Credentials, Failure, Resolved};
 
 pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
-    if !(args.timeout > 0.0 && args.timeout <= 86_400.0) {
-        return Err(Failure::usage(
-            "--timeout must be a number of seconds above 0 and at most 86400",
-        ));
-    }
+    super::seconds("--timeout", args.timeout)?;
     if args.concurrency == 0 || !(1..=super::MAX_CONNECTIONS).contains(&args.connections) {
         return Err(Failure::usage(format!(
             "--concurrency must be at least 1, and --connections between 1 and {}",
