@@ -260,20 +260,8 @@ async fn token_prints_one_jwt_and_infers_the_key_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_with_apns_token_against_apns_mock_gets_200() {
     let dir = temp_dir();
-    let key_path = write_file(
-        dir.path(),
-        &format!("AuthKey_{KEY_ID}.p8"),
-        new_key_pem().as_bytes(),
-    );
-    let ca_out = dir.path().join("mock-ca.pem");
-    let mut mock_cmd = apns();
-    mock_cmd
-        .arg("mock")
-        .arg("--ca-out")
-        .arg(&ca_out)
-        .arg("--trust-key")
-        .arg(format!("{KEY_ID}={TEAM_ID}:{}", key_path.display()))
-        .args(["--unregistered", "dead0000"]);
+    let (key_path, ca_out, mut mock_cmd) = mock_command_trusting_a_new_key(dir.path());
+    mock_cmd.args(["--unregistered", "dead0000"]);
     let mock = spawn_mock(mock_cmd);
     let endpoint = mock.endpoint.clone();
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
@@ -351,20 +339,8 @@ async fn demo_runs_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_fault_flags_and_send_recovers() {
     let dir = temp_dir();
-    let key_path = write_file(
-        dir.path(),
-        &format!("AuthKey_{KEY_ID}.p8"),
-        new_key_pem().as_bytes(),
-    );
-    let ca_out = dir.path().join("ca.pem");
-    let mut mock_cmd = apns();
-    mock_cmd
-        .arg("mock")
-        .arg("--ca-out")
-        .arg(&ca_out)
-        .arg("--trust-key")
-        .arg(format!("{KEY_ID}={TEAM_ID}:{}", key_path.display()))
-        .args(["--refuse-streams", "1", "--storm", "500:1"]);
+    let (key_path, ca_out, mut mock_cmd) = mock_command_trusting_a_new_key(dir.path());
+    mock_cmd.args(["--refuse-streams", "1", "--storm", "500:1"]);
     let mock = spawn_mock(mock_cmd);
     let endpoint = mock.endpoint.clone();
 

@@ -378,19 +378,7 @@ async fn doctor_shows_the_proxy_hop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apns_send_reaches_apns_mock_through_an_authenticating_proxy() {
     let dir = temp_dir();
-    let key_path = write_file(
-        dir.path(),
-        &format!("AuthKey_{KEY_ID}.p8"),
-        new_key_pem().as_bytes(),
-    );
-    let ca_out = dir.path().join("mock-ca.pem");
-    let mut mock_cmd = apns();
-    mock_cmd
-        .arg("mock")
-        .arg("--ca-out")
-        .arg(&ca_out)
-        .arg("--trust-key")
-        .arg(format!("{KEY_ID}={TEAM_ID}:{}", key_path.display()));
+    let (key_path, ca_out, mock_cmd) = mock_command_trusting_a_new_key(dir.path());
     let mock = spawn_mock(mock_cmd);
     let _guard = bulk::KillOnPanic(mock.pid());
     let guarded = proxy::start(Mode::Basic(USER, PASSWORD)).await;

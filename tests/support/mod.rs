@@ -156,6 +156,26 @@ pub struct MockProcess {
     pub ca_file: String,
 }
 
+/// A new key written to `dir` as `AuthKey_<KEY_ID>.p8`, and an `apns mock`
+/// command trusting it that writes its CA to `dir/mock-ca.pem`: returns
+/// the key's path, the CA's path and the command (add flags, then
+/// [`spawn_mock`]).
+pub fn mock_command_trusting_a_new_key(dir: &Path) -> (PathBuf, PathBuf, Command) {
+    let key_path = write_file(
+        dir,
+        &format!("AuthKey_{KEY_ID}.p8"),
+        new_key_pem().as_bytes(),
+    );
+    let ca_out = dir.join("mock-ca.pem");
+    let mut cmd = apns();
+    cmd.arg("mock")
+        .arg("--ca-out")
+        .arg(&ca_out)
+        .arg("--trust-key")
+        .arg(format!("{KEY_ID}={TEAM_ID}:{}", key_path.display()));
+    (key_path, ca_out, cmd)
+}
+
 /// Starts `cmd` (an `apns mock ...` command) and waits for its ready line.
 pub fn spawn_mock(mut cmd: Command) -> MockProcess {
     use std::io::BufRead;
