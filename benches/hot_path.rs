@@ -24,6 +24,16 @@ fn key() -> SigningKey {
     SigningKey::from_pem(generate_p8_pem().as_bytes()).expect("a generated key loads")
 }
 
+/// A client of `mock`, trusting its CA, signing with `key`.
+fn client_for(mock: &MockServer, key: SigningKey) -> Client {
+    Client::builder()
+        .endpoint(mock.endpoint())
+        .add_root_certificates_pem(mock.ca_pem().expect("the mock's CA").as_bytes())
+        .token_auth(key, KEY_ID, TEAM_ID)
+        .build()
+        .expect("a client of the mock")
+}
+
 /// Building the notification for one line of a tokens file.
 fn notification(c: &mut Criterion) {
     let mut g = c.benchmark_group("notification");
@@ -114,12 +124,7 @@ fn round_trip(c: &mut Criterion) {
             .start()
             .await
             .unwrap();
-        let client = Client::builder()
-            .endpoint(mock.endpoint())
-            .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
-            .token_auth(key, KEY_ID, TEAM_ID)
-            .build()
-            .unwrap();
+        let client = client_for(&mock, key);
         client.warm_up().await.unwrap();
         (mock, client)
     });
@@ -171,12 +176,7 @@ fn request(c: &mut Criterion) {
             .start()
             .await
             .unwrap();
-        let client = Client::builder()
-            .endpoint(mock.endpoint())
-            .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
-            .token_auth(key, KEY_ID, TEAM_ID)
-            .build()
-            .unwrap();
+        let client = client_for(&mock, key);
         let n = Notification::builder(TOKEN, Payload::alert("Hello"))
             .topic("com.example.app")
             .build()

@@ -282,12 +282,12 @@ async fn decide(ctx: &Ctx, d: &Delivered) -> Action {
         Err(e) if e.may_have_been_delivered() => match cfg.delivery {
             Delivery::AtMostOnce => Action::Result(base.failed(e.to_string(), true)),
             Delivery::AtLeastOnce => {
-                ctx.note_failure();
+                ctx.note_failure(&e);
                 Action::Release
             }
         },
         Err(e) => {
-            ctx.note_failure();
+            ctx.note_failure(&e);
             Action::Retry {
                 marker: failed_marker(&cfg.consumer, &e.to_string()),
             }

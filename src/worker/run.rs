@@ -134,15 +134,25 @@ impl Ctx {
             .store(mine.len() as u64, Ordering::Relaxed);
     }
 
-    /// A send failed without an answer: pause intake, longer each time.
-    pub fn note_failure(&self) {
+    /// A send failed without an answer: pause intake, longer each time, and
+    /// say why at the 1st, 2nd, 4th, 8th... failure in a row (the job stays
+    /// pending; without this line an operator would see only counters).
+    pub fn note_failure(&self, error: &crate::Error) {
         let streak = self.fail_streak.fetch_add(1, Ordering::Relaxed) + 1;
+        if streak.is_power_of_two() {
+            tracing::warn!(
+                failures_in_a_row = streak,
+                "sends are failing: {error}; the jobs stay pending and are retried"
+            );
+        }
         let delay = Backoff::new(INTAKE_PAUSE.0, INTAKE_PAUSE.1).delay(streak);
         *self.pause_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + delay);
     }
 
     pub fn note_answer(&self) {
-        if self.fail_streak.swap(0, Ordering::Relaxed) > 0 {
+        let streak = self.fail_streak.swap(0, Ordering::Relaxed);
+        if streak > 0 {
+            tracing::info!("sends are answered again, after {streak} failure(s) in a row");
             *self.pause_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
     }

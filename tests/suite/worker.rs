@@ -820,3 +820,33 @@ async fn a_worker_reaches_apns_through_the_proxy() {
         format!("CONNECT {}:{} HTTP/1.1", e.host(), e.port())
     );
 }
+
+/// A proxy that cannot be reached: the worker says so on stderr (without
+/// the proxy's password) while the jobs stay pending, not only in counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_says_why_its_sends_fail() {
+    let Some(s) = setup("a_worker_says_why_its_sends_fail", false, |m| m).await else {
+        return;
+    };
+    s.enqueue(3, &["--topic", BUNDLE]).await;
+    // Nothing listens on a port just released.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let proxy = format!("http://bob:pw-secret@127.0.0.1:{port}");
+    let w = s.worker("w1", &["--proxy", &proxy, "--timeout", "2"]);
+    let mut said = String::new();
+    for _ in 0..100 {
+        said = w.stderr();
+        if said.contains("sends are failing") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = stop(w).await;
+    assert!(said.contains("sends are failing"), "{all}");
+    assert!(said.contains("cannot reach the proxy"), "{all}");
+    assert!(!all.contains("pw-secret"), "{all}");
+    let mut c = s.redis.conn().await;
+    assert_eq!(rs::pending(&mut c).await, 3, "the jobs stay pending: {all}");
+}
