@@ -16,6 +16,7 @@
 //! | `apns_token_mints_total` | counter | `app` | provider tokens minted |
 //! | `apns_token_age_seconds` | gauge | `app` | age of the current provider token |
 //! | `apns_queue_pending` | gauge | | jobs waiting in the queue (set by a worker) |
+//! | `apns_gateway_requests_total` | counter | `route`, `status` | answers of `apns serve`, by route template (`other` for unknown paths) and HTTP status, refusals (401, 413, 503) included |
 //!
 //! The readings of a client cost nothing on its send path: they are taken
 //! when Prometheus scrapes. Recording an outcome is a hash lookup and an
@@ -91,12 +92,28 @@ struct Shared {
     watched: Arc<Watched>,
 }
 
+/// The labels of `apns_gateway_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GatewayLabels {
+    route: &'static str,
+    status: u16,
+}
+
+impl EncodeLabelSet for GatewayLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::result::Result<(), fmt::Error> {
+        ("route", self.route).encode(encoder.encode_label())?;
+        ("status", self.status as u64).encode(encoder.encode_label())
+    }
+}
+
 /// What the scrape-time collector reads.
 #[derive(Default)]
 struct Watched {
     clients: Mutex<Vec<(Arc<str>, Client)>>,
     queue_pending: AtomicI64,
     has_queue: AtomicBool,
+    gateway_requests: Family<GatewayLabels, Counter>,
+    has_gateway: AtomicBool,
 }
 
 impl fmt::Debug for Metrics {
@@ -179,6 +196,26 @@ impl Metrics {
         let w = &self.shared.watched;
         w.queue_pending.store(jobs, Ordering::Relaxed);
         w.has_queue.store(true, Ordering::Relaxed);
+    }
+
+    /// Counts one answer of a gateway (`apns_gateway_requests_total`):
+    /// `route` is the route's template (a fixed set, such as
+    /// `/v1/notifications`, or `other`), so that the label stays bounded.
+    /// The metric appears once a gateway serves with this registry.
+    pub fn gateway_request(&self, route: &'static str, status: u16) {
+        let w = &self.shared.watched;
+        w.has_gateway.store(true, Ordering::Relaxed);
+        w.gateway_requests
+            .get_or_create(&GatewayLabels { route, status })
+            .inc();
+    }
+
+    /// Shows `apns_gateway_requests_total` even before the first request.
+    pub(crate) fn show_gateway_requests(&self) {
+        self.shared
+            .watched
+            .has_gateway
+            .store(true, Ordering::Relaxed);
     }
 
     /// Every metric, in the Prometheus text format ([`CONTENT_TYPE`]).
@@ -555,6 +592,15 @@ impl Collector for ClientCollector {
                 MetricType::Gauge,
             )?;
             ConstGauge::new(self.watched.queue_pending.load(Ordering::Relaxed)).encode(m)?;
+        }
+        if self.watched.has_gateway.load(Ordering::Relaxed) {
+            let m = encoder.encode_descriptor(
+                "apns_gateway_requests",
+                "Answers of the gateway, by route template and HTTP status (refusals included)",
+                None,
+                MetricType::Counter,
+            )?;
+            self.watched.gateway_requests.encode(m)?;
         }
         Ok(())
     }

@@ -120,8 +120,9 @@ pub fn load_key_file(path: impl AsRef<Path>) -> Result<(SigningKey, Zeroizing<St
 
 /// Reads a private key file, refusing it when its group or others have any
 /// access. The mode is read from the opened file (`fstat`), not the path, so
-/// the file checked is the file read.
-#[cfg(feature = "keystore")]
+/// the file checked is the file read. (Keys of profiles, and the gateway's
+/// TLS key.)
+#[cfg(any(feature = "keystore", feature = "gateway"))]
 pub(crate) fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let (bytes, mode) = read_key_file(path)?;
     check_private_mode(path, mode)?;

@@ -43,5 +43,5 @@ pub use token::{ProviderToken, TokenClaims, TokenSigner};
 pub use verify::{decode_unverified, verify_token};
 
 pub(crate) use key::pem_encode;
-#[cfg(feature = "keystore")]
+#[cfg(any(feature = "keystore", feature = "gateway"))]
 pub(crate) use key::read_private_file;

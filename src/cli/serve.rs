@@ -212,6 +212,7 @@ fn limits(args: &ServeArgs) -> Result<Limits, Failure> {
         eprintln!("apns: warning: --request-timeout ({}s) is not above --timeout ({}s): a request may end (504) before its notifications resolve", args.request_timeout, args.timeout);
     }
     limits.request_timeout = Duration::from_secs_f64(args.request_timeout);
+    limits.idle_timeout = super::seconds("--idle-timeout", args.idle_timeout)?;
     Ok(limits)
 }
 

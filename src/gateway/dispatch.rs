@@ -123,6 +123,7 @@ async fn send_batch(batch: Batch) -> Reply {
 }
 
 fn record(item: &Item, result: &crate::Result<crate::Response>, elapsed: Duration) {
+    item.app.record_outcome(result);
     if let Some(m) = item.app.metrics() {
         m.record(item.notification.push_type(), result, elapsed);
     }

@@ -16,9 +16,18 @@
 //!   not, unless made public.
 //! - Limits ([`Limits`]): body size (413), items per request (413),
 //!   request time (504), requests at once (503 with `Retry-After`; never a
-//!   queue) and connections at once.
+//!   queue), connections at once, the time to a connection's first request
+//!   and the idle time of a connection. When every connection slot is
+//!   taken, a new connection evicts the longest idle one (one that never
+//!   sent a request first), so silent clients cannot keep real ones out.
+//! - `/readyz` checks every app's connection to APNs and its recent sends:
+//!   not ready when, within the last minute, its last 3 sends in a row got
+//!   no answer from APNs, or APNs refused the credentials of the last 2
+//!   (see [`App::record_outcome`]).
+//! - `/metrics` counts every answer by route and status
+//!   (`apns_gateway_requests_total`), the refusals (401, 413, 503) included.
 //! - HTTP/1.1 and HTTP/2 (axum on hyper), over TLS when configured; a
-//!   graceful stop.
+//!   graceful stop, bounded by the shutdown grace.
 //!
 //! ```no_run
 //! # async fn run(client: apns_provider::Client) -> apns_provider::Result<()> {
@@ -41,12 +50,16 @@
 //! | `dispatch.rs` | [`Dispatch`], [`SendNow`], `Enqueue`, [`Batch`], [`Reply`] |
 //! | `broadcast.rs` | the broadcast and channel routes |
 //! | `validate.rs` | request bodies to batches, problems by index and field |
-//! | `routes.rs` | the axum router, authentication and limits |
+//! | `routes.rs` | the axum router, authentication and limits, the request counter, readiness |
+//! | `ready.rs` | what readiness learns from recent sends |
 //! | `server.rs` | the accept loop, TLS, the graceful stop |
+//! | `conns.rs` | connection slots, eviction, first-request and idle deadlines |
 
 mod auth;
 mod broadcast;
+mod conns;
 mod dispatch;
+mod ready;
 mod routes;
 mod server;
 mod validate;
@@ -83,6 +96,7 @@ pub struct App {
     client: Client,
     defaults: SpecDefaults,
     metrics: Option<AppMetrics>,
+    recent: ready::RecentOutcomes,
 }
 
 impl fmt::Debug for App {
@@ -103,6 +117,7 @@ impl App {
             client,
             defaults,
             metrics: None,
+            recent: ready::RecentOutcomes::default(),
         }
     }
 
@@ -125,6 +140,17 @@ impl App {
     pub fn metrics(&self) -> Option<&AppMetrics> {
         self.metrics.as_ref()
     }
+
+    /// Takes one finished send into account for `/readyz`: a dispatcher
+    /// that sends calls it with each result ([`SendNow`] does). The app is
+    /// not ready when, within the last minute, its last 3 sends in a row
+    /// ended without an answer from APNs, or APNs refused the credentials
+    /// of the last 2 (`InvalidProviderToken`, `ExpiredProviderToken`,
+    /// `BadCertificate`...); any other answer ends both streaks, and a
+    /// streak is forgotten a minute after its last send.
+    pub fn record_outcome(&self, result: &crate::Result<crate::Response>) {
+        self.recent.record(result);
+    }
 }
 
 /// What a gateway accepts, at most.
@@ -144,8 +170,22 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// The `Retry-After` of a 503 (default 1 s).
     pub retry_after: Duration,
-    /// Open connections (default 1024); more wait to be accepted.
+    /// Open connections (default 1024). When all are taken, a new
+    /// connection evicts the one idle longest (no request in progress;
+    /// one that never sent a request first); only when every connection
+    /// has a request in progress do new ones wait to be accepted. Keep it
+    /// under the process's file descriptor limit.
     pub max_connections: usize,
+    /// Time from accepting a connection to its first complete request head
+    /// (TLS handshake and protocol detection included; default 10 s);
+    /// longer: the connection is closed. Silent sockets, TLS clients that
+    /// send nothing and HTTP/2 clients that send only their preface hold a
+    /// slot at most this long.
+    pub first_request_timeout: Duration,
+    /// Time a connection (HTTP/2, or HTTP/1.1 keep-alive) may stay with no
+    /// request in progress (default 60 s); longer: it is closed gracefully
+    /// (HTTP/2 GOAWAY). Clients reconnect.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -157,8 +197,48 @@ impl Default for Limits {
             max_concurrent_requests: 32,
             retry_after: Duration::from_secs(1),
             max_connections: 1024,
+            first_request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// Refuses limits the gateway cannot run with (instead of a panic once
+/// serving): zeros, counts over what a semaphore holds, zero deadlines.
+fn check_limits(l: &Limits) -> Result<()> {
+    if l.max_body_bytes == 0
+        || l.max_items == 0
+        || l.max_concurrent_requests == 0
+        || l.max_connections == 0
+    {
+        return Err(Error::Config(
+            "the gateway's limits (body size, items, concurrent requests, connections) must be above 0"
+                .into(),
+        ));
+    }
+    for (name, n) in [
+        ("max_concurrent_requests", l.max_concurrent_requests),
+        ("max_connections", l.max_connections),
+    ] {
+        if n > Semaphore::MAX_PERMITS {
+            return Err(Error::Config(format!(
+                "the gateway's {name} ({n}) is over {}, the most it can count",
+                Semaphore::MAX_PERMITS
+            )));
+        }
+    }
+    for (name, d) in [
+        ("request_timeout", l.request_timeout),
+        ("first_request_timeout", l.first_request_timeout),
+        ("idle_timeout", l.idle_timeout),
+    ] {
+        if d.is_zero() {
+            return Err(Error::Config(format!(
+                "the gateway's {name} must be above 0"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Configures a [`Gateway`].
@@ -233,17 +313,24 @@ impl Gateway {
     }
 
     /// Serves on `listener` until `shutdown` resolves; then stops
-    /// accepting, lets the requests in progress finish (within the
-    /// shutdown grace), and shuts the apps' clients down, closing their
-    /// connections to APNs.
+    /// accepting, closes the connections without a request in progress at
+    /// once, lets the requests in progress finish within the shutdown
+    /// grace (a hard limit: after it, every connection is dropped, with a
+    /// warning naming how many requests were cut), and shuts the apps'
+    /// clients down, closing their connections to APNs.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let router = routes::router(self.shared.clone(), self.metrics_public);
         let limits = &self.shared.limits;
+        let conn_limits = server::ConnLimits {
+            max_connections: limits.max_connections,
+            first_request: limits.first_request_timeout,
+            idle: limits.idle_timeout,
+        };
         server::run(
             router,
             listener,
             self.tls.clone(),
-            limits.max_connections,
+            conn_limits,
             shutdown,
             self.shutdown_grace,
         )
@@ -313,7 +400,7 @@ impl GatewayBuilder {
     }
 
     /// How long requests in progress may take to finish after the stop
-    /// signal (default 30 s).
+    /// signal (default 30 s). Idle connections do not wait for it.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
         self
@@ -337,14 +424,9 @@ impl GatewayBuilder {
                 )));
             }
         }
-        let l = &self.limits;
-        if l.max_body_bytes == 0 || l.max_items == 0 || l.max_concurrent_requests == 0 {
-            return Err(Error::Config(
-                "the gateway's limits (body size, items, concurrent requests) must be above 0"
-                    .into(),
-            ));
-        }
+        check_limits(&self.limits)?;
         let metrics = self.metrics.unwrap_or_default();
+        metrics.show_gateway_requests();
         let map = self
             .apps
             .into_iter()

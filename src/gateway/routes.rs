@@ -5,19 +5,22 @@
 //! | `POST /v1/notifications` | bearer | validate every item, then dispatch |
 //! | `POST /v1/broadcasts`, `/v1/channels...` | bearer | broadcast push (see `broadcast.rs`) |
 //! | `GET /healthz` | none | the process is alive |
-//! | `GET /readyz` | none | every app's client connects; the dispatcher is ready |
+//! | `GET /readyz` | none | every app's client connects and its recent sends do not all fail; the dispatcher is ready |
 //! | `GET /metrics` | bearer, unless public | Prometheus text |
 //!
 //! Order of checks on `/v1/`: authentication (cheap; an unauthenticated
 //! flood takes no slot), then the concurrency bound (503 with
 //! `Retry-After` when full, never a queue), then the request timeout around
 //! reading the body and dispatching.
+//!
+//! Outermost, every answer is counted by route and status
+//! (`apns_gateway_requests_total`), refusals included.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -74,7 +77,35 @@ pub(crate) fn router(shared: Arc<Shared>, metrics_public: bool) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(shared.clone(), counted))
         .with_state(shared)
+}
+
+/// The routes, as `apns_gateway_requests_total` labels them; anything else
+/// is `other`, so the label's values stay few.
+const ROUTES: [&str; 7] = [
+    "/v1/notifications",
+    "/v1/broadcasts",
+    "/v1/channels",
+    "/v1/channels/{id}",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
+
+/// Counts every answer by route and status (outermost: 401, 413, 503 and
+/// 504 included).
+async fn counted(State(s): St, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| ROUTES.iter().find(|r| **r == m.as_str()))
+        .copied()
+        .unwrap_or("other");
+    let response = next.run(request).await;
+    s.metrics
+        .gateway_request(route, response.status().as_u16());
+    response
 }
 
 /// A JSON error answer: `{"error": message, ...extra}`.
@@ -232,7 +263,9 @@ async fn readyz(State(s): St) -> Response {
             .connections()
             .iter()
             .any(|c| c.state == ConnectionState::Open);
-        let state = if open {
+        let state = if let Err(why) = app.recent.verdict() {
+            Err(why)
+        } else if open {
             Ok(())
         } else {
             match tokio::time::timeout(READY_WITHIN, client.warm_up()).await {

@@ -111,7 +111,9 @@ pub struct ServeArgs {
     /// Requests to /v1/ in progress at once; more get 503 with Retry-After (never a queue).
     #[arg(long, default_value = "32", value_name = "N", help_heading = "Limits")]
     pub max_concurrent_requests: usize,
-    /// Client connections open at once; more wait to be accepted.
+    /// Client connections open at once. When all are taken, a new one closes the connection idle
+    /// longest (one that never sent a request first); only when every connection has a request in
+    /// progress do new ones wait. A connection with no request within 10 s of opening is closed.
     #[arg(
         long,
         default_value = "1024",
@@ -119,7 +121,17 @@ pub struct ServeArgs {
         help_heading = "Limits"
     )]
     pub max_connections: usize,
-    /// After SIGTERM, how long requests in progress may take to finish, in seconds.
+    /// Close a client connection (HTTP/2, or HTTP/1.1 keep-alive) after this many seconds without a
+    /// request in progress.
+    #[arg(
+        long,
+        default_value = "60",
+        value_name = "SECONDS",
+        help_heading = "Limits"
+    )]
+    pub idle_timeout: f64,
+    /// After SIGTERM, how long requests in progress may take to finish, in seconds (idle connections
+    /// close at once; after it, the requests still in progress are cut).
     #[arg(
         long,
         default_value = "30",
