@@ -13,6 +13,8 @@ mod suite {
     mod e2e;
     mod faults;
     mod gateway;
+    // The gateway's connections: deadlines, eviction, shutdown, limits, counter, readiness.
+    mod gateway_connections;
     mod hostile_input;
     mod keys;
     mod keystore;

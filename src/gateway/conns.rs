@@ -61,6 +61,9 @@ pub(crate) struct Conn {
     idle_since_ms: AtomicU64,
     /// Asks its task to close it (a new connection took its slot).
     pub(crate) evict: Notify,
+    /// Tells its task that its last request in progress ended, so that
+    /// its idle deadline starts.
+    pub(crate) went_idle: Notify,
 }
 
 impl Registry {
@@ -138,6 +141,7 @@ impl Registry {
             in_progress: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(self.now_ms()),
             evict: Notify::new(),
+            went_idle: Notify::new(),
         });
         conns.insert(id, conn.clone());
         Some(Slot {
@@ -196,7 +200,10 @@ impl Slot {
     pub(crate) fn due(&self, first_request: Duration, idle: Duration) -> Due {
         let c = &self.conn;
         let now = Instant::now();
-        let later = |d: Duration| now.checked_add(d).unwrap_or(now + Duration::from_secs(86_400));
+        let later = |d: Duration| {
+            now.checked_add(d)
+                .unwrap_or(now + Duration::from_secs(86_400))
+        };
         if c.requests.load(Ordering::Acquire) == 0 {
             return match c.accepted.checked_add(first_request) {
                 Some(at) if at > now => Due::At(at),
@@ -207,8 +214,8 @@ impl Slot {
         if c.in_progress() > 0 {
             return Due::At(later(idle));
         }
-        let since = self.registry.epoch
-            + Duration::from_millis(c.idle_since_ms.load(Ordering::Acquire));
+        let since =
+            self.registry.epoch + Duration::from_millis(c.idle_since_ms.load(Ordering::Acquire));
         match since.checked_add(idle) {
             Some(at) if at > now => Due::At(at),
             Some(_) => Due::Idle,
@@ -252,8 +259,9 @@ impl Drop for Busy {
             .idle_since_ms
             .store(self.registry.now_ms(), Ordering::Release);
         if self.conn.in_progress.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Evictable again.
+            // Evictable again, and its idle deadline starts.
             self.registry.changed.notify_one();
+            self.conn.went_idle.notify_one();
         }
         self.registry.in_progress.fetch_sub(1, Ordering::AcqRel);
     }

@@ -103,8 +103,7 @@ async fn counted(State(s): St, request: Request, next: Next) -> Response {
         .copied()
         .unwrap_or("other");
     let response = next.run(request).await;
-    s.metrics
-        .gateway_request(route, response.status().as_u16());
+    s.metrics.gateway_request(route, response.status().as_u16());
     response
 }
 

@@ -160,7 +160,16 @@ async fn connection(
     mut stopping: watch::Receiver<bool>,
 ) {
     let Some(acceptor) = acceptor else {
-        return serve(TokioIo::new(tcp), peer, slot, &builder, service, limits, stopping).await;
+        return serve(
+            TokioIo::new(tcp),
+            peer,
+            slot,
+            &builder,
+            service,
+            limits,
+            stopping,
+        )
+        .await;
     };
     let deadline = tokio::time::Instant::now()
         .checked_add(limits.first_request)
@@ -180,7 +189,16 @@ async fn connection(
         _ = slot.conn.evict.notified() => return,
         _ = stopping.wait_for(|s| *s) => return,
     };
-    serve(TokioIo::new(tls), peer, slot, &builder, service, limits, stopping).await
+    serve(
+        TokioIo::new(tls),
+        peer,
+        slot,
+        &builder,
+        service,
+        limits,
+        stopping,
+    )
+    .await
 }
 
 /// HTTP on an established connection until it ends, is closed by a
@@ -230,6 +248,8 @@ async fn serve<I>(
                     return;
                 }
             }
+            // Deadlines to compute again.
+            _ = slot.conn.went_idle.notified() => {}
             _ = slot.conn.evict.notified(), if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
                 closing = Some(Instant::now());

@@ -212,6 +212,37 @@ impl ServeProcess {
     }
 }
 
+impl ServeProcess {
+    /// Sends SIGTERM and polls for the exit for at most `limit` (a bound,
+    /// not a benchmark); `None` if it is still running then (it is killed
+    /// when dropped). Returns the exit code and stderr.
+    pub async fn stop_within(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<(Option<i32>, String)> {
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let child = self.child.as_mut().unwrap();
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child.take();
+                if let Some(reader) = self.reader.take() {
+                    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+                }
+                let err = self.stderr.lock().unwrap().clone();
+                return Some((status.code(), err));
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for ServeProcess {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
