@@ -13,6 +13,8 @@ mod suite {
     mod e2e;
     mod faults;
     mod gateway;
+    // apns serve's input: huge bodies, duplicate keys, the API token file.
+    mod gateway_input;
     mod hostile_input;
     mod keys;
     mod keystore;
