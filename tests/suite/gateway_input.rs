@@ -51,14 +51,7 @@ async fn a_64_mib_array_is_refused_at_max_items_plus_one_within_a_small_multiple
     body.push(b'0');
     body.push(b']');
     assert!(body.len() <= max);
-    let a = web::request(
-        &serve.base,
-        "POST",
-        "/v1/notifications",
-        Some(TOKEN),
-        &body,
-    )
-    .await;
+    let a = web::request(&serve.base, "POST", "/v1/notifications", Some(TOKEN), &body).await;
     let after = peak_rss(serve.pid());
     assert_eq!(a.status, 413, "{}", a.text());
     let error = a.json()["error"].as_str().unwrap().to_string();
