@@ -87,6 +87,24 @@ impl NotificationSpec {
         }
     }
 
+    /// Parses one JSON object (a tokens-file line, a job) strictly:
+    /// unknown fields are errors, and so is a key given twice at any
+    /// depth, which serde_json alone would take as its last copy (other
+    /// languages' parsers may keep the first).
+    ///
+    /// ```
+    /// use apns_provider::spec::NotificationSpec;
+    /// let spec = NotificationSpec::from_json(br#"{"device_token":"00fc"}"#)?;
+    /// assert_eq!(spec.device_token.as_deref(), Some("00fc"));
+    /// let e = NotificationSpec::from_json(br#"{"device_token":"00fc","device_token":"ab"}"#);
+    /// assert!(e.unwrap_err().to_string().contains("duplicate key \"device_token\""));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn from_json(json: &[u8]) -> std::result::Result<Self, serde_json::Error> {
+        crate::strict_json::check(json).map_err(<serde_json::Error as serde::de::Error>::custom)?;
+        serde_json::from_slice(json)
+    }
+
     /// Whether the spec holds a device token and nothing else (so the
     /// defaults' template applies as it is).
     pub fn is_token_only(&self) -> bool {

@@ -16,8 +16,15 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 /// names the key (JSON-escaped, cut to 64 characters) and says where.
 /// Text that is not JSON passes: the parse that follows reports it.
 pub(crate) fn check(json: &[u8]) -> Result<(), String> {
+    check_within(json, 0)
+}
+
+/// [`check`] for a value found at `depth` in a larger document (e.g. a
+/// field's value, at depth 1), so that the error's place is the larger
+/// document's.
+pub(crate) fn check_within(json: &[u8], depth: usize) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_slice(json);
-    let walk = Walk { depth: 0 };
+    let walk = Walk { depth };
     match walk.deserialize(&mut de) {
         Ok(()) => Ok(()),
         Err(e) if e.is_data() => Err(e.to_string()),
@@ -75,24 +82,23 @@ impl<'de> Visitor<'de> for Walk {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // Objects here have a handful of keys: a sorted Vec beats a set.
-        let mut seen: Vec<String> = Vec::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match seen.binary_search_by(|k| k.as_str().cmp(&key)) {
-                Ok(_) => {
-                    let shown: String = key.chars().take(64).collect();
-                    let place = if self.depth == 0 {
-                        "in the top-level object".to_string()
-                    } else {
-                        format!("in an object at depth {}", self.depth)
-                    };
-                    return Err(de::Error::custom(format!(
+        // A set, not a sorted Vec: a hostile object of a million keys
+        // must cost O(n log n), not O(n^2) (one insert shifting them all).
+        let mut seen: std::collections::BTreeSet<String> = Default::default();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                let shown: String = key.chars().take(64).collect();
+                let place = if self.depth == 0 {
+                    "in the top-level object".to_string()
+                } else {
+                    format!("in an object at depth {}", self.depth)
+                };
+                return Err(de::Error::custom(format!(
                         "duplicate key {} {place}: each key may appear once (parsers disagree on which copy wins)",
                         serde_json::Value::String(shown)
                     )));
-                }
-                Err(at) => seen.insert(at, key.into_owned()),
             }
+            seen.insert(key);
             map.next_value_seed(Walk {
                 depth: self.depth + 1,
             })?;
@@ -117,6 +123,13 @@ mod tests {
         assert!(check(br#"{"a":1,"\u0061":2}"#).is_err());
         // Equal keys in different objects are fine.
         assert!(check(br#"[{"a":1},{"a":2}]"#).is_ok());
+        // A value inside a larger document: its place is the document's.
+        let e = super::check_within(br#"{"aps":{"a":1,"a":2}}"#, 1).unwrap_err();
+        assert!(e.contains("at depth 2"), "{e}");
+        // Many keys: no quadratic insert.
+        let many: Vec<String> = (0..200_000).map(|i| format!("\"k{i}\":0")).collect();
+        let many = format!("{{{},\"k7\":1}}", many.join(","));
+        assert!(check(many.as_bytes()).unwrap_err().contains("\"k7\""));
         // Not JSON: left to the parser that follows.
         assert!(check(b"{nope").is_ok());
         assert!(check(b"").is_ok());

@@ -15,6 +15,8 @@ mod suite {
     mod gateway;
     // The gateway's connections: deadlines, eviction, shutdown, limits, counter, readiness.
     mod gateway_connections;
+    // apns serve's input: huge bodies, duplicate keys, the API token file.
+    mod gateway_input;
     mod hostile_input;
     mod keys;
     mod keystore;

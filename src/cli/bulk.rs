@@ -278,9 +278,17 @@ fn count_interrupts() -> tokio::sync::watch::Receiver<u32> {
 /// most a short excerpt of a line far too long to be one.
 pub fn token_of(line: &Line) -> String {
     if line.text.starts_with('{') {
-        serde_json::from_str::<serde_json::Value>(&line.text)
+        // Only the token is read; a line giving it twice has no one token
+        // to echo (serde refuses a field twice).
+        #[derive(serde::Deserialize)]
+        struct TokenOnly {
+            #[serde(default)]
+            device_token: Option<serde_json::Value>,
+        }
+        serde_json::from_str::<TokenOnly>(&line.text)
             .ok()
-            .and_then(|v| v.get("device_token").and_then(|t| t.as_str()).map(excerpt))
+            .and_then(|t| t.device_token)
+            .and_then(|t| t.as_str().map(excerpt))
             .unwrap_or_default()
     } else {
         excerpt(&line.text)

@@ -343,7 +343,8 @@ impl Defaults {
                 .map_err(|e| e.to_string());
         }
         let spec = if line.text.starts_with('{') {
-            let spec: NotificationSpec = serde_json::from_str(&line.text)
+            // Strict: a key given twice is an error, not its last copy.
+            let spec = NotificationSpec::from_json(line.text.as_bytes())
                 .map_err(|e| format!("not a valid JSON line: {e}"))?;
             if spec.device_token.is_none() {
                 return Err("the JSON line has no \"device_token\"".into());
@@ -368,7 +369,7 @@ impl Defaults {
             return false;
         }
         !line.text.starts_with('{')
-            || serde_json::from_str::<NotificationSpec>(&line.text)
+            || NotificationSpec::from_json(line.text.as_bytes())
                 .is_ok_and(|spec| spec.payload.is_none())
     }
 }

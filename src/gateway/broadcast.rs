@@ -124,27 +124,26 @@ fn rejected(answer: &crate::Response) -> Response {
         .into_response()
 }
 
-/// The body as a JSON object with only `allowed` fields.
+/// The body as a JSON object with only `allowed` fields, each given once
+/// (no key twice at any depth: parsers disagree on which copy wins).
 fn object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value>, Refused> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        Refused(
+    use super::body::ObjectError;
+    super::body::object(body, allowed).map_err(|e| match e {
+        ObjectError::NotJson(e) => Refused(
             StatusCode::BAD_REQUEST,
             json!({"error": format!("the body is not JSON: {e}")}),
-        )
-    })?;
-    let Value::Object(map) = value else {
-        return Err(Refused(
+        ),
+        ObjectError::NotObject => Refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"error": "the body must be a JSON object"}),
-        ));
-    };
-    if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(invalid(
-            unknown,
+        ),
+        ObjectError::Unknown(unknown) => invalid(
+            &unknown,
             format!("unknown field; expected {}", allowed.join(", ")),
-        ));
-    }
-    Ok(map)
+        ),
+        ObjectError::Field((Some(field), message)) => invalid(&field, message),
+        ObjectError::Field((None, message)) => invalid("body", message),
+    })
 }
 
 fn text<'a>(

@@ -49,6 +49,7 @@
 //! | `auth.rs` | [`ApiTokens`] |
 //! | `dispatch.rs` | [`Dispatch`], [`SendNow`], `Enqueue`, [`Batch`], [`Reply`] |
 //! | `broadcast.rs` | the broadcast and channel routes |
+//! | `body.rs` | reading a body once, scanning it in place (items counted, fields borrowed) |
 //! | `validate.rs` | request bodies to batches, problems by index and field |
 //! | `routes.rs` | the axum router, authentication and limits, the request counter, readiness |
 //! | `ready.rs` | what readiness learns from recent sends |
@@ -56,6 +57,7 @@
 //! | `conns.rs` | connection slots, eviction, first-request and idle deadlines |
 
 mod auth;
+mod body;
 mod broadcast;
 mod conns;
 mod dispatch;
@@ -75,11 +77,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use auth::{ApiTokens, MIN_TOKEN_LEN};
+pub use body::MAX_FIELD_TEXT;
 #[cfg(feature = "worker")]
 pub use dispatch::Enqueue;
 pub use dispatch::{Batch, Dispatch, Item, Reply, SendNow};
 pub use server::tls_config_from_pem_files;
-pub use validate::Problem;
+pub use validate::{Problem, Refusal};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -305,6 +308,14 @@ impl Gateway {
     /// The apps served, by name.
     pub fn apps(&self) -> impl Iterator<Item = &App> {
         self.shared.apps.map.values().map(|a| &**a)
+    }
+
+    /// Validates a `POST /v1/notifications` body as the gateway does
+    /// (shape, item count, every item's fields), without sending anything:
+    /// for tools, tests and fuzzing. The limits are the gateway's, less the
+    /// body size (checked while reading the request).
+    pub fn validate(&self, body: &[u8]) -> std::result::Result<Batch, Refusal> {
+        validate::batch(body, &self.shared.apps, self.shared.limits.max_items)
     }
 
     /// The metrics registry the gateway serves at `/metrics`.

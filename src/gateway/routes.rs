@@ -172,20 +172,16 @@ async fn notifications(State(s): St, headers: HeaderMap, body: Body) -> Response
     if declared.is_some_and(|n| n > max as u64) {
         return too_large();
     }
-    let bytes = match axum::body::to_bytes(body, max).await {
+    // One buffer, reserved from Content-Length: the body is held once.
+    let bytes = match super::body::read(body, declared, max).await {
         Ok(b) => b,
-        Err(e) => {
-            // The limit, or a client that went away mid-body.
-            let over = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            return if over {
-                too_large()
-            } else {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot read the body: {e}"),
-                )
-            };
+        Err(super::body::ReadError::TooLarge) => return too_large(),
+        // A client that went away mid-body.
+        Err(super::body::ReadError::Failed(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            )
         }
     };
     let batch = match validate::batch(&bytes, &s.apps, s.limits.max_items) {
@@ -197,10 +193,10 @@ async fn notifications(State(s): St, headers: HeaderMap, body: Body) -> Response
             )
         }
         Err(Refusal::Shape(why)) => return error(StatusCode::UNPROCESSABLE_ENTITY, why),
-        Err(Refusal::TooMany { count, limit }) => {
+        Err(Refusal::TooMany { limit }) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("{count} notifications in one request; at most {limit}"),
+                format!("over {limit} notifications in one request; at most {limit}"),
             )
         }
         Err(Refusal::Invalid { problems, total }) => {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::body::{self, Top};
 use super::dispatch::{Batch, Item};
 use super::App;
 use crate::error::Error;
@@ -37,19 +38,26 @@ pub struct Problem {
     pub message: String,
 }
 
-/// Why a body is refused.
+/// Why a `POST /v1/notifications` body is refused (see
+/// [`Gateway::validate`](super::Gateway::validate)).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Refusal {
     /// Not JSON at all (400).
     NotJson(String),
     /// JSON, but not an object or an array of objects, or an empty array
     /// (422).
     Shape(String),
-    /// More items than allowed (413).
-    TooMany { count: usize, limit: usize },
+    /// More items than allowed (413); counting stopped at `limit + 1`.
+    TooMany {
+        /// The most items a request may carry.
+        limit: usize,
+    },
     /// Invalid items (422): the first [`MAX_LISTED`], and how many in all.
     Invalid {
+        /// The first problems, in item order.
         problems: Vec<Problem>,
+        /// How many items are invalid.
         total: usize,
     },
 }
@@ -86,36 +94,44 @@ impl Apps {
     }
 }
 
+/// The fields an item may have: [`FIELDS`] and `app`.
+const ITEM_FIELDS: [&str; 9] = [
+    "app",
+    "device_token",
+    "payload",
+    "topic",
+    "push_type",
+    "priority",
+    "expiration",
+    "collapse_id",
+    "apns_id",
+];
+
 /// Parses and validates a body of one notification object or an array of
-/// them.
+/// them, without building the body whole: an array's items are counted
+/// first (counting stops at `max_items + 1`), then each is parsed alone
+/// from the body's text. A key given twice in an item, at any depth, is
+/// an invalid item.
 pub fn batch(body: &[u8], apps: &Apps, max_items: usize) -> Result<Batch, Refusal> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| Refusal::NotJson(e.to_string()))?;
-    let values = match value {
-        serde_json::Value::Array(items) => {
-            if items.is_empty() {
-                return Err(Refusal::Shape("the array is empty: nothing to send".into()));
-            }
-            if items.len() > max_items {
-                return Err(Refusal::TooMany {
-                    count: items.len(),
-                    limit: max_items,
-                });
-            }
-            items
-        }
-        object @ serde_json::Value::Object(_) => vec![object],
-        _ => {
+    let (count, array) = match body::scan(body, max_items)
+        .map_err(|e| Refusal::NotJson(e.to_string()))?
+    {
+        Top::Array(0) => return Err(Refusal::Shape("the array is empty: nothing to send".into())),
+        Top::Array(n) => (n, true),
+        Top::TooMany => return Err(Refusal::TooMany { limit: max_items }),
+        Top::Object => (1, false),
+        Top::Other => {
             return Err(Refusal::Shape(
                 "expected a notification object or an array of them".into(),
             ))
         }
     };
-    let mut items = Vec::with_capacity(values.len());
+    let mut items = Vec::with_capacity(count);
     let mut problems = Vec::new();
     let mut total = 0usize;
-    for (index, value) in values.into_iter().enumerate() {
-        match item(value, apps) {
+    let mut index = 0usize;
+    let mut one = |raw: &serde_json::value::RawValue| {
+        match item(raw, apps) {
             Ok(item) => items.push(item),
             Err((field, message)) => {
                 total += 1;
@@ -128,32 +144,53 @@ pub fn batch(body: &[u8], apps: &Apps, max_items: usize) -> Result<Batch, Refusa
                 }
             }
         }
-    }
+        index += 1;
+    };
+    // Scanned already: these cannot fail, but a failure is still typed.
+    let read = if array {
+        body::each_item(body, &mut one)
+    } else {
+        body::whole(body).map(&mut one)
+    };
+    read.map_err(|e| Refusal::NotJson(e.to_string()))?;
     if total > 0 {
         return Err(Refusal::Invalid { problems, total });
     }
     Ok(Batch { items })
 }
 
-type Fault = (Option<String>, String);
+type Fault = body::Fault;
 
-fn item(value: serde_json::Value, apps: &Apps) -> Result<Item, Fault> {
-    let serde_json::Value::Object(mut object) = value else {
-        return Err((None, "expected a notification object".into()));
-    };
-    let named = match object.remove("app") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(_) => return Err((Some("app".into()), "expected a string".into())),
-    };
+fn item(raw: &serde_json::value::RawValue, apps: &Apps) -> Result<Item, Fault> {
+    let members = body::members(raw, &ITEM_FIELDS).map_err(|(field, message)| match field {
+        None => (None, "expected a notification object".into()),
+        field => (field, message),
+    })?;
+    let mut object = serde_json::Map::new();
+    let mut named = None;
+    for (key, value) in &members.known {
+        if key == "app" {
+            named = match body::field_value(key, value)? {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s),
+                _ => return Err((Some("app".into()), "expected a string".into())),
+            };
+        }
+    }
     let app = apps
         .pick(named.as_deref())
         .map_err(|m| (Some("app".into()), m))?;
-    if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+    if let Some(unknown) = members.unknown {
         return Err((
-            Some(unknown.clone()),
+            Some(unknown),
             format!("unknown field; the fields are app, {}", FIELDS.join(", ")),
         ));
+    }
+    for (key, value) in members.known {
+        if key != "app" {
+            let value = body::field_value(&key, value)?;
+            object.insert(key.into_owned(), value);
+        }
     }
     let spec: NotificationSpec =
         match serde_json::from_value(serde_json::Value::Object(object.clone())) {
