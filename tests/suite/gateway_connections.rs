@@ -263,19 +263,28 @@ async fn slow_post(addr: &str) -> TcpStream {
     s
 }
 
-/// Waits until a POST gets 503 (the one request slot is held).
-async fn wait_for_overload(serve: &ServeProcess) {
+/// Sends a slow request (see [`slow_post`]) and waits until it holds the
+/// one request slot: a POST gets 503. If the slow request itself was
+/// refused (it arrived while a probe held the slot), it is sent again.
+async fn hold_the_slot(serve: &ServeProcess) -> TcpStream {
     let deadline = std::time::Instant::now() + BOUND;
+    let mut slow = slow_post(&serve.addr()).await;
     loop {
         let a = post(serve, Some(TOKEN), &alert(DEVICE)).await;
         if a.status == 503 {
-            return;
+            return slow;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "never overloaded: {}",
             a.status
         );
+        // An answer on the slow connection: it was refused, not held.
+        let mut buf = [0u8; 1024];
+        match slow.try_read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            _ => slow = slow_post(&serve.addr()).await,
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -399,8 +408,7 @@ async fn sigterm_closes_idle_clients_at_once_and_cuts_real_requests_at_the_grace
         &s,
         &["--shutdown-grace", "2", "--max-concurrent-requests", "1"],
     ));
-    let _slow = slow_post(&serve.addr()).await;
-    wait_for_overload(&serve).await;
+    let _slow = hold_the_slot(&serve).await;
     let (code, err) = serve
         .stop_within(BOUND + Duration::from_secs(10))
         .await
@@ -473,8 +481,7 @@ async fn a_tls_key_others_can_read_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_and_overload_are_counted_by_route_and_status() {
     let (_s, serve) = start(&["--max-concurrent-requests", "1"]).await;
-    let _slow = slow_post(&serve.addr()).await;
-    wait_for_overload(&serve).await;
+    let _slow = hold_the_slot(&serve).await;
     assert_eq!(post(&serve, Some(TOKEN), &alert(DEVICE)).await.status, 503);
     assert_eq!(post(&serve, None, &alert(DEVICE)).await.status, 401);
     assert_eq!(
