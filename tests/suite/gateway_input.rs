@@ -391,3 +391,82 @@ async fn a_missing_token_file_fails_closed_once_and_recovers() {
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains(TOKEN), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokens_file_line_with_a_key_twice_is_an_invalid_line_sent_or_dry_run() {
+    let s = bulk::setup_with(|m| m).await;
+    let file = write_file(
+        s.dir.path(),
+        "tokens.jsonl",
+        format!(
+            "{{\"device_token\":\"{DEVICE}\"}}\n{{\"device_token\":\"{DEVICE}\",\"device_token\":\"dead0000\"}}\n{{\"device_token\":\"{DEVICE}\",\"payload\":{{\"aps\":{{\"alert\":\"a\",\"alert\":\"b\"}}}}}}\n"
+        )
+        .as_bytes(),
+    );
+    for dry_run in [true, false] {
+        let mut cmd = bulk::send(&s);
+        cmd.args(["--alert", "hi", "--output", "json", "--tokens-file"])
+            .arg(&file);
+        if dry_run {
+            cmd.arg("--dry-run");
+        }
+        let out = run(cmd).await;
+        let lines: Vec<serde_json::Value> = stdout(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let of = |n: u64| {
+            lines
+                .iter()
+                .find(|l| l["line"] == n)
+                .unwrap_or_else(|| panic!("line {n} in {}", stdout(&out)))
+                .clone()
+        };
+        let error = |v: &serde_json::Value| v["error"].as_str().unwrap_or_default().to_string();
+        assert!(error(&of(1)).is_empty(), "{}", of(1));
+        assert!(
+            error(&of(2)).contains(r#"duplicate key "device_token""#),
+            "dry run {dry_run}: {}",
+            of(2)
+        );
+        // No one token to echo for a line that gives two.
+        assert_eq!(of(2)["device_token"], "", "{}", of(2));
+        assert!(
+            error(&of(3)).contains(r#"duplicate key "alert""#),
+            "{}",
+            of(3)
+        );
+        assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    assert_eq!(s.mock.accepted().len(), 1, "only the valid line was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_with_a_bom_comments_and_inner_spaces_is_read_as_documented() {
+    let s = bulk::setup_with(|m| m).await;
+    let other = "other-token-0123456789abc";
+    let tokens = write_file(
+        s.dir.path(),
+        "api-tokens",
+        format!("\u{feff}{TOKEN}  # CI deploys\nwith space-0123456789abc\n{other}\t# ops\n")
+            .as_bytes(),
+    );
+    let serve = spawn_serve(serve_cmd_with(&s, "127.0.0.1:0", &tokens, &[]));
+    // The BOM is not part of the first token; a trailing " #" is a comment.
+    for token in [TOKEN, other] {
+        let a = post(&serve, Some(token), &alert(DEVICE)).await;
+        assert_eq!(a.status, 200, "{token}: {}", a.text());
+    }
+    let a = post(&serve, Some("with space-0123456789abc"), &alert(DEVICE)).await;
+    assert_eq!(a.status, 401);
+    let (_, err) = serve.stop().await;
+    assert!(
+        err.contains("line 2 ignored: it holds a space or a tab inside"),
+        "{err}"
+    );
+    assert!(!err.contains("shorter than"), "{err}");
+    assert!(
+        !err.contains("with space"),
+        "the line's text is never quoted: {err}"
+    );
+}
