@@ -17,6 +17,8 @@ mod suite {
     mod gateway_connections;
     // apns serve's input: huge bodies, duplicate keys, the API token file.
     mod gateway_input;
+    // Property tests of the gateway's body parser: any bytes, typed, bounded.
+    mod gateway_props;
     mod hostile_input;
     mod keys;
     mod keystore;

@@ -156,6 +156,16 @@ pub(crate) fn whole(body: &[u8]) -> Result<&RawValue, serde_json::Error> {
     serde_json::from_slice(body)
 }
 
+/// `text` cut to `max` characters, with an ellipsis when cut: for what
+/// an answer quotes from a body.
+pub(crate) fn cut(mut text: String, max: usize) -> String {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        text.truncate(at);
+        text.push('…');
+    }
+    text
+}
+
 /// A fault with one item or body: the field, when one is at fault, and
 /// what is wrong.
 pub(crate) type Fault = (Option<String>, String);

@@ -127,7 +127,8 @@ fn rejected(answer: &crate::Response) -> Response {
 /// The body as a JSON object with only `allowed` fields, each given once
 /// (no key twice at any depth: parsers disagree on which copy wins).
 fn object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value>, Refused> {
-    use super::body::ObjectError;
+    use super::body::{cut, ObjectError};
+    use super::validate::{MAX_FIELD_NAME, MAX_MESSAGE};
     super::body::object(body, allowed).map_err(|e| match e {
         ObjectError::NotJson(e) => Refused(
             StatusCode::BAD_REQUEST,
@@ -137,12 +138,15 @@ fn object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"error": "the body must be a JSON object"}),
         ),
+        // What is quoted from the body is cut: the answer stays small.
         ObjectError::Unknown(unknown) => invalid(
-            &unknown,
+            &cut(unknown, MAX_FIELD_NAME),
             format!("unknown field; expected {}", allowed.join(", ")),
         ),
-        ObjectError::Field((Some(field), message)) => invalid(&field, message),
-        ObjectError::Field((None, message)) => invalid("body", message),
+        ObjectError::Field((Some(field), message)) => {
+            invalid(&cut(field, MAX_FIELD_NAME), cut(message, MAX_MESSAGE))
+        }
+        ObjectError::Field((None, message)) => invalid("body", cut(message, MAX_MESSAGE)),
     })
 }
 

@@ -27,6 +27,14 @@ const FIELDS: [&str; 8] = [
 /// At most this many problems are listed in one answer.
 const MAX_LISTED: usize = 100;
 
+/// A problem's field name is cut to this many characters, its message to
+/// [`MAX_MESSAGE`]: both may quote the body (an unknown key, a value
+/// serde could not take), and an answer must stay small whatever was sent.
+pub(crate) const MAX_FIELD_NAME: usize = 64;
+
+/// See [`MAX_FIELD_NAME`].
+pub(crate) const MAX_MESSAGE: usize = 512;
+
 /// One problem with one item.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
@@ -138,8 +146,8 @@ pub fn batch(body: &[u8], apps: &Apps, max_items: usize) -> Result<Batch, Refusa
                 if problems.len() < MAX_LISTED {
                     problems.push(Problem {
                         index,
-                        field,
-                        message,
+                        field: field.map(|f| body::cut(f, MAX_FIELD_NAME)),
+                        message: body::cut(message, MAX_MESSAGE),
                     });
                 }
             }
