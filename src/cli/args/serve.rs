@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{CertArgs, KeyArgs};
+use super::{numbers, CertArgs, KeyArgs};
 
 /// How to reach APNs through an HTTPS proxy.
 #[derive(Debug, Args, Clone, Default)]
@@ -53,10 +53,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub server: super::ServerArgs,
     /// Limit for one notification, in seconds, retries included.
-    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = numbers::seconds(false, numbers::DAY))]
     pub timeout: f64,
     /// HTTP/2 connections to APNs per app, at most 64.
-    #[arg(long, default_value = "1", value_name = "N")]
+    #[arg(long, default_value = "1", value_name = "N", value_parser = numbers::count::<usize>(1, super::MAX_CONNECTIONS))]
     pub connections: usize,
 
     /// Serve HTTPS with this certificate chain (PEM, leaf first).
@@ -88,7 +88,8 @@ pub struct ServeArgs {
         long,
         default_value = "1MiB",
         value_name = "SIZE",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::size(1, 64 << 20)
     )]
     pub max_body: String,
     /// Most notifications in one request; more: 413.
@@ -96,7 +97,8 @@ pub struct ServeArgs {
         long,
         default_value = "10000",
         value_name = "N",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::count::<usize>(1, 1_000_000)
     )]
     pub max_items: usize,
     /// Limit for one request (reading it and sending its notifications), in seconds; longer: 504.
@@ -105,18 +107,20 @@ pub struct ServeArgs {
         long,
         default_value = "60",
         value_name = "SECONDS",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::seconds(false, numbers::DAY)
     )]
     pub request_timeout: f64,
     /// Requests to /v1/ in progress at once; more get 503 with Retry-After (never a queue).
-    #[arg(long, default_value = "32", value_name = "N", help_heading = "Limits")]
+    #[arg(long, default_value = "32", value_name = "N", help_heading = "Limits", value_parser = numbers::count::<usize>(1, super::MAX_CONCURRENCY))]
     pub max_concurrent_requests: usize,
     /// Client connections open at once; more wait to be accepted.
     #[arg(
         long,
         default_value = "1024",
         value_name = "N",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::count::<usize>(1, 65_536)
     )]
     pub max_connections: usize,
     /// After SIGTERM, how long requests in progress may take to finish, in seconds.
@@ -124,7 +128,8 @@ pub struct ServeArgs {
         long,
         default_value = "30",
         value_name = "SECONDS",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::seconds(true, 3600.0)
     )]
     pub shutdown_grace: f64,
 
