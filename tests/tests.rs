@@ -12,6 +12,8 @@ mod suite {
     mod cli;
     mod e2e;
     mod faults;
+    // Numeric flags of every command: range-checked, usage errors, never a panic.
+    mod flags;
     mod gateway;
     mod hostile_input;
     mod keys;

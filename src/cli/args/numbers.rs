@@ -58,10 +58,7 @@ where
         value: &OsStr,
     ) -> Result<T, clap::Error> {
         let text = value.to_string_lossy();
-        let why = format!(
-            "expected a whole number from {} to {}",
-            self.min, self.max
-        );
+        let why = format!("expected a whole number from {} to {}", self.min, self.max);
         let n: u64 = text
             .trim()
             .parse()
@@ -115,13 +112,14 @@ impl TypedValueParser for Real {
         value: &OsStr,
     ) -> Result<f64, clap::Error> {
         let text = value.to_string_lossy();
-        let why = format!(
-            "expected {} {} {} and at most {}",
-            self.what,
-            if self.min_inclusive { "from" } else { "above" },
-            self.min,
-            self.max
-        );
+        let why = if self.min_inclusive {
+            format!("expected {} from {} to {}", self.what, self.min, self.max)
+        } else {
+            format!(
+                "expected {} above {} and at most {}",
+                self.what, self.min, self.max
+            )
+        };
         let n: f64 = text
             .trim()
             .parse()
@@ -246,7 +244,7 @@ impl TypedValueParser for Size {
     ) -> Result<String, clap::Error> {
         let text = value.to_string_lossy();
         let why = format!(
-            "expected a size from {} bytes to {}MiB, such as 1048576, 512KiB or 1MiB",
+            "expected a size from {} byte(s) to {}MiB, such as 1048576, 512KiB or 1MiB",
             self.min,
             self.max >> 20
         );
@@ -265,7 +263,11 @@ mod tests {
 
     /// Every flag of every subcommand, with its command path.
     fn all_flags() -> Vec<(String, clap::Command, clap::Arg)> {
-        fn walk(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command, clap::Arg)>) {
+        fn walk(
+            cmd: &clap::Command,
+            path: String,
+            out: &mut Vec<(String, clap::Command, clap::Arg)>,
+        ) {
             for arg in cmd.get_arguments() {
                 if arg.get_long().is_some() && arg.get_action().takes_values() {
                     out.push((path.clone(), cmd.clone(), arg.clone()));
@@ -290,7 +292,12 @@ mod tests {
             .clone()
             .try_get_matches_from(["apns".to_string(), format!("--{long}={value}")])
         {
-            Err(e) if matches!(e.kind(), ErrorKind::ValueValidation | ErrorKind::InvalidValue) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ValueValidation | ErrorKind::InvalidValue
+                ) =>
+            {
                 Err(e.to_string())
             }
             _ => Ok(()),
@@ -313,7 +320,10 @@ mod tests {
             for bad in ["NaN", "inf", "-1", "18446744073709551615", "1e400"] {
                 let e = parses(&cmd, &arg, bad)
                     .expect_err(&format!("{path} --{long} {bad} was accepted"));
-                assert!(e.contains(&format!("'--{long}")), "{path} --{long} {bad}: {e}");
+                assert!(
+                    e.contains(&format!("'--{long}")),
+                    "{path} --{long} {bad}: {e}"
+                );
                 assert!(e.contains("expected"), "{path} --{long} {bad}: {e}");
             }
             // 0 is either meaningful or refused with the same kind of message.
