@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod metrics_listen;
 pub mod numbers;
+pub use metrics_listen::MetricsListen;
 mod serve;
 pub use serve::{ProxyArgs, ServeArgs};
 
@@ -544,7 +546,7 @@ pub struct SendArgs {
     pub no_progress: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics while sending (no authentication: bind to
     /// loopback or a private address; port 0 picks one, said on stderr).
-    #[arg(long, value_name = "ADDR", help_heading = "Bulk sending")]
+    #[arg(long, value_name = "ADDR", help_heading = "Bulk sending", value_parser = MetricsListen)]
     pub metrics_listen: Option<SocketAddr>,
 
     #[command(flatten)]

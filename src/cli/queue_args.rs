@@ -146,7 +146,7 @@ pub struct WorkerArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (no authentication: bind to loopback or a
     /// private address; port 0 picks one, said on stderr): outcomes and durations per app,
     /// connections, and apns_queue_pending (jobs not yet delivered plus delivered without a result).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = super::args::MetricsListen)]
     pub metrics_listen: Option<std::net::SocketAddr>,
 
     #[command(flatten)]

@@ -218,3 +218,101 @@ fn every_numeric_flag_refuses_nan_inf_negative_and_u64_max_with_a_usage_error() 
         }
     }
 }
+
+/// `--metrics-listen` on an address other than loopback: one warning line
+/// on stderr saying what to do, from every command that takes the flag
+/// (found from `--help`); none on loopback.
+#[test]
+fn metrics_listen_off_loopback_warns_in_every_command_that_takes_it() {
+    let warning =
+        "apns: warning: --metrics-listen 0.0.0.0:0 serves /metrics without authentication";
+    let mut takers = Vec::new();
+    for path in command_paths() {
+        if !value_flags(&help(&path)).contains("metrics-listen") {
+            continue;
+        }
+        for (addr, warned) in [
+            ("0.0.0.0:0", true),
+            ("[::]:0", true),
+            ("127.0.0.1:0", false),
+        ] {
+            let mut args = path.clone();
+            args.push(format!("--metrics-listen={addr}"));
+            args.push("--not-a-flag-of-any-command".into());
+            let ran = run(&args, Duration::from_secs(20));
+            let lines = ran
+                .stderr
+                .lines()
+                .filter(|l| l.contains("apns: warning: --metrics-listen"))
+                .count();
+            assert_eq!(lines, warned as usize, "{args:?}: {}", ran.stderr);
+            if addr == "0.0.0.0:0" {
+                let line = ran.stderr.lines().find(|l| l.starts_with(warning));
+                let line = line.unwrap_or_else(|| panic!("{args:?}: {}", ran.stderr));
+                assert!(line.contains("bind to loopback"), "{line}");
+            }
+        }
+        takers.push(path.join(" "));
+    }
+    for expected in ["send", "worker"] {
+        assert!(
+            takers.iter().any(|t| t == expected),
+            "{expected} not in {takers:?}"
+        );
+    }
+}
+
+/// A real `apns send` to a mock with `--metrics-listen 0.0.0.0:0`: the
+/// warning, once, and the send still goes through.
+#[test]
+fn a_send_with_public_metrics_warns_once_and_sends() {
+    use crate::support::{mock_command_trusting_a_new_key, spawn_mock, DEVICE, TEAM_ID};
+    let dir = temp_dir();
+    let (key, _ca, cmd) = mock_command_trusting_a_new_key(dir.path());
+    let mock = spawn_mock(cmd);
+    let _kill_mock = KillPid(mock.pid());
+    let args: Vec<String> = [
+        "send",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--team-id",
+        TEAM_ID,
+        "--topic",
+        crate::support::BUNDLE,
+        "--env",
+        "sandbox",
+        "--endpoint",
+        &mock.endpoint,
+        "--ca-file",
+        &mock.ca_file,
+        "--metrics-listen",
+        "0.0.0.0:0",
+        "--timeout",
+        "10",
+        "--alert",
+        "hi",
+        DEVICE,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let ran = run(&args, Duration::from_secs(30));
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let warnings = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("apns: warning: --metrics-listen 0.0.0.0:0"))
+        .count();
+    assert_eq!(warnings, 1, "{}", ran.stderr);
+}
+
+/// Kills a process by id when dropped (MockProcess has no Drop of its own).
+struct KillPid(u32);
+
+impl Drop for KillPid {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}
