@@ -15,6 +15,8 @@ mod suite {
     // Numeric flags of every command: range-checked, usage errors, never a panic.
     mod flags;
     mod gateway;
+    // Header sizes: channel ids at most 256 bytes, the mock's 16 KiB header-list limit.
+    mod header_limits;
     mod hostile_input;
     mod keys;
     mod keystore;
