@@ -133,8 +133,11 @@ pub enum Error {
     /// An operation did not finish in time.
     #[error("{what} timed out after {after:?}")]
     Timeout {
-        /// Which step timed out: `connect`, `TLS handshake`, `HTTP/2
-        /// handshake`, `waiting for a free stream` or `request`.
+        /// Which stage timed out: `connect (TCP)`, `TLS handshake`,
+        /// `HTTP/2 handshake (waiting for the server's first SETTINGS)`,
+        /// `waiting for a free stream` (every stream of live connections
+        /// busy) or `request` (sent, no answer). A stall at the proxy is an
+        /// [`Error::Proxy`] naming it and the CONNECT stage.
         what: &'static str,
         /// The configured limit.
         after: Duration,

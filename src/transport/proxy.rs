@@ -40,6 +40,7 @@ use tokio::time::timeout;
 use zeroize::Zeroizing;
 
 pub use super::no_proxy::NoProxy;
+use super::connection::{Phase, Stage};
 use super::Endpoint;
 use crate::error::{Error, Result};
 
@@ -380,9 +381,16 @@ impl Proxy {
 
     /// Connects through the proxy to `endpoint`: TCP to the proxy, then the
     /// tunnel, both within `within`.
-    pub(crate) async fn tunnel(&self, endpoint: &Endpoint, within: Duration) -> Result<TcpStream> {
+    pub(crate) async fn tunnel(
+        &self,
+        endpoint: &Endpoint,
+        within: Duration,
+        stage: &Stage,
+    ) -> Result<TcpStream> {
         let started = tokio::time::Instant::now();
+        stage.set(Phase::ProxyTcp);
         let mut tcp = self.connect(within).await?;
+        stage.set(Phase::ProxyConnect);
         let left = within.saturating_sub(started.elapsed());
         self.handshake(&mut tcp, endpoint, left).await?;
         Ok(tcp)
@@ -480,10 +488,16 @@ pub(crate) struct Route {
 impl Route {
     /// A TCP stream to `endpoint` (through the proxy's tunnel if any),
     /// within `within`.
-    pub(crate) async fn dial(&self, endpoint: &Endpoint, within: Duration) -> Result<TcpStream> {
+    pub(crate) async fn dial(
+        &self,
+        endpoint: &Endpoint,
+        within: Duration,
+        stage: &Stage,
+    ) -> Result<TcpStream> {
         if let Some(proxy) = &self.proxy {
-            return proxy.tunnel(endpoint, within).await;
+            return proxy.tunnel(endpoint, within, stage).await;
         }
+        stage.set(Phase::Tcp);
         let authority = endpoint.authority();
         // Resolve on every connect, so a new connection follows DNS changes
         // (unless an address was pinned, like curl's --resolve).
@@ -496,7 +510,7 @@ impl Route {
         timeout(within, dial)
             .await
             .map_err(|_| Error::Timeout {
-                what: "connect",
+                what: super::connection::CONNECT_TCP,
                 after: within,
                 may_have_been_delivered: false,
             })?
@@ -640,7 +654,7 @@ mod tests {
         let (proxy, task) = one_shot(b"HTTP/1.1 200 Connection established\r\n\r\n").await;
         let endpoint = Endpoint::new("api.push.apple.com", 443).unwrap();
         proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap();
         let request = task.await.unwrap();
@@ -664,7 +678,7 @@ mod tests {
         )
         .await;
         let e = proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap_err();
         assert!(e.is_proxy_auth_required() && e.is_connection(), "{e}");
@@ -675,7 +689,7 @@ mod tests {
         assert!(e.to_string().contains(&proxy.to_string()), "{e}");
         let (proxy, _t) = one_shot(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
         let e = proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap_err();
         assert!(!e.is_proxy_auth_required());
@@ -686,13 +700,13 @@ mod tests {
         );
         let (proxy, _t) = one_shot(b"HTTP/1.1 200 OK\r\n\r\n\x16\x03\x01").await;
         let e = proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap_err();
         assert!(e.to_string().contains("sent data after its answer"), "{e}");
         let (proxy, _t) = one_shot(b"garbage\r\n\r\n").await;
         let e = proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap_err();
         assert!(e.to_string().contains("not HTTP"), "{e}");
@@ -705,7 +719,7 @@ mod tests {
         let proxy = Proxy { port: 0, ..proxy };
         let endpoint = Endpoint::new("api.push.apple.com", 443).unwrap();
         let e = proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap_err();
         assert!(
