@@ -101,7 +101,8 @@ impl Stage {
 /// The stage names of [`Error::Timeout`].
 pub(crate) const CONNECT_TCP: &str = "connect (TCP)";
 pub(crate) const TLS_HANDSHAKE: &str = "TLS handshake";
-pub(crate) const FIRST_SETTINGS: &str = "HTTP/2 handshake (waiting for the server's first SETTINGS)";
+pub(crate) const FIRST_SETTINGS: &str =
+    "HTTP/2 handshake (waiting for the server's first SETTINGS)";
 
 /// Which answer a request gets: a push's (status, `apns-id`,
 /// `apns-unique-id`, a short error body), or a broadcast's or

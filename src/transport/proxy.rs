@@ -39,8 +39,8 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use zeroize::Zeroizing;
 
-pub use super::no_proxy::NoProxy;
 use super::connection::{Phase, Stage};
+pub use super::no_proxy::NoProxy;
 use super::Endpoint;
 use crate::error::{Error, Result};
 
@@ -128,18 +128,7 @@ impl Proxy {
     /// the credentials.
     pub fn parse(url: &str) -> Result<Self> {
         let url = url.trim();
-        // What the errors show: the URL without what precedes an `@`.
-        let shown = match url.rsplit_once('@') {
-            Some((before, after)) => {
-                let scheme = before.split_once("://").map_or("", |(s, _)| s);
-                if scheme.is_empty() {
-                    format!("[redacted]@{after}")
-                } else {
-                    format!("{scheme}://[redacted]@{after}")
-                }
-            }
-            None => url.to_string(),
-        };
+        let shown = redacted(url);
         let bad = |why: &str| {
             Error::invalid(
                 "proxy",
@@ -185,11 +174,13 @@ impl Proxy {
             return Err(bad("has no valid host"));
         }
         let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| bad("has a bad port"))?,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                bad(if userinfo.is_none() {
+                    "has a bad port (or is USER:PASSWORD without @HOST:PORT after it)"
+                } else {
+                    "has a bad port"
+                })
+            })?,
             None => DEFAULT_PROXY_PORT,
         };
         let credentials = match userinfo {
@@ -397,6 +388,50 @@ impl Proxy {
     }
 }
 
+/// A proxy value as an error may show it: `scheme://[redacted]@host:port`
+/// when it has userinfo, the value itself when it parses as a plain
+/// `http://host:port`, and otherwise only its scheme and length: in
+/// `http://alice:S3cret` (no `@host`), "S3cret" reads as a port, and it is a
+/// password.
+pub fn redacted(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let with_scheme = |s: String| match scheme {
+        Some(scheme) => format!("{scheme}://{s}"),
+        None => s,
+    };
+    if let Some((_, after)) = rest.rsplit_once('@') {
+        return with_scheme(format!("[redacted]@{after}"));
+    }
+    // No userinfo: shown only if it is plainly host[:port][/] with a
+    // numeric port (text after a colon that is not a port may be a
+    // password).
+    let hostport = rest.strip_suffix('/').unwrap_or(rest);
+    let plain = !hostport.is_empty()
+        && !hostport.contains(['/', '?', '#', ' ', '%'])
+        && match hostport.strip_prefix('[') {
+            Some(v6) => v6
+                .split_once(']')
+                .is_some_and(|(_, p)| p.is_empty() || p.strip_prefix(':').is_some_and(is_port)),
+            None => match hostport.split_once(':') {
+                None => true,
+                Some((_, p)) => is_port(p),
+            },
+        };
+    if plain {
+        with_scheme(hostport.to_string())
+    } else {
+        with_scheme(format!("[{} characters not shown]", rest.chars().count()))
+    }
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+}
+
 enum Answer {
     Head(String),
     Closed,
@@ -571,6 +606,21 @@ mod tests {
         let e = Proxy::parse("socks5://alice:hunter2-secret@proxy:1080").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(e.to_string().contains("[redacted]@proxy:1080"), "{e}");
+        for no_host in [
+            "http://alice:S3cret",
+            "alice:S3cret",
+            "http://alice:S3cret/",
+            "http://al ice:S3cret",
+        ] {
+            let e = Proxy::parse(no_host).unwrap_err().to_string();
+            assert!(!e.contains("S3cret") && !e.contains("alice"), "{e}");
+        }
+        assert_eq!(redacted("http://proxy.corp:3128"), "http://proxy.corp:3128");
+        assert_eq!(redacted("http://u:pw@h:1"), "http://[redacted]@h:1");
+        assert_eq!(
+            redacted("http://alice:S3cret"),
+            "http://[12 characters not shown]"
+        );
         let e = Proxy::parse("http://alice:hunter2%zz@proxy:1080").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
     }
