@@ -29,6 +29,8 @@ mod suite {
     mod profile_secrets;
     mod props;
     mod proxy;
+    // Timeouts name their stage (TCP, CONNECT at the proxy, TLS, SETTINGS); proxy values never show a password.
+    mod proxy_stages;
     mod redaction;
     mod resume;
     mod stopping;

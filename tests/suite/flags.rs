@@ -25,15 +25,20 @@ impl Drop for Killed {
 
 /// What one run did: its exit code (None: still running at the deadline,
 /// then killed), stdout and stderr.
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(super) struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Runs `apns ARGS` for at most `limit` (then kills it), in a private
 /// home, without proxies or APNS_* variables.
-fn run(args: &[String], limit: Duration) -> Ran {
+pub(super) fn run(args: &[String], limit: Duration) -> Ran {
+    run_env(args, &[], limit)
+}
+
+/// [`run`] with these environment variables set.
+pub(super) fn run_env(args: &[String], env: &[(&str, &str)], limit: Duration) -> Ran {
     let dir = temp_dir();
     let out = std::fs::File::create(dir.path().join("out")).unwrap();
     let err = std::fs::File::create(dir.path().join("err")).unwrap();
@@ -45,6 +50,7 @@ fn run(args: &[String], limit: Duration) -> Ran {
         .env_remove("APNS_PROFILE")
         .env_remove("APNS_REDIS_URL")
         .env_remove("APNS_CONFIG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
