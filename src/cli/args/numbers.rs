@@ -175,7 +175,7 @@ impl TypedValueParser for DurationRange {
 /// `30 days`, `1h`: how a limit reads in a message.
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 86_400 && s % 86_400 == 0 {
+    if s >= 86_400 && s.is_multiple_of(86_400) {
         format!("{} days", s / 86_400)
     } else {
         format!("{d:?}")
