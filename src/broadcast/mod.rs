@@ -242,13 +242,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn channel_ids_are_base64_of_any_length() {
+    fn channel_ids_are_base64_of_any_length_up_to_256_bytes() {
         for ok in [
             "dHN0LXNyY2gtY2hubA==",
             "dHN0LXNyY2gtY2hubA",
             "QQ==",
             "a+b/",
-            &"QUJD".repeat(300),
+            &"QUJD".repeat(64),
         ] {
             assert_eq!(ChannelId::new(ok).unwrap().as_str(), ok);
         }
