@@ -510,7 +510,7 @@ pub struct SendArgs {
     /// Write the tokens APNs reports unregistered (410), one per line: the ones to prune.
     #[arg(long, value_name = "PATH", help_heading = "Bulk sending")]
     pub unregistered_out: Option<PathBuf>,
-    /// Notifications in flight at once.
+    /// Notifications in flight at once (1 to 100000).
     #[arg(
         long,
         default_value = "500",

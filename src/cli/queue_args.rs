@@ -117,7 +117,7 @@ pub struct WorkerArgs {
     /// Where bad jobs, and jobs delivered more than --max-deliveries times, go.
     #[arg(long, default_value = "apns:dead", value_name = "KEY")]
     pub dead_letter: String,
-    /// Jobs in flight at once (read, being sent, or result being written).
+    /// Jobs in flight at once (read, being sent, or result being written), 1 to 100000.
     #[arg(long, default_value = "1000", value_name = "N", value_parser = numbers::count::<usize>(1, super::args::MAX_CONCURRENCY))]
     pub concurrency: usize,
     /// HTTP/2 connections per app (team, key and environment), at most 64.
@@ -126,7 +126,7 @@ pub struct WorkerArgs {
     /// Claim jobs pending this long with another worker (it died): 500ms, 30s, 2m...
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = numbers::duration(Duration::from_millis(10), 30 * numbers::DAY_DURATION))]
     pub claim_idle: Duration,
-    /// Deliveries after which a job goes to the dead letter with its last error.
+    /// Deliveries after which a job goes to the dead letter with its last error (1 to 1000).
     #[arg(long, default_value = "5", value_name = "N", value_parser = numbers::count::<u64>(1, 1000))]
     pub max_deliveries: u64,
     /// What to do with a job whose earlier delivery may have reached APNs (its worker died

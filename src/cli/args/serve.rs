@@ -92,7 +92,7 @@ pub struct ServeArgs {
         value_parser = numbers::size(1, 64 << 20)
     )]
     pub max_body: String,
-    /// Most notifications in one request; more: 413.
+    /// Most notifications in one request (1 to 1000000); more: 413.
     #[arg(
         long,
         default_value = "10000",
@@ -111,10 +111,11 @@ pub struct ServeArgs {
         value_parser = numbers::seconds(false, numbers::DAY)
     )]
     pub request_timeout: f64,
-    /// Requests to /v1/ in progress at once; more get 503 with Retry-After (never a queue).
+    /// Requests to /v1/ in progress at once (1 to 100000); more get 503 with Retry-After (never a
+    /// queue).
     #[arg(long, default_value = "32", value_name = "N", help_heading = "Limits", value_parser = numbers::count::<usize>(1, super::MAX_CONCURRENCY))]
     pub max_concurrent_requests: usize,
-    /// Client connections open at once; more wait to be accepted.
+    /// Client connections open at once (1 to 65536); more wait to be accepted.
     #[arg(
         long,
         default_value = "1024",
@@ -123,7 +124,7 @@ pub struct ServeArgs {
         value_parser = numbers::count::<usize>(1, 65_536)
     )]
     pub max_connections: usize,
-    /// After SIGTERM, how long requests in progress may take to finish, in seconds.
+    /// After SIGTERM, how long requests in progress may take to finish, in seconds (0 to 3600).
     #[arg(
         long,
         default_value = "30",
