@@ -32,6 +32,20 @@ pub enum Error {
         message: String,
     },
 
+    /// A broadcast channel id longer than [`MAX_CHANNEL_ID_LEN`]
+    /// (crate::broadcast::MAX_CHANNEL_ID_LEN): it would go out as an
+    /// `apns-channel-id` header on the shared connection, and servers
+    /// refuse header lists past a few kilobytes. The id is never shown.
+    ///
+    /// [`MAX_CHANNEL_ID_LEN`]: crate::broadcast::MAX_CHANNEL_ID_LEN
+    #[error("invalid channel_id: {length} bytes, over the {limit}-byte limit; a channel id is the short base64 text APNs returned when the channel was created")]
+    ChannelIdTooLong {
+        /// The id's length in bytes.
+        length: usize,
+        /// The limit.
+        limit: usize,
+    },
+
     /// The encoded payload is larger than APNs accepts for its push type.
     #[error("payload is {size} bytes, over the {limit}-byte limit for {push_type} pushes; shorten it (custom data is the usual culprit)")]
     PayloadTooLarge {
@@ -119,8 +133,11 @@ pub enum Error {
     /// An operation did not finish in time.
     #[error("{what} timed out after {after:?}")]
     Timeout {
-        /// Which step timed out: `connect`, `TLS handshake`, `HTTP/2
-        /// handshake`, `waiting for a free stream` or `request`.
+        /// Which stage timed out: `connect (TCP)`, `TLS handshake`,
+        /// `HTTP/2 handshake (waiting for the server's first SETTINGS)`,
+        /// `waiting for a free stream` (every stream of live connections
+        /// busy) or `request` (sent, no answer). A stall at the proxy is an
+        /// [`Error::Proxy`] naming it and the CONNECT stage.
         what: &'static str,
         /// The configured limit.
         after: Duration,
@@ -355,7 +372,10 @@ impl Error {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Error::InvalidField { .. } | Error::PayloadTooLarge { .. } | Error::Credentials { .. }
+            Error::InvalidField { .. }
+                | Error::ChannelIdTooLong { .. }
+                | Error::PayloadTooLarge { .. }
+                | Error::Credentials { .. }
         )
     }
 

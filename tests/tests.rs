@@ -12,6 +12,8 @@ mod suite {
     mod cli;
     mod e2e;
     mod faults;
+    // Numeric flags of every command: range-checked, usage errors, never a panic.
+    mod flags;
     mod gateway;
     // The gateway's connections: deadlines, eviction, shutdown, limits, counter, readiness.
     mod gateway_connections;
@@ -19,6 +21,8 @@ mod suite {
     mod gateway_input;
     // Property tests of the gateway's body parser: any bytes, typed, bounded.
     mod gateway_props;
+    // Header sizes: channel ids at most 256 bytes, the mock's 16 KiB header-list limit.
+    mod header_limits;
     mod hostile_input;
     mod keys;
     mod keystore;
@@ -31,6 +35,8 @@ mod suite {
     mod profile_secrets;
     mod props;
     mod proxy;
+    // Timeouts name their stage (TCP, CONNECT at the proxy, TLS, SETTINGS); proxy values never show a password.
+    mod proxy_stages;
     mod redaction;
     mod resume;
     mod stopping;

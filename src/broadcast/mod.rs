@@ -56,6 +56,15 @@ pub use message::{Broadcast, BroadcastBuilder, BROADCAST_PAYLOAD_LIMIT};
 /// (`apns-facts.md`, "Broadcast": at most 10,000 per app and environment).
 pub const MAX_CHANNELS_PER_APP: usize = 10_000;
 
+/// The longest channel id accepted, in bytes. Apple's ids are short
+/// base64 (about 24 characters for 16 bytes; `apns-facts.md` says only
+/// "don't assume its length"), so 256 leaves ten times the room while
+/// keeping the `apns-channel-id` header far below the header-list limits
+/// of HTTP/2 servers (a few KiB to 16 KiB; `apns mock` enforces 16 KiB):
+/// an id past them would be refused by the server, on the connection
+/// every push shares, instead of here.
+pub const MAX_CHANNEL_ID_LEN: usize = 256;
+
 /// The standard base64 alphabet, padded or not.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -78,9 +87,17 @@ pub struct ChannelId(String);
 
 impl ChannelId {
     /// Validates a channel id: standard base64 (padding optional) that
-    /// decodes to at least one byte. No length is assumed.
+    /// decodes to at least one byte, of at most [`MAX_CHANNEL_ID_LEN`]
+    /// bytes (longer: [`Error::ChannelIdTooLong`]).
     pub fn new(id: impl AsRef<str>) -> Result<Self> {
         let id = id.as_ref();
+        if id.len() > MAX_CHANNEL_ID_LEN {
+            // Checked first: nothing of a huge id is decoded or copied.
+            return Err(Error::ChannelIdTooLong {
+                length: id.len(),
+                limit: MAX_CHANNEL_ID_LEN,
+            });
+        }
         let bad = |why: &str| {
             Error::invalid("channel_id", format!("{why}; a channel id is the base64 text APNs returned when the channel was created, such as dHN0LXNyY2gtY2hubA=="))
         };
@@ -225,13 +242,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn channel_ids_are_base64_of_any_length() {
+    fn channel_ids_are_base64_of_any_length_up_to_256_bytes() {
         for ok in [
             "dHN0LXNyY2gtY2hubA==",
             "dHN0LXNyY2gtY2hubA",
             "QQ==",
             "a+b/",
-            &"QUJD".repeat(300),
+            &"QUJD".repeat(64),
         ] {
             assert_eq!(ChannelId::new(ok).unwrap().as_str(), ok);
         }
@@ -247,6 +264,20 @@ mod tests {
             let e = ChannelId::new(bad).unwrap_err();
             assert!(e.is_invalid_input(), "{bad:?}: {e}");
         }
+        let long = "A".repeat(MAX_CHANNEL_ID_LEN + 4);
+        assert!(ChannelId::new(&long[..MAX_CHANNEL_ID_LEN]).is_ok());
+        let e = ChannelId::new(&long).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::ChannelIdTooLong {
+                    length: 260,
+                    limit: 256
+                }
+            ) && e.is_invalid_input(),
+            "{e:?}"
+        );
+        assert!(!e.to_string().contains("AAAA"), "never echoed: {e}");
         let e = ChannelId::new("secret!").unwrap_err().to_string();
         assert!(!e.contains("secret"), "never echoed: {e}");
     }

@@ -5,8 +5,20 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod metrics_listen;
+pub mod numbers;
+pub use metrics_listen::MetricsListen;
 mod serve;
 pub use serve::{ProxyArgs, ServeArgs};
+
+/// The most HTTP/2 connections `--connections` opens, as a flag's range.
+pub const MAX_CONNECTIONS: u64 = super::MAX_CONNECTIONS as u64;
+/// The most notifications or jobs in flight `--concurrency` takes (each
+/// holds a task and a stream's buffers; Apple's stream limit is 1000 per
+/// connection, so more than 64 × 1000 only queues).
+pub const MAX_CONCURRENCY: u64 = 100_000;
+/// The most streams per connection a mock advertises (`--max-streams`).
+pub const MAX_STREAMS: u64 = 100_000;
 
 /// Another server than Apple's (`apns mock`, a test server) and the CA to
 /// trust for it: `--endpoint` and `--ca-file`, the same for every command
@@ -260,7 +272,7 @@ pub struct DoctorArgs {
     #[arg(long, env = "APNS_TOPIC")]
     pub topic: Option<String>,
     /// Limit for each network step, in seconds.
-    #[arg(long, default_value = "10", value_name = "SECONDS")]
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = numbers::seconds(false, numbers::DAY))]
     pub timeout: f64,
     #[command(flatten)]
     pub proxy: ProxyArgs,
@@ -272,19 +284,19 @@ pub struct DoctorArgs {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Notifications to send (after a warm-up of a tenth, at most 10,000).
-    #[arg(long, default_value = "100000", value_name = "N")]
+    #[arg(long, default_value = "100000", value_name = "N", value_parser = numbers::count::<u64>(1, 100_000_000))]
     pub count: u64,
     /// Connections in the client's pool.
-    #[arg(long, default_value = "1", value_name = "C")]
+    #[arg(long, default_value = "1", value_name = "C", value_parser = numbers::count::<usize>(1, MAX_CONNECTIONS))]
     pub connections: usize,
     /// Notifications in flight at once (send_many's bound; `apns send`'s default).
-    #[arg(long, default_value = "500", value_name = "K")]
+    #[arg(long, default_value = "500", value_name = "K", value_parser = numbers::count::<usize>(1, MAX_CONCURRENCY))]
     pub concurrency: usize,
     /// Stream limit the spawned mock advertises per connection.
-    #[arg(long, default_value = "1000", value_name = "N")]
+    #[arg(long, default_value = "1000", value_name = "N", value_parser = numbers::count::<u32>(1, MAX_STREAMS))]
     pub max_streams: u32,
     /// Payload size in bytes (default: a small alert).
-    #[arg(long, default_value = "0", value_name = "BYTES")]
+    #[arg(long, default_value = "0", value_name = "BYTES", value_parser = numbers::count::<usize>(0, 5120))]
     pub payload_bytes: usize,
     /// Benchmark an already running server (e.g. `apns mock --accept-all`) instead of spawning one.
     #[arg(long, value_name = "URL")]
@@ -301,7 +313,7 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "cli")]
     pub worker: bool,
     /// With --worker: how many worker processes share the stream.
-    #[arg(long, default_value = "1", value_name = "N")]
+    #[arg(long, default_value = "1", value_name = "N", value_parser = numbers::count::<usize>(1, 64))]
     pub workers: usize,
     /// With --worker: the Redis to use (default: a redis-server from PATH, started on a free
     /// loopback port).
@@ -482,7 +494,7 @@ pub struct SendArgs {
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,
     /// Limit for one notification, in seconds, retries included.
-    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = numbers::seconds(false, numbers::DAY))]
     pub timeout: f64,
 
     /// Read device tokens from a file (or stdin with "-"): one hex token per line, or JSON lines
@@ -498,12 +510,13 @@ pub struct SendArgs {
     /// Write the tokens APNs reports unregistered (410), one per line: the ones to prune.
     #[arg(long, value_name = "PATH", help_heading = "Bulk sending")]
     pub unregistered_out: Option<PathBuf>,
-    /// Notifications in flight at once.
+    /// Notifications in flight at once (1 to 100000).
     #[arg(
         long,
         default_value = "500",
         value_name = "N",
-        help_heading = "Bulk sending"
+        help_heading = "Bulk sending",
+        value_parser = numbers::count::<usize>(1, MAX_CONCURRENCY)
     )]
     pub concurrency: usize,
     /// HTTP/2 connections to open, at most 64 (each carries up to the server's stream limit).
@@ -511,7 +524,8 @@ pub struct SendArgs {
         long,
         default_value = "1",
         value_name = "N",
-        help_heading = "Bulk sending"
+        help_heading = "Bulk sending",
+        value_parser = numbers::count::<usize>(1, MAX_CONNECTIONS)
     )]
     pub connections: usize,
     /// Finish an interrupted bulk send: read the --results file of that run, skip every line it
@@ -532,7 +546,7 @@ pub struct SendArgs {
     pub no_progress: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics while sending (no authentication: bind to
     /// loopback or a private address; port 0 picks one, said on stderr).
-    #[arg(long, value_name = "ADDR", help_heading = "Bulk sending")]
+    #[arg(long, value_name = "ADDR", help_heading = "Bulk sending", value_parser = MetricsListen)]
     pub metrics_listen: Option<SocketAddr>,
 
     #[command(flatten)]
@@ -570,7 +584,7 @@ pub struct PayloadArgs {
     #[arg(long, value_name = "B")]
     pub body: Option<String>,
     /// Badge number (0 clears it).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = numbers::count::<u32>(0, i32::MAX as u64))]
     pub badge: Option<u32>,
     /// Sound file name, or "default".
     #[arg(long, value_name = "NAME")]
@@ -630,7 +644,7 @@ pub struct MockArgs {
     #[arg(long, value_name = "KID=TEAM:PATH")]
     pub trust_key: Vec<String>,
     /// Stream limit advertised after the first valid token.
-    #[arg(long, default_value = "1000", value_name = "N")]
+    #[arg(long, default_value = "1000", value_name = "N", value_parser = numbers::count::<u32>(1, MAX_STREAMS))]
     pub max_streams: u32,
     /// Answer 410 Unregistered for this device token; repeatable.
     #[arg(long, value_name = "TOKEN")]
@@ -659,11 +673,11 @@ pub struct MockArgs {
     #[arg(long)]
     pub accept_all: bool,
     /// Broadcast channels allowed per app before a create gets CannotCreateChannelConfig (Apple: 10000).
-    #[arg(long, default_value = "10000", value_name = "N")]
+    #[arg(long, default_value = "10000", value_name = "N", value_parser = numbers::count::<usize>(1, 1_000_000))]
     pub max_channels: usize,
 
     /// Fault: after a connection answers N requests, send GOAWAY (once).
-    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    #[arg(long, value_name = "N", help_heading = "Fault injection", value_parser = numbers::count::<u64>(0, 1_000_000_000))]
     pub goaway_after: Option<u64>,
     /// The reason in the GOAWAY's JSON debug data.
     #[arg(
@@ -674,10 +688,10 @@ pub struct MockArgs {
     )]
     pub goaway_reason: String,
     /// Fault: reset the next K streams with REFUSED_STREAM.
-    #[arg(long, value_name = "K", help_heading = "Fault injection")]
+    #[arg(long, value_name = "K", help_heading = "Fault injection", value_parser = numbers::count::<u64>(0, 1_000_000_000))]
     pub refuse_streams: Option<u64>,
     /// Fault: after N requests, close the TCP connection of the next one mid-flight (once).
-    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    #[arg(long, value_name = "N", help_heading = "Fault injection", value_parser = numbers::count::<u64>(0, 1_000_000_000))]
     pub drop_after: Option<u64>,
     /// Fault: read requests and never answer them.
     #[arg(long, help_heading = "Fault injection")]
@@ -698,11 +712,11 @@ pub struct MockArgs {
     #[arg(long, help_heading = "Fault injection")]
     pub expire_tokens: bool,
     /// Fault: a timed outage: answer every request 503 ServiceUnavailable for the first SECS seconds.
-    #[arg(long, value_name = "SECS", help_heading = "Fault injection")]
+    #[arg(long, value_name = "SECS", help_heading = "Fault injection", value_parser = numbers::seconds(false, numbers::DAY))]
     pub outage: Option<f64>,
 
     /// Threads serving connections (default: one per core; 1 runs everything on one thread).
-    #[arg(long, default_value = "0", value_name = "N", hide_default_value = true)]
+    #[arg(long, default_value = "0", value_name = "N", hide_default_value = true, value_parser = numbers::count::<usize>(0, 1024))]
     pub threads: usize,
 
     /// Keep the last N accepted notifications in memory (counters count them all).
@@ -710,7 +724,8 @@ pub struct MockArgs {
         long,
         default_value = "10000",
         value_name = "N",
-        help_heading = "Long-running"
+        help_heading = "Long-running",
+        value_parser = numbers::count::<usize>(0, 10_000_000)
     )]
     pub keep: usize,
     /// Close clients that do not finish TLS and send the HTTP/2 preface (or a whole request)
@@ -719,7 +734,8 @@ pub struct MockArgs {
         long,
         default_value = "10",
         value_name = "SECS",
-        help_heading = "Long-running"
+        help_heading = "Long-running",
+        value_parser = numbers::seconds(false, numbers::DAY)
     )]
     pub handshake_timeout: f64,
     /// Close connections without a request for SECS seconds (with a GOAWAY).
@@ -727,7 +743,8 @@ pub struct MockArgs {
         long,
         default_value = "300",
         value_name = "SECS",
-        help_heading = "Long-running"
+        help_heading = "Long-running",
+        value_parser = numbers::seconds(false, numbers::DAY)
     )]
     pub idle_timeout: f64,
 }
@@ -750,7 +767,7 @@ pub struct AppArgs {
     #[command(flatten)]
     pub server: ServerArgs,
     /// Limit for the request, in seconds, retries included.
-    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = numbers::seconds(false, numbers::DAY))]
     pub timeout: f64,
     /// Output format for the result on stdout.
     #[arg(long, value_enum, default_value = "human")]
@@ -856,7 +873,8 @@ pub struct BroadcastArgs {
         long,
         value_name = "SCORE",
         requires = "event",
-        help_heading = "Payload"
+        help_heading = "Payload",
+        value_parser = numbers::real(0.0, 1.0)
     )]
     pub relevance_score: Option<f64>,
     /// A plain alert: aps.alert = TEXT.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::args::{CertArgs, KeyArgs, PayloadArgs, ProxyArgs, ServerArgs};
+use super::args::{numbers, CertArgs, KeyArgs, PayloadArgs, ProxyArgs, ServerArgs};
 
 pub const ENQUEUE_HELP: &str = "Each device token becomes one stream entry (a job): the notification's fields, a unique \
 `job` id (a UUID, also its apns-id), the format version `v` and `--app`. It prints\n  \
@@ -117,17 +117,17 @@ pub struct WorkerArgs {
     /// Where bad jobs, and jobs delivered more than --max-deliveries times, go.
     #[arg(long, default_value = "apns:dead", value_name = "KEY")]
     pub dead_letter: String,
-    /// Jobs in flight at once (read, being sent, or result being written).
-    #[arg(long, default_value = "1000", value_name = "N")]
+    /// Jobs in flight at once (read, being sent, or result being written), 1 to 100000.
+    #[arg(long, default_value = "1000", value_name = "N", value_parser = numbers::count::<usize>(1, super::args::MAX_CONCURRENCY))]
     pub concurrency: usize,
     /// HTTP/2 connections per app (team, key and environment), at most 64.
-    #[arg(long, default_value = "1", value_name = "N")]
+    #[arg(long, default_value = "1", value_name = "N", value_parser = numbers::count::<usize>(1, super::args::MAX_CONNECTIONS))]
     pub connections: usize,
     /// Claim jobs pending this long with another worker (it died): 500ms, 30s, 2m...
-    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = numbers::duration(Duration::from_millis(10), 30 * numbers::DAY_DURATION))]
     pub claim_idle: Duration,
-    /// Deliveries after which a job goes to the dead letter with its last error.
-    #[arg(long, default_value = "5", value_name = "N")]
+    /// Deliveries after which a job goes to the dead letter with its last error (1 to 1000).
+    #[arg(long, default_value = "5", value_name = "N", value_parser = numbers::count::<u64>(1, 1000))]
     pub max_deliveries: u64,
     /// What to do with a job whose earlier delivery may have reached APNs (its worker died
     /// while sending it).
@@ -138,15 +138,15 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub keep_jobs: bool,
     /// Trim the results stream to about N entries (by default it grows until read and trimmed).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = numbers::count::<u64>(1, 1_000_000_000))]
     pub results_maxlen: Option<u64>,
     /// How often to print a progress line on stderr (0 for never).
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = numbers::duration(Duration::ZERO, 30 * numbers::DAY_DURATION))]
     pub stats_interval: Duration,
     /// Serve Prometheus metrics at http://ADDR/metrics (no authentication: bind to loopback or a
     /// private address; port 0 picks one, said on stderr): outcomes and durations per app,
     /// connections, and apns_queue_pending (jobs not yet delivered plus delivered without a result).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = super::args::MetricsListen)]
     pub metrics_listen: Option<std::net::SocketAddr>,
 
     #[command(flatten)]
@@ -162,45 +162,8 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub server: ServerArgs,
     /// Limit for one notification, in seconds, retries included (keep it below --claim-idle).
-    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = numbers::seconds(false, numbers::DAY))]
     pub timeout: f64,
     #[command(flatten)]
     pub proxy: ProxyArgs,
-}
-
-/// `500ms`, `30s`, `2m`, `1h`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?}: expected a duration such as 500ms, 30s, 2m or 1h");
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !(0.0..=30.0 * 86_400.0).contains(&seconds) {
-        return Err(format!("{s:?}: at most 30 days"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("999999h").is_err());
-    }
 }

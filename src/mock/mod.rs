@@ -85,6 +85,7 @@ pub use builder::MockServerBuilder;
 pub use channels::RegisteredChannel;
 pub use faults::Fault;
 pub use records::{AcceptedBroadcast, AcceptedNotification, DEFAULT_KEEP};
+pub use server::MAX_HEADER_LIST_SIZE;
 
 use faults::Faults;
 use server::State;

@@ -128,6 +128,16 @@ pub(crate) struct Admitted {
 
 /// Accepts connections until the mock is dropped. Out of file descriptors
 /// (`EMFILE`/`ENFILE`), it backs off instead of spinning.
+/// The largest request header list the mock takes (RFC 9113's
+/// SETTINGS_MAX_HEADER_LIST_SIZE, advertised in its SETTINGS): 16 KiB,
+/// nginx's long-standing `http2_max_header_size` default (h2's own default
+/// is 16 MiB). Apple does not publish its limit; a real APNs request's
+/// headers are well under 1 KiB. A request over it is answered as h2
+/// servers answer: `431 Request Header Fields Too Large` and the stream
+/// reset; a header block past the limit in CONTINUATION frames ends the
+/// connection with GOAWAY (COMPRESSION_ERROR).
+pub const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -238,6 +248,7 @@ async fn serve_connection(
         h2::server::Builder::new()
             // h2 enforces this; the shim advertises the real, changing limit.
             .max_concurrent_streams(state.max_streams)
+            .max_header_list_size(MAX_HEADER_LIST_SIZE)
             .handshake::<_, Bytes>(io),
     )
     .await;

@@ -27,6 +27,83 @@ pub(crate) struct Timeouts {
     pub request: Duration,
 }
 
+/// Where a connection attempt is: a timeout that fires while it is stuck
+/// (the request's deadline, shorter than the connection's own limits)
+/// names that stage instead of "waiting for a free stream".
+#[derive(Debug, Default)]
+pub(crate) struct Stage(AtomicU8);
+
+/// The stages of a connection attempt, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// TCP to APNs (or to the `--resolve` address).
+    Tcp = 0,
+    /// TCP to the proxy.
+    ProxyTcp = 1,
+    /// The proxy's answer to CONNECT.
+    ProxyConnect = 2,
+    /// The TLS handshake with APNs.
+    Tls = 3,
+    /// The HTTP/2 handshake, up to the server's first SETTINGS.
+    Settings = 4,
+}
+
+impl Stage {
+    pub(crate) fn set(&self, phase: Phase) {
+        self.0.store(phase as u8, Ordering::Release);
+    }
+
+    pub(crate) fn get(&self) -> Phase {
+        match self.0.load(Ordering::Acquire) {
+            1 => Phase::ProxyTcp,
+            2 => Phase::ProxyConnect,
+            3 => Phase::Tls,
+            4 => Phase::Settings,
+            _ => Phase::Tcp,
+        }
+    }
+
+    /// The error of a deadline that passed in this stage: which stage,
+    /// and for the proxy's stages which proxy (never its credentials).
+    pub(crate) fn timed_out(
+        &self,
+        after: Duration,
+        proxy: Option<&super::Proxy>,
+        target: &str,
+    ) -> Error {
+        let timeout = |what| Error::Timeout {
+            what,
+            after,
+            may_have_been_delivered: false,
+        };
+        match (self.get(), proxy) {
+            (Phase::ProxyTcp, Some(p)) => Error::Proxy {
+                proxy: p.to_string(),
+                status: None,
+                message: format!(
+                    "connect (TCP) to the proxy at {p} timed out after {after:?}"
+                ),
+            },
+            (Phase::ProxyConnect, Some(p)) => Error::Proxy {
+                proxy: p.to_string(),
+                status: None,
+                message: format!(
+                    "CONNECT through the proxy at {p} timed out after {after:?}: no answer to CONNECT {target}"
+                ),
+            },
+            (Phase::Tcp | Phase::ProxyTcp | Phase::ProxyConnect, _) => timeout(CONNECT_TCP),
+            (Phase::Tls, _) => timeout(TLS_HANDSHAKE),
+            (Phase::Settings, _) => timeout(FIRST_SETTINGS),
+        }
+    }
+}
+
+/// The stage names of [`Error::Timeout`].
+pub(crate) const CONNECT_TCP: &str = "connect (TCP)";
+pub(crate) const TLS_HANDSHAKE: &str = "TLS handshake";
+pub(crate) const FIRST_SETTINGS: &str =
+    "HTTP/2 handshake (waiting for the server's first SETTINGS)";
+
 /// Which answer a request gets: a push's (status, `apns-id`,
 /// `apns-unique-id`, a short error body), or a broadcast's or
 /// channel-management request's, which also carries `apns-request-id`,
@@ -163,6 +240,8 @@ impl LinkState {
 pub(crate) struct Inbound {
     born: Instant,
     last_ms: AtomicU64,
+    /// Whether the server sent anything at all (its SETTINGS come first).
+    heard: AtomicBool,
     goaway: Mutex<Option<GoAway>>,
 }
 
@@ -202,6 +281,7 @@ impl Inbound {
         Inbound {
             born,
             last_ms: AtomicU64::new(0),
+            heard: AtomicBool::new(false),
             goaway: Mutex::new(None),
         }
     }
@@ -210,6 +290,12 @@ impl Inbound {
     pub(crate) fn stamp(&self) {
         let ms = self.born.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
+        self.heard.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the server sent anything since the TLS handshake.
+    fn heard(&self) -> bool {
+        self.heard.load(Ordering::Relaxed)
     }
 
     /// Records a GOAWAY from the server (the last one wins).
@@ -253,10 +339,11 @@ impl Connection {
         keepalive: Option<Keepalive>,
         pool: Arc<Notify>,
         route: &super::Route,
+        stage: &Stage,
     ) -> Result<Connection> {
         let authority = endpoint.authority();
         // Directly, or through a proxy's CONNECT tunnel (src/transport/proxy.rs).
-        let tcp = route.dial(endpoint, timeouts.connect).await?;
+        let tcp = route.dial(endpoint, timeouts.connect, stage).await?;
         // Without TCP_NODELAY, small HTTP/2 frames wait ~40 ms on delayed ACKs.
         let _ = tcp.set_nodelay(true);
 
@@ -266,13 +353,14 @@ impl Connection {
                 endpoint.host()
             ))
         })?;
+        stage.set(Phase::Tls);
         let tls_stream = timeout(
             timeouts.tls,
             tokio_rustls::TlsConnector::from(tls).connect(server_name, tcp),
         )
         .await
         .map_err(|_| Error::Timeout {
-            what: "TLS handshake",
+            what: TLS_HANDSHAKE,
             after: timeouts.tls,
             may_have_been_delivered: false,
         })?
@@ -298,6 +386,7 @@ impl Connection {
         let born = Instant::now();
         let inbound = Arc::new(Inbound::new(born));
         let tls_stream = super::never_index::NeverIndexPath::new(tls_stream, inbound.clone());
+        stage.set(Phase::Settings);
         let (send, mut connection) = timeout(
             timeouts.tls,
             h2::client::Builder::new()
@@ -309,7 +398,7 @@ impl Connection {
         )
         .await
         .map_err(|_| Error::Timeout {
-            what: "HTTP/2 handshake",
+            what: FIRST_SETTINGS,
             after: timeouts.tls,
             may_have_been_delivered: false,
         })?
@@ -439,9 +528,16 @@ impl Connection {
         sent: &AtomicBool,
         kind: AnswerKind,
     ) -> std::result::Result<Response, StreamError> {
+        // A server that never sent its SETTINGS (a black hole after TLS)
+        // leaves the request waiting on that, not on an answer.
+        let what = if self.state.inbound.heard() {
+            "request"
+        } else {
+            FIRST_SETTINGS
+        };
         let timed_out = |delivered| StreamError {
             error: Error::Timeout {
-                what: "request",
+                what,
                 after: request_timeout,
                 may_have_been_delivered: delivered,
             },

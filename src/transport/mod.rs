@@ -22,4 +22,4 @@ pub use endpoint::{
     SANDBOX_HOST,
 };
 pub(crate) use proxy::Route;
-pub use proxy::{NoProxy, Proxy, ProxyCredentials, DEFAULT_PROXY_PORT};
+pub use proxy::{redacted as redacted_proxy, NoProxy, Proxy, ProxyCredentials, DEFAULT_PROXY_PORT};

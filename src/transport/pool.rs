@@ -31,7 +31,7 @@ use rustls::ClientConfig;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::connection::{Connection, Ending, Keepalive, StreamPermit, Timeouts};
+use super::connection::{Connection, Ending, Keepalive, Stage, StreamPermit, Timeouts};
 use super::Endpoint;
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
@@ -99,7 +99,8 @@ struct Slot {
 
 enum SlotState {
     Empty,
-    Connecting,
+    /// An attempt is under way, in this stage.
+    Connecting(Arc<Stage>),
     Live(Arc<Connection>),
     Backoff(Instant),
 }
@@ -250,7 +251,7 @@ impl Pool {
             .map(|(slot, s)| {
                 let (state, stream_limit, in_flight) = match &s.state {
                     SlotState::Empty => (ConnectionState::Idle, None, 0),
-                    SlotState::Connecting => (ConnectionState::Connecting, None, 0),
+                    SlotState::Connecting(_) => (ConnectionState::Connecting, None, 0),
                     SlotState::Backoff(_) => (ConnectionState::Backoff, None, 0),
                     SlotState::Live(c) => (
                         if c.is_usable() {
@@ -328,14 +329,40 @@ impl Pool {
                     let woke = tokio::time::timeout_at(wake, notified).await;
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
                     if woke.is_err() && wake >= deadline {
-                        return Err(Error::Timeout {
-                            what: "waiting for a free stream",
-                            after: self.timeouts.request,
-                            may_have_been_delivered: false,
-                        });
+                        return Err(self.wait_timed_out());
                     }
                 }
             }
+        }
+    }
+
+    /// The error of a request whose deadline passed while it waited: the
+    /// stage a connection attempt is stuck in (TCP, the proxy's CONNECT,
+    /// TLS, the first SETTINGS) when one is under way and no connection
+    /// is live, else "waiting for a free stream" (every stream busy).
+    fn wait_timed_out(&self) -> Error {
+        let after = self.timeouts.request;
+        let slots = self.lock();
+        let live = slots
+            .slots
+            .iter()
+            .any(|s| matches!(&s.state, SlotState::Live(c) if c.is_usable()));
+        let stuck = slots.slots.iter().find_map(|s| match &s.state {
+            SlotState::Connecting(stage) => Some(stage.clone()),
+            _ => None,
+        });
+        drop(slots);
+        match stuck {
+            Some(stage) if !live => stage.timed_out(
+                after,
+                self.config.route.proxy.as_deref(),
+                &self.endpoint.authority(),
+            ),
+            _ => Error::Timeout {
+                what: "waiting for a free stream",
+                after,
+                may_have_been_delivered: false,
+            },
         }
     }
 
@@ -394,7 +421,7 @@ impl Pool {
                     _ => false,
                 };
                 if free {
-                    slot.state = SlotState::Connecting;
+                    slot.state = SlotState::Connecting(Arc::default());
                     return Step::Connect(i);
                 }
             }
@@ -418,7 +445,7 @@ impl Pool {
         let any_alive = slots
             .slots
             .iter()
-            .any(|s| matches!(s.state, SlotState::Live(_) | SlotState::Connecting));
+            .any(|s| matches!(s.state, SlotState::Live(_) | SlotState::Connecting(_)));
         if any_alive {
             return Step::Wait(None);
         }
@@ -512,6 +539,10 @@ impl Pool {
 
     fn spawn_connect(self: &Arc<Self>, i: usize) {
         let pool = self.clone();
+        let stage = match &self.lock().slots[i].state {
+            SlotState::Connecting(stage) => stage.clone(),
+            _ => Arc::default(),
+        };
         tokio::spawn(async move {
             let result = Connection::connect(
                 &pool.endpoint,
@@ -520,6 +551,7 @@ impl Pool {
                 pool.config.keepalive,
                 pool.notify.clone(),
                 &pool.config.route,
+                &stage,
             )
             .await;
             let mut slots = pool.lock();

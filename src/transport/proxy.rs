@@ -39,6 +39,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use zeroize::Zeroizing;
 
+use super::connection::{Phase, Stage};
 pub use super::no_proxy::NoProxy;
 use super::Endpoint;
 use crate::error::{Error, Result};
@@ -127,18 +128,7 @@ impl Proxy {
     /// the credentials.
     pub fn parse(url: &str) -> Result<Self> {
         let url = url.trim();
-        // What the errors show: the URL without what precedes an `@`.
-        let shown = match url.rsplit_once('@') {
-            Some((before, after)) => {
-                let scheme = before.split_once("://").map_or("", |(s, _)| s);
-                if scheme.is_empty() {
-                    format!("[redacted]@{after}")
-                } else {
-                    format!("{scheme}://[redacted]@{after}")
-                }
-            }
-            None => url.to_string(),
-        };
+        let shown = redacted(url);
         let bad = |why: &str| {
             Error::invalid(
                 "proxy",
@@ -184,11 +174,13 @@ impl Proxy {
             return Err(bad("has no valid host"));
         }
         let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| bad("has a bad port"))?,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                bad(if userinfo.is_none() {
+                    "has a bad port (or is USER:PASSWORD without @HOST:PORT after it)"
+                } else {
+                    "has a bad port"
+                })
+            })?,
             None => DEFAULT_PROXY_PORT,
         };
         let credentials = match userinfo {
@@ -380,13 +372,64 @@ impl Proxy {
 
     /// Connects through the proxy to `endpoint`: TCP to the proxy, then the
     /// tunnel, both within `within`.
-    pub(crate) async fn tunnel(&self, endpoint: &Endpoint, within: Duration) -> Result<TcpStream> {
+    pub(crate) async fn tunnel(
+        &self,
+        endpoint: &Endpoint,
+        within: Duration,
+        stage: &Stage,
+    ) -> Result<TcpStream> {
         let started = tokio::time::Instant::now();
+        stage.set(Phase::ProxyTcp);
         let mut tcp = self.connect(within).await?;
+        stage.set(Phase::ProxyConnect);
         let left = within.saturating_sub(started.elapsed());
         self.handshake(&mut tcp, endpoint, left).await?;
         Ok(tcp)
     }
+}
+
+/// A proxy value as an error may show it: `scheme://[redacted]@host:port`
+/// when it has userinfo, the value itself when it parses as a plain
+/// `http://host:port`, and otherwise only its scheme and length: in
+/// `http://alice:S3cret` (no `@host`), "S3cret" reads as a port, and it is a
+/// password.
+pub fn redacted(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let with_scheme = |s: String| match scheme {
+        Some(scheme) => format!("{scheme}://{s}"),
+        None => s,
+    };
+    if let Some((_, after)) = rest.rsplit_once('@') {
+        return with_scheme(format!("[redacted]@{after}"));
+    }
+    // No userinfo: shown only if it is plainly host[:port][/] with a
+    // numeric port (text after a colon that is not a port may be a
+    // password).
+    let hostport = rest.strip_suffix('/').unwrap_or(rest);
+    let plain = !hostport.is_empty()
+        && !hostport.contains(['/', '?', '#', ' ', '%'])
+        && match hostport.strip_prefix('[') {
+            Some(v6) => v6
+                .split_once(']')
+                .is_some_and(|(_, p)| p.is_empty() || p.strip_prefix(':').is_some_and(is_port)),
+            None => match hostport.split_once(':') {
+                None => true,
+                Some((_, p)) => is_port(p),
+            },
+        };
+    if plain {
+        with_scheme(hostport.to_string())
+    } else {
+        with_scheme(format!("[{} characters not shown]", rest.chars().count()))
+    }
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
 }
 
 enum Answer {
@@ -480,10 +523,16 @@ pub(crate) struct Route {
 impl Route {
     /// A TCP stream to `endpoint` (through the proxy's tunnel if any),
     /// within `within`.
-    pub(crate) async fn dial(&self, endpoint: &Endpoint, within: Duration) -> Result<TcpStream> {
+    pub(crate) async fn dial(
+        &self,
+        endpoint: &Endpoint,
+        within: Duration,
+        stage: &Stage,
+    ) -> Result<TcpStream> {
         if let Some(proxy) = &self.proxy {
-            return proxy.tunnel(endpoint, within).await;
+            return proxy.tunnel(endpoint, within, stage).await;
         }
+        stage.set(Phase::Tcp);
         let authority = endpoint.authority();
         // Resolve on every connect, so a new connection follows DNS changes
         // (unless an address was pinned, like curl's --resolve).
@@ -496,7 +545,7 @@ impl Route {
         timeout(within, dial)
             .await
             .map_err(|_| Error::Timeout {
-                what: "connect",
+                what: super::connection::CONNECT_TCP,
                 after: within,
                 may_have_been_delivered: false,
             })?
@@ -557,6 +606,21 @@ mod tests {
         let e = Proxy::parse("socks5://alice:hunter2-secret@proxy:1080").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(e.to_string().contains("[redacted]@proxy:1080"), "{e}");
+        for no_host in [
+            "http://alice:S3cret",
+            "alice:S3cret",
+            "http://alice:S3cret/",
+            "http://al ice:S3cret",
+        ] {
+            let e = Proxy::parse(no_host).unwrap_err().to_string();
+            assert!(!e.contains("S3cret") && !e.contains("alice"), "{e}");
+        }
+        assert_eq!(redacted("http://proxy.corp:3128"), "http://proxy.corp:3128");
+        assert_eq!(redacted("http://u:pw@h:1"), "http://[redacted]@h:1");
+        assert_eq!(
+            redacted("http://alice:S3cret"),
+            "http://[12 characters not shown]"
+        );
         let e = Proxy::parse("http://alice:hunter2%zz@proxy:1080").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
     }
@@ -640,7 +704,7 @@ mod tests {
         let (proxy, task) = one_shot(b"HTTP/1.1 200 Connection established\r\n\r\n").await;
         let endpoint = Endpoint::new("api.push.apple.com", 443).unwrap();
         proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap();
         let request = task.await.unwrap();
@@ -664,7 +728,7 @@ mod tests {
         )
         .await;
         let e = proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap_err();
         assert!(e.is_proxy_auth_required() && e.is_connection(), "{e}");
@@ -675,7 +739,7 @@ mod tests {
         assert!(e.to_string().contains(&proxy.to_string()), "{e}");
         let (proxy, _t) = one_shot(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
         let e = proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap_err();
         assert!(!e.is_proxy_auth_required());
@@ -686,13 +750,13 @@ mod tests {
         );
         let (proxy, _t) = one_shot(b"HTTP/1.1 200 OK\r\n\r\n\x16\x03\x01").await;
         let e = proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap_err();
         assert!(e.to_string().contains("sent data after its answer"), "{e}");
         let (proxy, _t) = one_shot(b"garbage\r\n\r\n").await;
         let e = proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap_err();
         assert!(e.to_string().contains("not HTTP"), "{e}");
@@ -705,7 +769,7 @@ mod tests {
         let proxy = Proxy { port: 0, ..proxy };
         let endpoint = Endpoint::new("api.push.apple.com", 443).unwrap();
         let e = proxy
-            .tunnel(&endpoint, Duration::from_secs(5))
+            .tunnel(&endpoint, Duration::from_secs(5), &Stage::default())
             .await
             .unwrap_err();
         assert!(

@@ -1,5 +1,6 @@
 //! An HTTP CONNECT proxy on loopback, in process: open, with Basic
-//! authentication, or answering 407 to everything. It tunnels only to
+//! authentication, answering 407 to everything, or a black hole (accepts
+//! TCP, reads the CONNECT, never answers). It tunnels only to
 //! loopback addresses (tests never reach anything else) and records what
 //! it was asked.
 
@@ -20,6 +21,9 @@ pub enum Mode {
     Basic(&'static str, &'static str),
     /// Answers 407 to everything.
     AlwaysDenied,
+    /// Accepts the TCP connection, reads what comes, and never answers
+    /// (a proxy that hangs).
+    BlackHole,
 }
 
 /// What the proxy saw of one request.
@@ -83,6 +87,13 @@ async fn serve(
     mode: Mode,
     log: Arc<Mutex<Vec<Seen>>>,
 ) -> std::io::Result<()> {
+    if matches!(mode, Mode::BlackHole) {
+        // Read (and drop) until the client gives up; the task ends with it
+        // or when the proxy is dropped... the runtime's end.
+        let mut sink = [0u8; 1024];
+        while client.read(&mut sink).await? > 0 {}
+        return Ok(());
+    }
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     // Byte by byte: nothing past the head may be swallowed.
@@ -113,7 +124,7 @@ async fn serve(
             );
             authorization.as_deref() == Some(expected.as_str())
         }
-        Mode::AlwaysDenied => false,
+        Mode::AlwaysDenied | Mode::BlackHole => false,
     };
     // Loopback only: a test must never reach the outside world.
     let loopback = target.starts_with("127.0.0.1:")

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{CertArgs, KeyArgs};
+use super::{numbers, CertArgs, KeyArgs};
 
 /// How to reach APNs through an HTTPS proxy.
 #[derive(Debug, Args, Clone, Default)]
@@ -53,10 +53,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub server: super::ServerArgs,
     /// Limit for one notification, in seconds, retries included.
-    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = numbers::seconds(false, numbers::DAY))]
     pub timeout: f64,
     /// HTTP/2 connections to APNs per app, at most 64.
-    #[arg(long, default_value = "1", value_name = "N")]
+    #[arg(long, default_value = "1", value_name = "N", value_parser = numbers::count::<usize>(1, super::MAX_CONNECTIONS))]
     pub connections: usize,
 
     /// Serve HTTPS with this certificate chain (PEM, leaf first).
@@ -88,15 +88,17 @@ pub struct ServeArgs {
         long,
         default_value = "1MiB",
         value_name = "SIZE",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::size(1, 64 << 20)
     )]
     pub max_body: String,
-    /// Most notifications in one request; more: 413.
+    /// Most notifications in one request (1 to 1000000); more: 413.
     #[arg(
         long,
         default_value = "10000",
         value_name = "N",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::count::<usize>(1, 1_000_000)
     )]
     pub max_items: usize,
     /// Limit for one request (reading it and sending its notifications), in seconds; longer: 504.
@@ -105,38 +107,44 @@ pub struct ServeArgs {
         long,
         default_value = "60",
         value_name = "SECONDS",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::seconds(false, numbers::DAY)
     )]
     pub request_timeout: f64,
-    /// Requests to /v1/ in progress at once; more get 503 with Retry-After (never a queue).
-    #[arg(long, default_value = "32", value_name = "N", help_heading = "Limits")]
+    /// Requests to /v1/ in progress at once (1 to 100000); more get 503 with Retry-After (never a
+    /// queue).
+    #[arg(long, default_value = "32", value_name = "N", help_heading = "Limits", value_parser = numbers::count::<usize>(1, super::MAX_CONCURRENCY))]
     pub max_concurrent_requests: usize,
-    /// Client connections open at once. When all are taken, a new one closes the connection idle
-    /// longest (one that never sent a request first); only when every connection has a request in
-    /// progress do new ones wait. A connection with no request within 10 s of opening is closed.
+    /// Client connections open at once (1 to 65536). When all are taken, a new one closes the
+    /// connection idle longest (one that never sent a request first); only when every connection
+    /// has a request in progress do new ones wait. A connection with no request within 10 s of
+    /// opening is closed.
     #[arg(
         long,
         default_value = "1024",
         value_name = "N",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::count::<usize>(1, 65_536)
     )]
     pub max_connections: usize,
     /// Close a client connection (HTTP/2, or HTTP/1.1 keep-alive) after this many seconds without a
-    /// request in progress.
+    /// request in progress (above 0, at most 86400).
     #[arg(
         long,
         default_value = "60",
         value_name = "SECONDS",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::seconds(false, numbers::DAY)
     )]
     pub idle_timeout: f64,
-    /// After SIGTERM, how long requests in progress may take to finish, in seconds (idle connections
-    /// close at once; after it, the requests still in progress are cut).
+    /// After SIGTERM, how long requests in progress may take to finish, in seconds (0 to 3600; idle
+    /// connections close at once; after it, the requests still in progress are cut).
     #[arg(
         long,
         default_value = "30",
         value_name = "SECONDS",
-        help_heading = "Limits"
+        help_heading = "Limits",
+        value_parser = numbers::seconds(true, 3600.0)
     )]
     pub shutdown_grace: f64,
 
