@@ -27,6 +27,8 @@ mod suite {
     mod proxy;
     mod redaction;
     mod resume;
+    // The soak run of issue 19: serve and two workers through cycling faults.
+    mod soak;
     mod stopping;
     mod worker;
 }

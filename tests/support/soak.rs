@@ -1,0 +1,562 @@
+//! The parts of the soak run (`tests/suite/soak.rs`): processes watched
+//! for their memory and their death, a loopback relay that stands for the
+//! mock's fixed port, a one-shot HTTP/1.1 client that reports instead of
+//! panicking, hostile clients, and the least-squares slope.
+//!
+//! Why a relay: `apns mock` makes a new CA at every start, and `apns serve`
+//! and `apns worker` read `--ca-file` once. So the soak starts every mock
+//! it will need up front (their CAs in one bundle) and points the relay at
+//! one after the other; a switch cuts every relayed connection, as a
+//! restart of the mock on that port would.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// How much of a process's stderr is kept (its tail).
+const TAIL: usize = 32 * 1024;
+
+/// A child process of the soak, sampled for RSS and checked for death.
+pub struct Proc {
+    pub name: String,
+    pid: u32,
+    child: Mutex<Option<Child>>,
+    tail: Arc<Mutex<String>>,
+    /// Its JSON ready line on stdout, when it prints one.
+    pub ready: serde_json::Value,
+    /// Whether its RSS is sampled.
+    pub sampled: bool,
+    /// (seconds since the start of the run, VmRSS in KiB).
+    pub samples: Mutex<Vec<(f64, u64)>>,
+    killed: AtomicBool,
+}
+
+impl Proc {
+    /// Starts `cmd`; with `ready_line`, waits for its one JSON line on
+    /// stdout (`apns serve`, `apns mock`), else for its first stderr line
+    /// (`apns worker` says what it reads).
+    pub fn spawn(name: &str, mut cmd: Command, ready_line: bool, sampled: bool) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(if ready_line {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let tail = Arc::new(Mutex::new(String::new()));
+        let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
+        let pipe = child.stderr.take().expect("piped");
+        let sink = tail.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+                if s.len() > 2 * TAIL {
+                    let cut = s.len() - TAIL;
+                    let cut = (cut..s.len()).find(|i| s.is_char_boundary(*i)).unwrap();
+                    s.drain(..cut);
+                }
+                drop(s);
+                let _ = first_tx.send(());
+            }
+        });
+        let mut ready = serde_json::Value::Null;
+        if ready_line {
+            let mut out = BufReader::new(child.stdout.take().expect("piped"));
+            let mut line = String::new();
+            let _ = out.read_line(&mut line);
+            if line.trim().is_empty() {
+                let status = child.wait();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "{name} did not start ({status:?}): {}",
+                    tail.lock().unwrap()
+                );
+            }
+            ready = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{name}'s ready line {line:?}: {e}"));
+            // Drained, so that a full pipe never blocks it.
+            std::thread::spawn(move || {
+                let mut sink = Vec::new();
+                let _ = out.read_to_end(&mut sink);
+            });
+        } else if first_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            panic!("{name} said nothing within 60 s of starting");
+        }
+        Proc {
+            name: name.to_string(),
+            pid: child.id(),
+            child: Mutex::new(Some(child)),
+            tail,
+            ready,
+            sampled,
+            samples: Mutex::new(Vec::new()),
+            killed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The last lines it wrote on stderr.
+    pub fn stderr_tail(&self, max: usize) -> String {
+        let s = self.tail.lock().unwrap();
+        let start = s.len().saturating_sub(max);
+        let start = (start..=s.len()).find(|i| s.is_char_boundary(*i)).unwrap();
+        s[start..].to_string()
+    }
+
+    /// Everything kept of its stderr.
+    pub fn stderr(&self) -> String {
+        self.tail.lock().unwrap().clone()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exited(&self) -> Option<ExitStatus> {
+        let mut child = self.child.lock().unwrap();
+        child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Whether the test killed it on purpose.
+    pub fn killed_on_purpose(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
+    /// Its resident set size now, in KiB (`VmRSS` of /proc/PID/status).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Records one RSS sample at `t` seconds.
+    pub fn sample(&self, t: f64) {
+        if let Some(kib) = self.rss_kib() {
+            self.samples.lock().unwrap().push((t, kib));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// SIGKILL, on purpose: its death is not a failure.
+    pub async fn kill_on_purpose(&self) -> Option<ExitStatus> {
+        self.killed.store(true, Ordering::Relaxed);
+        self.signal("KILL");
+        self.wait(Duration::from_secs(10)).await
+    }
+
+    /// SIGTERM, then waits at most `limit`: its exit status, or `None`
+    /// (and a SIGKILL) when it did not exit in time.
+    pub async fn terminate(&self, limit: Duration) -> Option<ExitStatus> {
+        self.signal("TERM");
+        let status = self.wait(limit).await;
+        if status.is_none() {
+            self.signal("KILL");
+        }
+        status
+    }
+
+    async fn wait(&self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A TCP relay on a fixed loopback port to one backend at a time.
+pub struct Relay {
+    pub port: u16,
+    target: tokio::sync::watch::Sender<(u64, SocketAddr)>,
+    accept: tokio::task::JoinHandle<()>,
+    /// Connections relayed, and connections cut by a switch.
+    pub relayed: Arc<AtomicU64>,
+    pub cut: Arc<AtomicU64>,
+}
+
+impl Relay {
+    pub async fn start(backend: SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (target, rx) = tokio::sync::watch::channel((0u64, backend));
+        let relayed = Arc::new(AtomicU64::new(0));
+        let cut = Arc::new(AtomicU64::new(0));
+        let (relayed2, cut2) = (relayed.clone(), cut.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut rx = rx.clone();
+                let (relayed, cut) = (relayed2.clone(), cut2.clone());
+                tokio::spawn(async move {
+                    let (generation, addr) = *rx.borrow_and_update();
+                    let connect = TcpStream::connect(addr);
+                    let Ok(Ok(mut outbound)) =
+                        tokio::time::timeout(Duration::from_secs(5), connect).await
+                    else {
+                        return;
+                    };
+                    relayed.fetch_add(1, Ordering::Relaxed);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = async {
+                            while rx.changed().await.is_ok() {
+                                if rx.borrow().0 != generation {
+                                    break;
+                                }
+                            }
+                        } => {
+                            cut.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        Relay {
+            port,
+            target,
+            accept,
+            relayed,
+            cut,
+        }
+    }
+
+    /// Points new connections at `backend` and cuts every open one.
+    pub fn switch(&self, backend: SocketAddr) {
+        self.target.send_modify(|(generation, addr)| {
+            *generation += 1;
+            *addr = backend;
+        });
+    }
+
+    /// The backend new connections go to.
+    pub fn backend(&self) -> SocketAddr {
+        self.target.borrow().1
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        // Cuts the relayed connections too.
+        self.target.send_modify(|(generation, _)| *generation += 1);
+    }
+}
+
+/// An HTTP answer, or why there was none.
+pub type Reply = Result<(u16, Vec<u8>), String>;
+
+/// One request on a new connection from `from` (a loopback address of
+/// 127.0.0.0/8, so that hostile clients can come from another address
+/// than the good ones), answered within `limit` or not at all.
+pub async fn request(
+    from: [u8; 4],
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+    limit: Duration,
+) -> Reply {
+    let exchange = async {
+        let mut stream = connect_from(from, addr).await?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n",
+            body.len()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .map_err(|e| format!("writing the head: {e}"))?;
+        // A server may answer (413) before reading the whole body.
+        let _ = stream.write_all(body).await;
+        let mut raw = Vec::new();
+        let read = stream.read_to_end(&mut raw).await;
+        parse(&raw).ok_or_else(|| match read {
+            Err(e) => format!("closed without an answer: {e}"),
+            Ok(_) => format!("closed without an answer ({} bytes)", raw.len()),
+        })
+    };
+    match tokio::time::timeout(limit, exchange).await {
+        Ok(reply) => reply,
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+/// A TCP connection to `addr` from the loopback address `from`.
+pub async fn connect_from(from: [u8; 4], addr: SocketAddr) -> Result<TcpStream, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+    socket
+        .bind(SocketAddr::from((from, 0)))
+        .map_err(|e| format!("bind {from:?}: {e}"))?;
+    socket
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))
+}
+
+/// Status and body of an HTTP/1.1 answer (chunked or not).
+fn parse(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let status = head.lines().next()?.split(' ').nth(1)?.parse().ok()?;
+    let mut body = raw[end + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?, 16).ok()?;
+            rest = rest.get(line_end + 2..)?;
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(rest.get(..size)?);
+            rest = rest.get(size + 2..)?;
+        }
+        body = out;
+    }
+    Some((status, body))
+}
+
+/// What a set of hostile connections saw.
+#[derive(Default, Debug)]
+pub struct Held {
+    /// Connections opened.
+    pub opened: AtomicU64,
+    /// Connections the server closed before the attacker let go.
+    pub closed_by_server: AtomicU64,
+    /// The longest the server held one before closing it, in ms.
+    pub longest_ms: AtomicU64,
+}
+
+impl Held {
+    fn closed(&self, held: Duration) {
+        self.closed_by_server.fetch_add(1, Ordering::Relaxed);
+        self.longest_ms
+            .fetch_max(held.as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// `n` connections from `from` that send nothing until `until`; each one
+/// the server closes is opened again (a persistent attacker).
+pub async fn silent_sockets(
+    from: [u8; 4],
+    addr: SocketAddr,
+    n: usize,
+    until: Instant,
+) -> Arc<Held> {
+    let held = Arc::new(Held::default());
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let held = held.clone();
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    let left = until.saturating_duration_since(Instant::now());
+                    let Ok(Ok(mut s)) = tokio::time::timeout(left, connect_from(from, addr)).await
+                    else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    held.opened.fetch_add(1, Ordering::Relaxed);
+                    let opened = Instant::now();
+                    let mut buf = [0u8; 512];
+                    let left = until.saturating_duration_since(Instant::now());
+                    // Anything read, or the end: the server let go of it.
+                    if tokio::time::timeout(left, s.read(&mut buf)).await.is_ok() {
+                        held.closed(opened.elapsed());
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    held
+}
+
+/// `n` slowloris connections from `from`: a request head at one byte a
+/// second, opened again when the server closes one, until `until`.
+pub async fn slowloris(from: [u8; 4], addr: SocketAddr, n: usize, until: Instant) -> Arc<Held> {
+    const HEAD: &[u8] = b"POST /v1/notifications HTTP/1.1\r\nHost: soak\r\nAuthorization: Bearer slow-slow-slow-slow\r\nContent-Length: 2\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let held = Arc::new(Held::default());
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let held = held.clone();
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    let left = until.saturating_duration_since(Instant::now());
+                    let Ok(Ok(mut s)) = tokio::time::timeout(left, connect_from(from, addr)).await
+                    else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    held.opened.fetch_add(1, Ordering::Relaxed);
+                    let opened = Instant::now();
+                    let mut buf = [0u8; 512];
+                    let mut i = 0;
+                    let closed = loop {
+                        if Instant::now() >= until {
+                            break false;
+                        }
+                        if s.write_all(&HEAD[i % HEAD.len()..][..1]).await.is_err() {
+                            break true;
+                        }
+                        i += 1;
+                        let tick = tokio::time::sleep(Duration::from_secs(1));
+                        tokio::select! {
+                            _ = tick => {}
+                            _ = s.read(&mut buf) => break true,
+                        }
+                    };
+                    if closed {
+                        held.closed(opened.elapsed());
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    held
+}
+
+/// A POST of `size` bytes, declared (`Content-Length`) or chunked, with a
+/// valid token: the answer the gateway gave, or why there was none.
+pub async fn huge_body(
+    from: [u8; 4],
+    addr: SocketAddr,
+    token: &str,
+    size: usize,
+    chunked: bool,
+    limit: Duration,
+) -> Reply {
+    let exchange = async {
+        let mut s = connect_from(from, addr).await?;
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {size}")
+        };
+        let head = format!(
+            "POST /v1/notifications HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nConnection: close\r\n{framing}\r\n\r\n"
+        );
+        s.write_all(head.as_bytes())
+            .await
+            .map_err(|e| format!("writing the head: {e}"))?;
+        // `[0,0,0,...`: valid JSON as far as it goes.
+        let mut chunk = b"[0".to_vec();
+        while chunk.len() < 64 * 1024 {
+            chunk.extend_from_slice(b",0");
+        }
+        let mut sent = 0;
+        while sent < size {
+            let part = &chunk[..chunk.len().min(size - sent)];
+            let ok = if chunked {
+                let mut framed = format!("{:x}\r\n", part.len()).into_bytes();
+                framed.extend_from_slice(part);
+                framed.extend_from_slice(b"\r\n");
+                s.write_all(&framed).await.is_ok()
+            } else {
+                s.write_all(part).await.is_ok()
+            };
+            if !ok {
+                break; // refused midway: read what it said
+            }
+            sent += part.len();
+        }
+        if chunked && sent >= size {
+            let _ = s.write_all(b"0\r\n\r\n").await;
+        }
+        let mut raw = Vec::new();
+        let read = s.read_to_end(&mut raw).await;
+        parse(&raw).ok_or_else(|| match read {
+            Err(e) => format!("closed without an answer after {sent} bytes: {e}"),
+            Ok(_) => format!("closed without an answer after {sent} bytes"),
+        })
+    };
+    match tokio::time::timeout(limit, exchange).await {
+        Ok(reply) => reply,
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+/// The least-squares slope of `samples` (seconds, KiB), in KiB per minute.
+pub fn slope_kib_per_min(samples: &[(f64, u64)]) -> f64 {
+    let n = samples.len() as f64;
+    if samples.len() < 2 {
+        return 0.0;
+    }
+    let mean_t = samples.iter().map(|s| s.0).sum::<f64>() / n;
+    let mean_r = samples.iter().map(|s| s.1 as f64).sum::<f64>() / n;
+    let (mut num, mut den) = (0.0, 0.0);
+    for (t, r) in samples {
+        num += (t - mean_t) * (*r as f64 - mean_r);
+        den += (t - mean_t) * (t - mean_t);
+    }
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den * 60.0
+    }
+}
+
+/// Every entry of `stream`, read in pages (results streams grow long).
+pub async fn all_entries(
+    c: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+) -> Result<Vec<(String, Vec<(String, String)>)>, redis::RedisError> {
+    let mut all = Vec::new();
+    let mut start = "-".to_string();
+    loop {
+        let page: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(5000)
+            .query_async(c)
+            .await?;
+        let Some((last, _)) = page.last() else {
+            return Ok(all);
+        };
+        start = format!("({last}");
+        all.extend(page);
+    }
+}
