@@ -9,15 +9,13 @@
 //! killed. `APNS_SOAK_SECS` sets the length (default 150 s; at least 120):
 //! `APNS_SOAK_SECS=1800 cargo test --release --test tests soak -- --nocapture`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use apns_provider::worker::JobResult;
 
 use crate::support::bulk::token;
 use crate::support::redis::{self as rs, Redis};
@@ -45,6 +43,8 @@ const MAX_CONNECTIONS: usize = 64;
 const HUGE: usize = 8 << 20; // with --max-body 64KiB
 /// The deadline the issue sets for a connection that sends no request.
 const FIRST_REQUEST_DEADLINE: f64 = 10.0;
+/// The attackers let go this long before their phase ends.
+const HOSTILE_EARLY: f64 = 0.5;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Kind {
@@ -198,8 +198,10 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
         .and_then(|s| s.parse().ok())
         .filter(|s: &f64| s.is_finite())
         .unwrap_or(150.0);
-    let phase_len = (asked.max(120.0) / 8.0).clamp(15.0, 30.0);
-    let n_phases = ((asked.max(120.0) / phase_len).round() as usize).max(CYCLE.len());
+    // Phases of 18 to 30 s: the hostile phase must outlast the 10 s
+    // first-request deadline by a few seconds.
+    let phase_len = (asked / 8.0).clamp(18.0, 30.0);
+    let n_phases = ((asked / phase_len).round() as usize).max(CYCLE.len());
     let cycles = n_phases.div_ceil(CYCLE.len());
     let phases: Vec<Phase> = (0..n_phases)
         .map(|i| Phase {
@@ -346,7 +348,7 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
                 relay.switch(normal_addr);
             }
             Kind::Hostile => {
-                let until = until - Duration::from_millis(500);
+                let until = shared.start + Duration::from_secs_f64(phase.end - HOSTILE_EARLY);
                 hostiles.push(tokio::spawn(async move {
                     let silent = soak::silent_sockets(SILENT, gateway, MAX_CONNECTIONS + 16, until);
                     let slow = soak::slowloris(SLOW, gateway, 4, until);
@@ -381,7 +383,7 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
 
     let mut failures: Vec<String> = Vec::new();
     // Drain: the workers finish every job.
-    let drain = drain(&redis, Duration::from_secs(180)).await;
+    let drain = soak::drain(&redis, Duration::from_secs(180)).await;
     let drained_in = shared.now() - ran;
     if let Err(e) = &drain {
         failures.push(format!("drain: {e}"));
@@ -392,7 +394,14 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
         .expect("XRANGE results");
     let dead = rs::len(&mut c, "apns:dead").await;
     let mut report = String::new();
-    check_results(&shared, &results, dead, &mut failures, &mut report);
+    soak::check_results(
+        &shared.jobs.lock().unwrap(),
+        &shared.unsure.lock().unwrap(),
+        &results,
+        dead,
+        &mut failures,
+        &mut report,
+    );
 
     // Nothing died but what was killed; then everything stops cleanly.
     let _ = sampler.await;
@@ -427,7 +436,9 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
                 p.stderr_tail(2000)
             )),
         }
-        if let Some(line) = p.stderr().lines().rev().find(|l| l.contains("stopped:")) {
+        let said = p.stderr();
+        let stop_line = |l: &&str| l.contains("stopped:") || l.contains("stopping after");
+        if let Some(line) = said.lines().rev().find(stop_line) {
             stop_lines.push(format!("{}: {line}", p.name));
         }
     }
@@ -458,10 +469,15 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
         if p.kind == Kind::Hostile {
             // Once the first-request deadline has passed, the gateway
             // serves good clients and /healthz again, attackers or not.
-            let from = p.start + FIRST_REQUEST_DEADLINE + 2.0;
-            let (served, healthy) = (window(from, &accepted_at), window(from, &healthy_at));
+            // Answers after the attackers let go do not count.
+            let (from, to) = (
+                p.start + FIRST_REQUEST_DEADLINE + 2.0,
+                p.end - HOSTILE_EARLY,
+            );
+            let within = |v: &[f64]| v.iter().filter(|t| **t >= from && **t < to).count();
+            let (served, healthy) = (within(&accepted_at), within(&healthy_at));
             if served == 0 || healthy == 0 {
-                failures.push(format!("phase {i} '{}': from {from:.0} s (start + the {FIRST_REQUEST_DEADLINE} s first-request deadline + 2 s) to {:.0} s, with {} silent sockets from 127.0.0.2 against --max-connections {MAX_CONNECTIONS}: {served} batches answered 202 and {healthy} /healthz answered 200: the hostile clients starve the gateway", p.kind.describe(), p.end, MAX_CONNECTIONS + 16));
+                failures.push(format!("phase {i} '{}': from {from:.1} s (its start + the {FIRST_REQUEST_DEADLINE} s first-request deadline + 2 s) to {to:.1} s, while {} silent sockets (from 127.0.0.2, reopened when closed) and 4 slowloris were open against --max-connections {MAX_CONNECTIONS}: {served} batches answered 202 and {healthy} /healthz answered 200: unauthenticated clients starve the gateway", p.kind.describe(), MAX_CONNECTIONS + 16));
             }
         }
         let problems = [
@@ -494,7 +510,7 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
     for line in &held_reports {
         let _ = writeln!(report, "{line}");
     }
-    rss_table(&all, &mut failures, &mut report);
+    soak::rss_table(&all, &mut failures, &mut report);
     for line in &stop_lines {
         let _ = writeln!(report, "{line}");
     }
@@ -747,162 +763,6 @@ async fn huge(shared: Arc<Shared>, gateway: SocketAddr, phase: usize, chunked: b
                 "phase {phase}: an {HUGE}-byte body (chunked: {chunked}): {said}"
             ));
             shared.count(phase, |c| c.huge_wrong += 1);
-        }
-    }
-}
-
-/// Waits until nothing is pending and the jobs stream is empty.
-async fn drain(redis: &Redis, limit: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + limit;
-    let mut last = String::from("Redis did not answer");
-    while Instant::now() < deadline {
-        if let Ok(mut c) = tokio::time::timeout(Duration::from_secs(5), redis.conn()).await {
-            let pending = rs::pending(&mut c).await;
-            let queued = rs::len(&mut c, "apns:jobs").await;
-            if pending == 0 && queued == 0 {
-                return Ok(());
-            }
-            last = format!("{pending} jobs still pending, {queued} in apns:jobs");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Err(format!("after {limit:?} without traffic: {last}"))
-}
-
-/// Every job of a 202 has exactly one result; any other result is for a
-/// batch that was not answered 202 (part of it may have landed).
-fn check_results(
-    shared: &Shared,
-    results: &[(String, Vec<(String, String)>)],
-    dead: u64,
-    failures: &mut Vec<String>,
-    report: &mut String,
-) {
-    let jobs = shared.jobs.lock().unwrap();
-    let unsure = shared.unsure.lock().unwrap();
-    let mut by_job: HashMap<&str, u32> = HashMap::new();
-    let mut statuses: HashMap<String, u64> = HashMap::new();
-    let (mut unreadable, mut strays, mut unknown) = (Vec::new(), 0u64, Vec::new());
-    let parsed: Vec<JobResult> = results
-        .iter()
-        .filter_map(|(id, f)| match JobResult::from_fields(f) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                unreadable.push(format!("{id}: {e}"));
-                None
-            }
-        })
-        .collect();
-    for r in &parsed {
-        *by_job.entry(r.job.as_str()).or_default() += 1;
-        if !jobs.contains(&r.job) {
-            if unsure.contains(&r.device_token) {
-                strays += 1;
-            } else {
-                unknown.push(format!("{} ({})", r.job, r.device_token));
-            }
-            continue;
-        }
-        let key = match (&r.status, &r.error) {
-            (Some(s), _) => format!("status {s}"),
-            (None, Some(e)) => format!("error: {}", e.chars().take(60).collect::<String>()),
-            _ => "neither status nor error".into(),
-        };
-        *statuses.entry(key).or_default() += 1;
-    }
-    let twice: Vec<String> = by_job
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(j, n)| format!("{j} ×{n}"))
-        .collect();
-    let missing: Vec<&String> = jobs
-        .iter()
-        .filter(|j| !by_job.contains_key(j.as_str()))
-        .collect();
-    let examples = |v: &[String]| v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-    if !twice.is_empty() {
-        failures.push(format!(
-            "{} jobs have more than one result: {}",
-            twice.len(),
-            examples(&twice)
-        ));
-    }
-    if !missing.is_empty() {
-        let m: Vec<String> = missing.iter().map(|s| s.to_string()).collect();
-        failures.push(format!(
-            "{} of the {} accepted jobs have no result: {}",
-            m.len(),
-            jobs.len(),
-            examples(&m)
-        ));
-    }
-    if !unknown.is_empty() {
-        failures.push(format!(
-            "{} results for jobs no answer named, from batches answered 202: {}",
-            unknown.len(),
-            examples(&unknown)
-        ));
-    }
-    if !unreadable.is_empty() {
-        failures.push(format!(
-            "{} unreadable result entries: {}",
-            unreadable.len(),
-            examples(&unreadable)
-        ));
-    }
-    let ok = statuses.get("status 200").copied().unwrap_or(0);
-    if (ok as f64) < 0.9 * jobs.len() as f64 {
-        failures.push(format!(
-            "only {ok} of {} accepted jobs were accepted by the mock (200): {statuses:?}",
-            jobs.len()
-        ));
-    }
-    let mut by_status: Vec<_> = statuses.into_iter().collect();
-    by_status.sort();
-    let _ = writeln!(
-        report,
-        "jobs: {} accepted by serve (202), {} results; by outcome {by_status:?}; {strays} results for jobs of batches not answered 202 (part enqueued before a 503 or a cut); dead letter {dead}",
-        jobs.len(),
-        results.len()
-    );
-}
-
-/// Start and end RSS and the slope after warm-up (the first quarter of each
-/// process's sampled life skipped), with a bound on the growth it implies.
-fn rss_table(all: &[Arc<Proc>], failures: &mut Vec<String>, report: &mut String) {
-    let _ = writeln!(report, "process           samples  start RSS   end RSS   slope after warm-up  growth over the window");
-    for p in all.iter().filter(|p| p.sampled) {
-        let samples = p.samples.lock().unwrap().clone();
-        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-            continue;
-        };
-        let from = first.0 + (last.0 - first.0) / 4.0;
-        let after: Vec<(f64, u64)> = samples.iter().copied().filter(|s| s.0 >= from).collect();
-        let slope = soak::slope_kib_per_min(&after);
-        let window_min = (last.0 - from) / 60.0;
-        let growth = slope * window_min;
-        let base = after.first().map(|s| s.1).unwrap_or(first.1) as f64;
-        let _ =
-            writeln!(
-            report,
-            "{:<17} {:>7} {:>7.1} MiB {:>7.1} MiB {:>+9.1} KiB/min {:>+14.1} MiB over {:.1} min{}",
-            p.name,
-            samples.len(),
-            first.1 as f64 / 1024.0,
-            last.1 as f64 / 1024.0,
-            slope,
-            growth / 1024.0,
-            window_min,
-            if p.killed_on_purpose() { " (SIGKILLed on purpose)" } else { "" }
-        );
-        let bound = 20.0 * 1024.0 + 0.25 * base;
-        if after.len() >= 10 && window_min >= 0.5 && growth > bound {
-            failures.push(format!(
-                "RSS of {} grows: {slope:+.0} KiB/min after warm-up, {:+.1} MiB over {window_min:.1} min, over the bound of 20 MiB + 25% of {:.1} MiB",
-                p.name,
-                growth / 1024.0,
-                base / 1024.0
-            ));
         }
     }
 }

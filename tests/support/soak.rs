@@ -9,6 +9,8 @@
 //! one after the other; a switch cuts every relayed connection, as a
 //! restart of the mock on that port would.
 
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -16,8 +18,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use apns_provider::worker::JobResult;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+
+use super::redis::{self as rs, Redis};
 
 /// How much of a process's stderr is kept (its tail).
 const TAIL: usize = 32 * 1024;
@@ -372,14 +377,20 @@ impl Held {
     }
 }
 
-/// `n` connections from `from` that send nothing until `until`; each one
-/// the server closes is opened again (a persistent attacker).
-pub async fn silent_sockets(
+/// `n` connections from `from`, each held by `hold` until `until`; each
+/// one the server closes first (`hold` returns true) is opened again, as a
+/// persistent attacker would.
+async fn persist<F, Fut>(
     from: [u8; 4],
     addr: SocketAddr,
     n: usize,
     until: Instant,
-) -> Arc<Held> {
+    hold: F,
+) -> Arc<Held>
+where
+    F: Fn(TcpStream, Instant) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let held = Arc::new(Held::default());
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -387,17 +398,14 @@ pub async fn silent_sockets(
             tokio::spawn(async move {
                 while Instant::now() < until {
                     let left = until.saturating_duration_since(Instant::now());
-                    let Ok(Ok(mut s)) = tokio::time::timeout(left, connect_from(from, addr)).await
+                    let Ok(Ok(s)) = tokio::time::timeout(left, connect_from(from, addr)).await
                     else {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     };
                     held.opened.fetch_add(1, Ordering::Relaxed);
                     let opened = Instant::now();
-                    let mut buf = [0u8; 512];
-                    let left = until.saturating_duration_since(Instant::now());
-                    // Anything read, or the end: the server let go of it.
-                    if tokio::time::timeout(left, s.read(&mut buf)).await.is_ok() {
+                    if hold(s, until).await {
                         held.closed(opened.elapsed());
                     }
                 }
@@ -410,51 +418,44 @@ pub async fn silent_sockets(
     held
 }
 
+/// `n` connections from `from` that send nothing until `until`.
+pub async fn silent_sockets(
+    from: [u8; 4],
+    addr: SocketAddr,
+    n: usize,
+    until: Instant,
+) -> Arc<Held> {
+    persist(from, addr, n, until, |mut s, until| async move {
+        let mut buf = [0u8; 512];
+        let left = until.saturating_duration_since(Instant::now());
+        // Anything read, or the end: the server let go of it.
+        tokio::time::timeout(left, s.read(&mut buf)).await.is_ok()
+    })
+    .await
+}
+
 /// `n` slowloris connections from `from`: a request head at one byte a
-/// second, opened again when the server closes one, until `until`.
+/// second, until `until`.
 pub async fn slowloris(from: [u8; 4], addr: SocketAddr, n: usize, until: Instant) -> Arc<Held> {
-    const HEAD: &[u8] = b"POST /v1/notifications HTTP/1.1\r\nHost: soak\r\nAuthorization: Bearer slow-slow-slow-slow\r\nContent-Length: 2\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    let held = Arc::new(Held::default());
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let held = held.clone();
-            tokio::spawn(async move {
-                while Instant::now() < until {
-                    let left = until.saturating_duration_since(Instant::now());
-                    let Ok(Ok(mut s)) = tokio::time::timeout(left, connect_from(from, addr)).await
-                    else {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    };
-                    held.opened.fetch_add(1, Ordering::Relaxed);
-                    let opened = Instant::now();
-                    let mut buf = [0u8; 512];
-                    let mut i = 0;
-                    let closed = loop {
-                        if Instant::now() >= until {
-                            break false;
-                        }
-                        if s.write_all(&HEAD[i % HEAD.len()..][..1]).await.is_err() {
-                            break true;
-                        }
-                        i += 1;
-                        let tick = tokio::time::sleep(Duration::from_secs(1));
-                        tokio::select! {
-                            _ = tick => {}
-                            _ = s.read(&mut buf) => break true,
-                        }
-                    };
-                    if closed {
-                        held.closed(opened.elapsed());
-                    }
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        let _ = t.await;
-    }
-    held
+    const HEAD: &[u8] = b"POST /v1/notifications HTTP/1.1\r\nHost: soak\r\nAuthorization: Bearer slow-slow-slow-slow\r\nContent-Length: 2\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    persist(from, addr, n, until, |mut s, until| async move {
+        let mut buf = [0u8; 512];
+        for i in 0.. {
+            if Instant::now() >= until {
+                return false;
+            }
+            if s.write_all(&HEAD[i % HEAD.len()..][..1]).await.is_err() {
+                return true;
+            }
+            let tick = tokio::time::sleep(Duration::from_secs(1));
+            tokio::select! {
+                _ = tick => {}
+                _ = s.read(&mut buf) => return true,
+            }
+        }
+        false
+    })
+    .await
 }
 
 /// A POST of `size` bytes, declared (`Content-Length`) or chunked, with a
@@ -558,5 +559,162 @@ pub async fn all_entries(
         };
         start = format!("({last}");
         all.extend(page);
+    }
+}
+
+/// Waits until nothing is pending and the jobs stream is empty.
+pub async fn drain(redis: &Redis, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    let mut last = String::from("Redis did not answer");
+    while Instant::now() < deadline {
+        if let Ok(mut c) = tokio::time::timeout(Duration::from_secs(5), redis.conn()).await {
+            let pending = rs::pending(&mut c).await;
+            let queued = rs::len(&mut c, "apns:jobs").await;
+            if pending == 0 && queued == 0 {
+                return Ok(());
+            }
+            last = format!("{pending} jobs still pending, {queued} in apns:jobs");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!("after {limit:?} without traffic: {last}"))
+}
+
+/// Every job of a 202 has exactly one result; any other result is for a
+/// batch that was not answered 202 (part of it may have landed).
+/// `jobs`: the ids of 202 answers; `unsure`: device tokens of attempts not
+/// answered 202. Adds what is wrong to `failures`, the figures to `report`.
+pub fn check_results(
+    jobs: &HashSet<String>,
+    unsure: &HashSet<String>,
+    results: &[(String, Vec<(String, String)>)],
+    dead: u64,
+    failures: &mut Vec<String>,
+    report: &mut String,
+) {
+    let mut by_job: HashMap<&str, u32> = HashMap::new();
+    let mut statuses: HashMap<String, u64> = HashMap::new();
+    let (mut unreadable, mut strays, mut unknown) = (Vec::new(), 0u64, Vec::new());
+    let parsed: Vec<JobResult> = results
+        .iter()
+        .filter_map(|(id, f)| match JobResult::from_fields(f) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                unreadable.push(format!("{id}: {e}"));
+                None
+            }
+        })
+        .collect();
+    for r in &parsed {
+        *by_job.entry(r.job.as_str()).or_default() += 1;
+        if !jobs.contains(&r.job) {
+            if unsure.contains(&r.device_token) {
+                strays += 1;
+            } else {
+                unknown.push(format!("{} ({})", r.job, r.device_token));
+            }
+            continue;
+        }
+        let key = match (&r.status, &r.error) {
+            (Some(s), _) => format!("status {s}"),
+            (None, Some(e)) => format!("error: {}", e.chars().take(60).collect::<String>()),
+            _ => "neither status nor error".into(),
+        };
+        *statuses.entry(key).or_default() += 1;
+    }
+    let twice: Vec<String> = by_job
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(j, n)| format!("{j} ×{n}"))
+        .collect();
+    let missing: Vec<&String> = jobs
+        .iter()
+        .filter(|j| !by_job.contains_key(j.as_str()))
+        .collect();
+    let examples = |v: &[String]| v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if !twice.is_empty() {
+        failures.push(format!(
+            "{} jobs have more than one result: {}",
+            twice.len(),
+            examples(&twice)
+        ));
+    }
+    if !missing.is_empty() {
+        let m: Vec<String> = missing.iter().map(|s| s.to_string()).collect();
+        failures.push(format!(
+            "{} of the {} accepted jobs have no result: {}",
+            m.len(),
+            jobs.len(),
+            examples(&m)
+        ));
+    }
+    if !unknown.is_empty() {
+        failures.push(format!(
+            "{} results for jobs no answer named, from batches answered 202: {}",
+            unknown.len(),
+            examples(&unknown)
+        ));
+    }
+    if !unreadable.is_empty() {
+        failures.push(format!(
+            "{} unreadable result entries: {}",
+            unreadable.len(),
+            examples(&unreadable)
+        ));
+    }
+    let ok = statuses.get("status 200").copied().unwrap_or(0);
+    if (ok as f64) < 0.9 * jobs.len() as f64 {
+        failures.push(format!(
+            "only {ok} of {} accepted jobs were accepted by the mock (200): {statuses:?}",
+            jobs.len()
+        ));
+    }
+    let mut by_status: Vec<_> = statuses.into_iter().collect();
+    by_status.sort();
+    let _ = writeln!(
+        report,
+        "jobs: {} accepted by serve (202), {} results; by outcome {by_status:?}; {strays} results for jobs of batches not answered 202 (part enqueued before a 503 or a cut); dead letter {dead}",
+        jobs.len(),
+        results.len()
+    );
+}
+
+/// Start and end RSS and the slope after warm-up (the first quarter of each
+/// process's sampled life skipped), with a bound on the growth it implies.
+pub fn rss_table(all: &[Arc<Proc>], failures: &mut Vec<String>, report: &mut String) {
+    let _ = writeln!(report, "process           samples  start RSS   end RSS   slope after warm-up  growth over the window");
+    for p in all.iter().filter(|p| p.sampled) {
+        let samples = p.samples.lock().unwrap().clone();
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+            continue;
+        };
+        let from = first.0 + (last.0 - first.0) / 4.0;
+        let after: Vec<(f64, u64)> = samples.iter().copied().filter(|s| s.0 >= from).collect();
+        let slope = slope_kib_per_min(&after);
+        let window_min = (last.0 - from) / 60.0;
+        let growth = slope * window_min;
+        let base = after.first().map(|s| s.1).unwrap_or(first.1) as f64;
+        let _ =
+            writeln!(
+            report,
+            "{:<17} {:>7} {:>7.1} MiB {:>7.1} MiB {:>+9.1} KiB/min {:>+14.1} MiB over {:.1} min{}",
+            p.name,
+            samples.len(),
+            first.1 as f64 / 1024.0,
+            last.1 as f64 / 1024.0,
+            slope,
+            growth / 1024.0,
+            window_min,
+            if p.killed_on_purpose() { " (SIGKILLed on purpose)" } else { "" }
+        );
+        let bound = 20.0 * 1024.0 + 0.25 * base;
+        if after.len() >= 10 && window_min >= 0.5 && growth > bound {
+            failures.push(format!(
+                "RSS of {} grows: {slope:+.0} KiB/min after warm-up, {:+.1} MiB over {window_min:.1} min, over the bound of 20 MiB + 25% of {:.1} MiB",
+                p.name,
+                growth / 1024.0,
+                base / 1024.0
+            ));
+        }
     }
 }
