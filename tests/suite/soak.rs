@@ -43,6 +43,9 @@ const MAX_CONNECTIONS: usize = 64;
 const HUGE: usize = 8 << 20; // with --max-body 64KiB
 /// The deadline the issue sets for a connection that sends no request.
 const FIRST_REQUEST_DEADLINE: f64 = 10.0;
+/// HTTP/2 connections that never open a stream, and slowloris ones.
+const H2_IDLE: usize = 8;
+const SLOWLORIS: usize = 4;
 /// The attackers let go this long before their phase ends.
 const HOSTILE_EARLY: f64 = 0.5;
 
@@ -77,7 +80,7 @@ impl Kind {
             Kind::GoAway => "GOAWAY + dropped connection",
             Kind::WorkerKill => "worker SIGKILL + new worker",
             Kind::BlackHole => "black hole (5 s)",
-            Kind::Hostile => "hostile clients (80 silent, slowloris)",
+            Kind::Hostile => "hostile: 80 silent, 8 HTTP/2 idle, slowloris",
         }
     }
 }
@@ -316,6 +319,8 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
 
     // The faults, phase by phase.
     let mut next_worker = 3;
+    // The fault mocks switched to: each must have had traffic.
+    let mut used: Vec<(SocketAddr, String)> = vec![(normal_addr, "mock".into())];
     for (i, phase) in phases.iter().enumerate() {
         shared.phase.store(i, Ordering::Relaxed);
         let cycle = i / CYCLE.len();
@@ -325,8 +330,14 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
         }
         match phase.kind {
             Kind::Calm => {}
-            Kind::Storm => relay.switch(storms[cycle]),
-            Kind::GoAway => relay.switch(goaways[cycle]),
+            Kind::Storm => {
+                relay.switch(storms[cycle]);
+                used.push((storms[cycle], format!("mock-storm-{cycle}")));
+            }
+            Kind::GoAway => {
+                relay.switch(goaways[cycle]);
+                used.push((goaways[cycle], format!("mock-goaway-{cycle}")));
+            }
             Kind::RedisRestart => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 tokio::task::block_in_place(|| redis.stop());
@@ -344,6 +355,7 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
             }
             Kind::BlackHole => {
                 relay.switch(hole_addr);
+                used.push((hole_addr, "mock-black-hole".into()));
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 relay.switch(normal_addr);
             }
@@ -351,9 +363,15 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
                 let until = shared.start + Duration::from_secs_f64(phase.end - HOSTILE_EARLY);
                 hostiles.push(tokio::spawn(async move {
                     let silent = soak::silent_sockets(SILENT, gateway, MAX_CONNECTIONS + 16, until);
-                    let slow = soak::slowloris(SLOW, gateway, 4, until);
-                    let (silent, slow) = tokio::join!(silent, slow);
-                    (i, silent, slow)
+                    let h2 = soak::h2_idle(SILENT, gateway, H2_IDLE, until);
+                    let slow = soak::slowloris(SLOW, gateway, SLOWLORIS, until);
+                    let (silent, h2, slow) = tokio::join!(silent, h2, slow);
+                    format!(
+                        "phase {i}: silent sockets: {}; HTTP/2 preface only: {}; slowloris: {}",
+                        silent.describe(),
+                        h2.describe(),
+                        slow.describe()
+                    )
                 }));
                 for _ in 0..2 {
                     hostiles_burst(shared.clone(), gateway, i, until);
@@ -367,17 +385,7 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
     let _ = traffic.await;
     let _ = probes.await;
     for h in hostiles {
-        if let Ok((i, silent, slow)) = h.await {
-            held_reports.push(format!(
-                "phase {i}: silent sockets: {} opened, {} closed by serve (longest held {:.1} s); slowloris: {} opened, {} closed by serve (longest {:.1} s)",
-                silent.opened.load(Ordering::Relaxed),
-                silent.closed_by_server.load(Ordering::Relaxed),
-                silent.longest_ms.load(Ordering::Relaxed) as f64 / 1000.0,
-                slow.opened.load(Ordering::Relaxed),
-                slow.closed_by_server.load(Ordering::Relaxed),
-                slow.longest_ms.load(Ordering::Relaxed) as f64 / 1000.0,
-            ));
-        }
+        held_reports.extend(h.await.ok());
     }
     let ran = shared.now();
 
@@ -449,10 +457,25 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
     let healthy_at = shared.healthy_at.lock().unwrap().clone();
     let _ = writeln!(
         report,
-        "soak: {run_secs:.0} s asked {asked:.0} s ({n_phases} phases of {phase_len:.1} s), ran {ran:.0} s, drained in {drained_in:.0} s; relay: {} connections, {} cut by switches",
-        relay.relayed.load(Ordering::Relaxed),
+        "soak: {run_secs:.0} s asked {asked:.0} s ({n_phases} phases of {phase_len:.1} s), ran {ran:.0} s, drained in {drained_in:.0} s; relay: {} connections cut by switches",
         relay.cut.load(Ordering::Relaxed)
     );
+    used.dedup();
+    let traffic = relay.traffic.lock().unwrap().clone();
+    for (addr, name) in &used {
+        let (conns, bytes) = traffic.get(addr).copied().unwrap_or_default();
+        let _ = writeln!(
+            report,
+            "relay to {name}: {conns} connections, {:.0} KiB sent to it",
+            bytes as f64 / 1024.0
+        );
+        // More than TLS handshakes: requests reached it.
+        if bytes < 8 * 1024 {
+            failures.push(format!(
+                "{name} got {bytes} bytes on {conns} connections: its fault was not exercised"
+            ));
+        }
+    }
     let _ = writeln!(report, "phase  t (s)      kind                                    batches  202   503  no-answer other skipped gave-up healthz ok/fail  bad-token (wrong)  huge 413/cut/wrong");
     for (i, (p, n)) in phases.iter().zip(&counts).enumerate() {
         let _ = writeln!(
@@ -477,7 +500,7 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
             let within = |v: &[f64]| v.iter().filter(|t| **t >= from && **t < to).count();
             let (served, healthy) = (within(&accepted_at), within(&healthy_at));
             if served == 0 || healthy == 0 {
-                failures.push(format!("phase {i} '{}': from {from:.1} s (its start + the {FIRST_REQUEST_DEADLINE} s first-request deadline + 2 s) to {to:.1} s, while {} silent sockets (from 127.0.0.2, reopened when closed) and 4 slowloris were open against --max-connections {MAX_CONNECTIONS}: {served} batches answered 202 and {healthy} /healthz answered 200: unauthenticated clients starve the gateway", p.kind.describe(), MAX_CONNECTIONS + 16));
+                failures.push(format!("phase {i} '{}': from {from:.1} s (its start + the {FIRST_REQUEST_DEADLINE} s first-request deadline + 2 s) to {to:.1} s, while {} silent sockets and {H2_IDLE} idle HTTP/2 ones (from 127.0.0.2, reopened when closed) and {SLOWLORIS} slowloris were open against --max-connections {MAX_CONNECTIONS}: {served} batches answered 202 and {healthy} /healthz answered 200: unauthenticated clients starve the gateway", p.kind.describe(), MAX_CONNECTIONS + 16));
             }
         }
         let problems = [

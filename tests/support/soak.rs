@@ -209,8 +209,10 @@ pub struct Relay {
     pub port: u16,
     target: tokio::sync::watch::Sender<(u64, SocketAddr)>,
     accept: tokio::task::JoinHandle<()>,
-    /// Connections relayed, and connections cut by a switch.
-    pub relayed: Arc<AtomicU64>,
+    /// Per backend: connections relayed to it, and bytes the clients sent
+    /// it (requests reached a black hole if that grows past the handshakes).
+    pub traffic: Arc<Mutex<HashMap<SocketAddr, (u64, u64)>>>,
+    /// Connections cut by a switch.
     pub cut: Arc<AtomicU64>,
 }
 
@@ -219,24 +221,37 @@ impl Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (target, rx) = tokio::sync::watch::channel((0u64, backend));
-        let relayed = Arc::new(AtomicU64::new(0));
+        let traffic: Arc<Mutex<HashMap<SocketAddr, (u64, u64)>>> = Arc::default();
         let cut = Arc::new(AtomicU64::new(0));
-        let (relayed2, cut2) = (relayed.clone(), cut.clone());
+        let (traffic2, cut2) = (traffic.clone(), cut.clone());
         let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 let mut rx = rx.clone();
-                let (relayed, cut) = (relayed2.clone(), cut2.clone());
+                let (traffic, cut) = (traffic2.clone(), cut2.clone());
                 tokio::spawn(async move {
                     let (generation, addr) = *rx.borrow_and_update();
                     let connect = TcpStream::connect(addr);
-                    let Ok(Ok(mut outbound)) =
+                    let Ok(Ok(outbound)) =
                         tokio::time::timeout(Duration::from_secs(5), connect).await
                     else {
                         return;
                     };
-                    relayed.fetch_add(1, Ordering::Relaxed);
+                    traffic.lock().unwrap().entry(addr).or_default().0 += 1;
+                    let (mut in_read, mut in_write) = inbound.into_split();
+                    let (mut out_read, mut out_write) = outbound.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = in_read.read(&mut buf).await {
+                            traffic.lock().unwrap().entry(addr).or_default().1 += n as u64;
+                            if out_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = tokio::io::copy(&mut out_read, &mut in_write);
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = up => {}
+                        _ = down => {}
                         _ = async {
                             while rx.changed().await.is_ok() {
                                 if rx.borrow().0 != generation {
@@ -254,7 +269,7 @@ impl Relay {
             port,
             target,
             accept,
-            relayed,
+            traffic,
             cut,
         }
     }
@@ -370,6 +385,16 @@ pub struct Held {
 }
 
 impl Held {
+    /// "12 opened, 11 closed by serve (longest held 10.0 s)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} opened, {} closed by serve (longest held {:.1} s)",
+            self.opened.load(Ordering::Relaxed),
+            self.closed_by_server.load(Ordering::Relaxed),
+            self.longest_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        )
+    }
+
     fn closed(&self, held: Duration) {
         self.closed_by_server.fetch_add(1, Ordering::Relaxed);
         self.longest_ms
@@ -454,6 +479,49 @@ pub async fn slowloris(from: [u8; 4], addr: SocketAddr, n: usize, until: Instant
             }
         }
         false
+    })
+    .await
+}
+
+/// `n` HTTP/2 connections (prior knowledge) from `from` that send the
+/// preface and SETTINGS, acknowledge the server's SETTINGS and answer its
+/// PINGs, and never open a stream, until `until`.
+pub async fn h2_idle(from: [u8; 4], addr: SocketAddr, n: usize, until: Instant) -> Arc<Held> {
+    persist(from, addr, n, until, |mut s, until| async move {
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
+        if s.write_all(&hello).await.is_err() {
+            return true;
+        }
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, s.read(&mut chunk)).await {
+                Err(_) => return false,
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(k)) => buf.extend_from_slice(&chunk[..k]),
+            }
+            // Whole frames: 3 bytes of length, type, flags, stream id.
+            while buf.len() >= 9 {
+                let len =
+                    (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+                if buf.len() < 9 + len {
+                    break;
+                }
+                let (kind, ack) = (buf[3], buf[4] & 1 == 1);
+                let reply = match kind {
+                    4 if !ack => vec![0, 0, 0, 4, 1, 0, 0, 0, 0],
+                    6 if !ack => [&[0, 0, 8, 6, 1, 0, 0, 0, 0], &buf[9..9 + len]].concat(),
+                    7 => return true, // GOAWAY: the server lets go
+                    _ => Vec::new(),
+                };
+                if !reply.is_empty() && s.write_all(&reply).await.is_err() {
+                    return true;
+                }
+                buf.drain(..9 + len);
+            }
+        }
     })
     .await
 }
