@@ -39,6 +39,8 @@ mod suite {
     mod proxy_stages;
     mod redaction;
     mod resume;
+    // The soak run of issue 19: serve and two workers through cycling faults.
+    mod soak;
     mod stopping;
     mod worker;
 }

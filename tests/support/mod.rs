@@ -8,6 +8,7 @@ pub mod proxy;
 pub mod raw;
 pub mod redis;
 pub mod sends;
+pub mod soak;
 pub mod web;
 
 use std::path::{Path, PathBuf};
