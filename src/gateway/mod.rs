@@ -183,11 +183,11 @@ pub struct Limits {
     /// (TLS handshake and protocol detection included; default 10 s);
     /// longer: the connection is closed. Silent sockets, TLS clients that
     /// send nothing and HTTP/2 clients that send only their preface hold a
-    /// slot at most this long.
+    /// slot at most this long. At most a day.
     pub first_request_timeout: Duration,
     /// Time a connection (HTTP/2, or HTTP/1.1 keep-alive) may stay with no
     /// request in progress (default 60 s); longer: it is closed gracefully
-    /// (HTTP/2 GOAWAY). Clients reconnect.
+    /// (HTTP/2 GOAWAY). Clients reconnect. At most a day.
     pub idle_timeout: Duration,
 }
 
@@ -206,8 +206,13 @@ impl Default for Limits {
     }
 }
 
+/// The longest [`Limits::first_request_timeout`] and
+/// [`Limits::idle_timeout`] a gateway takes (a day).
+const MAX_CONNECTION_DEADLINE: Duration = Duration::from_secs(86_400);
+
 /// Refuses limits the gateway cannot run with (instead of a panic once
-/// serving): zeros, counts over what a semaphore holds, zero deadlines.
+/// serving): zeros, counts over what a semaphore holds, zero deadlines,
+/// connection deadlines over a day.
 fn check_limits(l: &Limits) -> Result<()> {
     if l.max_body_bytes == 0
         || l.max_items == 0
@@ -238,6 +243,18 @@ fn check_limits(l: &Limits) -> Result<()> {
         if d.is_zero() {
             return Err(Error::Config(format!(
                 "the gateway's {name} must be above 0"
+            )));
+        }
+    }
+    // hyper adds the connection deadlines to `Instant::now()`, which
+    // panics past what an `Instant` holds.
+    for (name, d) in [
+        ("first_request_timeout", l.first_request_timeout),
+        ("idle_timeout", l.idle_timeout),
+    ] {
+        if d > MAX_CONNECTION_DEADLINE {
+            return Err(Error::Config(format!(
+                "the gateway's {name} ({d:?}) is over {MAX_CONNECTION_DEADLINE:?}, the longest it takes"
             )));
         }
     }

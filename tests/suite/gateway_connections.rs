@@ -427,7 +427,8 @@ async fn limits_that_would_panic_are_refused_before_listening() {
             .limits(limits)
             .build()
     };
-    let cases: [(&str, fn(&mut Limits)); 5] = [
+    type Case = (&'static str, fn(&mut Limits));
+    let cases: [Case; 7] = [
         ("max_concurrent_requests", |l| {
             l.max_concurrent_requests = usize::MAX
         }),
@@ -437,6 +438,11 @@ async fn limits_that_would_panic_are_refused_before_listening() {
             l.first_request_timeout = Duration::ZERO
         }),
         ("idle_timeout", |l| l.idle_timeout = Duration::ZERO),
+        // hyper would add it to `Instant::now()`: a panic.
+        ("idle_timeout", |l| l.idle_timeout = Duration::MAX),
+        ("first_request_timeout", |l| {
+            l.first_request_timeout = Duration::MAX
+        }),
     ];
     for (name, set) in cases {
         let mut limits = Limits::default();
