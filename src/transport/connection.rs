@@ -19,6 +19,8 @@ use super::Endpoint;
 use crate::error::{Error, Result};
 use crate::response::Response;
 
+pub(crate) use super::stage::{Phase, Stage, FIRST_SETTINGS, TLS_HANDSHAKE};
+
 /// Timeouts for the steps of a connection and a request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timeouts {
@@ -26,83 +28,6 @@ pub(crate) struct Timeouts {
     pub tls: Duration,
     pub request: Duration,
 }
-
-/// Where a connection attempt is: a timeout that fires while it is stuck
-/// (the request's deadline, shorter than the connection's own limits)
-/// names that stage instead of "waiting for a free stream".
-#[derive(Debug, Default)]
-pub(crate) struct Stage(AtomicU8);
-
-/// The stages of a connection attempt, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// TCP to APNs (or to the `--resolve` address).
-    Tcp = 0,
-    /// TCP to the proxy.
-    ProxyTcp = 1,
-    /// The proxy's answer to CONNECT.
-    ProxyConnect = 2,
-    /// The TLS handshake with APNs.
-    Tls = 3,
-    /// The HTTP/2 handshake, up to the server's first SETTINGS.
-    Settings = 4,
-}
-
-impl Stage {
-    pub(crate) fn set(&self, phase: Phase) {
-        self.0.store(phase as u8, Ordering::Release);
-    }
-
-    pub(crate) fn get(&self) -> Phase {
-        match self.0.load(Ordering::Acquire) {
-            1 => Phase::ProxyTcp,
-            2 => Phase::ProxyConnect,
-            3 => Phase::Tls,
-            4 => Phase::Settings,
-            _ => Phase::Tcp,
-        }
-    }
-
-    /// The error of a deadline that passed in this stage: which stage,
-    /// and for the proxy's stages which proxy (never its credentials).
-    pub(crate) fn timed_out(
-        &self,
-        after: Duration,
-        proxy: Option<&super::Proxy>,
-        target: &str,
-    ) -> Error {
-        let timeout = |what| Error::Timeout {
-            what,
-            after,
-            may_have_been_delivered: false,
-        };
-        match (self.get(), proxy) {
-            (Phase::ProxyTcp, Some(p)) => Error::Proxy {
-                proxy: p.to_string(),
-                status: None,
-                message: format!(
-                    "connect (TCP) to the proxy at {p} timed out after {after:?}"
-                ),
-            },
-            (Phase::ProxyConnect, Some(p)) => Error::Proxy {
-                proxy: p.to_string(),
-                status: None,
-                message: format!(
-                    "CONNECT through the proxy at {p} timed out after {after:?}: no answer to CONNECT {target}"
-                ),
-            },
-            (Phase::Tcp | Phase::ProxyTcp | Phase::ProxyConnect, _) => timeout(CONNECT_TCP),
-            (Phase::Tls, _) => timeout(TLS_HANDSHAKE),
-            (Phase::Settings, _) => timeout(FIRST_SETTINGS),
-        }
-    }
-}
-
-/// The stage names of [`Error::Timeout`].
-pub(crate) const CONNECT_TCP: &str = "connect (TCP)";
-pub(crate) const TLS_HANDSHAKE: &str = "TLS handshake";
-pub(crate) const FIRST_SETTINGS: &str =
-    "HTTP/2 handshake (waiting for the server's first SETTINGS)";
 
 /// Which answer a request gets: a push's (status, `apns-id`,
 /// `apns-unique-id`, a short error body), or a broadcast's or

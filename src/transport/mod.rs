@@ -14,6 +14,8 @@ mod never_index;
 mod no_proxy;
 pub(crate) mod pool;
 mod proxy;
+mod proxy_redact;
+mod stage;
 pub(crate) mod tls;
 
 pub use endpoint::{
