@@ -196,6 +196,11 @@ impl Slot {
         }
     }
 
+    /// Whether a request ever reached the router on this connection.
+    pub(crate) fn ever_used(&self) -> bool {
+        self.conn.requests.load(Ordering::Acquire) > 0
+    }
+
     /// What the connection's deadlines say now.
     pub(crate) fn due(&self, first_request: Duration, idle: Duration) -> Due {
         let c = &self.conn;
@@ -204,7 +209,7 @@ impl Slot {
             now.checked_add(d)
                 .unwrap_or(now + Duration::from_secs(86_400))
         };
-        if c.requests.load(Ordering::Acquire) == 0 {
+        if !self.ever_used() {
             return match c.accepted.checked_add(first_request) {
                 Some(at) if at > now => Due::At(at),
                 Some(_) => Due::NeverUsed,

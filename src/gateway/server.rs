@@ -251,10 +251,19 @@ async fn serve<I>(
             // Deadlines to compute again.
             _ = slot.conn.went_idle.notified() => {}
             _ = slot.conn.evict.notified(), if closing.is_none() => {
+                // A connection that never sent a request is owed no
+                // goodbye: dropped at once, so that evicted silent
+                // clients do not linger (and hold file descriptors).
+                if !slot.ever_used() {
+                    return;
+                }
                 conn.as_mut().graceful_shutdown();
                 closing = Some(Instant::now());
             }
             _ = stopping.wait_for(|s| *s), if closing.is_none() => {
+                if !slot.ever_used() {
+                    return;
+                }
                 conn.as_mut().graceful_shutdown();
                 closing = Some(Instant::now());
             }

@@ -486,7 +486,10 @@ async fn a_tls_key_others_can_read_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_and_overload_are_counted_by_route_and_status() {
-    let (_s, serve) = start(&["--max-concurrent-requests", "1"]).await;
+    let (_s, serve) = start(&["--max-concurrent-requests", "1", "--max-body", "1KiB"]).await;
+    let big = vec![b' '; 4096];
+    let a = web::request(&serve.base, "POST", "/v1/notifications", Some(TOKEN), &big).await;
+    assert_eq!(a.status, 413, "{}", a.text());
     let _slow = hold_the_slot(&serve).await;
     assert_eq!(post(&serve, Some(TOKEN), &alert(DEVICE)).await.status, 503);
     assert_eq!(post(&serve, None, &alert(DEVICE)).await.status, 401);
@@ -514,6 +517,7 @@ async fn refusals_and_overload_are_counted_by_route_and_status() {
         "{text}"
     );
     assert_eq!(count("/v1/notifications", 401), Some(1.0), "{text}");
+    assert_eq!(count("/v1/notifications", 413), Some(1.0), "{text}");
     assert_eq!(count("other", 404), Some(1.0), "{text}");
     assert_eq!(count("/healthz", 200), Some(1.0), "{text}");
 }
