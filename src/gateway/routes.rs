@@ -218,6 +218,9 @@ async fn notifications(State(s): St, headers: HeaderMap, body: Body) -> Response
                 .into_response();
         }
     };
+    // The items own what they need: the body is not held while they are
+    // sent (up to --max-body less per request in flight).
+    drop(bytes);
     let reply = s.dispatch.dispatch(batch).await;
     let mut response = (reply.status, axum::Json(reply.body)).into_response();
     // A dispatcher that cannot take the batch now (its queue is away):

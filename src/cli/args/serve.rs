@@ -30,8 +30,10 @@ pub struct ServeArgs {
     /// Address to listen on. Other than loopback, it needs --tls-cert (or --insecure-http).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// API tokens, one per line (blank lines and # comments skipped; at least 16 characters each;
-    /// the file must be chmod 600). Re-read when it changes, so tokens rotate without a restart.
+    /// API tokens, one per line (blank lines skipped; a `#` at a line's start or after a space
+    /// starts a comment, so `TOKEN  # CI` is TOKEN; at least 16 characters, no inner spaces; a
+    /// regular file, chmod 600). Re-read every second off the request path, so tokens rotate
+    /// without a restart; while it is missing or unreadable every request gets 401.
     /// Without it, the token in APNS_API_TOKEN.
     #[arg(long, value_name = "PATH")]
     pub api_token_file: Option<PathBuf>,
