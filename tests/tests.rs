@@ -29,4 +29,6 @@ mod suite {
     mod resume;
     mod stopping;
     mod worker;
+    // apns worker against oversized, malformed and duplicate-key jobs, and a Redis wanting a password.
+    mod worker_hostile;
 }

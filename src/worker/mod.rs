@@ -65,6 +65,7 @@
 //! | `job.rs` | the job and result formats |
 //! | `producer.rs` | [`Producer`]: adding jobs (`XADD`) |
 //! | `queue.rs` | Redis connections, commands and replies |
+//! | `read.rs` | reading and claiming through a script that keeps oversized fields in Redis |
 //! | `run.rs` | the loops: read and claim; stopping |
 //! | `deliver.rs` | one delivery: its marker, decoding, sending |
 //! | `finish.rs` | writing outcomes: result, dead letter, acknowledgement |
@@ -74,6 +75,7 @@ mod finish;
 mod job;
 mod producer;
 mod queue;
+mod read;
 mod run;
 
 use std::fmt;
