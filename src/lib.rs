@@ -89,7 +89,6 @@ pub mod payload;
 pub mod response;
 pub mod spec;
 // Used by the readers of other programs' JSON (gateway, tokens files, jobs).
-#[allow(dead_code)]
 mod strict_json;
 pub mod transport;
 #[cfg(feature = "worker")]

@@ -53,6 +53,32 @@ impl Target {
         })
     }
 
+    /// The start-up check: one connection (with `AUTH`, when the URL has a
+    /// password) and a `PING`. A missing or refused password is an error,
+    /// in Redis's words; an unreachable Redis is not (it is waited out).
+    pub async fn check(&self) -> Result<()> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CONNECT_TIMEOUT));
+        let r = async {
+            let mut c = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("PING").query_async::<Value>(&mut c).await
+        }
+        .await;
+        match r {
+            Err(e) if is_fatal(&e) => Err(Error::Redis(format!(
+                "checking Redis (PING) on {}: {}{}",
+                self.addr,
+                refusal_words(&self.client, &e).await,
+                auth_hint(&e)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// How long every connection has worked without a failure.
     pub fn healthy_for(&self) -> Duration {
         match *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -90,6 +116,57 @@ pub(crate) fn is_fatal(e: &RedisError) -> bool {
             .is_some_and(|d| d.starts_with("unknown command") || d.contains("syntax error")))
 }
 
+/// Redis's own words for `e`. For a refused password redis-rs has only
+/// its own ("Password authentication failed"): the `AUTH` is sent again
+/// on a bare connection to hear Redis's (`WRONGPASS ...`), which never
+/// repeat the password.
+pub(crate) async fn refusal_words(client: &redis::Client, e: &RedisError) -> String {
+    if e.kind() != ErrorKind::AuthenticationFailed {
+        return e.to_string();
+    }
+    let info = client.get_connection_info().clone();
+    let settings = info.redis_settings();
+    let (Some(password), username) = (
+        settings.password().map(str::to_string),
+        settings.username().map(str::to_string),
+    ) else {
+        return e.to_string();
+    };
+    let heard = async {
+        let bare = redis::Client::open(info.set_redis_settings(Default::default())).ok()?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CONNECT_TIMEOUT));
+        let mut c = bare
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .ok()?;
+        let mut auth = redis::cmd("AUTH");
+        if let Some(u) = username {
+            auth.arg(u);
+        }
+        auth.arg(password);
+        auth.query_async::<Value>(&mut c).await.err()
+    }
+    .await;
+    match heard {
+        Some(words) if words.code().is_some() => format!("the password was refused: {words}"),
+        _ => e.to_string(),
+    }
+}
+
+/// What to do about an authentication error (`NOAUTH`, `WRONGPASS`, a
+/// refused `AUTH`), to follow Redis's own words; empty for other errors.
+pub(crate) fn auth_hint(e: &RedisError) -> &'static str {
+    let auth = e.kind() == ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"));
+    if auth {
+        " (a configuration error: give the password in the URL, redis://:PASSWORD@HOST:PORT, best through APNS_REDIS_URL)"
+    } else {
+        ""
+    }
+}
+
 /// The group (or the whole stream) is gone: Redis restarted without its
 /// data, or someone deleted them.
 pub(crate) fn is_nogroup(e: &RedisError) -> bool {
@@ -98,7 +175,7 @@ pub(crate) fn is_nogroup(e: &RedisError) -> bool {
 
 /// A Redis error as a crate error (never quoting the URL).
 pub(crate) fn fatal_error(target: &Target, what: &str, e: &RedisError) -> Error {
-    Error::Redis(format!("{what} on {}: {e}", target.addr))
+    Error::Redis(format!("{what} on {}: {e}{}", target.addr, auth_hint(e)))
 }
 
 /// One connection owned by one task: opened on first use, dropped after an

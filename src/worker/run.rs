@@ -252,6 +252,8 @@ pub(crate) async fn run(worker: Worker) -> Result<WorkerStats> {
         on_sent,
     });
     let mut state = ctx.shared.state.subscribe();
+    // A missing or refused password is told now, in Redis's words.
+    ctx.target.check().await?;
 
     let mut reader_conn = Conn::new(
         ctx.target.clone(),
