@@ -123,10 +123,8 @@ async fn write(
         let attempt: std::result::Result<Option<Vec<bool>>, RedisError> = async {
             let c = conn.get().await?;
             if let Some(mine) = &sent {
-                let applied: Option<String> = redis::cmd("GET")
-                    .arg(&applied_key)
-                    .query_async(c)
-                    .await?;
+                let applied: Option<String> =
+                    redis::cmd("GET").arg(&applied_key).query_async(c).await?;
                 if applied.is_some() {
                     let _: Value = redis::cmd("DEL").arg(&applied_key).query_async(c).await?;
                     return Ok(Some(mine.clone()));

@@ -367,13 +367,24 @@ mod tests {
                     Value::Array(vec![Value::Int(4), Value::Int(70_000)]),
                     Value::Int(4),
                 ]),
-                Value::Array(vec![b("2-0"), Value::Nil, Value::Array(vec![]), Value::Int(0)]),
+                Value::Array(vec![
+                    b("2-0"),
+                    Value::Nil,
+                    Value::Array(vec![]),
+                    Value::Int(0),
+                ]),
             ]),
         ]);
         let got = batch(reply).unwrap();
         assert_eq!((got.cursor.as_str(), got.deleted), ("0-0", 2));
         let e = &got.entries[0];
-        assert_eq!(e.shape.replaced, vec![Replaced { index: 3, len: 70_000 }]);
+        assert_eq!(
+            e.shape.replaced,
+            vec![Replaced {
+                index: 3,
+                len: 70_000
+            }]
+        );
         assert!(e.shape.is_replaced(3) && !e.shape.is_replaced(1));
         let why = e.shape.problem(e.fields.as_ref().unwrap()).unwrap();
         assert!(

