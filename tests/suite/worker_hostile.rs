@@ -20,7 +20,10 @@ fn peak_rss(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn good_job(i: u64) -> Vec<(String, Vec<u8>)> {
+/// A job's fields, as the tests write them.
+type JobFields = Vec<(String, Vec<u8>)>;
+
+fn good_job(i: u64) -> JobFields {
     vec![
         ("v".into(), b"1".to_vec()),
         ("job".into(), format!("good-{i}").into_bytes()),
@@ -260,7 +263,7 @@ async fn bad_job_ids_are_escaped_duplicate_keys_refused_and_errors_said_once() {
         return;
     };
     let mut c = s.redis.conn().await;
-    let with = |i: u64, change: &dyn Fn(&mut Vec<(String, Vec<u8>)>)| {
+    let with = |i: u64, change: &dyn Fn(&mut JobFields)| {
         let mut f = good_job(i);
         change(&mut f);
         f
