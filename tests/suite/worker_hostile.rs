@@ -112,6 +112,7 @@ async fn oversized_entries_are_dead_lettered_as_placeholders_and_never_held() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     peak = peak.max(peak_rss(pid).unwrap_or(0));
+    eprintln!("oversized entries: worker peak RSS {} KiB", peak / 1024);
     let err = stop(worker).await;
 
     let results = rs::results(&mut c).await;
@@ -161,7 +162,6 @@ async fn oversized_entries_are_dead_lettered_as_placeholders_and_never_held() {
     // A base of 48 MB (a debug build's code, TLS, runtime) plus 8 times
     // the field limit: far below one 32 MB entry on top of the base.
     let limit = 48 * 1024 * 1024 + 8 * apns_provider::worker::MAX_FIELD_BYTES as u64;
-    eprintln!("oversized entries: worker peak RSS {} KiB", peak / 1024);
     assert!(peak > 0, "the worker's VmHWM was read");
     assert!(peak < limit, "peak RSS {peak} bytes, over {limit}");
 }
