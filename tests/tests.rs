@@ -43,4 +43,6 @@ mod suite {
     mod soak;
     mod stopping;
     mod worker;
+    // apns worker against oversized, malformed and duplicate-key jobs, and a Redis wanting a password.
+    mod worker_hostile;
 }

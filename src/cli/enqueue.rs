@@ -171,7 +171,8 @@ fn finish(progress: Option<Progress>, tally: &Tally) {
 
 /// Adds the batch with one pipeline of `XADD`s. A failure stops the
 /// command (exit 3) with what was surely enqueued: a batch is not sent
-/// again blindly, since part of it may have landed.
+/// again blindly. It says "may be in part" only when the connection failed
+/// with the batch on its way; Redis's refusals are counted job by job.
 async fn flush(
     producer: &Producer,
     batch: &mut Vec<Job>,
@@ -181,27 +182,51 @@ async fn flush(
     if batch.is_empty() {
         return Ok(());
     }
-    let ids = producer.add(batch).await;
-    match ids {
-        Ok(ids) => {
-            tally.enqueued += ids.len() as u64;
-            if tally.first_id.is_none() {
-                tally.first_id = ids.first().cloned();
-            }
-            if let Some(last) = ids.last() {
-                tally.last_id = Some(last.clone());
-            }
-            if let Some(p) = progress {
-                for _ in 0..ids.len() {
-                    p.tick(false);
-                }
-            }
-            batch.clear();
-            Ok(())
+    let each = producer.add_each(batch).await;
+    let n = batch.len();
+    batch.clear();
+    let (ids, failure) = match each {
+        Ok(each) => {
+            let refused = each.iter().filter(|r| r.is_err()).count();
+            let first = each.iter().find_map(|r| r.as_ref().err().cloned());
+            let ids: Vec<String> = each.into_iter().filter_map(|r| r.ok()).collect();
+            // Redis answered each XADD: exactly these landed.
+            let failure = first.map(|e| {
+                format!(
+                    "Redis refused {refused} of a batch of {n} job(s): {e}; those were not enqueued, the other {} were",
+                    n - refused
+                )
+            });
+            (ids, failure)
         }
-        Err(e) => {
+        Err(f) if !f.may_have_landed => (
+            Vec::new(),
+            Some(format!("{f}; nothing of a batch of {n} job(s) was enqueued")),
+        ),
+        Err(f) => (
+            Vec::new(),
+            Some(format!(
+                "{f}; the connection failed with a batch of {n} job(s) on its way: it may be in part enqueued"
+            )),
+        ),
+    };
+    tally.enqueued += ids.len() as u64;
+    if tally.first_id.is_none() {
+        tally.first_id = ids.first().cloned();
+    }
+    if let Some(last) = ids.last() {
+        tally.last_id = Some(last.clone());
+    }
+    if let Some(p) = progress {
+        for _ in 0..ids.len() {
+            p.tick(false);
+        }
+    }
+    match failure {
+        None => Ok(()),
+        Some(why) => {
             let message = format!(
-                "{e}; the {} job(s) before that batch are enqueued (up to {}), the batch may be in part",
+                "{why}; {} job(s) surely enqueued in all (the last {})",
                 tally.enqueued,
                 tally.last_id.as_deref().unwrap_or("none")
             );

@@ -131,7 +131,7 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
         stats.failed,
         stats.dead_lettered,
         stats.claimed,
-        stats.retried,
+        stats.left_pending,
         stats.in_flight
     );
     let aborted = presses.load(std::sync::atomic::Ordering::Relaxed) >= 2;

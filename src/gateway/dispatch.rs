@@ -198,23 +198,48 @@ impl Enqueue {
                 job
             })
             .collect();
-        match self.producer.add(&jobs).await {
-            Ok(entries) => {
-                let listed: Vec<serde_json::Value> = jobs
+        // "May be in part" only when part may really have landed: Redis
+        // answers each XADD, so a refusal is known job by job.
+        match self.producer.add_each(&jobs).await {
+            Ok(each) => {
+                let landed: Vec<serde_json::Value> = jobs
                     .iter()
-                    .zip(&entries)
-                    .map(|(job, entry)| json!({"job": job.id, "entry": entry}))
+                    .zip(&each)
+                    .filter_map(|(job, r)| {
+                        let entry = r.as_ref().ok()?;
+                        Some(json!({"job": job.id, "entry": entry}))
+                    })
                     .collect();
-                Reply::new(
-                    StatusCode::ACCEPTED,
-                    json!({"enqueued": entries.len(), "jobs": listed}),
-                )
+                match each.iter().find_map(|r| r.as_ref().err()) {
+                    None => Reply::new(
+                        StatusCode::ACCEPTED,
+                        json!({"enqueued": landed.len(), "jobs": landed}),
+                    ),
+                    Some(e) => {
+                        tracing::warn!("enqueue failed: {e}");
+                        let error = format!(
+                            "Redis refused {} of the {} job(s): {e}; the {} listed were enqueued, the others not",
+                            jobs.len() - landed.len(),
+                            jobs.len(),
+                            landed.len()
+                        );
+                        Reply::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            json!({"error": error, "may_be_in_part": !landed.is_empty(), "enqueued": landed.len(), "jobs": landed}),
+                        )
+                    }
+                }
             }
-            Err(e) => {
-                tracing::warn!("enqueue failed: {e}");
+            Err(f) => {
+                tracing::warn!("enqueue failed: {f}");
+                let error = if f.may_have_landed {
+                    format!("{f}; the batch may be in part enqueued")
+                } else {
+                    format!("{f}; nothing was enqueued")
+                };
                 Reply::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"error": format!("{e}; the batch may be in part enqueued"), "may_be_in_part": true}),
+                    json!({"error": error, "may_be_in_part": f.may_have_landed}),
                 )
             }
         }

@@ -10,7 +10,8 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::finish::{Action, Finish};
 use super::job::{excerpt, JobResult};
-use super::queue::{self, Conn, Entry, Fields};
+use super::queue::{self, Conn, Fields};
+use super::read::{Entry, Shape};
 use super::run::{retrying, Ctx, Halt, STOPPING};
 use super::{Delivery, Job, Shared};
 
@@ -69,7 +70,7 @@ pub(super) async fn dispatch(
                 Some(_) if mine.contains(&e.id) => {}
                 Some(f) => {
                     mine.insert(e.id.clone());
-                    jobs.push((e.id, f));
+                    jobs.push((e.id, f, e.shape));
                 }
             }
         }
@@ -87,7 +88,7 @@ pub(super) async fn dispatch(
     };
     let markers: Vec<(String, String)> = jobs
         .iter()
-        .map(|(id, _)| (cfg.marker_key(id), sending_marker(&cfg.consumer)))
+        .map(|(id, _, _)| (cfg.marker_key(id), sending_marker(&cfg.consumer)))
         .collect();
     // Taken entries are looked up *after* their markers are set: one that
     // is no longer pending was finished by the worker it came from, whose
@@ -111,7 +112,7 @@ pub(super) async fn dispatch(
         Ok(v) => v,
         Err(halt) => {
             // Stopping with Redis away: the jobs stay pending.
-            for (id, _) in &jobs {
+            for (id, _, _) in &jobs {
                 ctx.forget(id);
             }
             return Err(halt);
@@ -119,7 +120,7 @@ pub(super) async fn dispatch(
     };
     let mut finished_elsewhere = Vec::new();
     let mut started = 0u64;
-    for (((id, fields), (key, mine)), old) in jobs.into_iter().zip(markers).zip(old) {
+    for (((id, fields, shape), (key, mine)), old) in jobs.into_iter().zip(markers).zip(old) {
         let deliveries = match &counts {
             None => 1,
             Some(c) => match c.get(&id) {
@@ -145,6 +146,7 @@ pub(super) async fn dispatch(
             key,
             mine,
             fields,
+            shape,
             earlier,
             deliveries,
             slot,
@@ -168,6 +170,8 @@ struct Delivered {
     key: String,
     mine: String,
     fields: Fields,
+    /// Placeholders the read put in place of oversized fields.
+    shape: Shape,
     earlier: Option<Marker>,
     deliveries: u64,
     slot: OwnedSemaphorePermit,
@@ -189,11 +193,13 @@ async fn process(ctx: Arc<Ctx>, job: Delivered) {
 /// What to do with one delivery of a job: decode it, check it, send it.
 async fn decide(ctx: &Ctx, d: &Delivered) -> Action {
     let cfg = &ctx.config;
+    // A placeholder is never taken for the job's own value.
     let raw = |name: &[u8]| {
         d.fields
             .iter()
-            .find(|(k, _)| k.as_slice() == name)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .enumerate()
+            .find(|(i, (k, _))| k.as_slice() == name && !d.shape.is_replaced(2 * i + 1))
+            .map(|(_, (_, v))| String::from_utf8_lossy(v).into_owned())
     };
     // The result names the job even when the entry is bad.
     let job_id = raw(b"job")
@@ -212,6 +218,9 @@ async fn decide(ctx: &Ctx, d: &Delivered) -> Action {
         error,
         deliveries: d.deliveries,
     };
+    if let Some(why) = d.shape.problem(&d.fields) {
+        return dead(base, format!("invalid job: {why}"), false);
+    }
     if d.deliveries > cfg.max_deliveries {
         let (last, maybe) = match &d.earlier {
             Some(Marker::Failed(e)) => (e.as_str(), false),
@@ -229,7 +238,8 @@ async fn decide(ctx: &Ctx, d: &Delivered) -> Action {
     }
     let job = match Job::from_fields(&d.fields) {
         Ok(j) => j,
-        Err(e) => return dead(base, format!("invalid job: {e}"), false),
+        // Its text starts with "invalid <field>:" already.
+        Err(e) => return dead(base, e.to_string(), false),
     };
     if d.earlier == Some(Marker::Sending) && cfg.delivery == Delivery::AtMostOnce {
         return Action::Result(base.failed(

@@ -16,6 +16,8 @@ use super::queue::{self, Conn, Fields};
 use super::run::{recreate_group, Ctx, Halt, RESPONSE_TIMEOUT};
 use super::{Config, Shared};
 
+/// How long a transaction's `applied` key outlives it (see `write`).
+const APPLIED_TTL_SECS: u64 = 3600;
 /// The most outcomes one transaction writes.
 const FINISH_BATCH: usize = 512;
 
@@ -53,6 +55,8 @@ pub(super) async fn finisher(
     mut rx: mpsc::UnboundedReceiver<Finish>,
 ) -> std::result::Result<(), Halt> {
     let mut conn = Conn::new(ctx.target.clone(), RESPONSE_TIMEOUT, "writing results");
+    // The `applied` key of the last transaction (see `write`).
+    let mut previous: Option<String> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < FINISH_BATCH {
@@ -61,7 +65,7 @@ pub(super) async fn finisher(
                 Err(_) => break,
             }
         }
-        let written = write(&ctx, &mut conn, &batch).await?;
+        let written = write(&ctx, &mut conn, &batch, &mut previous).await?;
         let s = &ctx.shared;
         for (f, mine) in batch.into_iter().zip(written) {
             let counter = match (&f.action, mine) {
@@ -73,6 +77,14 @@ pub(super) async fn finisher(
                 (Action::Retry { .. } | Action::Release, true) => &s.retried,
             };
             Shared::bump(counter);
+            {
+                let mut left = s.left.lock().unwrap_or_else(|p| p.into_inner());
+                if mine && matches!(f.action, Action::Retry { .. } | Action::Release) {
+                    left.insert(f.id.clone());
+                } else {
+                    left.remove(&f.id);
+                }
+            }
             ctx.forget(&f.id);
             // The slot is freed here, with `f`.
         }
@@ -87,6 +99,7 @@ async fn write(
     ctx: &Ctx,
     conn: &mut Conn,
     batch: &[Finish],
+    previous: &mut Option<String>,
 ) -> std::result::Result<Vec<bool>, Halt> {
     let cfg = &ctx.config;
     let involved: Vec<usize> = (0..batch.len())
@@ -100,9 +113,23 @@ async fn write(
         return Ok(written);
     }
     let keys: Vec<&str> = involved.iter().map(|&i| batch[i].key.as_str()).collect();
+    // The transaction also sets this key: when its reply is lost, the key
+    // says whether it was applied (the markers alone cannot tell our write
+    // from another worker's), so that the counts match the streams.
+    let applied_key = format!("{}:applied:{}", cfg.stream, uuid::Uuid::new_v4().simple());
+    let previous = &mut *previous;
+    let mut sent: Option<Vec<bool>> = None;
     loop {
         let attempt: std::result::Result<Option<Vec<bool>>, RedisError> = async {
             let c = conn.get().await?;
+            if let Some(mine) = &sent {
+                let applied: Option<String> =
+                    redis::cmd("GET").arg(&applied_key).query_async(c).await?;
+                if applied.is_some() {
+                    let _: Value = redis::cmd("DEL").arg(&applied_key).query_async(c).await?;
+                    return Ok(Some(mine.clone()));
+                }
+            }
             let current = watch_markers(c, &keys).await?;
             let mut tx = redis::pipe();
             tx.atomic();
@@ -119,14 +146,30 @@ async fn write(
                 let _: Value = redis::cmd("UNWATCH").query_async(c).await?;
                 return Ok(Some(mine));
             }
+            // The previous batch's key is dropped here: no round trip of
+            // its own (the TTL covers the last one before a stop).
+            if let Some(old) = previous.as_deref() {
+                tx.cmd("DEL").arg(old).ignore();
+            }
+            tx.cmd("SET")
+                .arg(&applied_key)
+                .arg(1)
+                .arg("EX")
+                .arg(APPLIED_TTL_SECS)
+                .ignore();
+            sent = Some(mine.clone());
             // Nil: a watched marker changed meanwhile; look again.
             let done: Option<Value> = tx.query_async(c).await?;
+            sent = None;
             Ok(done.map(|_| mine))
         }
         .await;
         match attempt {
             Ok(Some(mine)) => {
                 conn.worked();
+                if mine.iter().any(|m| *m) {
+                    *previous = Some(applied_key);
+                }
                 for &i in &involved {
                     written[i] = mine[i];
                 }

@@ -66,8 +66,10 @@ pub mod field {
 /// | `collapse_id` | no | `apns-collapse-id` |
 /// | `apns_id` | no | `apns-id`, a UUID (else the `job` id when it is a UUID, else one derived from it) |
 ///
-/// Any other field is an error (typos are caught), as is a repeated field
-/// or a value over [`MAX_FIELD_BYTES`]. A version above
+/// Any other field is an error (typos are caught), as is a repeated field,
+/// a value over [`MAX_FIELD_BYTES`], a `payload` with a repeated JSON key
+/// at any depth, or a `job` or `app` with control characters (the job's
+/// result then shows them escaped, as `\n` or `\u{1b}`). A version above
 /// [`FORMAT_VERSION`] is refused rather than guessed at.
 ///
 /// ```
@@ -194,7 +196,13 @@ impl Job {
                 b"job" => id = Some(value),
                 b"app" => app = Some(value),
                 b"device_token" => spec.device_token = Some(value),
-                b"payload" => spec.payload = Some(serde_json::Value::String(value)),
+                b"payload" => {
+                    // Producers in other languages may keep the first of
+                    // two equal keys: such a payload is refused, not guessed.
+                    crate::strict_json::check(value.as_bytes())
+                        .map_err(|e| Error::invalid("payload", e))?;
+                    spec.payload = Some(serde_json::Value::String(value))
+                }
                 b"topic" => spec.topic = Some(value),
                 b"push_type" => spec.push_type = Some(value),
                 b"priority" => spec.priority = Some(value.into()),
@@ -292,6 +300,24 @@ fn text(v: &serde_json::Value) -> String {
     }
 }
 
+/// `s` with each control character escaped (`\n`, `\t`, `\r`,
+/// `\u{1b}`...): what a bad job's result shows of its id, app and token,
+/// so that a reader of the results stream never gets raw control bytes.
+pub(crate) fn escape_controls(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// At most `max` characters of `s` (then `...`).
 pub(crate) fn excerpt(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -367,9 +393,12 @@ impl JobResult {
         worker: &str,
     ) -> JobResult {
         JobResult {
-            job: excerpt(job, MAX_ID_BYTES),
-            app: app.map(|a| excerpt(a, MAX_ID_BYTES)),
-            device_token: excerpt(device_token, crate::DeviceToken::MAX_HEX_DIGITS),
+            job: excerpt(&escape_controls(job), MAX_ID_BYTES),
+            app: app.map(|a| excerpt(&escape_controls(a), MAX_ID_BYTES)),
+            device_token: excerpt(
+                &escape_controls(device_token),
+                crate::DeviceToken::MAX_HEX_DIGITS,
+            ),
             worker: worker.to_string(),
             ..JobResult::default()
         }

@@ -65,6 +65,7 @@
 //! | `job.rs` | the job and result formats |
 //! | `producer.rs` | [`Producer`]: adding jobs (`XADD`) |
 //! | `queue.rs` | Redis connections, commands and replies |
+//! | `read.rs` | reading and claiming through a script that keeps oversized fields in Redis |
 //! | `run.rs` | the loops: read and claim; stopping |
 //! | `deliver.rs` | one delivery: its marker, decoding, sending |
 //! | `finish.rs` | writing outcomes: result, dead letter, acknowledgement |
@@ -74,6 +75,7 @@ mod finish;
 mod job;
 mod producer;
 mod queue;
+mod read;
 mod run;
 
 use std::fmt;
@@ -89,7 +91,7 @@ use crate::response::Response;
 use crate::spec::SpecDefaults;
 
 pub use job::{field, result_field, Job, JobResult, FORMAT_VERSION, MAX_FIELD_BYTES, MAX_ID_BYTES};
-pub use producer::Producer;
+pub use producer::{AddFailure, Producer};
 
 /// What a job's `app` resolves to: the client that sends it and the
 /// defaults its notifications start from (usually just the app's topic).
@@ -206,6 +208,10 @@ impl fmt::Display for Delivery {
     }
 }
 
+/// The most jobs a worker may have in flight (its slots are counted in
+/// `u32`, and each costs memory while Redis is away).
+pub const MAX_CONCURRENCY: usize = 1_000_000;
+
 /// The settings of a worker.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -302,7 +308,8 @@ impl WorkerBuilder {
         self.config.dead_letter = name.into();
         self
     }
-    /// Jobs in flight at once, from read to result written (default 1000).
+    /// Jobs in flight at once, from read to result written (default 1000,
+    /// at most [`MAX_CONCURRENCY`]).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.config.concurrency = n;
         self
@@ -376,8 +383,10 @@ impl WorkerBuilder {
     pub fn build(self) -> Result<Worker> {
         let mut config = self.config;
         let bad = |m: &str| Err(Error::Config(m.to_string()));
-        if config.concurrency == 0 {
-            return bad("the worker's concurrency must be at least 1");
+        if !(1..=MAX_CONCURRENCY).contains(&config.concurrency) {
+            return Err(Error::Config(format!(
+                "the worker's concurrency must be between 1 and {MAX_CONCURRENCY}"
+            )));
         }
         if config.max_deliveries == 0 {
             return bad("max_deliveries must be at least 1");
@@ -559,8 +568,13 @@ pub struct WorkerStats {
     pub failed: u64,
     /// Jobs sent to the dead letter (each with a result too).
     pub dead_lettered: u64,
-    /// Jobs left pending to be tried again after a failure to reach APNs.
+    /// Times a job was left pending to be tried again after a failure to
+    /// reach APNs (a job tried three times counts three).
     pub retried: u64,
+    /// Jobs this worker left pending to be tried again, and has not
+    /// finished since: each once, however often it was tried. After a
+    /// graceful stop, with no other worker, `XPENDING` shows these.
+    pub left_pending: u64,
     /// Jobs whose result another worker wrote (it claimed them meanwhile).
     pub taken_over: u64,
     /// Jobs in flight now: read or claimed, result not yet written.
@@ -590,6 +604,8 @@ pub(crate) struct Shared {
     pub failed: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub retried: AtomicU64,
+    /// Entry ids whose last outcome this worker wrote left them pending.
+    pub left: std::sync::Mutex<std::collections::HashSet<String>>,
     pub taken_over: AtomicU64,
     /// Jobs being handled (read or claimed, outcome not yet written).
     pub in_flight: AtomicU64,
@@ -609,6 +625,7 @@ impl Default for Shared {
             failed: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             retried: AtomicU64::new(0),
+            left: Default::default(),
             taken_over: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             pending: AtomicU64::new(u64::MAX),
@@ -633,11 +650,36 @@ impl Shared {
             failed: get(&self.failed),
             dead_lettered: get(&self.dead_lettered),
             retried: get(&self.retried),
+            left_pending: self.left.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
             taken_over: get(&self.taken_over),
             in_flight: get(&self.in_flight),
             pending: known(&self.pending),
             lag: known(&self.lag),
             redis_errors: target.errors.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_out_of_range_is_a_config_error() {
+        let resolver = |_: Option<&str>| -> Result<App> { Err(Error::Config("none".into())) };
+        for n in [0, MAX_CONCURRENCY + 1, usize::MAX] {
+            let e = Worker::builder("redis://127.0.0.1:1", resolver)
+                .concurrency(n)
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(&e, Error::Config(m) if m.contains("between 1 and 1000000")),
+                "{n}: {e}"
+            );
+        }
+        assert!(Worker::builder("redis://127.0.0.1:1", resolver)
+            .concurrency(MAX_CONCURRENCY)
+            .build()
+            .is_ok());
     }
 }

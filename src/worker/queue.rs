@@ -1,10 +1,11 @@
 //! The Redis side of the worker: connections that reopen themselves, the
 //! stream commands it uses, and their replies read into plain types.
 //!
-//! Each long-running task of a worker owns one connection (the blocking
-//! read, the claims, the finishing transactions): a `WATCH` must not be
-//! shared with another task's commands, and a blocking `XREADGROUP` would
-//! hold up everything queued behind it on a shared connection.
+//! Each long-running task of a worker owns one connection (the reads, the
+//! claims, the finishing transactions): a `WATCH` must not be shared with
+//! another task's commands, and a read of big entries would hold up
+//! everything queued behind it on a shared connection. (Reads and claims
+//! themselves are in `read.rs`.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,6 +53,32 @@ impl Target {
         })
     }
 
+    /// The start-up check: one connection (with `AUTH`, when the URL has a
+    /// password) and a `PING`. A missing or refused password is an error,
+    /// in Redis's words; an unreachable Redis is not (it is waited out).
+    pub async fn check(&self) -> Result<()> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CONNECT_TIMEOUT));
+        let r = async {
+            let mut c = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("PING").query_async::<Value>(&mut c).await
+        }
+        .await;
+        match r {
+            Err(e) if is_fatal(&e) => Err(Error::Redis(format!(
+                "checking Redis (PING) on {}: {}{}",
+                self.addr,
+                refusal_words(&self.client, &e).await,
+                auth_hint(&e)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// How long every connection has worked without a failure.
     pub fn healthy_for(&self) -> Duration {
         match *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -89,6 +116,57 @@ pub(crate) fn is_fatal(e: &RedisError) -> bool {
             .is_some_and(|d| d.starts_with("unknown command") || d.contains("syntax error")))
 }
 
+/// Redis's own words for `e`. For a refused password redis-rs has only
+/// its own ("Password authentication failed"): the `AUTH` is sent again
+/// on a bare connection to hear Redis's (`WRONGPASS ...`), which never
+/// repeat the password.
+pub(crate) async fn refusal_words(client: &redis::Client, e: &RedisError) -> String {
+    if e.kind() != ErrorKind::AuthenticationFailed {
+        return e.to_string();
+    }
+    let info = client.get_connection_info().clone();
+    let settings = info.redis_settings();
+    let (Some(password), username) = (
+        settings.password().map(str::to_string),
+        settings.username().map(str::to_string),
+    ) else {
+        return e.to_string();
+    };
+    let heard = async {
+        let bare = redis::Client::open(info.set_redis_settings(Default::default())).ok()?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CONNECT_TIMEOUT));
+        let mut c = bare
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .ok()?;
+        let mut auth = redis::cmd("AUTH");
+        if let Some(u) = username {
+            auth.arg(u);
+        }
+        auth.arg(password);
+        auth.query_async::<Value>(&mut c).await.err()
+    }
+    .await;
+    match heard {
+        Some(words) if words.code().is_some() => format!("the password was refused: {words}"),
+        _ => e.to_string(),
+    }
+}
+
+/// What to do about an authentication error (`NOAUTH`, `WRONGPASS`, a
+/// refused `AUTH`), to follow Redis's own words; empty for other errors.
+pub(crate) fn auth_hint(e: &RedisError) -> &'static str {
+    let auth = e.kind() == ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"));
+    if auth {
+        " (a configuration error: give the password in the URL, redis://:PASSWORD@HOST:PORT, best through APNS_REDIS_URL)"
+    } else {
+        ""
+    }
+}
+
 /// The group (or the whole stream) is gone: Redis restarted without its
 /// data, or someone deleted them.
 pub(crate) fn is_nogroup(e: &RedisError) -> bool {
@@ -97,7 +175,7 @@ pub(crate) fn is_nogroup(e: &RedisError) -> bool {
 
 /// A Redis error as a crate error (never quoting the URL).
 pub(crate) fn fatal_error(target: &Target, what: &str, e: &RedisError) -> Error {
-    Error::Redis(format!("{what} on {}: {e}", target.addr))
+    Error::Redis(format!("{what} on {}: {e}{}", target.addr, auth_hint(e)))
 }
 
 /// One connection owned by one task: opened on first use, dropped after an
@@ -180,16 +258,9 @@ impl Conn {
     }
 }
 
-/// A stream entry's fields, as Redis holds them.
+/// A stream entry's fields, as Redis holds them (oversized ones as
+/// placeholders: see `read.rs`).
 pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// A stream entry; `fields` is `None` for an entry deleted from the stream
-/// while it was pending.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    pub id: String,
-    pub fields: Option<Fields>,
-}
 
 fn unexpected(what: &str) -> RedisError {
     RedisError::from((
@@ -210,15 +281,6 @@ pub(crate) fn text(v: &Value) -> Option<String> {
     }
 }
 
-fn bytes(v: Value) -> Option<Vec<u8>> {
-    match v {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.into_bytes()),
-        Value::Int(i) => Some(i.to_string().into_bytes()),
-        _ => None,
-    }
-}
-
 fn items(v: Value) -> std::result::Result<Vec<Value>, RedisError> {
     match v {
         Value::Array(a) | Value::Set(a) => Ok(a),
@@ -226,36 +288,6 @@ fn items(v: Value) -> std::result::Result<Vec<Value>, RedisError> {
         Value::Map(m) => Ok(m.into_iter().flat_map(|(k, v)| [k, v]).collect()),
         _ => Err(unexpected("expected an array")),
     }
-}
-
-/// `[[id, [field, value, ...]], ...]`.
-fn entries(v: Value) -> std::result::Result<Vec<Entry>, RedisError> {
-    let mut out = Vec::new();
-    for e in items(v)? {
-        let mut parts = items(e)?.into_iter();
-        let id = parts
-            .next()
-            .as_ref()
-            .and_then(text)
-            .ok_or_else(|| unexpected("an entry without an id"))?;
-        let fields = match parts.next() {
-            None | Some(Value::Nil) => None,
-            Some(list) => {
-                let flat = items(list)?;
-                let mut pairs = Vec::with_capacity(flat.len() / 2);
-                let mut it = flat.into_iter();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    pairs.push((
-                        bytes(k).ok_or_else(|| unexpected("a field name"))?,
-                        bytes(v).ok_or_else(|| unexpected("a field value"))?,
-                    ));
-                }
-                Some(pairs)
-            }
-        };
-        out.push(Entry { id, fields });
-    }
-    Ok(out)
 }
 
 /// `XGROUP CREATE stream group 0 MKSTREAM`, at the start of the stream so
@@ -288,99 +320,6 @@ pub(crate) async fn key_type(
 ) -> std::result::Result<String, RedisError> {
     let v: Value = redis::cmd("TYPE").arg(key).query_async(c).await?;
     Ok(text(&v).unwrap_or_default())
-}
-
-/// `XREADGROUP`: new entries (`>`, blocking up to `block`) or this
-/// consumer's own pending ones after `from` (no blocking).
-pub(crate) async fn read_group(
-    c: &mut MultiplexedConnection,
-    stream: &str,
-    group: &str,
-    consumer: &str,
-    count: usize,
-    from: &str,
-    block: Option<Duration>,
-) -> std::result::Result<Vec<Entry>, RedisError> {
-    let mut cmd = redis::cmd("XREADGROUP");
-    cmd.arg("GROUP")
-        .arg(group)
-        .arg(consumer)
-        .arg("COUNT")
-        .arg(count);
-    if let Some(b) = block {
-        cmd.arg("BLOCK").arg(b.as_millis() as u64);
-    }
-    cmd.arg("STREAMS").arg(stream).arg(from);
-    let v: Value = cmd.query_async(c).await?;
-    // [[stream, entries]] (or a map stream -> entries in RESP3); nil when
-    // the block ran out.
-    let mut out = Vec::new();
-    let list = items(v)?;
-    if list.len() == 2 && text(&list[0]).is_some() {
-        // RESP3 map, flattened: stream, entries.
-        if let Some(e) = list.into_iter().nth(1) {
-            out.extend(entries(e)?);
-        }
-        return Ok(out);
-    }
-    for per_stream in list {
-        let mut parts = items(per_stream)?.into_iter();
-        let _name = parts.next();
-        if let Some(e) = parts.next() {
-            out.extend(entries(e)?);
-        }
-    }
-    Ok(out)
-}
-
-/// What `XAUTOCLAIM` returned.
-pub(crate) struct Claimed {
-    pub cursor: String,
-    pub entries: Vec<Entry>,
-    /// Entries that were pending but are no longer in the stream (Redis 7
-    /// drops them from the pending list itself).
-    pub deleted: usize,
-}
-
-/// `XAUTOCLAIM stream group consumer min-idle cursor COUNT n`.
-pub(crate) async fn autoclaim(
-    c: &mut MultiplexedConnection,
-    stream: &str,
-    group: &str,
-    consumer: &str,
-    min_idle: Duration,
-    cursor: &str,
-    count: usize,
-) -> std::result::Result<Claimed, RedisError> {
-    let v: Value = redis::cmd("XAUTOCLAIM")
-        .arg(stream)
-        .arg(group)
-        .arg(consumer)
-        .arg(min_idle.as_millis() as u64)
-        .arg(cursor)
-        .arg("COUNT")
-        .arg(count)
-        .query_async(c)
-        .await?;
-    let mut parts = items(v)?.into_iter();
-    let cursor = parts
-        .next()
-        .as_ref()
-        .and_then(text)
-        .ok_or_else(|| unexpected("XAUTOCLAIM without a cursor"))?;
-    let entries = match parts.next() {
-        Some(e) => entries(e)?,
-        None => Vec::new(),
-    };
-    let deleted = match parts.next() {
-        Some(d) => items(d)?.len(),
-        None => 0,
-    };
-    Ok(Claimed {
-        cursor,
-        entries,
-        deleted,
-    })
 }
 
 /// Entries pending in the group (delivered, not acknowledged).
@@ -535,27 +474,6 @@ pub(crate) async fn ack(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn b(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn replies_are_read_in_resp2_and_resp3_shapes() {
-        let entry = |id: &str| Value::Array(vec![b(id), Value::Array(vec![b("v"), b("1")])]);
-        let resp2 = Value::Array(vec![Value::Array(vec![
-            b("s"),
-            Value::Array(vec![entry("1-0"), Value::Array(vec![b("2-0"), Value::Nil])]),
-        ])]);
-        let got = entries(items(items(resp2).unwrap().remove(0)).unwrap().remove(1)).unwrap();
-        assert_eq!(got[0].id, "1-0");
-        assert_eq!(
-            got[0].fields.as_deref(),
-            Some(&[(b"v".to_vec(), b"1".to_vec())][..])
-        );
-        assert!(got[1].fields.is_none(), "a deleted entry");
-        assert!(entries(Value::Int(3)).is_err());
-    }
 
     #[test]
     fn fatal_errors_are_told_from_outages() {

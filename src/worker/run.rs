@@ -3,8 +3,9 @@
 //! outcomes in `finish.rs`):
 //!
 //! - the **reader** takes back this consumer's own pending jobs (from an
-//!   earlier run with the same name), then reads new ones with a blocking
-//!   `XREADGROUP`, as many as there are free slots;
+//!   earlier run with the same name), then reads new ones (`XREADGROUP`
+//!   inside a script that keeps oversized fields in Redis: `read.rs`), as
+//!   many as there are free slots, polling while the stream is empty;
 //! - the **claimer** runs `XAUTOCLAIM` for jobs idle past `claim_idle`
 //!   (their worker died) and refreshes the group's pending count;
 //! - both **dispatch** what they got: one `SET marker ... GET` per job (in
@@ -26,6 +27,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use super::deliver::dispatch;
 use super::finish::finisher;
 use super::queue::{self, Conn, Target};
+use super::read;
 use super::{App, AppResolver, Config, Shared, Worker, WorkerStats};
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
@@ -38,6 +40,10 @@ pub(crate) const ABORTED: u8 = 2;
 const READ_MAX: usize = 512;
 /// The most entries one `XAUTOCLAIM` claims.
 const CLAIM_MAX: usize = 256;
+/// The first and the longest wait between reads while the stream is
+/// empty.
+const POLL_MIN: Duration = Duration::from_millis(5);
+const POLL_MAX: Duration = Duration::from_millis(200);
 /// How often the group's pending count and lag are read.
 const REFRESH_STATS: Duration = Duration::from_secs(5);
 /// How long an app that could not be resolved is remembered as such.
@@ -246,6 +252,8 @@ pub(crate) async fn run(worker: Worker) -> Result<WorkerStats> {
         on_sent,
     });
     let mut state = ctx.shared.state.subscribe();
+    // A missing or refused password is told now, in Redis's words.
+    ctx.target.check().await?;
 
     let mut reader_conn = Conn::new(
         ctx.target.clone(),
@@ -407,13 +415,14 @@ async fn reader(ctx: Arc<Ctx>, mut own: Conn) -> std::result::Result<(), Halt> {
         };
         let n = permit.num_permits();
         let entries = retrying!(ctx, conn, "XREADGROUP", STOPPING, |c| {
-            queue::read_group(c, &cfg.stream, &cfg.group, &cfg.consumer, n, &from, None)
+            read::read_group(c, &cfg.stream, &cfg.group, &cfg.consumer, n, &from)
         });
         let Some(last) = entries.last() else { break };
         from = last.id.clone();
         dispatch(&ctx, conn, entries, true, permit).await?;
     }
     let want = (cfg.concurrency / 8).clamp(1, READ_MAX);
+    let mut empty_reads = 0u32;
     loop {
         if !wait_pause(&ctx, &mut state).await {
             return Ok(());
@@ -423,22 +432,37 @@ async fn reader(ctx: Arc<Ctx>, mut own: Conn) -> std::result::Result<(), Halt> {
         };
         let n = permit.num_permits();
         let entries = retrying!(ctx, conn, "XREADGROUP", STOPPING, |c| {
-            queue::read_group(
-                c,
-                &cfg.stream,
-                &cfg.group,
-                &cfg.consumer,
-                n,
-                ">",
-                Some(cfg.block),
-            )
+            read::read_group(c, &cfg.stream, &cfg.group, &cfg.consumer, n, ">")
         });
+        if entries.is_empty() {
+            // Nothing new: the slots go back (the claimer may want them),
+            // and the next look comes after a delay that grows while the
+            // stream stays empty (a script cannot BLOCK; see read.rs).
+            drop(permit);
+            empty_reads = empty_reads.saturating_add(1);
+            tokio::select! {
+                _ = tokio::time::sleep(poll_delay(empty_reads)) => {}
+                _ = state.wait_for(|s| *s != RUNNING) => return Ok(()),
+            }
+            continue;
+        }
+        empty_reads = 0;
         ctx.shared
             .read
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         // Dispatched even during a stop: these entries are ours now.
         dispatch(&ctx, conn, entries, false, permit).await?;
     }
+}
+
+/// The wait after the `n`th empty read in a row: 5 ms, doubling up to
+/// `POLL_MAX`. Why this and not another signal: every cheap way to wait
+/// for an entry (`XREAD BLOCK`, `XREADGROUP BLOCK`) returns the entry
+/// itself, whole, which is what the script exists to avoid; an idle worker
+/// costs Redis a few cheap script calls a second instead.
+fn poll_delay(n: u32) -> Duration {
+    let ms = POLL_MIN.as_millis() as u64;
+    Duration::from_millis(ms.saturating_mul(1 << n.saturating_sub(1).min(16))).min(POLL_MAX)
 }
 
 async fn claimer(ctx: Arc<Ctx>) -> std::result::Result<(), Halt> {
@@ -488,7 +512,7 @@ async fn claimer(ctx: Arc<Ctx>) -> std::result::Result<(), Halt> {
             let Some(permit) = permit else { break };
             let n = permit.num_permits();
             let claimed = retrying!(ctx, conn, "XAUTOCLAIM", STOPPING, |c| {
-                queue::autoclaim(
+                read::autoclaim(
                     c,
                     &cfg.stream,
                     &cfg.group,

@@ -36,6 +36,8 @@ pub struct Redis {
     pub port: u16,
     pub dir: tempfile::TempDir,
     appendonly: bool,
+    /// More `redis-server` arguments (`--requirepass PW`), kept for restarts.
+    extra: Vec<String>,
 }
 
 impl Redis {
@@ -43,6 +45,13 @@ impl Redis {
     /// across restarts. `None` when `redis-server` is missing outside CI
     /// (said loudly); a panic under CI.
     pub fn start(test: &str, appendonly: bool) -> Option<Redis> {
+        Redis::start_with(test, appendonly, &[])
+    }
+
+    /// [`start`](Redis::start) with more `redis-server` arguments, such as
+    /// `--requirepass PW`.
+    pub fn start_with(test: &str, appendonly: bool, extra: &[&str]) -> Option<Redis> {
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
         if !available() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -59,13 +68,14 @@ impl Redis {
         // A random port, tried for real: another one if it is taken.
         for attempt in 0..50u32 {
             let port = 20_000 + (uuid::Uuid::new_v4().as_u128() % 40_000) as u16;
-            match spawn(dir.path(), port, appendonly) {
+            match spawn(dir.path(), port, appendonly, &extra) {
                 Ok(child) => {
                     return Some(Redis {
                         child: Some(child),
                         port,
                         dir,
                         appendonly,
+                        extra,
                     })
                 }
                 Err(log) if log.contains("in use") && attempt < 49 => continue,
@@ -108,7 +118,7 @@ impl Redis {
         // The port was just freed; the restart retries a moment if the
         // kernel has not released it yet.
         for _ in 0..50 {
-            match spawn(self.dir.path(), self.port, self.appendonly) {
+            match spawn(self.dir.path(), self.port, self.appendonly, &self.extra) {
                 Ok(child) => {
                     self.child = Some(child);
                     return;
@@ -134,9 +144,15 @@ impl Drop for Redis {
 
 /// Runs `redis-server` in the foreground and waits for its "Ready to accept
 /// connections" line; `Err` with its log when it exits instead.
-fn spawn(dir: &std::path::Path, port: u16, appendonly: bool) -> Result<Child, String> {
+fn spawn(
+    dir: &std::path::Path,
+    port: u16,
+    appendonly: bool,
+    extra: &[String],
+) -> Result<Child, String> {
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(extra)
         .arg("--dir")
         .arg(dir)
         .args(["--save", "", "--daemonize", "no", "--protected-mode", "no"])
