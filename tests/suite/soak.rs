@@ -12,35 +12,21 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::bulk::token;
 use crate::support::redis::{self as rs, Redis};
-use crate::support::soak::{self, Proc, Relay};
+use crate::support::soak::{self, Counts, Proc, Relay, Setup, Shared, TOKEN};
 use crate::support::{apns, new_key_pem, temp_dir, write_file, BUNDLE, KEY_ID, TEAM_ID};
 
-const TOKEN: &str = "soak-token-0123456789abcdef";
-/// Notifications per batch, and a batch every TICK.
-const BATCH: u64 = 20;
-const TICK: Duration = Duration::from_millis(100);
-/// Batches waiting for an answer at once; a tick beyond that is skipped.
-const MAX_WAITING: u64 = 32;
-/// How long a request may wait for its answer.
-const ANSWER_LIMIT: Duration = Duration::from_secs(30);
-/// Attempts per batch (503 and no answer are retried a second later).
-const ATTEMPTS: u32 = 5;
-/// The good clients' address, and the hostile ones' (so that a per-address
-/// limit can tell them apart).
-const GOOD: [u8; 4] = [127, 0, 0, 1];
+/// The silent and slowloris attackers' addresses (the good clients' and
+/// the other hostile ones' are in `support::soak`), so that a per-address
+/// limit can tell them apart.
 const SILENT: [u8; 4] = [127, 0, 0, 2];
 const SLOW: [u8; 4] = [127, 0, 0, 3];
-const HOSTILE: [u8; 4] = [127, 0, 0, 4];
 /// The gateway's limits under test.
 const MAX_CONNECTIONS: usize = 64;
-const HUGE: usize = 8 << 20; // with --max-body 64KiB
 /// The deadline the issue sets for a connection that sends no request.
 const FIRST_REQUEST_DEADLINE: f64 = 10.0;
 /// HTTP/2 connections that never open a stream, and slowloris ones.
@@ -90,108 +76,6 @@ struct Phase {
     kind: Kind,
     start: f64,
     end: f64,
-}
-
-/// What happened during one phase (a request counts in the phase it
-/// started in).
-#[derive(Default, Clone)]
-struct Counts {
-    batches: u64,
-    accepted: u64,
-    answered_503: u64,
-    no_answer: u64,
-    other: u64,
-    skipped: u64,
-    given_up: u64,
-    health_ok: u64,
-    health_fail: u64,
-    bad_token: u64,
-    bad_token_wrong: u64,
-    huge: u64,
-    huge_413: u64,
-    huge_cut: u64,
-    huge_wrong: u64,
-}
-
-/// State shared by the soak's tasks.
-struct Shared {
-    start: Instant,
-    phase: AtomicUsize,
-    counts: Mutex<Vec<Counts>>,
-    /// Job ids from 202 answers.
-    jobs: Mutex<HashSet<String>>,
-    /// Device tokens of attempts answered otherwise or not at all: part of
-    /// such a batch may have been enqueued.
-    unsure: Mutex<HashSet<String>>,
-    /// When 202s and healthy /healthz answers came (seconds).
-    accepted_at: Mutex<Vec<f64>>,
-    healthy_at: Mutex<Vec<f64>>,
-    /// The first unexpected answers, said as they were.
-    surprises: Mutex<Vec<String>>,
-    next_token: AtomicU64,
-    waiting: AtomicU64,
-    stop: AtomicBool,
-}
-
-impl Shared {
-    fn now(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
-    }
-    fn phase(&self) -> usize {
-        self.phase.load(Ordering::Relaxed)
-    }
-    fn count(&self, phase: usize, f: impl FnOnce(&mut Counts)) {
-        f(&mut self.counts.lock().unwrap()[phase]);
-    }
-    fn surprise(&self, what: String) {
-        let mut s = self.surprises.lock().unwrap();
-        if s.len() < 20 {
-            s.push(what);
-        }
-    }
-}
-
-/// What every process of the soak is started with.
-struct Setup {
-    dir: tempfile::TempDir,
-    key_path: PathBuf,
-    bundle: PathBuf,
-    redis_url: String,
-    endpoint: String,
-}
-
-impl Setup {
-    fn mock(&self, name: &str, extra: &[&str], sampled: bool) -> (Arc<Proc>, SocketAddr) {
-        let mut cmd = apns();
-        cmd.args(["mock", "--listen", "127.0.0.1:0", "--keep", "1000"])
-            .arg("--ca-out")
-            .arg(self.dir.path().join(format!("{name}-ca.pem")))
-            .arg("--trust-key")
-            .arg(format!("{KEY_ID}={TEAM_ID}:{}", self.key_path.display()))
-            .args(extra);
-        let p = Proc::spawn(name, cmd, true, sampled);
-        let addr = p.ready["endpoint"]
-            .as_str()
-            .and_then(|e| e.strip_prefix("https://"))
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{name}'s ready line: {}", p.ready));
-        (Arc::new(p), addr)
-    }
-
-    fn worker(&self, name: &str) -> Arc<Proc> {
-        let mut cmd = apns();
-        cmd.args(["worker", "--redis", &self.redis_url, "--consumer", name])
-            .arg("--key-file")
-            .arg(&self.key_path)
-            .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
-            .args(["--endpoint", &self.endpoint])
-            .arg("--ca-file")
-            .arg(&self.bundle)
-            .args(["--timeout", "10", "--claim-idle", "15s"])
-            .args(["--max-deliveries", "50", "--concurrency", "200"])
-            .args(["--stats-interval", "5s"]);
-        Arc::new(Proc::spawn(name, cmd, false, true))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,14 +190,14 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
         stop: AtomicBool::new(false),
     });
     let deaths: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let sampler = tokio::spawn(sample(
+    let sampler = tokio::spawn(soak::sample(
         shared.clone(),
         fleet.clone(),
         deaths.clone(),
         phases_kinds(&phases),
     ));
-    let traffic = tokio::spawn(traffic(shared.clone(), gateway));
-    let probes = tokio::spawn(probes(shared.clone(), gateway));
+    let traffic = tokio::spawn(soak::traffic(shared.clone(), gateway));
+    let probes = tokio::spawn(soak::probes(shared.clone(), gateway));
     let mut hostiles = Vec::new();
     let mut held_reports = Vec::new();
 
@@ -374,7 +258,7 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
                     )
                 }));
                 for _ in 0..2 {
-                    hostiles_burst(shared.clone(), gateway, i, until);
+                    soak::hostiles_burst(shared.clone(), gateway, i, until);
                 }
             }
         }
@@ -553,241 +437,4 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
 
 fn phases_kinds(phases: &[Phase]) -> Vec<&'static str> {
     phases.iter().map(|p| p.kind.describe()).collect()
-}
-
-/// Every 2 s: each process's RSS, and whether one died unasked.
-async fn sample(
-    shared: Arc<Shared>,
-    fleet: Arc<Mutex<Vec<Arc<Proc>>>>,
-    deaths: Arc<Mutex<Vec<(String, String)>>>,
-    kinds: Vec<&'static str>,
-) {
-    while !shared.stop.load(Ordering::Relaxed) {
-        let t = shared.now();
-        let procs: Vec<Arc<Proc>> = fleet.lock().unwrap().clone();
-        for p in procs {
-            if let Some(status) = p.exited() {
-                // Killed on purpose is flagged before the signal.
-                let mut d = deaths.lock().unwrap();
-                if !p.killed_on_purpose() && !d.iter().any(|(n, _)| *n == p.name) {
-                    let i = shared.phase();
-                    d.push((p.name.clone(), format!(
-                        "{} (pid {}) died unasked ({status}) during phase {i} '{}' at {t:.0} s; its stderr ends: {}",
-                        p.name, p.pid(), kinds[i], p.stderr_tail(1500)
-                    )));
-                }
-            } else if p.sampled {
-                p.sample(t);
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
-/// A batch every TICK until the stop, each retried on 503 or no answer.
-async fn traffic(shared: Arc<Shared>, gateway: SocketAddr) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut batches = tokio::task::JoinSet::new();
-    while !shared.stop.load(Ordering::Relaxed) {
-        tick.tick().await;
-        while batches.try_join_next().is_some() {}
-        if shared.waiting.load(Ordering::Relaxed) >= MAX_WAITING {
-            shared.count(shared.phase(), |c| c.skipped += 1);
-            continue;
-        }
-        shared.waiting.fetch_add(1, Ordering::Relaxed);
-        batches.spawn(batch(shared.clone(), gateway));
-    }
-    while batches.join_next().await.is_some() {}
-}
-
-async fn batch(shared: Arc<Shared>, gateway: SocketAddr) {
-    let first = shared.next_token.fetch_add(BATCH, Ordering::Relaxed);
-    let tokens: Vec<String> = (first..first + BATCH).map(token).collect();
-    let body = serde_json::Value::Array(
-        tokens
-            .iter()
-            .map(|t| serde_json::json!({"device_token": t, "payload": {"aps": {"alert": "soak"}}}))
-            .collect(),
-    )
-    .to_string();
-    let phase = shared.phase();
-    shared.count(phase, |c| c.batches += 1);
-    let auth = format!("Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n");
-    let mut done = false;
-    for _ in 0..ATTEMPTS {
-        let reply = soak::request(
-            GOOD,
-            gateway,
-            "POST",
-            "/v1/notifications",
-            &auth,
-            body.as_bytes(),
-            ANSWER_LIMIT,
-        )
-        .await;
-        match reply {
-            Ok((202, answer)) => {
-                let v: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
-                let ids: Vec<String> = v["jobs"]
-                    .as_array()
-                    .map(|jobs| {
-                        jobs.iter()
-                            .filter_map(|j| j["job"].as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if ids.len() as u64 != BATCH {
-                    shared.surprise(format!(
-                        "a 202 without {BATCH} job ids: {}",
-                        String::from_utf8_lossy(&answer)
-                    ));
-                    shared.count(phase, |c| c.other += 1);
-                }
-                shared.jobs.lock().unwrap().extend(ids);
-                shared.accepted_at.lock().unwrap().push(shared.now());
-                shared.count(phase, |c| c.accepted += 1);
-                done = true;
-                break;
-            }
-            Ok((503, _)) => shared.count(phase, |c| c.answered_503 += 1),
-            Ok((status, answer)) => {
-                shared.surprise(format!(
-                    "phase {phase}: a good batch answered {status}: {}",
-                    String::from_utf8_lossy(&answer)
-                ));
-                shared.count(phase, |c| c.other += 1);
-                shared.unsure.lock().unwrap().extend(tokens.iter().cloned());
-                done = true;
-                break;
-            }
-            Err(e) => {
-                shared.surprise(format!(
-                    "phase {phase} at {:.0} s: a good batch: {e}",
-                    shared.now()
-                ));
-                shared.count(phase, |c| c.no_answer += 1);
-            }
-        }
-        // Part of it may have been enqueued.
-        shared.unsure.lock().unwrap().extend(tokens.iter().cloned());
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    if !done {
-        shared.count(phase, |c| c.given_up += 1);
-    }
-    shared.waiting.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// Every second: /healthz, a request with a bad token, and every third
-/// second a body far over --max-body, until the stop.
-async fn probes(shared: Arc<Shared>, gateway: SocketAddr) {
-    let mut n = 0u64;
-    while !shared.stop.load(Ordering::Relaxed) {
-        let phase = shared.phase();
-        let s = shared.clone();
-        tokio::spawn(async move {
-            let reply = soak::request(
-                GOOD,
-                gateway,
-                "GET",
-                "/healthz",
-                "",
-                b"",
-                Duration::from_secs(5),
-            )
-            .await;
-            if matches!(reply, Ok((200, _))) {
-                s.healthy_at.lock().unwrap().push(s.now());
-                s.count(phase, |c| c.health_ok += 1);
-            } else {
-                s.count(phase, |c| c.health_fail += 1);
-            }
-        });
-        tokio::spawn(bad_token(shared.clone(), gateway, phase, n));
-        if n.is_multiple_of(3) {
-            tokio::spawn(huge(shared.clone(), gateway, phase, n.is_multiple_of(2)));
-        }
-        n += 1;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// More bad tokens and huge bodies, back to back, until `until`.
-fn hostiles_burst(shared: Arc<Shared>, gateway: SocketAddr, phase: usize, until: Instant) {
-    tokio::spawn(async move {
-        let mut n = 0u64;
-        while Instant::now() < until {
-            tokio::join!(
-                bad_token(shared.clone(), gateway, phase, n),
-                huge(shared.clone(), gateway, phase, n % 2 == 1)
-            );
-            n += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-}
-
-async fn bad_token(shared: Arc<Shared>, gateway: SocketAddr, phase: usize, n: u64) {
-    let long = format!("Authorization: Bearer {}\r\n", "x".repeat(16 * 1024));
-    let header = match n % 3 {
-        0 => "Authorization: Bearer soak-token-0123456789abcdeX\r\n".to_string(),
-        1 => String::new(),
-        _ => long,
-    };
-    let body = br#"{"device_token":"00aa","payload":{"aps":{"alert":"x"}}}"#;
-    let reply = soak::request(
-        HOSTILE,
-        gateway,
-        "POST",
-        "/v1/notifications",
-        &header,
-        body,
-        ANSWER_LIMIT,
-    )
-    .await;
-    shared.count(phase, |c| c.bad_token += 1);
-    match reply {
-        Ok((401, _)) => {}
-        Ok((431, _)) if n % 3 == 2 => {}
-        Ok((status, answer)) => {
-            shared.surprise(format!(
-                "phase {phase}: a bad token (variant {}) answered {status}: {}",
-                n % 3,
-                String::from_utf8_lossy(&answer)
-            ));
-            shared.count(phase, |c| c.bad_token_wrong += 1);
-        }
-        // The long header may be refused by closing; silence is not fine.
-        Err(e) if e.starts_with("closed") && n % 3 == 2 => {}
-        Err(e) => {
-            shared.surprise(format!(
-                "phase {phase}: a bad token (variant {}): {e}",
-                n % 3
-            ));
-            shared.count(phase, |c| c.bad_token_wrong += 1);
-        }
-    }
-}
-
-async fn huge(shared: Arc<Shared>, gateway: SocketAddr, phase: usize, chunked: bool) {
-    let reply = soak::huge_body(HOSTILE, gateway, TOKEN, HUGE, chunked, ANSWER_LIMIT).await;
-    shared.count(phase, |c| c.huge += 1);
-    match reply {
-        // 503: refused as overload before its body was read.
-        Ok((413 | 503, _)) => shared.count(phase, |c| c.huge_413 += 1),
-        // Refused by closing midway (the answer may be lost to the reset).
-        Err(e) if e.starts_with("closed") => shared.count(phase, |c| c.huge_cut += 1),
-        other => {
-            let said = match other {
-                Ok((s, b)) => format!("{s} {}", String::from_utf8_lossy(&b[..b.len().min(300)])),
-                Err(e) => e,
-            };
-            shared.surprise(format!(
-                "phase {phase}: an {HUGE}-byte body (chunked: {chunked}): {said}"
-            ));
-            shared.count(phase, |c| c.huge_wrong += 1);
-        }
-    }
 }
