@@ -188,6 +188,7 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
         next_token: AtomicU64::new(1),
         waiting: AtomicU64::new(0),
         stop: AtomicBool::new(false),
+        flooding: AtomicBool::new(false),
     });
     let deaths: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let sampler = tokio::spawn(soak::sample(
@@ -260,6 +261,9 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
                 for _ in 0..2 {
                     soak::hostiles_burst(shared.clone(), gateway, i, until);
                 }
+                shared.flooding.store(true, Ordering::Relaxed);
+                tokio::time::sleep_until(until.into()).await;
+                shared.flooding.store(false, Ordering::Relaxed);
             }
         }
         tokio::time::sleep_until(until.into()).await;
@@ -361,14 +365,14 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
             ));
         }
     }
-    let _ = writeln!(report, "phase  t (s)      kind                                    batches  202   503  no-answer other skipped gave-up healthz ok/fail  bad-token (wrong)  huge 413+503/cut/wrong");
+    let _ = writeln!(report, "phase  t (s)      kind                                    batches  202   503  no-answer other skipped gave-up healthz ok/fail  bad-token (wrong/evicted)  huge 413+503/cut/wrong");
     for (i, (p, n)) in phases.iter().zip(&counts).enumerate() {
         let _ = writeln!(
             report,
-            "{i:>5}  {:>4.0}-{:<4.0}  {:<40} {:>7} {:>5} {:>5} {:>9} {:>5} {:>7} {:>7} {:>7}/{:<7} {:>6} ({})  {:>5} {}/{}/{}",
+            "{i:>5}  {:>4.0}-{:<4.0}  {:<40} {:>7} {:>5} {:>5} {:>9} {:>5} {:>7} {:>7} {:>7}/{:<7} {:>6} ({}/{})  {:>5} {}/{}/{}",
             p.start, p.end, p.kind.describe(), n.batches, n.accepted, n.answered_503, n.no_answer,
             n.other, n.skipped, n.given_up, n.health_ok, n.health_fail, n.bad_token,
-            n.bad_token_wrong, n.huge, n.huge_413, n.huge_cut, n.huge_wrong
+            n.bad_token_wrong, n.bad_token_evicted, n.huge, n.huge_413, n.huge_cut, n.huge_wrong
         );
         let window = |from: f64, v: &[f64]| v.iter().filter(|t| **t >= from && **t < p.end).count();
         if window(p.start, &accepted_at) == 0 {

@@ -20,6 +20,9 @@ pub struct Counts {
     pub health_fail: u64,
     pub bad_token: u64,
     pub bad_token_wrong: u64,
+    /// Bad-token connections from the attackers' address evicted during
+    /// the flood before their request arrived.
+    pub bad_token_evicted: u64,
     pub huge: u64,
     pub huge_413: u64,
     pub huge_cut: u64,
@@ -44,6 +47,10 @@ pub struct Shared {
     pub next_token: AtomicU64,
     pub waiting: AtomicU64,
     pub stop: AtomicBool,
+    /// While the hostile phase's attackers flood the gateway: a hostile
+    /// client's own fresh connection may then be evicted before its first
+    /// request (the documented eviction rule), which is no failure.
+    pub flooding: AtomicBool,
 }
 
 impl Shared {

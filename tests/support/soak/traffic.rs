@@ -181,6 +181,7 @@ async fn bad_token(shared: Arc<Shared>, gateway: SocketAddr, phase: usize, n: u6
         _ => long,
     };
     let body = br#"{"device_token":"00aa","payload":{"aps":{"alert":"x"}}}"#;
+    let flooding = shared.flooding.load(std::sync::atomic::Ordering::Relaxed);
     let reply = request(
         HOSTILE,
         gateway,
@@ -205,6 +206,11 @@ async fn bad_token(shared: Arc<Shared>, gateway: SocketAddr, phase: usize, n: u6
         }
         // The long header may be refused by closing; silence is not fine.
         Err(e) if e.starts_with("closed") && n % 3 == 2 => {}
+        // From the attackers' own address, in their flood: evicted before
+        // its request arrived, as the eviction rule says.
+        Err(e) if e.starts_with("closed") && flooding => {
+            shared.count(phase, |c| c.bad_token_evicted += 1)
+        }
         Err(e) => {
             shared.surprise(format!(
                 "phase {phase}: a bad token (variant {}): {e}",
