@@ -198,7 +198,7 @@ fn api_tokens(args: &ServeArgs) -> Result<ApiTokens, Failure> {
 
 fn limits(args: &ServeArgs) -> Result<Limits, Failure> {
     let mut limits = Limits::default();
-    limits.max_body_bytes = parse_size(&args.max_body)?;
+    limits.max_body_bytes = args.max_body;
     if args.max_items == 0 || args.max_concurrent_requests == 0 || args.max_connections == 0 {
         return Err(Failure::usage(
             "--max-items, --max-concurrent-requests and --max-connections must be at least 1",
@@ -214,26 +214,6 @@ fn limits(args: &ServeArgs) -> Result<Limits, Failure> {
     limits.request_timeout = Duration::from_secs_f64(args.request_timeout);
     limits.idle_timeout = super::seconds("--idle-timeout", args.idle_timeout)?;
     Ok(limits)
-}
-
-/// `1048576`, `512KiB`, `1MiB` (also `K`, `KB`, `M`, `MB`, as binary units).
-fn parse_size(text: &str) -> Result<usize, Failure> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let unit_size: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        _ => 0,
-    };
-    let n: usize = digits.parse().unwrap_or(0);
-    match n.checked_mul(unit_size) {
-        Some(size) if (1..=64 << 20).contains(&size) => Ok(size),
-        _ => Err(Failure::usage(format!(
-            "--max-body {text:?}: expected a size from 1 byte to 64MiB, such as 1048576, 512KiB or 1MiB"
-        ))),
-    }
 }
 
 /// An app: a client for `resolved`, with its topic as the default.
@@ -266,17 +246,4 @@ fn app(
         defaults = defaults.topic(t);
     }
     Ok(App::new(client, defaults.prepare()?))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        assert_eq!(super::parse_size("1MiB").unwrap(), 1 << 20);
-        assert_eq!(super::parse_size("512 KiB").unwrap(), 512 << 10);
-        assert_eq!(super::parse_size("1000").unwrap(), 1000);
-        for bad in ["0", "1GiB", "65MiB", "abc", "-1", "1 parsec"] {
-            assert!(super::parse_size(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -234,14 +234,14 @@ pub fn parse_size(text: &str) -> Option<usize> {
 }
 
 impl TypedValueParser for Size {
-    type Value = String;
+    type Value = usize;
 
     fn parse_ref(
         &self,
         cmd: &clap::Command,
         arg: Option<&clap::Arg>,
         value: &OsStr,
-    ) -> Result<String, clap::Error> {
+    ) -> Result<usize, clap::Error> {
         let text = value.to_string_lossy();
         let why = format!(
             "expected a size from {} byte(s) to {}MiB, such as 1048576, 512KiB or 1MiB",
@@ -249,7 +249,7 @@ impl TypedValueParser for Size {
             self.max >> 20
         );
         match parse_size(&text) {
-            Some(n) if (self.min..=self.max).contains(&n) => Ok(text.into_owned()),
+            Some(n) if (self.min..=self.max).contains(&n) => Ok(n),
             _ => Err(refuse(cmd, arg, &text, &why)),
         }
     }

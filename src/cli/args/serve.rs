@@ -93,7 +93,7 @@ pub struct ServeArgs {
         help_heading = "Limits",
         value_parser = numbers::size(1, 64 << 20)
     )]
-    pub max_body: String,
+    pub max_body: usize,
     /// Most notifications in one request (1 to 1000000); more: 413.
     #[arg(
         long,
