@@ -45,7 +45,7 @@
 //! Dependencies point one way, down this table: `client` uses `auth`,
 //! `transport`, `payload`, `notification` and `broadcast`, which use `error` and
 //! `clock`; nothing points back up. The mock reuses the types, never the
-//! client. The `apns` command line (feature `cli`) sits on top of all of it.
+//! client. The `apns` command line (package `apns-cli`) sits on top of all of it.
 //!
 //! ## Features
 //!
@@ -57,10 +57,12 @@
 //! | `metrics` | `apns_provider::metrics` (prometheus-client) |
 //! | `gateway` | `apns_provider::gateway` (axum, hyper-util) |
 //! | `worker` | `apns_provider::worker` (redis, without TLS) |
-//! | `cli` (default) | the `apns` binary; turns on all of the above |
 //!
-//! Library users depend with `default-features = false`. Everything runs on
-//! Tokio: use the client from inside a Tokio runtime.
+//! The default is the core alone, so `cargo add apns-provider` pulls no
+//! optional crate. The `apns` command line is a package of its own
+//! (`apns-cli`, in the repository's `cli/`) built on this crate's public
+//! API. Everything runs on Tokio: use the client from inside a Tokio
+//! runtime.
 //!
 //! Secrets (keys, tokens) print as `[redacted]` in `Debug` output and never
 //! appear in error messages or logs.

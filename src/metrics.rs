@@ -211,6 +211,7 @@ impl Metrics {
     }
 
     /// Shows `apns_gateway_requests_total` even before the first request.
+    #[cfg(feature = "gateway")]
     pub(crate) fn show_gateway_requests(&self) {
         self.shared
             .watched

@@ -277,7 +277,7 @@ mod tests {
                 walk(sub, format!("{path} {}", sub.get_name()), out);
             }
         }
-        let mut cmd = crate::cli::Cli::command();
+        let mut cmd = crate::Cli::command();
         cmd.build();
         let mut out = Vec::new();
         walk(&cmd, "apns".into(), &mut out);

@@ -1,4 +1,6 @@
-//! The `apns` command line: a thin layer over the library.
+//! The `apns` command line: a thin layer over the `apns-provider` library.
+
+#![forbid(unsafe_code)]
 
 mod args;
 mod bench;
@@ -186,7 +188,7 @@ impl Failure {
     }
 }
 
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     quiet_broken_pipe();
     let cli = Cli::parse();
     init_logging(cli.verbose);
