@@ -1,6 +1,6 @@
 //! The channel-management host as the mock plays it: a registry of
 //! channels per app and environment, and the answers to create, read,
-//! delete and list (`apns-facts.md`, "Broadcast").
+//! delete and list (`docs/apns-facts.md`, "Broadcast").
 
 use std::collections::HashMap;
 
@@ -31,7 +31,7 @@ pub struct RegisteredChannel {
     pub environment: Environment,
 }
 
-/// Every channel, per app and environment (`apns-facts.md`: "channels are
+/// Every channel, per app and environment (`docs/apns-facts.md`: "channels are
 /// not shared between development and production").
 pub(crate) struct Registry {
     max_per_app: usize,
