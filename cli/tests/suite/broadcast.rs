@@ -468,6 +468,7 @@ async fn channel_endpoints_default_by_environment_and_can_be_separate() {
     let key = new_key();
     let apple = |env| {
         Client::builder()
+            .no_proxy()
             .environment(env)
             .token_auth(key.clone(), KEY_ID, TEAM_ID)
             .build()
@@ -519,6 +520,7 @@ async fn certificate_mode_manages_channels_and_broadcasts() {
         .await
         .unwrap();
     let client = Client::builder()
+        .no_proxy()
         .endpoint(mock.endpoint())
         .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
         .certificate(

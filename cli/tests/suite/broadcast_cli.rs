@@ -158,6 +158,7 @@ async fn channel_and_broadcast_commands_print_json_and_exit_like_send() {
     );
     let revealed = stdout(&run(broadcast(&["--curl", "--reveal"])).await);
     let mut sh = Command::new("sh");
+    crate::support::hermetic(&mut sh);
     sh.args([
         "-c",
         &format!("{} -sS -o /dev/null -w '%{{http_code}}'", revealed.trim()),

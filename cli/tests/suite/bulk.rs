@@ -217,6 +217,7 @@ async fn curl_export_hides_the_token_unless_revealed_and_works() {
     let revealed = stdout(&run(cmd).await);
     assert!(revealed.contains("bearer eyJ"), "{revealed}");
     let mut sh = std::process::Command::new("sh");
+    crate::support::hermetic(&mut sh);
     sh.args([
         "-c",
         &format!("{} -sS -o /dev/null -w '%{{http_code}}'", revealed.trim()),
@@ -341,6 +342,7 @@ async fn progress_bar_on_a_terminal_only() {
     );
     // Under a pseudo-terminal (script(1) allocates one).
     let mut tty = std::process::Command::new("script");
+    crate::support::hermetic(&mut tty);
     tty.args(["-qefc", &cmdline, "/dev/null"]);
     let out = run(tty).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -353,6 +355,7 @@ async fn progress_bar_on_a_terminal_only() {
 
     // In a pipe: no progress bar at all.
     let mut piped = std::process::Command::new("sh");
+    crate::support::hermetic(&mut piped);
     piped.args(["-c", &cmdline]);
     let out = run(piped).await;
     assert_eq!(out.status.code(), Some(0));

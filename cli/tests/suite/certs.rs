@@ -23,6 +23,7 @@ async fn cert_mock(ca: &certs::Ca, env: Environment, goaway: bool) -> MockServer
 
 fn client(mock: &MockServer, cert: ClientCertificate) -> Client {
     Client::builder()
+        .no_proxy()
         .endpoint(mock.endpoint())
         .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
         .certificate(cert)
@@ -269,6 +270,7 @@ async fn expiry_warns_within_thirty_days_and_refuses_expired() {
         .is_accepted());
 
     let e = Client::builder()
+        .no_proxy()
         .endpoint(mock.endpoint())
         .certificate(ClientCertificate::from_file(&expired.combined_pem, None, None).unwrap())
         .build()
@@ -399,6 +401,7 @@ async fn bad_certificate_environment_as_a_response_and_as_a_goaway() {
     // Against Apple's own hosts the client knows the environment and refuses
     // before connecting.
     let e = Client::builder()
+        .no_proxy()
         .endpoint(Endpoint::production())
         .certificate(ClientCertificate::from_file(&dev.combined_pem, None, None).unwrap())
         .build()

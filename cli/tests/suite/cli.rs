@@ -279,6 +279,7 @@ async fn curl_with_apns_token_against_apns_mock_gets_200() {
 
     let curl = |device: &str| {
         let mut c = std::process::Command::new("curl");
+        crate::support::hermetic(&mut c);
         c.args([
             "-sS",
             "--http2",

@@ -659,6 +659,7 @@ async fn connection_failures_are_typed_errors() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let client = Client::builder()
+        .no_proxy()
         .endpoint(apns_provider::Endpoint::new("127.0.0.1", port).unwrap())
         .token_auth(new_key(), KEY_ID, TEAM_ID)
         .build()
@@ -674,6 +675,7 @@ async fn connection_failures_are_typed_errors() {
     // The mock's CA not trusted: TLS error that says what to do.
     let (mock, _) = mock_and_client().await;
     let untrusting = Client::builder()
+        .no_proxy()
         .endpoint(mock.endpoint())
         .token_auth(new_key(), KEY_ID, TEAM_ID)
         .build()
@@ -697,6 +699,7 @@ async fn connection_failures_are_typed_errors() {
         }
     });
     let client = Client::builder()
+        .no_proxy()
         .endpoint(apns_provider::Endpoint::new("127.0.0.1", addr.port()).unwrap())
         .token_auth(new_key(), KEY_ID, TEAM_ID)
         .tls_timeout(Duration::from_millis(300))
@@ -743,6 +746,7 @@ async fn server_without_h2(alpn: Vec<Vec<u8>>) {
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
     let client = Client::builder()
+        .no_proxy()
         .endpoint(apns_provider::Endpoint::new("127.0.0.1", addr.port()).unwrap())
         .webpki_roots(false)
         .add_root_certificates_pem(cert.cert.pem().as_bytes())
@@ -773,6 +777,7 @@ async fn mock_serves_a_given_identity() {
         .unwrap();
     assert!(mock.ca_pem().is_none());
     let client = Client::builder()
+        .no_proxy()
         .endpoint(mock.endpoint())
         .add_root_certificates_pem(ca.pem().as_bytes())
         .token_auth(key, KEY_ID, TEAM_ID)

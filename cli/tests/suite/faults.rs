@@ -483,6 +483,7 @@ async fn a_pool_spreads_load_and_two_teams_never_share_a_connection() {
     let a = fast(client_for(&mock, key_a)).pool_size(3).build().unwrap();
     let b = fast(
         Client::builder()
+            .no_proxy()
             .endpoint(mock.endpoint())
             .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
             .token_auth(key_b, "KEYB000001", "TEAMB00001"),

@@ -84,6 +84,7 @@ async fn a_token_is_required_and_results_come_in_order() {
     // Over HTTP/2 as well (h2's own tracing sees the headers).
     let out = run({
         let mut c = Command::new("curl");
+        crate::support::hermetic(&mut c);
         c.args(["-sS", "--http2-prior-knowledge", "-H"])
             .arg(format!("Authorization: Bearer {TOKEN}"))
             .args(["-d", &alert(DEVICE).to_string()])
@@ -444,6 +445,7 @@ async fn tls_serves_http2_and_http1() {
     for version in ["--http2", "--http1.1"] {
         let out = run({
             let mut c = Command::new("curl");
+            crate::support::hermetic(&mut c);
             c.args(["-sS", version, "--cacert"])
                 .arg(&ca_file)
                 .args(["-H", &format!("Authorization: Bearer {TOKEN}")])

@@ -50,6 +50,7 @@ fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
     GATEWAY.get_or_init(|| {
         let client = Client::builder()
+            .no_proxy()
             .token_auth(support::new_key(), KEY_ID, TEAM_ID)
             .no_proxy()
             .build()

@@ -161,6 +161,7 @@ async fn at_the_file_descriptor_limit_the_accept_loop_backs_off() {
     // Today: the accept loop spins at 120% CPU once accept() fails with
     // EMFILE. Here the mock runs with 48 descriptors and gets 80 clients.
     let mut cmd = std::process::Command::new("sh");
+    crate::support::hermetic(&mut cmd);
     cmd.arg("-c")
         .arg(format!(
             "ulimit -n 48 && exec {} mock --accept-all --handshake-timeout 60",

@@ -252,6 +252,7 @@ async fn missing_provider_token_after_a_certificate_says_the_server_did_not_ask(
 async fn demo_cut_short_by_a_closed_pipe_leaves_nothing_behind() {
     let tmp = temp_dir();
     let mut cmd = std::process::Command::new("sh");
+    crate::support::hermetic(&mut cmd);
     cmd.arg("-c")
         .arg(format!("{} demo | head -1", env!("CARGO_BIN_EXE_apns")))
         .env("TMPDIR", tmp.path());

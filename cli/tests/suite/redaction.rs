@@ -16,7 +16,9 @@ fn debug_of_keys_signers_tokens_caches_and_clients_is_redacted() {
     let jwt = signer.sign_jwt(1_700_000_000);
     let cache = TokenCache::new(signer.clone());
     let token = cache.get();
-    let builder = Client::builder().token_auth(key.clone(), KEY_ID, TEAM_ID);
+    let builder = Client::builder()
+        .no_proxy()
+        .token_auth(key.clone(), KEY_ID, TEAM_ID);
     let builder_debug = format!("{builder:?}");
     let client = builder.build().unwrap();
 

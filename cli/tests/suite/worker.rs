@@ -725,6 +725,7 @@ async fn enqueue_shows_progress_on_a_terminal_only() {
     );
     // Under a pseudo-terminal (script(1) allocates one).
     let mut tty = std::process::Command::new("script");
+    crate::support::hermetic(&mut tty);
     tty.args(["-qefc", &cmdline, "/dev/null"]);
     let out = run(tty).await;
     let screen = stdout(&out);
@@ -733,6 +734,7 @@ async fn enqueue_shows_progress_on_a_terminal_only() {
     assert!(screen.contains("{\"enqueued\":3000,"), "{screen:?}");
 
     let mut piped = std::process::Command::new("sh");
+    crate::support::hermetic(&mut piped);
     piped.args(["-c", &cmdline]);
     let out = run(piped).await;
     assert_eq!(out.status.code(), Some(0));

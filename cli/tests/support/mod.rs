@@ -74,6 +74,7 @@ pub fn mock_for(key: &SigningKey) -> MockServerBuilder {
 /// A client builder pointed at `mock`, trusting its CA and nothing else.
 pub fn client_for(mock: &MockServer, key: SigningKey) -> ClientBuilder {
     Client::builder()
+        .no_proxy()
         .endpoint(mock.endpoint())
         .webpki_roots(false)
         .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
@@ -121,15 +122,28 @@ pub fn apns() -> Command {
         .env_remove("APNS_TOPIC")
         .env_remove("APNS_ENV")
         .env_remove("APNS_API_TOKEN");
-    // Hermetic: no proxy unless a test sets one.
-    for var in [
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-        "no_proxy",
-        "NO_PROXY",
-    ] {
+    hermetic(&mut cmd);
+    cmd
+}
+
+/// The proxy variables of the caller's environment (a corporate laptop's
+/// `HTTPS_PROXY`), which no process a test starts may inherit: a test that
+/// wants a proxy sets one itself.
+pub const PROXY_VARS: [&str; 8] = [
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
+/// Removes [`PROXY_VARS`] from what `cmd` will inherit (for `curl`, `sh`,
+/// `script` and every other process a test starts).
+pub fn hermetic(cmd: &mut Command) -> &mut Command {
+    for var in PROXY_VARS {
         cmd.env_remove(var);
     }
     cmd
