@@ -7,7 +7,7 @@ use apns_provider::payload::{Alert, InterruptionLevel, LiveActivityEvent, Sound}
 use apns_provider::{Client, Notification, Payload, Priority, PushType, SigningKey};
 
 use super::args::Output;
-use super::{exit, Failure};
+use super::failure::{exit, Failure};
 
 const KEY_ID: &str = "DEMOKEY001";
 const TEAM_ID: &str = "DEMOTEAM01";
