@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use apns_provider::{Endpoint, PushType, RetryPolicy};
+use apns_provider::{Endpoint, RetryPolicy};
 
 use super::args::{SendArgs, TokensArgs};
 use super::bulk;
@@ -75,6 +75,13 @@ impl Plan {
                 eprintln!("apns: warning: {w}");
                 said = Some(w);
             }
+            // What the certificate cannot send is refused now, before any
+            // connection (exit 2), not once per notification: a push type
+            // that needs a token, then a topic it does not allow.
+            let push_type = args.headers.push_type;
+            if push_type.requires_token_auth() {
+                info.check_push(push_type, None)?;
+            }
             let topic = args.headers.topic.topic.clone().or(fallback_topic.clone());
             fallback_topic = fallback_topic.or_else(|| info.default_topic());
             if topic.is_none() && fallback_topic.is_none() && tokens.tokens_file.is_none() {
@@ -83,9 +90,9 @@ impl Plan {
                     info.allowed_topics().join(", ")
                 )));
             }
-            // What the certificate cannot send is refused now, before any
-            // connection (exit 2), not once per notification.
-            certificate_allows(info, args.headers.push_type, topic.as_deref())?;
+            if let Some(topic) = &topic {
+                info.check_push(push_type, Some(topic))?;
+            }
         }
         let defaults = args.headers.defaults(fallback_topic, payload)?;
         if defaults.topic().is_none() && tokens.tokens_file.is_none() {
@@ -141,20 +148,6 @@ fn check_resume(args: &SendArgs) -> Result<(), Failure> {
         ));
     }
     Ok(())
-}
-
-/// A push type or topic the certificate cannot send, as a usage error
-/// naming the flag.
-fn certificate_allows(
-    info: &apns_provider::CertificateInfo,
-    push_type: PushType,
-    topic: Option<&str>,
-) -> Result<(), Failure> {
-    // Without a topic, a tokens file's lines may bring their own.
-    if topic.is_none() && !push_type.requires_token_auth() {
-        return Ok(());
-    }
-    info.check_push(push_type, topic).map_err(Failure::from)
 }
 
 /// Lints of the flags apply to every plain-token line: said once. Tokens

@@ -123,12 +123,13 @@ SIGTERM (or Ctrl-C) stops accepting, finishes the requests in progress, then clo
 EXAMPLES:
   apns serve --listen 127.0.0.1:8080 \
     --api-token-file api-tokens \
-    --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456 \
-    --topic com.example.app --env sandbox
+    --key-file AuthKey_ABCDE12345.p8 \
+    --team-id TEAM123456 --topic com.example.app \
+    --env sandbox
   # more apps: profiles from `apns key list`:
-  apns serve --listen 0.0.0.0:8443 --tls-cert gateway.pem \
-    --tls-key gateway-key.pem --api-token-file api-tokens \
-    --app shop --app news
+  apns serve --listen 0.0.0.0:8443 \
+    --tls-cert gateway.pem --tls-key gateway-key.pem \
+    --api-token-file api-tokens --app shop --app news
   # push.json: {"device_token":"00fc13ad...",
   #             "payload":{"aps":{"alert":"hi"}}}
   curl -H "Authorization: Bearer $TOKEN" -d @push.json \
@@ -265,6 +266,9 @@ mod tests {
         assert_eq!(super::broken_examples(text, 80), vec!["  TOKEN"]);
         let text = "EXAMPLES:\n  apns send --alert hi \\\n    TOKEN\n";
         assert!(super::broken_examples(text, 80).is_empty());
-        assert_eq!(super::broken_examples(text, 10).len(), 2);
+        assert_eq!(
+            super::broken_examples(text, 10),
+            vec!["  apns send --alert hi \\"]
+        );
     }
 }

@@ -125,23 +125,32 @@ impl TypedValueParser for PushTypeParser {
 mod tests {
     use super::*;
 
-    fn parse<P: TypedValueParser>(p: &P, value: &str) -> Result<P::Value, String> {
-        let cmd = clap::Command::new("apns");
-        let arg = clap::Arg::new("env").long("env");
-        p.parse_ref(&cmd, Some(&arg), OsStr::new(value))
+    fn parse<P>(p: P, value: &str) -> Result<P::Value, String>
+    where
+        P: TypedValueParser,
+        P::Value: Clone + Send + Sync + 'static,
+    {
+        let cmd = clap::Command::new("apns").arg(
+            clap::Arg::new("env")
+                .long("env")
+                .value_name("ENV")
+                .value_parser(p),
+        );
+        cmd.try_get_matches_from(["apns", "--env", value])
+            .map(|m| m.get_one::<P::Value>("env").unwrap().clone())
             .map_err(|e| e.to_string())
     }
 
     #[test]
     fn every_env_refuses_bogus_alike() {
-        let a = parse(&environment(), "bogus").unwrap_err();
-        let b = parse(&key_environment(), "bogus").unwrap_err();
+        let a = parse(environment(), "bogus").unwrap_err();
+        let b = parse(key_environment(), "bogus").unwrap_err();
         assert_eq!(a, b);
         assert!(a.contains("invalid value 'bogus' for '--env"), "{a}");
-        assert_eq!(parse(&environment(), "dev").unwrap(), Environment::Sandbox);
-        assert_eq!(parse(&key_environment(), "prod").unwrap(), "production");
-        assert_eq!(parse(&key_environment(), "both").unwrap(), "both");
-        assert!(parse(&environment(), "both").is_err());
+        assert_eq!(parse(environment(), "dev").unwrap(), Environment::Sandbox);
+        assert_eq!(parse(key_environment(), "prod").unwrap(), "production");
+        assert_eq!(parse(key_environment(), "both").unwrap(), "both");
+        assert!(parse(environment(), "both").is_err());
     }
 
     #[test]
@@ -153,6 +162,6 @@ mod tests {
             .collect();
         let all: Vec<String> = PushType::ALL.iter().map(|t| t.to_string()).collect();
         assert_eq!(offered, all);
-        assert!(parse(&push_type(), "alrt").is_err());
+        assert!(parse(push_type(), "alrt").is_err());
     }
 }
