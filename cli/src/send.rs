@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use apns_provider::{Endpoint, RetryPolicy};
+use apns_provider::metrics::{AppMetrics, MetricsServer};
+use apns_provider::{Client, Endpoint, RetryPolicy};
 
 use super::args::{SendArgs, TokensArgs};
 use super::bulk;
@@ -180,20 +181,68 @@ fn lint_flags(defaults: &Defaults, device_tokens: &[String]) -> Result<(), Failu
 /// Sends the plan: opens the outputs, builds the client and hands the
 /// lines to the bulk loop.
 async fn deliver(plan: Plan, args: &SendArgs) -> Result<u8, Failure> {
-    let Plan {
-        credentials,
-        profile,
-        environment,
-        defaults,
-        input,
-        said,
-        ..
-    } = plan;
     let tokens = &args.tokens;
     // Outputs are checked against the input (and each other) before
     // anything is read or truncated.
+    let Outputs {
+        results,
+        unregistered_out,
+        resume,
+    } = outputs(plan.input.as_ref(), args)?;
+    let timeout = args.target.timeout_or(DEFAULT_TIMEOUT);
+    let client = client(plan.credentials, plan.environment, plan.said, timeout, args)?;
+    let mut reporter = Reporter::new(results, args.output.output, unregistered_out);
+    reporter.certificate = client.certificate().is_some();
+    reporter.summary_enabled = tokens.many();
+    if !tokens.no_progress && tokens.many() {
+        let total = match &tokens.tokens_file {
+            Some(path) => count_lines(path),
+            None => Some(tokens.device_tokens.len() as u64),
+        };
+        reporter.progress = Progress::on_terminal(total);
+    }
+    // Metrics while sending, for long runs.
+    let (metrics, metrics_server) = match args.metrics_listen {
+        Some(addr) => {
+            let name = plan.profile.as_deref().unwrap_or("default");
+            let (app, server) = serve_metrics(addr, name, &client).await?;
+            (Some(app), Some(server))
+        }
+        None => (None, None),
+    };
+    let defaults = plan.defaults;
+    let mut lines = spawn_reader(tokens.device_tokens.clone(), plan.input.map(|i| i.source));
+    // No payload flag and a first line without its own: one error before
+    // anything is sent, not one invalid result per line.
+    if tokens.tokens_file.is_some() && defaults.template().is_none() {
+        lines = check_first_line(lines, &defaults).await?;
+    }
+    let options = bulk::Options {
+        concurrency: args.concurrency,
+        timeout: timeout.as_secs_f64(),
+        resume,
+        metrics,
+    };
+    let result = bulk::send_all(client, lines, defaults, options, reporter).await;
+    if let Some(server) = metrics_server {
+        server.stop().await;
+    }
+    result
+}
+
+/// Where the results go, and what a resumed run's results say is done.
+struct Outputs {
+    results: Option<files::Output>,
+    unregistered_out: Option<files::Output>,
+    resume: Option<Resume>,
+}
+
+/// `--results` and `--unregistered-out`, opened after checking that
+/// neither is the input or the other; with `--resume`, what the results
+/// say is done.
+fn outputs(input: Option<&files::Input>, args: &SendArgs) -> Result<Outputs, Failure> {
     let mut outputs = files::open_outputs(
-        input.as_ref(),
+        input,
         &[
             ("--results", args.results.as_deref()),
             ("--unregistered-out", args.unregistered_out.as_deref()),
@@ -206,8 +255,22 @@ async fn deliver(plan: Plan, args: &SendArgs) -> Result<u8, Failure> {
         (Some(out), true) => Some(Resume::load(&mut out.file, &out.name, args.resend_unknown)?),
         _ => None,
     };
+    Ok(Outputs {
+        results,
+        unregistered_out,
+        resume,
+    })
+}
 
-    let timeout = args.target.timeout_or(DEFAULT_TIMEOUT);
+/// The client of the send: the target's builder with `--resolve`,
+/// `--connections` and `--resend-unknown`; its warnings said once.
+fn client(
+    credentials: Credentials,
+    environment: apns_provider::Environment,
+    said: Option<String>,
+    timeout: Duration,
+    args: &SendArgs,
+) -> Result<Client, Failure> {
     let mut builder = args
         .target
         .client_builder(credentials, environment, timeout)?;
@@ -225,45 +288,22 @@ async fn deliver(plan: Plan, args: &SendArgs) -> Result<u8, Failure> {
             eprintln!("apns: warning: {w}");
         }
     }
-    let mut reporter = Reporter::new(results, args.output.output, unregistered_out);
-    reporter.certificate = client.certificate().is_some();
-    reporter.summary_enabled = tokens.many();
-    if !tokens.no_progress && tokens.many() {
-        let total = match &tokens.tokens_file {
-            Some(path) => count_lines(path),
-            None => Some(tokens.device_tokens.len() as u64),
-        };
-        reporter.progress = Progress::on_terminal(total);
-    }
-    // Metrics while sending, for long runs.
-    let mut metrics_server = None;
-    let mut metrics = None;
-    if let Some(addr) = args.metrics_listen {
-        let registry = apns_provider::metrics::Metrics::new();
-        metrics = Some(registry.watch(profile.as_deref().unwrap_or("default"), &client));
-        let server = registry.listen(addr).await.map_err(|e| {
-            Failure::usage(format!("--metrics-listen {addr}: cannot listen there: {e}"))
-        })?;
-        eprintln!("apns: metrics at http://{}/metrics", server.local_addr());
-        metrics_server = Some(server);
-    }
-    let mut lines = spawn_reader(tokens.device_tokens.clone(), input.map(|i| i.source));
-    // No payload flag and a first line without its own: one error before
-    // anything is sent, not one invalid result per line.
-    if tokens.tokens_file.is_some() && defaults.template().is_none() {
-        lines = check_first_line(lines, &defaults).await?;
-    }
-    let options = bulk::Options {
-        concurrency: args.concurrency,
-        timeout: timeout.as_secs_f64(),
-        resume,
-        metrics,
-    };
-    let result = bulk::send_all(client, lines, defaults, options, reporter).await;
-    if let Some(server) = metrics_server {
-        server.stop().await;
-    }
-    result
+    Ok(client)
+}
+
+/// `--metrics-listen`: the client's metrics, served while sending.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    name: &str,
+    client: &Client,
+) -> Result<(AppMetrics, MetricsServer), Failure> {
+    let registry = apns_provider::metrics::Metrics::new();
+    let app = registry.watch(name, client);
+    let server = registry.listen(addr).await.map_err(|e| {
+        Failure::usage(format!("--metrics-listen {addr}: cannot listen there: {e}"))
+    })?;
+    eprintln!("apns: metrics at http://{}/metrics", server.local_addr());
+    Ok((app, server))
 }
 
 /// `--timeout`'s default for a send, in seconds.
