@@ -9,7 +9,7 @@ use apns_provider::{Client, Endpoint, Notification, Payload, SigningKey};
 use futures_util::StreamExt;
 
 use super::args::{BenchArgs, Output};
-use super::{exit, Failure};
+use super::failure::{exit, Failure};
 
 pub(super) const KEY_ID: &str = "BENCHKEY01";
 pub(super) const TEAM_ID: &str = "BENCHTEAM1";
@@ -20,10 +20,10 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
             "--count, --concurrency and --connections must be at least 1",
         ));
     }
-    if args.connections > super::MAX_CONNECTIONS || args.payload_bytes > 5120 {
+    if args.connections > super::args::MAX_CONNECTIONS as usize || args.payload_bytes > 5120 {
         return Err(Failure::usage(format!(
             "--connections is at most {} and --payload-bytes at most 5120 (APNs' largest payload)",
-            super::MAX_CONNECTIONS
+            super::args::MAX_CONNECTIONS as usize
         )));
     }
     if args.pin && std::thread::available_parallelism().map_or(0, |n| n.get()) < 2 {
@@ -31,7 +31,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     }
     let dir = super::demo::TempDir::new()?;
     let key_pem = apns_provider::auth::generate_p8_pem();
-    let (endpoint, ca_file, mut mock) = match (&args.endpoint, &args.ca_file) {
+    let (endpoint, ca_file, mut mock) = match (&args.server.endpoint, &args.server.ca_file) {
         (Some(url), Some(ca)) => (url.parse::<Endpoint>()?, ca.clone(), None),
         (Some(_), None) => return Err(Failure::usage("--endpoint needs --ca-file")),
         _ => {
@@ -85,7 +85,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     .topic("com.example.bench")
     .build()?;
 
-    if args.output == Output::Human {
+    if args.output.output == Output::Human {
         eprintln!(
             "apns bench: {} notifications, {} connection(s), {} in flight, against {} ({})",
             args.count,
@@ -138,7 +138,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     let cpu_us = cpu.as_secs_f64() * 1e6 / args.count as f64;
     let peak = peak_rss_kib();
     let accounted = tally.accepted + tally.rejected + tally.failed;
-    match args.output {
+    match args.output.output {
         Output::Json => println!(
             "{}",
             serde_json::json!({

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::args::{BenchArgs, Output};
 use super::bench::{children_usage, pinned, process_cpu_of, vm_hwm, Usage, KEY_ID, TEAM_ID};
-use super::{exit, Failure};
+use super::failure::{exit, Failure};
 
 const TOPIC: &str = "com.example.bench";
 const ALERT: &str = "benchmark";
@@ -43,7 +43,7 @@ pub(super) fn run(
     write_lines(&tokens, args.count, |i| format!("{i:064x}"))
         .map_err(|e| io("cannot write the tokens file", e))?;
     let file_mib = std::fs::metadata(&tokens).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
-    if args.output == Output::Human {
+    if args.output.output == Output::Human {
         eprintln!(
             "apns bench --cli: apns send --tokens-file ({} lines, {file_mib:.0} MiB) --results, {} connection(s), {} in flight{}{}",
             args.count,
@@ -191,7 +191,7 @@ fn h2load(
             .find(|p| p.is_file())
     });
     let Some(h2load) = found else {
-        if args.output == Output::Human {
+        if args.output.output == Output::Human {
             eprintln!(
                 "apns bench --cli: h2load is not installed (Debian: nghttp2-client); no comparison"
             );
@@ -303,7 +303,7 @@ fn report(
             "apns_send_throughput_ratio": rate / h.requests_per_second,
         })
     });
-    match args.output {
+    match args.output.output {
         Output::Json => println!(
             "{}",
             json!({

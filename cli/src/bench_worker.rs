@@ -9,7 +9,7 @@ use apns_provider::worker::Job;
 use apns_provider::{Endpoint, Notification, Payload};
 
 use super::args::{BenchArgs, Output};
-use super::{exit, Failure};
+use super::failure::{exit, Failure};
 
 const KEY_ID: &str = "BENCHKEY01";
 const TEAM_ID: &str = "BENCHTEAM1";
@@ -106,7 +106,7 @@ pub async fn run(
     let key_path =
         apns_provider::keystore::store_key_file(dir.path(), &format!("AuthKey_{KEY_ID}"), key_pem)?;
     let exe = std::env::current_exe().map_err(|e| io("cannot find the apns binary", e))?;
-    if args.output == Output::Human {
+    if args.output.output == Output::Human {
         eprintln!(
             "apns bench --worker: {} jobs, {} worker process(es), {} in flight and {} connection(s) each, Redis {}",
             args.count,
@@ -210,7 +210,7 @@ pub async fn run(
     }
     let cpu_us = cpu.as_secs_f64() * 1e6 / args.count as f64;
     let redis_us = redis_cpu.map(|c| c.as_secs_f64() * 1e6 / args.count as f64);
-    match args.output {
+    match args.output.output {
         Output::Json => println!(
             "{}",
             serde_json::json!({

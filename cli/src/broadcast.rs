@@ -5,38 +5,40 @@ use std::io::Read;
 use std::path::Path;
 
 use apns_provider::payload::{Alert, LiveActivityEvent};
-use apns_provider::{Broadcast, Expiration, Payload, Priority, Response};
+use apns_provider::{Broadcast, Expiration, Payload, Response};
 use serde_json::json;
 
 use super::args::{BroadcastArgs, Output};
 use super::channel::{app_client, hint, App};
-use super::{exit, Credentials, Failure, Resolved};
+use super::checking::{credentials_part, shell_quote};
+use super::credentials::Resolved;
+use super::failure::{self, exit, Failure};
 
 pub async fn run(args: BroadcastArgs) -> Result<u8, Failure> {
     let payload = payload(&args)?;
     let (app, resolved) = app_client(&args.app, None)?;
     let mut builder = Broadcast::builder(&app.bundle_id, &args.channel_id, payload);
-    if let Some(p) = &args.priority {
-        builder = builder.priority(p.parse::<Priority>()?);
+    if let Some(p) = args.timing.priority()? {
+        builder = builder.priority(p);
     }
-    if let Some(e) = &args.expiration {
-        builder = builder.expiration(e.parse::<Expiration>()?);
+    if let Some(e) = args.timing.expiration()? {
+        builder = builder.expiration(e);
     }
     if let Some(id) = &args.request_id {
         builder = builder.request_id_str(id);
     }
     let broadcast = builder.build()?;
     let lints = broadcast.lints();
-    if !args.dry_run {
+    if !args.checking.dry_run {
         for lint in &lints {
             eprintln!("apns: warning: {lint}");
         }
     }
-    if args.dry_run {
+    if args.checking.dry_run {
         dry_run(&broadcast, &lints, app.output);
         return Ok(exit::OK);
     }
-    if args.curl {
+    if args.checking.curl {
         println!("{}", curl_command(&broadcast, &args, &app, &resolved));
         return Ok(exit::OK);
     }
@@ -45,8 +47,7 @@ pub async fn run(args: BroadcastArgs) -> Result<u8, Failure> {
     let code = match &result {
         Ok(r) if r.is_accepted() => exit::OK,
         Ok(_) => exit::REJECTED,
-        Err(e) if e.is_connection() => exit::CONNECTION,
-        Err(_) => exit::USAGE,
+        Err(e) => failure::code(e),
     };
     match app.output {
         Output::Json => println!("{}", json_line(channel, &result)),
@@ -143,39 +144,16 @@ fn dry_run(b: &Broadcast, lints: &[apns_provider::Lint], output: Output) {
 fn curl_command(b: &Broadcast, args: &BroadcastArgs, app: &App, resolved: &Resolved) -> String {
     let q = shell_quote;
     let mut cmd = String::from("curl --http2");
-    if let Some(ca) = &args.app.server.ca_file {
+    let target = &args.app.target;
+    if let Some(ca) = &target.server.ca_file {
         cmd += &format!(" --cacert {}", q(&ca.display().to_string()));
     }
-    let key = &args.app.key;
-    match &resolved.credentials {
-        Credentials::Token(signer) => {
-            let token = if args.reveal {
-                signer.sign_jwt(apns_provider::clock::now_unix_seconds())
-            } else if let (Some(name), None) = (&resolved.profile, &key.key_file) {
-                format!("$(apns token --key {})", q(name))
-            } else {
-                let file = key.key_file.as_deref().unwrap_or(Path::new(""));
-                format!(
-                    "$(apns token --key-file {} --key-id {} --team-id {})",
-                    q(&file.display().to_string()),
-                    signer.key_id(),
-                    signer.team_id()
-                )
-            };
-            cmd += &format!(" -H \"authorization: bearer {token}\"");
-        }
-        // curl takes a PEM certificate; a .p12 needs `apns cert convert` first.
-        Credentials::Certificate(_) => {
-            for (flag, path) in [
-                ("--cert", &args.app.cert.cert),
-                ("--key", &args.app.cert.cert_key),
-            ] {
-                if let Some(path) = path {
-                    cmd += &format!(" {flag} {}", q(&path.display().to_string()));
-                }
-            }
-        }
-    }
+    cmd += &credentials_part(
+        &resolved.credentials,
+        args.checking.reveal,
+        resolved.profile.as_deref(),
+        target,
+    );
     for (name, value) in b.headers() {
         cmd += &format!(" -H {}", q(&format!("{name}: {value}")));
     }
@@ -186,16 +164,6 @@ fn curl_command(b: &Broadcast, args: &BroadcastArgs, app: &App, resolved: &Resol
         b.path()
     );
     cmd
-}
-
-/// A word for POSIX shells: as is when it is plainly safe, else in single
-/// quotes.
-fn shell_quote(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c);
-    match !s.is_empty() && s.chars().all(plain) {
-        true => s.to_string(),
-        false => format!("'{}'", s.replace('\'', r"'\''")),
-    }
 }
 
 /// The payload: `--payload`, `--payload-file`, or built from `--event` and

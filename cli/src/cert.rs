@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 use apns_provider::clock::format_utc_seconds;
 
 use super::args::{CertCommand, Output};
-use super::{exit, load_certificate, Failure};
+use super::credentials::load_certificate;
+use super::failure::{exit, Failure};
 
 pub fn run(command: CertCommand) -> Result<u8, Failure> {
     match command {
@@ -22,7 +23,7 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
             let expired = info.is_expired(now);
             let warning = info.expiry_warning(now, Duration::from_secs(30 * 86_400));
             let date = format_utc_seconds;
-            match output {
+            match output.output {
                 Output::Json => println!(
                     "{}",
                     serde_json::json!({

@@ -8,7 +8,8 @@ use apns_provider::{ChannelId, Client, Endpoint, Error, Reason, Response, Storag
 use serde_json::json;
 
 use super::args::{AppArgs, ChannelArgs, ChannelCommand, Output};
-use super::{exit, pick_environment, resolve, Credentials, Failure, Resolved};
+use super::credentials::{Credentials, Resolved};
+use super::failure::{exit, Failure};
 
 pub async fn run(command: ChannelCommand) -> Result<u8, Failure> {
     match command {
@@ -111,13 +112,12 @@ pub fn app_client(
     args: &AppArgs,
     channels_endpoint: Option<Endpoint>,
 ) -> Result<(App, Resolved), Failure> {
-    let resolved = resolve(&args.key, &args.cert)?;
-    let environment = pick_environment(args.environment.as_deref(), &resolved)?;
-    super::seconds("--timeout", args.timeout)?;
+    let target = &args.target;
+    let resolved = target.resolve()?;
+    let environment = target.environment_for(&resolved)?;
     // Without --endpoint, Apple's hosts; the library sends channel requests
     // to the management host of the same environment, or to --endpoint
     // itself when that is a mock or proxy.
-    let endpoint = args.server.endpoint_or(environment)?;
     let certificate_bundle = match &resolved.credentials {
         Credentials::Certificate(cert) => {
             let info = cert.info();
@@ -139,23 +139,19 @@ pub fn app_client(
         .ok_or_else(|| {
             Failure::usage("--bundle-id is required: the app's bundle id, such as com.example.app")
         })?;
-    let proxy = super::proxy_choice(&args.proxy)?;
-    let mut builder = super::with_proxy(Client::builder().endpoint(endpoint), proxy);
-    builder = match &resolved.credentials {
-        Credentials::Token(signer) => builder.token_signer(signer.clone()),
-        Credentials::Certificate(cert) => builder.certificate(cert.clone()),
-    };
+    let mut builder = target.client_builder(
+        resolved.credentials.clone(),
+        environment,
+        target.timeout_or(30.0),
+    )?;
     if let Some(channels) = channels_endpoint {
         builder = builder.channels_endpoint(channels);
     }
-    builder = args.server.trusted(builder);
-    let client = builder
-        .request_timeout(Duration::from_secs_f64(args.timeout))
-        .build()?;
+    let client = builder.build()?;
     let app = App {
         client,
         bundle_id,
-        output: args.output,
+        output: args.output.output,
     };
     Ok((app, resolved))
 }

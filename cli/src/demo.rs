@@ -7,7 +7,7 @@ use apns_provider::payload::{Alert, InterruptionLevel, LiveActivityEvent, Sound}
 use apns_provider::{Client, Notification, Payload, Priority, PushType, SigningKey};
 
 use super::args::Output;
-use super::{exit, Failure};
+use super::failure::{exit, Failure};
 
 const KEY_ID: &str = "DEMOKEY001";
 const TEAM_ID: &str = "DEMOTEAM01";
@@ -61,8 +61,11 @@ pub async fn run(output: Output) -> Result<u8, Failure> {
     }
 
     // 3. A client trusting the mock's CA explicitly: verification stays on.
+    // Never through a proxy: the mock runs in this process, on loopback,
+    // whatever HTTPS_PROXY or ALL_PROXY say.
     let client = Client::builder()
         .endpoint(mock.endpoint())
+        .no_proxy()
         .add_root_certificates_file(&ca_path)
         .token_auth(key, KEY_ID, TEAM_ID)
         .build()?;

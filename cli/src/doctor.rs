@@ -5,29 +5,25 @@ use std::time::Duration;
 use apns_provider::auth::verify_token;
 use apns_provider::clock::{format_utc_seconds, now_unix_seconds, unix_seconds};
 use apns_provider::doctor::{check_endpoint, Check, CheckStatus, ProbeOptions};
-use apns_provider::{Client, Endpoint, Environment, Notification, Payload};
+use apns_provider::{Endpoint, Environment, Notification, Payload};
 
 use super::args::{DoctorArgs, Output};
+use super::credentials::{Credentials, Resolved};
+use super::failure::{exit, Failure};
 use super::report::reason_hint;
-use super::{exit, Credentials, Failure};
+
+/// `--timeout`'s default for each check, in seconds.
+const DEFAULT_TIMEOUT: f64 = 10.0;
 
 pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
-    let resolved =
-        if args.key.key_file.is_some() || args.key.profile.is_some() || args.cert.cert.is_some() {
-            Some(super::resolve(&args.key, &args.cert))
-        } else {
-            None
-        };
+    let target = &args.target;
+    let resolved = target.has_credentials().then(|| target.resolve());
     let environment: Environment = match &resolved {
-        Some(Ok(r)) => super::pick_environment(args.environment.as_deref(), r)?,
-        _ => args
-            .environment
-            .as_deref()
-            .unwrap_or("production")
-            .parse()?,
+        Some(Ok(r)) => target.environment_for(r)?,
+        _ => target.environment.unwrap_or(Environment::Production),
     };
-    let endpoint = args.server.endpoint_or(environment)?;
-    super::seconds("--timeout", args.timeout)?;
+    let endpoint = target.server.endpoint_or(environment)?;
+    let timeout = target.timeout_or(DEFAULT_TIMEOUT);
     let mut checks: Vec<(Category, Check)> = vec![(Category::Local, clock())];
     let profile_topic = match &resolved {
         Some(Ok(r)) => r.topic.clone(),
@@ -58,6 +54,7 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
     // before any network check.
     let topic = args
         .topic
+        .topic
         .clone()
         .or(profile_topic)
         .or_else(|| match &credentials {
@@ -70,13 +67,13 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
         ));
     }
     let mut options = ProbeOptions::default();
-    options.timeout = Duration::from_secs_f64(args.timeout);
-    if let Some(ca) = &args.server.ca_file {
+    options.timeout = timeout;
+    if let Some(ca) = &target.server.ca_file {
         let pem = std::fs::read(ca)
             .map_err(|e| Failure::usage(format!("cannot read CA file {}: {e}", ca.display())))?;
         options.extra_roots_pem.push(pem);
     }
-    options.proxy = super::proxy_choice(&args.proxy)?;
+    options.proxy = target.proxy.choice()?;
     let mut network = check_endpoint(&endpoint, &options).await;
     // The library's advice, in this command line's terms.
     for check in &mut network {
@@ -112,7 +109,7 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
                 "give --topic (the app's bundle id)",
             ),
             (Some(credentials), Some(topic), true) => {
-                test_send(credentials, &endpoint, &args, device, &topic).await
+                test_send(credentials, environment, &args, device, &topic).await
             }
         };
         checks.push((Category::Send, check));
@@ -122,7 +119,7 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
         .proxy
         .as_ref()
         .filter(|p| p.applies_to(endpoint.host()));
-    print(&checks, args.output, &endpoint, hop);
+    print(&checks, args.output.output, &endpoint, hop);
     let first_failure = checks.iter().find(|(_, c)| c.status == CheckStatus::Fail);
     Ok(match first_failure {
         None => exit::OK,
@@ -155,7 +152,7 @@ fn clock() -> Check {
 }
 
 fn key_check(
-    resolved: Option<Result<super::Resolved, Failure>>,
+    resolved: Option<Result<Resolved, Failure>>,
     environment: Option<Environment>,
 ) -> Result<Option<(Credentials, Check)>, Check> {
     let resolved = match resolved {
@@ -230,22 +227,17 @@ fn key_check(
 
 async fn test_send(
     credentials: Credentials,
-    endpoint: &Endpoint,
+    environment: Environment,
     args: &DoctorArgs,
     device: &str,
     topic: &str,
 ) -> Check {
-    let proxy = match super::proxy_choice(&args.proxy) {
-        Ok(p) => p,
-        Err(f) => return Check::fail("send", f.message, "fix --proxy"),
-    };
-    let builder = super::with_proxy(Client::builder().endpoint(endpoint.clone()), proxy);
-    let mut builder = match credentials {
-        Credentials::Token(signer) => builder.token_signer(signer),
-        Credentials::Certificate(cert) => builder.certificate(cert),
-    }
-    .request_timeout(Duration::from_secs_f64(args.timeout));
-    builder = args.server.trusted(builder);
+    let target = &args.target;
+    let builder =
+        match target.client_builder(credentials, environment, target.timeout_or(DEFAULT_TIMEOUT)) {
+            Ok(b) => b,
+            Err(f) => return Check::fail("send", f.message, "fix --proxy or --endpoint"),
+        };
     let client = match builder.build() {
         Ok(c) => c,
         Err(e) => return Check::fail("send", e.to_string(), "fix the configuration above"),

@@ -2,12 +2,12 @@
 //! pipelined batches, for `apns worker` processes to send.
 
 use apns_provider::worker::{Job, Producer};
-use apns_provider::{ApnsId, Expiration, Priority, PushType};
 
-use super::input::{count_lines, spawn_reader, Defaults};
-use super::queue_args::EnqueueArgs;
+use super::args::EnqueueArgs;
+use super::failure::{exit, Failure};
+use super::files;
+use super::input::{count_lines, spawn_reader};
 use super::report::Progress;
-use super::{exit, files, send, Failure};
 
 /// Jobs per pipeline of `XADD`s.
 const BATCH: usize = 1000;
@@ -15,7 +15,8 @@ const BATCH: usize = 1000;
 pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
     let reads_stdin =
         |p: &Option<std::path::PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
-    if reads_stdin(&args.tokens_file) && reads_stdin(&args.payload.payload_file) {
+    let tokens = &args.tokens;
+    if tokens.reads_stdin() && reads_stdin(&args.payload.payload_file) {
         return Err(Failure::usage(
             "--tokens-file - and --payload-file - cannot both read stdin",
         ));
@@ -31,32 +32,17 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
             )));
         }
     }
-    let payload = send::build_payload(&args.payload, args.tokens_file.is_some())?;
-    let push_type: PushType = args.push_type.parse()?;
-    let defaults = Defaults::new(
-        args.topic.clone(),
-        push_type,
-        args.priority
-            .as_deref()
-            .map(str::parse::<Priority>)
-            .transpose()?,
-        args.expiration
-            .as_deref()
-            .map(str::parse::<Expiration>)
-            .transpose()?,
-        args.collapse_id.clone(),
-        args.apns_id.as_deref().map(ApnsId::parse).transpose()?,
-        payload,
-    )?;
+    let payload = args.payload.build(tokens.tokens_file.is_some())?;
+    let defaults = args.headers.defaults(None, payload)?;
     if let Some(template) = defaults.template() {
         for lint in template.lints() {
             eprintln!("apns: warning: {lint}");
         }
     }
-    if args.apns_id.is_some() && (args.device_tokens.len() > 1 || args.tokens_file.is_some()) {
-        eprintln!("apns: warning: --apns-id is reused for every job; APNs and your logs will see one id for all of them");
+    if let Some(w) = args.headers.reused_id_warning(tokens.many(), "job") {
+        eprintln!("{w}");
     }
-    let input = args
+    let input = tokens
         .tokens_file
         .as_deref()
         .map(files::open_input)
@@ -64,16 +50,16 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
 
     let producer = Producer::connect(&args.redis.url, &args.redis.stream).await?;
 
-    let progress = if args.no_progress {
+    let progress = if tokens.no_progress {
         None
     } else {
-        let total = match &args.tokens_file {
+        let total = match &tokens.tokens_file {
             Some(path) => count_lines(path),
-            None => Some(args.device_tokens.len() as u64),
+            None => Some(tokens.device_tokens.len() as u64),
         };
         Progress::on_terminal(total)
     };
-    let mut lines = spawn_reader(args.device_tokens.clone(), input.map(|i| i.source));
+    let mut lines = spawn_reader(tokens.device_tokens.clone(), input.map(|i| i.source));
     let mut tally = Tally::default();
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
     let mut ended = false;
@@ -109,7 +95,12 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
                                 .number
                                 .map(|n| format!("line {n}: "))
                                 .unwrap_or_default();
-                            eprintln!("apns: {at}invalid: {e}");
+                            // Over the progress bar: erased first, then drawn again.
+                            let message = format!("apns: {at}invalid: {e}");
+                            match &progress {
+                                Some(p) => p.say(&message),
+                                None => eprintln!("{message}"),
+                            }
                         }
                     }
                     if batch.len() < BATCH {

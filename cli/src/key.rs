@@ -8,7 +8,7 @@ use apns_provider::keystore::{
 use apns_provider::{KeyId, SigningKey, TeamId};
 
 use super::args::{KeyCommand, Output, StoreKind};
-use super::{exit, Failure};
+use super::failure::{exit, Failure};
 
 pub fn run(command: KeyCommand) -> Result<u8, Failure> {
     let path = config_path()?;
@@ -64,7 +64,7 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
         KeyCommand::List { output } => {
             let rows: Vec<serde_json::Value> =
                 file.profiles.iter().map(|(n, p)| summary(n, p)).collect();
-            match output {
+            match output.output {
                 Output::Json => {
                     for row in &rows {
                         println!("{row}");
@@ -115,7 +115,7 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
             let profile = file.get(&name)?.clone();
             let mut row = summary(&name, &profile);
             let public = public_pem(&name, &profile)?;
-            match output {
+            match output.output {
                 Output::Json => {
                     row["public_key_pem"] = public.clone().into();
                     println!("{row}");

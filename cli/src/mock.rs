@@ -1,15 +1,16 @@
 //! `apns mock`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use apns_provider::mock::{Fault, MockServer, TrustedKey};
 use apns_provider::{Environment, PublicKey, Reason};
 
 use super::args::MockArgs;
-use super::{exit, Failure};
+use super::failure::{exit, Failure};
 
 pub async fn run(args: MockArgs) -> Result<u8, Failure> {
-    let environment: Environment = args.environment.parse()?;
+    let environment: Environment = args.environment;
     let mut builder = MockServer::builder()
         .listen(args.listen)
         .max_streams(args.max_streams)
@@ -36,11 +37,9 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
         .accept_all(args.accept_all)
         .max_channels(args.max_channels)
         .keep(args.keep)
-        .handshake_timeout(super::seconds(
-            "--handshake-timeout",
-            args.handshake_timeout,
-        )?)
-        .idle_timeout(super::seconds("--idle-timeout", args.idle_timeout)?);
+        // Checked by their flags' parsers: above 0, at most a day.
+        .handshake_timeout(Duration::from_secs_f64(args.handshake_timeout))
+        .idle_timeout(Duration::from_secs_f64(args.idle_timeout));
     if let Some(ca) = &args.client_ca {
         let pem = std::fs::read(ca).map_err(|e| {
             Failure::usage(format!("cannot read --client-ca {}: {e}", ca.display()))
@@ -111,7 +110,7 @@ fn faults(args: &MockArgs) -> Result<Vec<Fault>, Failure> {
     }
     if let Some(secs) = args.outage {
         faults.push(Fault::Outage {
-            duration: super::seconds("--outage", secs)?,
+            duration: Duration::from_secs_f64(secs),
         });
     }
     Ok(faults)

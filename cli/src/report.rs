@@ -184,6 +184,10 @@ impl Reporter {
                     }
                 }
             }
+            // Refused before sending (a topic or push type the certificate
+            // does not allow): the line's fault, as for an invalid line
+            // (exit 2), not a delivery failure (exit 3).
+            Outcome::Sent(Err(e)) if e.is_invalid_input() => s.invalid += 1,
             Outcome::Sent(Err(e)) => {
                 s.failed += 1;
                 if e.may_have_been_delivered() {
@@ -458,6 +462,16 @@ impl Progress {
         if error {
             self.state.errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Prints `line` on stderr in place of the bar (drawn again at the
+    /// next tick), so that messages never mix with it.
+    pub fn say(&self, line: &str) {
+        let _guard = self.state.lock.lock();
+        if self.state.drawn.swap(false, Ordering::AcqRel) {
+            eprint!("\r\x1b[2K");
+        }
+        eprintln!("{line}");
     }
 
     /// Erases the bar so a result line can be printed in its place.

@@ -7,10 +7,10 @@ use std::time::Duration;
 use apns_provider::gateway::{tls_config_from_pem_files, ApiTokens, App, Enqueue, Gateway, Limits};
 use apns_provider::spec::SpecDefaults;
 use apns_provider::worker::Producer;
-use apns_provider::Client;
 
 use super::args::{CertArgs, KeyArgs, ServeArgs};
-use super::{exit, pick_environment, resolve, Credentials, Failure, Resolved};
+use super::credentials::{resolve, Credentials, Resolved};
+use super::failure::{exit, Failure};
 
 /// The name of the app the credential flags define, without `--key`.
 const DEFAULT_APP: &str = "default";
@@ -28,27 +28,19 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     }
     let tokens = api_tokens(&args)?;
     let limits = limits(&args)?;
-    super::seconds("--timeout", args.timeout)?;
-    if !(1..=super::MAX_CONNECTIONS).contains(&args.connections) {
-        return Err(Failure::usage(format!(
-            "--connections must be between 1 and {}",
-            super::MAX_CONNECTIONS
-        )));
-    }
-    let proxy = super::proxy_choice(&args.proxy)?;
-
+    // A bad --proxy stops the gateway before it serves.
+    args.target.proxy.choice()?;
     // The default app: the credential flags (or --key's profile).
     let mut builder = Gateway::builder().default_app(None);
     let mut names = Vec::new();
-    let flags_given =
-        args.key.key_file.is_some() || args.key.profile.is_some() || args.cert.cert.is_some();
+    let flags_given = args.target.has_credentials();
     if flags_given {
-        let resolved = resolve(&args.key, &args.cert)?;
+        let resolved = args.target.resolve()?;
         let name = resolved
             .profile
             .clone()
             .unwrap_or_else(|| DEFAULT_APP.to_string());
-        let app = app(&args, resolved, args.topic.clone(), proxy.clone())?;
+        let app = app(&args, resolved, args.topic.topic.clone())?;
         builder = builder
             .app(name.clone(), app)
             .default_app(Some(name.clone()));
@@ -58,15 +50,9 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
         if names.contains(profile) {
             continue;
         }
-        let key = KeyArgs {
-            profile: Some(profile.clone()),
-            key_file: None,
-            key_id: None,
-            team_id: None,
-        };
-        let resolved = resolve(&key, &CertArgs::default())
+        let resolved = resolve(&KeyArgs::named(profile), &CertArgs::default())
             .map_err(|f| Failure::usage(format!("--app {profile}: {}", f.message)))?;
-        let app = app(&args, resolved, None, proxy.clone())
+        let app = app(&args, resolved, None)
             .map_err(|f| Failure::usage(format!("--app {profile}: {}", f.message)))?;
         builder = builder.app(profile.clone(), app);
         names.push(profile.clone());
@@ -83,7 +69,8 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
         builder = builder.tls(tls);
     }
     if let Some(url) = &args.redis {
-        builder = builder.dispatch(enqueue(url, &args.stream, flags_given, &args.key).await?);
+        builder =
+            builder.dispatch(enqueue(url, &args.stream, flags_given, &args.target.key).await?);
     }
     let gateway = builder
         .api_tokens(tokens)
@@ -207,37 +194,34 @@ fn limits(args: &ServeArgs) -> Result<Limits, Failure> {
     limits.max_items = args.max_items;
     limits.max_concurrent_requests = args.max_concurrent_requests;
     limits.max_connections = args.max_connections;
-    super::seconds("--request-timeout", args.request_timeout)?;
-    if args.request_timeout <= args.timeout {
-        eprintln!("apns: warning: --request-timeout ({}s) is not above --timeout ({}s): a request may end (504) before its notifications resolve", args.request_timeout, args.timeout);
+    let timeout = args.target.timeout_or(DEFAULT_TIMEOUT).as_secs_f64();
+    if args.request_timeout <= timeout {
+        eprintln!("apns: warning: --request-timeout ({}s) is not above --timeout ({timeout}s): a request may end (504) before its notifications resolve", args.request_timeout);
     }
     limits.request_timeout = Duration::from_secs_f64(args.request_timeout);
-    limits.idle_timeout = super::seconds("--idle-timeout", args.idle_timeout)?;
+    limits.idle_timeout = Duration::from_secs_f64(args.idle_timeout);
     Ok(limits)
 }
 
+/// `--timeout`'s default for the gateway's sends, in seconds.
+const DEFAULT_TIMEOUT: f64 = 30.0;
+
 /// An app: a client for `resolved`, with its topic as the default.
-fn app(
-    args: &ServeArgs,
-    resolved: Resolved,
-    topic_flag: Option<String>,
-    proxy: Option<apns_provider::transport::Proxy>,
-) -> Result<App, Failure> {
-    let environment = pick_environment(args.environment.as_deref(), &resolved)?;
-    let endpoint = args.server.endpoint_or(environment)?;
+fn app(args: &ServeArgs, resolved: Resolved, topic_flag: Option<String>) -> Result<App, Failure> {
+    let target = &args.target;
+    let environment = target.environment_for(&resolved)?;
     let mut topic = topic_flag.or(resolved.topic.clone());
-    let builder = super::with_proxy(Client::builder().endpoint(endpoint), proxy);
-    let mut builder = match resolved.credentials {
-        Credentials::Token(signer) => builder.token_signer(signer),
-        Credentials::Certificate(cert) => {
-            topic = topic.or_else(|| cert.info().default_topic());
-            builder.certificate(cert)
-        }
+    if let Credentials::Certificate(cert) = &resolved.credentials {
+        topic = topic.or_else(|| cert.info().default_topic());
     }
-    .pool_size(args.connections)
-    .request_timeout(Duration::from_secs_f64(args.timeout));
-    builder = args.server.trusted(builder);
-    let client = builder.build()?;
+    let client = target
+        .client_builder(
+            resolved.credentials,
+            environment,
+            target.timeout_or(DEFAULT_TIMEOUT),
+        )?
+        .pool_size(args.connections)
+        .build()?;
     for w in client.warnings() {
         eprintln!("apns: warning: {w}");
     }

@@ -8,21 +8,17 @@ use std::time::Duration;
 use apns_provider::metrics::Metrics;
 use apns_provider::spec::SpecDefaults;
 use apns_provider::worker::{App, AppResolver, Delivery, Worker, WorkerHandle, WorkerStats};
-use apns_provider::{Client, Endpoint, Environment, Error, RetryPolicy};
+use apns_provider::{Client, Environment, Error, RetryPolicy};
 
-use super::args::{CertArgs, KeyArgs};
-use super::queue_args::{DeliveryArg, WorkerArgs};
-use super::{exit, pick_environment, resolve, Credentials, Failure, Resolved};
+use super::args::{CertArgs, DeliveryArg, KeyArgs, TargetArgs, WorkerArgs};
+use super::credentials::{resolve, Credentials, Resolved};
+use super::failure::{exit, Failure};
+
+/// `--timeout`'s default for a job, in seconds.
+const DEFAULT_TIMEOUT: f64 = 30.0;
 
 pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
-    super::seconds("--timeout", args.timeout)?;
-    if args.concurrency == 0 || !(1..=super::MAX_CONNECTIONS).contains(&args.connections) {
-        return Err(Failure::usage(format!(
-            "--concurrency must be at least 1, and --connections between 1 and {}",
-            super::MAX_CONNECTIONS
-        )));
-    }
-    let timeout = Duration::from_secs_f64(args.timeout);
+    let timeout = args.target.timeout_or(DEFAULT_TIMEOUT);
     if args.claim_idle <= timeout {
         eprintln!(
             "apns: warning: --claim-idle {:?} is not above --timeout {:?}: a job still being sent may be claimed by another worker and sent twice",
@@ -33,13 +29,12 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
         DeliveryArg::AtLeastOnce => Delivery::AtLeastOnce,
         DeliveryArg::AtMostOnce => Delivery::AtMostOnce,
     };
-    let endpoint = args.server.endpoint()?;
+    // A bad --endpoint or --proxy stops the worker before it takes a job.
+    args.target.server.endpoint()?;
+    args.target.proxy.choice()?;
     let resolver = Profiles {
-        environment: args.environment.clone(),
-        endpoint,
-        ca_file: args.server.ca_file.clone(),
-        proxy: super::proxy_choice(&args.proxy)?,
-        topic: args.topic.clone(),
+        target: args.target.clone(),
+        topic: args.topic.topic.clone(),
         connections: args.connections,
         timeout,
         delivery,
@@ -49,10 +44,8 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
     };
     // The worker's own credentials (for jobs without an app) are checked
     // now: a bad --key-file stops it before it takes any job.
-    let has_own =
-        args.key.profile.is_some() || args.key.key_file.is_some() || args.cert.cert.is_some();
-    let own = if has_own {
-        Some(resolver.app(&args.key, &args.cert)?)
+    let own = if args.target.has_credentials() {
+        Some(resolver.app(&args.target.key, &args.target.cert)?)
     } else {
         None
     };
@@ -248,10 +241,9 @@ fn describe(s: &WorkerStats) -> String {
 /// Apps with the same team, key and environment (or certificate) share
 /// one client.
 struct Profiles {
-    environment: Option<String>,
-    endpoint: Option<Endpoint>,
-    ca_file: Option<std::path::PathBuf>,
-    proxy: Option<apns_provider::transport::Proxy>,
+    /// `--env`, `--endpoint`, `--ca-file`, `--timeout` and the proxy
+    /// flags, for every app.
+    target: TargetArgs,
     topic: Option<String>,
     connections: usize,
     timeout: Duration,
@@ -265,7 +257,7 @@ struct Profiles {
 impl Profiles {
     fn app(&self, key: &KeyArgs, cert: &CertArgs) -> Result<App, Failure> {
         let resolved = resolve(key, cert)?;
-        let environment = pick_environment(self.environment.as_deref(), &resolved)?;
+        let environment = self.target.environment_for(&resolved)?;
         let Resolved {
             credentials, topic, ..
         } = resolved;
@@ -286,10 +278,7 @@ impl Profiles {
         credentials: Credentials,
         environment: Environment,
     ) -> Result<Client, Failure> {
-        let endpoint = self
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| Endpoint::for_environment(environment));
+        let endpoint = self.target.server.endpoint_or(environment)?;
         let identity = match &credentials {
             Credentials::Token(s) => {
                 format!(
@@ -310,21 +299,13 @@ impl Profiles {
         if let Some(c) = clients.get(&identity) {
             return Ok(c.clone());
         }
-        let mut builder =
-            super::with_proxy(Client::builder().endpoint(endpoint), self.proxy.clone());
-        builder = match credentials {
-            Credentials::Token(signer) => builder.token_signer(signer),
-            Credentials::Certificate(cert) => builder.certificate(cert),
-        };
-        builder = builder
+        let builder = self
+            .target
+            .client_builder(credentials, environment, self.timeout)?
             .pool_size(self.connections)
-            .request_timeout(self.timeout)
             .retry_policy(
                 RetryPolicy::default().with_resend_unknown(self.delivery == Delivery::AtLeastOnce),
             );
-        if let Some(ca) = &self.ca_file {
-            builder = builder.add_root_certificates_file(ca);
-        }
         let client = builder.build()?;
         // Once per client: an app's certificate expiring soon, say.
         for w in client.warnings() {
@@ -344,14 +325,8 @@ impl AppResolver for Profiles {
                 )
             }),
             Some(name) => {
-                let key = KeyArgs {
-                    profile: Some(name.to_string()),
-                    key_file: None,
-                    key_id: None,
-                    team_id: None,
-                };
                 let app = self
-                    .app(&key, &CertArgs::default())
+                    .app(&KeyArgs::named(name), &CertArgs::default())
                     .map_err(|f| Error::Config(f.message))?;
                 if let Some(m) = &self.metrics {
                     m.watch(name, app.client());

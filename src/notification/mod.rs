@@ -103,6 +103,32 @@ impl Notification {
         &self.payload
     }
 
+    /// The request path, `/3/device/<token>`.
+    pub fn path(&self) -> &str {
+        self.path.as_str()
+    }
+
+    /// The `apns-*` request headers, exactly as they will be sent (the
+    /// `authorization` header of token authentication is added per
+    /// connection, and is not among them).
+    ///
+    /// ```
+    /// # use apns_provider::{Notification, Payload};
+    /// let token = "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
+    /// let n = Notification::builder(token, Payload::alert("hi"))
+    ///     .topic("com.example.app")
+    ///     .build()?;
+    /// let headers: Vec<_> = n.headers().collect();
+    /// assert!(headers.contains(&("apns-topic", "com.example.app")));
+    /// assert!(headers.contains(&("apns-push-type", "alert")));
+    /// # Ok::<(), apns_provider::Error>(())
+    /// ```
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or_default()))
+    }
+
     /// The same notification to another device (cheap: the payload is
     /// shared).
     pub fn with_device_token(&self, token: DeviceToken) -> Notification {

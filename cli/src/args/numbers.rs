@@ -18,7 +18,12 @@ pub const DAY_DURATION: Duration = Duration::from_secs(86_400);
 
 /// The usage error clap would give for `value` of `arg`: it names the flag
 /// and says what is accepted.
-fn refuse(cmd: &clap::Command, arg: Option<&clap::Arg>, value: &str, why: &str) -> clap::Error {
+pub(super) fn refuse(
+    cmd: &clap::Command,
+    arg: Option<&clap::Arg>,
+    value: &str,
+    why: &str,
+) -> clap::Error {
     let flag = arg.map_or_else(|| "...".to_string(), |a| a.to_string());
     let mut cmd = cmd.clone();
     cmd.error(

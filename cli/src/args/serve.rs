@@ -1,29 +1,14 @@
-//! The arguments of `apns serve`, and the proxy flags `send`, `serve` and
-//! `doctor` share.
+//! The arguments of `apns serve`: the shared target and topic, and how
+//! the gateway listens, limits and queues.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{numbers, CertArgs, KeyArgs};
-
-/// How to reach APNs through an HTTPS proxy.
-#[derive(Debug, Args, Clone, Default)]
-pub struct ProxyArgs {
-    /// Reach APNs through this HTTP proxy (a CONNECT tunnel; TLS to Apple runs inside it):
-    /// http://[USER:PASSWORD@]HOST:PORT. Beats HTTPS_PROXY / ALL_PROXY; NO_PROXY still applies.
-    #[arg(
-        long,
-        value_name = "URL",
-        conflicts_with = "no_proxy",
-        help_heading = "Proxy"
-    )]
-    pub proxy: Option<String>,
-    /// Never use a proxy, whatever HTTPS_PROXY, https_proxy, ALL_PROXY or all_proxy say.
-    #[arg(long, help_heading = "Proxy")]
-    pub no_proxy: bool,
-}
+use super::headers::TopicArgs;
+use super::target::TargetArgs;
+use super::{numbers, MAX_CONCURRENCY, MAX_CONNECTIONS};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -38,27 +23,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub api_token_file: Option<PathBuf>,
     #[command(flatten)]
-    pub key: KeyArgs,
-    #[command(flatten)]
-    pub cert: CertArgs,
+    pub target: TargetArgs,
     /// Also serve this profile (`apns key list`) as an app: requests pick it with "app":"NAME";
     /// repeatable. Requests without "app" go to the credentials given by the flags above (app
     /// "default", or the --key profile's name), else to the only app.
     #[arg(long = "app", value_name = "PROFILE")]
     pub apps: Vec<String>,
-    /// Default topic of the default app's notifications.
-    #[arg(long, env = "APNS_TOPIC")]
-    pub topic: Option<String>,
-    /// Apple environment (default: each profile's, else production).
-    #[arg(long = "env", env = "APNS_ENV", value_name = "sandbox|production")]
-    pub environment: Option<String>,
+    // The default app's default topic.
     #[command(flatten)]
-    pub server: super::ServerArgs,
-    /// Limit for one notification, in seconds, retries included.
-    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = numbers::seconds(false, numbers::DAY))]
-    pub timeout: f64,
+    pub topic: TopicArgs,
     /// HTTP/2 connections to APNs per app, at most 64.
-    #[arg(long, default_value = "1", value_name = "N", value_parser = numbers::count::<usize>(1, super::MAX_CONNECTIONS))]
+    #[arg(long, default_value = "1", value_name = "N", value_parser = numbers::count::<usize>(1, MAX_CONNECTIONS))]
     pub connections: usize,
 
     /// Serve HTTPS with this certificate chain (PEM, leaf first).
@@ -115,7 +90,7 @@ pub struct ServeArgs {
     pub request_timeout: f64,
     /// Requests to /v1/ in progress at once (1 to 100000); more get 503 with Retry-After (never a
     /// queue).
-    #[arg(long, default_value = "32", value_name = "N", help_heading = "Limits", value_parser = numbers::count::<usize>(1, super::MAX_CONCURRENCY))]
+    #[arg(long, default_value = "32", value_name = "N", help_heading = "Limits", value_parser = numbers::count::<usize>(1, MAX_CONCURRENCY))]
     pub max_concurrent_requests: usize,
     /// Client connections open at once (1 to 65536). When all are taken, a new one closes the
     /// connection idle longest (one that never sent a request first); only when every connection
@@ -172,7 +147,4 @@ pub struct ServeArgs {
         help_heading = "Queue"
     )]
     pub stream: String,
-
-    #[command(flatten)]
-    pub proxy: ProxyArgs,
 }

@@ -149,10 +149,6 @@ async fn usage_and_connection_errors_have_their_exit_codes() {
         (vec!["--payload", "{oops", DEVICE], "payload"),
         (vec![DEVICE], "no payload"),
         (
-            vec!["--alert", "hi", "--push-type", "loud", DEVICE],
-            "push_type",
-        ),
-        (
             vec!["--alert", "hi", "--collapse-id", &long_id, DEVICE],
             "collapse_id",
         ),
@@ -170,6 +166,16 @@ async fn usage_and_connection_errors_have_their_exit_codes() {
             stderr(&out)
         );
     }
+    // A push type is checked by clap where the flag is read (issue 20).
+    let mut cmd = send_cmd(&s);
+    cmd.args(["--alert", "hi", "--push-type", "loud", DEVICE]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid value 'loud' for '--push-type"),
+        "{}",
+        stderr(&out)
+    );
     let big = format!(r#"{{"aps":{{"alert":"{}"}}}}"#, "a".repeat(5000));
     let mut cmd = send_cmd(&s);
     cmd.args(["--payload", &big, DEVICE]);

@@ -322,3 +322,117 @@ impl Drop for KillPid {
             .status();
     }
 }
+
+/// Issue 20: every command that takes `--env` refuses `bogus` with the
+/// same message, at parse time (exit 2, nothing run). The commands are
+/// found from `--help`.
+#[test]
+fn every_env_refuses_bogus_with_the_same_message() {
+    let mut messages = BTreeSet::new();
+    let mut takers = Vec::new();
+    for path in command_paths() {
+        if !value_flags(&help(&path)).contains("env") {
+            continue;
+        }
+        let mut args = path.clone();
+        args.push("--env=bogus".into());
+        let ran = run(&args, Duration::from_secs(20));
+        let what = path.join(" ");
+        assert_eq!(ran.code, Some(2), "{what}: {}", ran.stderr);
+        assert!(ran.stdout.is_empty(), "{what}: {}", ran.stdout);
+        let first = ran.stderr.lines().next().unwrap_or_default().to_string();
+        assert!(
+            first.contains("invalid value 'bogus' for '--env"),
+            "{what}: {first}"
+        );
+        messages.insert(first);
+        takers.push(what);
+    }
+    for expected in [
+        "send",
+        "worker",
+        "serve",
+        "doctor",
+        "mock",
+        "broadcast",
+        "channel create",
+        "key add",
+    ] {
+        assert!(
+            takers.iter().any(|t| t == expected),
+            "{expected} not in {takers:?}"
+        );
+    }
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+}
+
+/// Issue 20: `--push-type` is checked at parse time in `enqueue` as in
+/// `send`: no Redis is reached, nothing is read.
+#[test]
+fn push_type_is_checked_where_it_is_read() {
+    for command in ["send", "enqueue"] {
+        let args: Vec<String> = [
+            command,
+            "--redis",
+            "redis://127.0.0.1:9",
+            "--push-type",
+            "alrt",
+            "--alert",
+            "hi",
+            "00fc13ad",
+        ]
+        .iter()
+        .filter(|a| command == "enqueue" || !a.starts_with("redis") && **a != "--redis")
+        .map(|a| a.to_string())
+        .collect();
+        let ran = run(&args, Duration::from_secs(20));
+        assert_eq!(ran.code, Some(2), "{command}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains("invalid value 'alrt' for '--push-type")
+                && ran.stderr.contains("expected one of alert, background"),
+            "{command}: {}",
+            ran.stderr
+        );
+    }
+}
+
+/// Issue 20: rendered at 60 columns, every example of every command's
+/// `--help` is still a command (or a comment) on each line, or continues
+/// the one before with `\`: clap's wrapping broke none, so each pastes as
+/// written.
+#[test]
+fn help_examples_paste_at_sixty_columns() {
+    let mut seen = 0;
+    for path in command_paths() {
+        let mut args = path.clone();
+        args.push("--help".into());
+        let ran = run_env(&args, &[("COLUMNS", "60")], Duration::from_secs(20));
+        assert_eq!(ran.code, Some(0), "{args:?}: {}", ran.stderr);
+        let mut in_examples = false;
+        let mut continued = false;
+        for line in ran.stdout.lines() {
+            if line == "EXAMPLES:" || line == "EXAMPLE:" {
+                in_examples = true;
+                continue;
+            }
+            if line.trim().is_empty() {
+                in_examples = false;
+                continue;
+            }
+            if !in_examples {
+                continue;
+            }
+            seen += 1;
+            let word = line.split_whitespace().next().unwrap_or_default();
+            let starts = ["apns", "curl", "echo", "export", "#"].contains(&word);
+            assert!(
+                starts || continued,
+                "apns {}: a broken example line {line:?} in:\n{}",
+                path.join(" "),
+                ran.stdout
+            );
+            continued = line.ends_with('\\') && word != "#";
+        }
+    }
+    assert!(seen > 50, "only {seen} example lines found");
+}

@@ -262,3 +262,205 @@ async fn demo_cut_short_by_a_closed_pipe_leaves_nothing_behind() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Issue 20: on a laptop with HTTPS_PROXY set, `apns demo` still works: its
+/// mock runs in the same process, on loopback, and is never proxied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_works_with_a_proxy_in_the_environment() {
+    let mut cmd = apns();
+    cmd.arg("demo")
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("ALL_PROXY", "http://127.0.0.1:9");
+    let out = run(cmd).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out).matches("200 accepted").count(), 4);
+    assert!(!stderr(&out).contains("--no-proxy"), "{}", stderr(&out));
+}
+
+/// Issue 20: what a certificate cannot send is refused before sending with
+/// exit 2 (usage or configuration), naming the flag; never exit 3 ("APNs
+/// could not be reached"), which scripts retry. The endpoint is a closed
+/// port: any attempt to connect would be exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_refusals_before_sending_exit_2() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let cert = certs::push_cert(dir.path(), &ca, Spec::default());
+    let send = |extra: &[&str]| {
+        let mut cmd = apns();
+        cmd.args(["send", "--endpoint", "https://127.0.0.1:9", "--cert"])
+            .arg(&cert.combined_pem)
+            .args(["--alert", "hi"])
+            .args(extra);
+        cmd
+    };
+    let cases: [(&[&str], &str); 3] = [
+        (&["--topic", "com.other.app", DEVICE], "--topic"),
+        (
+            &[
+                "--topic",
+                "com.example.app",
+                "--push-type",
+                "liveactivity",
+                DEVICE,
+            ],
+            "--key",
+        ),
+        (&["--push-type", "location", DEVICE], "--key"),
+    ];
+    for (extra, flag) in cases {
+        let out = run(send(extra)).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(flag), "{extra:?} names {flag}: {err}");
+    }
+    // A line of a tokens file with a topic the certificate does not allow:
+    // an invalid line (exit 2), not a failed delivery.
+    let tokens = write_file(
+        dir.path(),
+        "tokens.jsonl",
+        format!(
+            "{{\"device_token\":\"{DEVICE}\",\"topic\":\"com.other.app\",\"payload\":{{\"aps\":{{\"alert\":\"hi\"}}}}}}\n"
+        )
+        .as_bytes(),
+    );
+    let mut cmd = apns();
+    cmd.args(["send", "--endpoint", "https://127.0.0.1:9", "--cert"])
+        .arg(&cert.combined_pem)
+        .arg("--tokens-file")
+        .arg(&tokens);
+    let out = run(cmd).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// Issue 20: `apns token --decode JWT` needs no key; without one the
+/// signature is said to be unchecked. `apns token` without a key names
+/// only flags `token` takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_decode_needs_no_key() {
+    let dir = temp_dir();
+    let key = write_file(
+        dir.path(),
+        &format!("AuthKey_{KEY_ID}.p8"),
+        new_key_pem().as_bytes(),
+    );
+    let mut cmd = apns();
+    cmd.args(["token", "--team-id", TEAM_ID, "--key-file"])
+        .arg(&key);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let jwt = stdout(&out).trim().to_string();
+
+    let mut cmd = apns();
+    cmd.args(["token", "--decode", &jwt]);
+    let out = run(cmd).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains(KEY_ID) && text.contains(TEAM_ID), "{text}");
+    assert!(text.contains("not checked"), "{text}");
+
+    // With the key, the signature is checked.
+    let mut cmd = apns();
+    cmd.args([
+        "token",
+        "--decode",
+        &jwt,
+        "--team-id",
+        TEAM_ID,
+        "--key-file",
+    ])
+    .arg(&key);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("valid for this key"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run({
+        let mut cmd = apns();
+        cmd.arg("token");
+        cmd
+    })
+    .await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--key-file") && !err.contains("--cert"),
+        "{err}"
+    );
+}
+
+/// Issue 20: `send --dry-run` shows the request line and headers, as
+/// `broadcast --dry-run` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_dry_run_shows_the_headers() {
+    let s = setup().await;
+    let mut cmd = send(&s);
+    cmd.args([
+        "--alert",
+        "hi",
+        "--priority",
+        "5",
+        "--collapse-id",
+        "c1",
+        "--dry-run",
+        DEVICE,
+    ]);
+    let out = run(cmd).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    for needle in [
+        format!("POST /3/device/{DEVICE}"),
+        "apns-push-type: alert".into(),
+        format!("apns-topic: {BUNDLE}"),
+        "apns-priority: 5".into(),
+        "apns-collapse-id: c1".into(),
+    ] {
+        assert!(text.contains(&needle), "{needle}: {text}");
+    }
+    let mut cmd = send(&s);
+    cmd.args(["--alert", "hi", "--dry-run", "--output", "json", DEVICE]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&run(cmd).await).trim()).unwrap();
+    assert_eq!(v["headers"]["apns-topic"], BUNDLE, "{v}");
+    assert!(s.mock.accepted().is_empty(), "a dry run sends nothing");
+}
+
+/// Issue 20: `-v` says which credentials, which endpoint, whether a proxy
+/// is used, and when the connection is made; never key material or a
+/// token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_logs_the_steps_and_no_secret() {
+    let s = setup().await;
+    let mut cmd = send(&s);
+    cmd.args(["-v", "--alert", "hi", DEVICE]);
+    let out = run(cmd).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for needle in [
+        format!("endpoint {}", s.mock.endpoint()),
+        format!("token key {KEY_ID} of team {TEAM_ID}"),
+        "no proxy".to_string(),
+        "connection established".to_string(),
+    ] {
+        assert!(err.contains(&needle), "{needle}: {err}");
+    }
+    let pem = std::fs::read_to_string(&s.key_path).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    for secret in [&body[..20], "eyJ", "PRIVATE KEY", "bearer"] {
+        assert!(!err.contains(secret), "{secret} in: {err}");
+    }
+}

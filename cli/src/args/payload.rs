@@ -1,0 +1,171 @@
+//! The payload as flags (`--alert`, the alert fields, `--payload`,
+//! `--payload-file`) and the payload they build.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use apns_provider::payload::{Alert, InterruptionLevel, Sound};
+use apns_provider::Payload;
+use clap::Args;
+
+use super::numbers;
+use crate::failure::Failure;
+
+/// How the payload is given: one of --alert, the alert fields, --payload or --payload-file.
+#[derive(Debug, Args)]
+pub struct PayloadArgs {
+    /// A plain alert: {"aps":{"alert":TEXT}}.
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["payload", "payload_file", "title", "subtitle", "body"])]
+    pub alert: Option<String>,
+    /// Alert title.
+    #[arg(long, value_name = "T")]
+    pub title: Option<String>,
+    /// Alert subtitle.
+    #[arg(long, value_name = "S")]
+    pub subtitle: Option<String>,
+    /// Alert body.
+    #[arg(long, value_name = "B")]
+    pub body: Option<String>,
+    /// Badge number (0 clears it).
+    #[arg(long, value_name = "N", value_parser = numbers::count::<u32>(0, i32::MAX as u64))]
+    pub badge: Option<u32>,
+    /// Sound file name, or "default".
+    #[arg(long, value_name = "NAME")]
+    pub sound: Option<String>,
+    /// Notification category.
+    #[arg(long, value_name = "ID")]
+    pub category: Option<String>,
+    /// Thread id for grouping.
+    #[arg(long, value_name = "ID")]
+    pub thread_id: Option<String>,
+    /// Set aps.content-available = 1.
+    #[arg(long)]
+    pub content_available: bool,
+    /// Set aps.mutable-content = 1.
+    #[arg(long)]
+    pub mutable_content: bool,
+    /// aps.interruption-level: passive, active, time-sensitive or critical.
+    #[arg(long, value_name = "LEVEL")]
+    pub interruption_level: Option<String>,
+    /// Custom data beside aps, as KEY=JSON (e.g. order_id=1234); repeatable.
+    #[arg(long = "custom", value_name = "KEY=JSON")]
+    pub custom: Vec<String>,
+    /// The whole payload as JSON, sent byte for byte.
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["payload_file", "title", "subtitle", "body", "badge", "sound", "category", "thread_id", "content_available", "mutable_content", "interruption_level", "custom"])]
+    pub payload: Option<String>,
+    /// Read the payload JSON from a file, or from stdin with "-".
+    #[arg(long, value_name = "PATH|-", conflicts_with_all = ["title", "subtitle", "body", "badge", "sound", "category", "thread_id", "content_available", "mutable_content", "interruption_level", "custom"])]
+    pub payload_file: Option<PathBuf>,
+}
+
+impl PayloadArgs {
+    /// The payload from the flags; `None` when none is given and a tokens
+    /// file may carry per-line payloads.
+    pub fn build(&self, tokens_file: bool) -> Result<Option<Payload>, Failure> {
+        let p = self;
+        if let Some(json) = &p.payload {
+            return Ok(Some(Payload::raw(json.clone().into_bytes())?));
+        }
+        if let Some(path) = &p.payload_file {
+            // Far above any payload APNs takes (5120 bytes), so that the size
+            // error names the real size, yet bounded (`--payload-file /dev/zero`).
+            const MAX_READ: u64 = 1 << 20;
+            let mut bytes = Vec::new();
+            let (source, read): (Box<dyn Read>, _) = if path.as_os_str() == "-" {
+                (
+                    Box::new(std::io::stdin()),
+                    "the payload from stdin".to_string(),
+                )
+            } else {
+                let file = std::fs::File::open(path).map_err(|e| {
+                    Failure::usage(format!("cannot read payload file {}: {e}", path.display()))
+                })?;
+                (Box::new(file), format!("payload file {}", path.display()))
+            };
+            source
+                .take(MAX_READ + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Failure::usage(format!("cannot read {read}: {e}")))?;
+            if bytes.len() as u64 > MAX_READ {
+                return Err(Failure::usage(format!(
+                    "{read} is over {MAX_READ} bytes: not a payload (APNs takes at most 4096 bytes, 5120 for VoIP)"
+                )));
+            }
+            return Ok(Some(Payload::raw(bytes)?));
+        }
+        let has_fields = p.alert.is_some()
+            || p.title.is_some()
+            || p.subtitle.is_some()
+            || p.body.is_some()
+            || p.badge.is_some()
+            || p.sound.is_some()
+            || p.content_available
+            || !p.custom.is_empty();
+        if !has_fields {
+            if tokens_file {
+                return Ok(None);
+            }
+            return Err(Failure::usage(
+                "no payload: give --alert TEXT, alert fields (--title/--body/--badge/--sound...), --content-available, --payload JSON or --payload-file PATH",
+            ));
+        }
+        let mut b = Payload::builder();
+        if let Some(text) = &p.alert {
+            b = b.alert_text(text);
+        } else if p.title.is_some() || p.subtitle.is_some() || p.body.is_some() {
+            let mut alert = Alert::new();
+            if let Some(t) = &p.title {
+                alert = alert.title(t);
+            }
+            if let Some(s) = &p.subtitle {
+                alert = alert.subtitle(s);
+            }
+            if let Some(body) = &p.body {
+                alert = alert.body(body);
+            }
+            b = b.alert(alert);
+        }
+        if let Some(n) = p.badge {
+            b = b.badge(n);
+        }
+        if let Some(s) = &p.sound {
+            b = b.sound(Sound::named(s));
+        }
+        if let Some(c) = &p.category {
+            b = b.category(c);
+        }
+        if let Some(t) = &p.thread_id {
+            b = b.thread_id(t);
+        }
+        if p.content_available {
+            b = b.content_available();
+        }
+        if p.mutable_content {
+            b = b.mutable_content();
+        }
+        if let Some(level) = &p.interruption_level {
+            let level = match level.as_str() {
+                "passive" => InterruptionLevel::Passive,
+                "active" => InterruptionLevel::Active,
+                "time-sensitive" => InterruptionLevel::TimeSensitive,
+                "critical" => InterruptionLevel::Critical,
+                other => {
+                    return Err(Failure::usage(format!(
+                        "--interruption-level {other:?}: expected passive, active, time-sensitive or critical"
+                    )))
+                }
+            };
+            b = b.interruption_level(level);
+        }
+        for kv in &p.custom {
+            let (key, value) = kv
+                .split_once('=')
+                .ok_or_else(|| Failure::usage(format!("--custom {kv:?}: expected KEY=JSON")))?;
+            // A bare word is taken as a string, so `--custom ref=abc` works.
+            let value: serde_json::Value = serde_json::from_str(value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            b = b.custom(key, value);
+        }
+        Ok(Some(b.build()))
+    }
+}
