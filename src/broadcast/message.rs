@@ -14,8 +14,8 @@ use crate::notification::{
 };
 use crate::payload::{EventSeen, Payload, PayloadSummary};
 
-/// The payload limit of a broadcast (`apns-facts.md`, "Broadcast":
-/// payload ≤ 5,120 bytes).
+/// The payload limit of a broadcast (`docs/apns-facts.md`, "Broadcast send":
+/// payload at most 5,120 bytes).
 pub const BROADCAST_PAYLOAD_LIMIT: usize = 5120;
 
 /// One notification to a broadcast channel: `POST
@@ -128,7 +128,7 @@ impl Broadcast {
         let mut lint = |code, message: String| lints.push(Lint { code, message });
         let bundle = self.bundle_id.as_str();
         // The path carries the bare bundle id; a suffix is TopicDisallowed
-        // (`apns-facts.md`, "Broadcast send": no topic suffix).
+        // (`docs/apns-facts.md`, "Broadcast send": no topic suffix).
         if let Some(suffix) = PushType::ALL
             .iter()
             .filter_map(|t| t.topic_suffix())

@@ -1,9 +1,10 @@
 //! The broadcast API as APNs checks it: the routes of the two broadcast
 //! hosts, which the mock plays on its one listener, the credentials of an
 //! app-level request, and the checks of a broadcast send (`POST
-//! /4/broadcasts/apps/<bundle id>`). The rules are `apns-facts.md`'s
-//! "Broadcast" section; where Apple does not document which reason a check
-//! gives, the mock's choice is marked *(unsure)*.
+//! /4/broadcasts/apps/<bundle id>`). The rules are in
+//! (`docs/apns-facts.md`, "Broadcast") and its subsections; where Apple does
+//! not document which reason a check gives, the mock's choice is marked
+//! *(unsure)*.
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
@@ -57,8 +58,8 @@ impl<'a> Route<'a> {
 }
 
 /// The `apns-request-id` of an answer: the request's, echoed, or a new one
-/// (`apns-facts.md`: "the response echoes it or carries a server-made
-/// one").
+/// (`docs/apns-facts.md`, "Broadcast": "the response echoes it or carries
+/// a server-made one").
 pub(crate) fn request_id_of(headers: &HeaderMap) -> String {
     headers
         .get("apns-request-id")
@@ -71,9 +72,9 @@ pub(crate) fn request_id_of(headers: &HeaderMap) -> String {
 /// The checks every request to an app's broadcast routes shares: a bundle
 /// id in the path, no repeated header, a request id that is a UUID, and
 /// credentials for that app. The path carries the bare bundle id: a
-/// push-type suffix is `TopicDisallowed` (`apns-facts.md`, "Broadcast
-/// send": no topic suffix). Returns the token's key (`None` with a
-/// certificate).
+/// push-type suffix is `TopicDisallowed`
+/// (`docs/apns-facts.md`, "Broadcast send": no topic suffix). Returns the
+/// token's key (`None` with a certificate).
 pub(crate) fn authorize_app<'s>(
     bundle: &str,
     headers: &HeaderMap,
@@ -180,7 +181,7 @@ pub(crate) fn validate_broadcast(
         Some(_) => {}
     }
     let channel_id = channel_id_of(headers)?;
-    // Both are required (`apns-facts.md`, "Broadcast send"). (unsure)
+    // Both are required (`docs/apns-facts.md`, "Broadcast send"). (unsure)
     // Apple does not say what a missing one gets; the mock answers as for
     // a bad one.
     let priority = text("apns-priority")
@@ -192,13 +193,13 @@ pub(crate) fn validate_broadcast(
     if payload.is_empty() {
         return Err(reject(Reason::PayloadEmpty));
     }
-    // Payload ≤ 5,120 bytes (`apns-facts.md`, "Broadcast").
+    // Payload ≤ 5,120 bytes (`docs/apns-facts.md`, "Broadcast send").
     if payload.len() > BROADCAST_PAYLOAD_LIMIT {
         return Err(reject(Reason::PayloadTooLarge));
     }
     let policy = policy_of(state, bundle, &channel_id)?;
     // "A non-zero expiration on a no-storage channel is rejected"
-    // (`apns-facts.md`, "Broadcast send").
+    // (`docs/apns-facts.md`, "Broadcast send").
     if policy == StoragePolicy::NoStorage && expiration != 0 {
         return Err(reject(Reason::BadExpirationDate));
     }

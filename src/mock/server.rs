@@ -521,7 +521,7 @@ fn answer(
         Route::Broadcast(bundle) => {
             match validate_broadcast(method, bundle, headers, payload, state, conn) {
                 Ok(mut accepted) => {
-                    // Both ids on success (`apns-facts.md`, "Broadcast send").
+                    // Both ids on success (`docs/apns-facts.md`, "Broadcast send").
                     accepted.unique_id = ApnsId::new_v4().to_string();
                     let fields = vec![
                         ("apns-request-id", accepted.request_id.clone()),
