@@ -14,8 +14,8 @@ use crate::notification::{
 };
 use crate::payload::{EventSeen, Payload, PayloadSummary};
 
-/// The payload limit of a broadcast (`docs/apns-facts.md`, "Broadcast":
-/// payload ≤ 5,120 bytes).
+/// The payload limit of a broadcast (`docs/apns-facts.md`, "Broadcast send":
+/// payload at most 5,120 bytes).
 pub const BROADCAST_PAYLOAD_LIMIT: usize = 5120;
 
 /// One notification to a broadcast channel: `POST

@@ -53,11 +53,13 @@ use crate::error::{Error, Result};
 pub use message::{Broadcast, BroadcastBuilder, BROADCAST_PAYLOAD_LIMIT};
 
 /// The most channels Apple keeps per app in each environment
-/// (`docs/apns-facts.md`, "Broadcast": at most 10,000 per app and environment).
+/// (`docs/apns-facts.md`, "Broadcast": at most 10,000 per app and
+/// environment).
 pub const MAX_CHANNELS_PER_APP: usize = 10_000;
 
 /// The longest channel id accepted, in bytes. Apple's ids are short
-/// base64 (about 24 characters for 16 bytes; `docs/apns-facts.md` says only
+/// base64 (about 24 characters for 16 bytes;
+/// `docs/apns-facts.md`, "Channel management" says only
 /// "don't assume its length"), so 256 leaves ten times the room while
 /// keeping the `apns-channel-id` header far below the header-list limits
 /// of HTTP/2 servers (a few KiB to 16 KiB; `apns mock` enforces 16 KiB):
@@ -72,8 +74,9 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// A broadcast channel id, as APNs returns it in `apns-channel-id`: base64
-/// text of no fixed length (`docs/apns-facts.md`: "base64; don't assume its
-/// length"). Kept exactly as given, since APNs compares the text.
+/// text of no fixed length (`docs/apns-facts.md`, "Channel management":
+/// "base64; don't assume its length"). Kept exactly as given, since APNs
+/// compares the text.
 ///
 /// ```
 /// # use apns_provider::broadcast::ChannelId;

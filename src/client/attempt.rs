@@ -251,8 +251,8 @@ impl Client {
     /// With a certificate: a push must follow its rules
     /// ([`CertificateInfo::check_push`]); a broadcast's or channel
     /// request's bundle id must be one it allows. Broadcasts and channel
-    /// management take certificates (`docs/apns-facts.md`, "Broadcast": token or
-    /// certificate auth).
+    /// management take certificates (`docs/apns-facts.md`, "Broadcast":
+    /// token or certificate auth).
     fn check_for_certificate(&self, out: Outgoing<'_>) -> Result<()> {
         let Credentials::Certificate { certificate, .. } = &self.inner.credentials else {
             return Ok(());

@@ -105,7 +105,8 @@ impl Client {
 }
 
 /// Broadcast channel management, from [`Client::channels`]: each call is
-/// one request to the management host (`docs/apns-facts.md`, "Broadcast"),
+/// one request to the management host
+/// (`docs/apns-facts.md`, "Channel management"),
 /// under the client's deadline and retry policy. A rejection is
 /// [`Error::Rejected`] with APNs' [`Response`] (its reason, and its
 /// `apns-request-id`).

@@ -1,9 +1,10 @@
 //! The broadcast API as APNs checks it: the routes of the two broadcast
 //! hosts, which the mock plays on its one listener, the credentials of an
 //! app-level request, and the checks of a broadcast send (`POST
-//! /4/broadcasts/apps/<bundle id>`). The rules are `docs/apns-facts.md`'s
-//! "Broadcast" section; where Apple does not document which reason a check
-//! gives, the mock's choice is marked *(unsure)*.
+//! /4/broadcasts/apps/<bundle id>`). The rules are in
+//! (`docs/apns-facts.md`, "Broadcast") and its subsections; where Apple does
+//! not document which reason a check gives, the mock's choice is marked
+//! *(unsure)*.
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
@@ -57,8 +58,8 @@ impl<'a> Route<'a> {
 }
 
 /// The `apns-request-id` of an answer: the request's, echoed, or a new one
-/// (`docs/apns-facts.md`: "the response echoes it or carries a server-made
-/// one").
+/// (`docs/apns-facts.md`, "Broadcast": "the response echoes it or carries
+/// a server-made one").
 pub(crate) fn request_id_of(headers: &HeaderMap) -> String {
     headers
         .get("apns-request-id")
@@ -71,9 +72,9 @@ pub(crate) fn request_id_of(headers: &HeaderMap) -> String {
 /// The checks every request to an app's broadcast routes shares: a bundle
 /// id in the path, no repeated header, a request id that is a UUID, and
 /// credentials for that app. The path carries the bare bundle id: a
-/// push-type suffix is `TopicDisallowed` (`docs/apns-facts.md`, "Broadcast
-/// send": no topic suffix). Returns the token's key (`None` with a
-/// certificate).
+/// push-type suffix is `TopicDisallowed`
+/// (`docs/apns-facts.md`, "Broadcast send": no topic suffix). Returns the
+/// token's key (`None` with a certificate).
 pub(crate) fn authorize_app<'s>(
     bundle: &str,
     headers: &HeaderMap,
@@ -192,7 +193,7 @@ pub(crate) fn validate_broadcast(
     if payload.is_empty() {
         return Err(reject(Reason::PayloadEmpty));
     }
-    // Payload ≤ 5,120 bytes (`docs/apns-facts.md`, "Broadcast").
+    // Payload ≤ 5,120 bytes (`docs/apns-facts.md`, "Broadcast send").
     if payload.len() > BROADCAST_PAYLOAD_LIMIT {
         return Err(reject(Reason::PayloadTooLarge));
     }

@@ -1,6 +1,6 @@
 //! The channel-management host as the mock plays it: a registry of
 //! channels per app and environment, and the answers to create, read,
-//! delete and list (`docs/apns-facts.md`, "Broadcast").
+//! delete and list (`docs/apns-facts.md`, "Channel management").
 
 use std::collections::HashMap;
 
@@ -31,8 +31,9 @@ pub struct RegisteredChannel {
     pub environment: Environment,
 }
 
-/// Every channel, per app and environment (`docs/apns-facts.md`: "channels are
-/// not shared between development and production").
+/// Every channel, per app and environment
+/// (`docs/apns-facts.md`, "Broadcast": "channels are not shared between
+/// development and production").
 pub(crate) struct Registry {
     max_per_app: usize,
     apps: HashMap<(Environment, String), HashMap<String, Entry>>,

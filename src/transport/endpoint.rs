@@ -109,7 +109,8 @@ impl Endpoint {
     }
 
     /// Apple's broadcast channel-management host for `env`
-    /// (`docs/apns-facts.md`, "Broadcast": `api-manage-broadcast.sandbox.push.apple.com:2195`
+    /// (`docs/apns-facts.md`, "Channel management":
+    /// `api-manage-broadcast.sandbox.push.apple.com:2195`
     /// and `api-manage-broadcast.push.apple.com:2196`). Channels are not
     /// shared between the environments.
     ///
