@@ -29,6 +29,7 @@
 //! let client = Client::builder()
 //!     .endpoint(mock.endpoint())
 //!     .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
+//!     .no_proxy() // the mock is on loopback: never through the caller's HTTPS_PROXY
 //!     .token_auth(key, "ABCDE12345", "TEAM123456")
 //!     .build()?;
 //! let n = Notification::builder("abcdef0123", Payload::alert("hi")).topic("com.example.app").build()?;
