@@ -202,7 +202,7 @@ async fn deliver(plan: Plan, args: &SendArgs) -> Result<u8, Failure> {
         reporter.progress = Progress::on_terminal(total);
     }
     // Metrics while sending, for long runs.
-    let (metrics, metrics_server) = match args.metrics_listen {
+    let (metrics, metrics_server) = match args.metrics.metrics_listen {
         Some(addr) => {
             let name = plan.profile.as_deref().unwrap_or("default");
             let (app, server) = serve_metrics(addr, name, &client).await?;
@@ -280,7 +280,7 @@ fn client(
         builder = builder.resolve(&host, port, addr);
     }
     let client = builder
-        .pool_size(args.connections)
+        .pool_size(args.pool.connections)
         .retry_policy(RetryPolicy::default().with_resend_unknown(args.resend_unknown))
         .build()?;
     for w in client.warnings() {
