@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod channel;
 mod checking;
+mod connections;
 mod credentials;
 mod doctor;
 mod headers;
@@ -30,9 +31,9 @@ pub use channel::{AppArgs, BroadcastArgs, ChannelArgs, ChannelCommand};
 pub use credentials::{CertArgs, KeyArgs, PasswordArgs};
 pub use doctor::DoctorArgs;
 pub use keys::{CertCommand, KeyCommand, StoreKind, TokenArgs};
-pub use metrics_listen::MetricsListen;
 pub use mock::MockArgs;
 pub use output::{Output, OutputArgs};
+pub use payload::read_payload_file;
 pub use queue::{DeliveryArg, EnqueueArgs, WorkerArgs};
 pub use send::SendArgs;
 pub use serve::ServeArgs;
@@ -60,7 +61,8 @@ pub const MAX_STREAMS: u64 = 100_000;
     after_help = help::APNS
 )]
 pub struct Cli {
-    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    /// More logging on stderr: -v each step (credentials, endpoint, proxy, connections, retries,
+    /// token mints; never a secret), -vv more of them, -vvv everything.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

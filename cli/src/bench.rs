@@ -15,12 +15,12 @@ pub(super) const KEY_ID: &str = "BENCHKEY01";
 pub(super) const TEAM_ID: &str = "BENCHTEAM1";
 
 pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
-    if args.count == 0 || args.concurrency == 0 || args.connections == 0 {
+    if args.count == 0 || args.concurrency == 0 || args.pool.connections == 0 {
         return Err(Failure::usage(
             "--count, --concurrency and --connections must be at least 1",
         ));
     }
-    if args.connections > super::args::MAX_CONNECTIONS as usize || args.payload_bytes > 5120 {
+    if args.pool.connections > super::args::MAX_CONNECTIONS as usize || args.payload_bytes > 5120 {
         return Err(Failure::usage(format!(
             "--connections is at most {} and --payload-bytes at most 5120 (APNs' largest payload)",
             super::args::MAX_CONNECTIONS as usize
@@ -45,7 +45,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
                 None
             };
             let (endpoint, ca, child) =
-                spawn_mock(&dir, args.max_streams, args.pin, trust.as_deref())?;
+                spawn_mock(&dir, args.streams.max_streams, args.pin, trust.as_deref())?;
             (endpoint, ca, Some(MockProcess(child)))
         }
     };
@@ -69,7 +69,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
         .endpoint(endpoint.clone())
         .add_root_certificates_file(&ca_file)
         .token_auth(key, KEY_ID, TEAM_ID)
-        .pool_size(args.connections)
+        .pool_size(args.pool.connections)
         .request_timeout(Duration::from_secs(60))
         .build()?;
     let payload = if args.payload_bytes > 0 {
@@ -89,7 +89,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
         eprintln!(
             "apns bench: {} notifications, {} connection(s), {} in flight, against {} ({})",
             args.count,
-            args.connections,
+            args.pool.connections,
             args.concurrency,
             endpoint,
             match (&mock, args.validating) {
@@ -143,7 +143,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
             "{}",
             serde_json::json!({
                 "count": args.count,
-                "connections": args.connections,
+                "connections": args.pool.connections,
                 "concurrency": args.concurrency,
                 "validating_mock": args.validating,
                 "seconds": wall.as_secs_f64(),

@@ -47,7 +47,7 @@ pub(super) fn run(
         eprintln!(
             "apns bench --cli: apns send --tokens-file ({} lines, {file_mib:.0} MiB) --results, {} connection(s), {} in flight{}{}",
             args.count,
-            args.connections,
+            args.pool.connections,
             args.concurrency,
             if args.validating { "; validating mock" } else { "" },
             if args.pin { "; mock on CPU 0, apns send on CPU 1" } else { "" }
@@ -63,7 +63,7 @@ pub(super) fn run(
         .arg(ca_file)
         .args(["--alert", ALERT, "--no-progress", "--output", "json"])
         .args(["--concurrency", &args.concurrency.to_string()])
-        .args(["--connections", &args.connections.to_string()])
+        .args(["--connections", &args.pool.connections.to_string()])
         .arg("--tokens-file")
         .arg(&tokens)
         .arg("--results")
@@ -214,11 +214,11 @@ fn h2load(
         TeamId::new(TEAM_ID)?,
     );
     let jwt = signer.sign_jwt(apns_provider::clock::now_unix_seconds());
-    let per_connection = args.concurrency.div_ceil(args.connections).max(1);
-    let streams = per_connection.min(args.max_streams as usize);
+    let per_connection = args.concurrency.div_ceil(args.pool.connections).max(1);
+    let streams = per_connection.min(args.streams.max_streams as usize);
     let mut cmd = pinned(&h2load, args.pin.then_some(1));
     cmd.args(["-n", &args.count.to_string()])
-        .args(["-c", &args.connections.to_string()])
+        .args(["-c", &args.pool.connections.to_string()])
         .args(["-m", &streams.to_string()])
         .args(["-t", "1"])
         .arg("-d")
@@ -309,7 +309,7 @@ fn report(
             json!({
                 "mode": "cli",
                 "count": args.count,
-                "connections": args.connections,
+                "connections": args.pool.connections,
                 "concurrency": args.concurrency,
                 "pinned": args.pin,
                 "validating_mock": args.validating,
@@ -355,7 +355,7 @@ fn report(
                     "h2load            {:.0} requests/s at {:.1} µs CPU/request (same server, headers and payload; -c {} -m {}); apns send: {:.0}% of its throughput, {:.1}x its CPU",
                     h.requests_per_second,
                     per(h.measured.usage.cpu()),
-                    args.connections,
+                    args.pool.connections,
                     h.streams,
                     100.0 * rate / h.requests_per_second,
                     m.usage.cpu().as_secs_f64() / h.measured.usage.cpu().as_secs_f64().max(1e-9)

@@ -112,7 +112,7 @@ pub async fn run(
             args.count,
             args.workers,
             args.concurrency,
-            args.connections,
+            args.pool.connections,
             client.get_connection_info().addr()
         );
     }
@@ -132,7 +132,7 @@ pub async fn run(
             .args(["--endpoint", &endpoint.to_string(), "--ca-file"])
             .arg(ca_file)
             .args(["--concurrency", &args.concurrency.to_string()])
-            .args(["--connections", &args.connections.to_string()])
+            .args(["--connections", &args.pool.connections.to_string()])
             .args(["--stats-interval", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -218,7 +218,7 @@ pub async fn run(
                 "count": args.count,
                 "workers": args.workers,
                 "concurrency": args.concurrency,
-                "connections": args.connections,
+                "connections": args.pool.connections,
                 "jobs_per_second": rate,
                 "jobs_per_second_per_worker": rate / args.workers as f64,
                 "seconds": total.as_secs_f64(),

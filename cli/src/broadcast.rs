@@ -1,13 +1,11 @@
 //! `apns broadcast`: one Live Activity notification to a broadcast channel,
 //! or (`--dry-run`, `--curl`) what would be sent.
 
-use std::io::Read;
-use std::path::Path;
-
 use apns_provider::payload::{Alert, LiveActivityEvent};
 use apns_provider::{Broadcast, Expiration, Payload, Response};
 use serde_json::json;
 
+use super::args::read_payload_file;
 use super::args::{BroadcastArgs, Output};
 use super::channel::{app_client, hint, App};
 use super::checking::{credentials_part, shell_quote};
@@ -173,7 +171,7 @@ fn payload(args: &BroadcastArgs) -> Result<Payload, Failure> {
         return Ok(Payload::raw(json.clone().into_bytes())?);
     }
     if let Some(path) = &args.payload_file {
-        return read_payload(path);
+        return read_payload_file(path);
     }
     let Some(event) = &args.event else {
         return Err(Failure::usage(
@@ -231,30 +229,4 @@ fn time(flag: &str, text: &str) -> Result<u64, Failure> {
                 "{flag} {text:?}: expected UNIX seconds such as 1767225600, or a relative time such as +15m"
             ))
         })
-}
-
-/// Reads `--payload-file` (or stdin for `-`), bounded: far above any
-/// payload APNs takes, so the size error names the real size, yet a
-/// `/dev/zero` does not fill memory.
-fn read_payload(path: &Path) -> Result<Payload, Failure> {
-    const MAX_READ: u64 = 1 << 20;
-    let (source, what): (Box<dyn Read>, String) = if path.as_os_str() == "-" {
-        (Box::new(std::io::stdin()), "the payload from stdin".into())
-    } else {
-        let file = std::fs::File::open(path).map_err(|e| {
-            Failure::usage(format!("cannot read payload file {}: {e}", path.display()))
-        })?;
-        (Box::new(file), format!("payload file {}", path.display()))
-    };
-    let mut bytes = Vec::new();
-    source
-        .take(MAX_READ + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Failure::usage(format!("cannot read {what}: {e}")))?;
-    if bytes.len() as u64 > MAX_READ {
-        return Err(Failure::usage(format!(
-            "{what} is over {MAX_READ} bytes: not a payload (a broadcast takes at most 5120 bytes)"
-        )));
-    }
-    Ok(Payload::raw(bytes)?)
 }

@@ -13,7 +13,7 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
     let environment: Environment = args.environment;
     let mut builder = MockServer::builder()
         .listen(args.listen)
-        .max_streams(args.max_streams)
+        .max_streams(args.streams.max_streams)
         .environment(environment)
         .strict_tokens(args.strict_tokens);
     for spec in &args.trust_key {

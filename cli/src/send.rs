@@ -65,36 +65,12 @@ impl Plan {
         // Precedence: --topic (or APNS_TOPIC), the profile's topic, the
         // certificate's only topic.
         let mut fallback_topic = resolved.topic.clone();
-        // Said once, here, for every path (dry run and curl included).
-        let mut said = None;
-        if let Credentials::Certificate(cert) = &resolved.credentials {
-            let info = cert.info();
-            if let Some(w) = info.expiry_warning(
-                std::time::SystemTime::now(),
-                Duration::from_secs(30 * 86_400),
-            ) {
-                eprintln!("apns: warning: {w}");
-                said = Some(w);
+        let said = match &resolved.credentials {
+            Credentials::Certificate(cert) => {
+                check_certificate(cert.info(), args, &mut fallback_topic)?
             }
-            // What the certificate cannot send is refused now, before any
-            // connection (exit 2), not once per notification: a push type
-            // that needs a token, then a topic it does not allow.
-            let push_type = args.headers.push_type;
-            if push_type.requires_token_auth() {
-                info.check_push(push_type, None)?;
-            }
-            let topic = args.headers.topic.topic.clone().or(fallback_topic.clone());
-            fallback_topic = fallback_topic.or_else(|| info.default_topic());
-            if topic.is_none() && fallback_topic.is_none() && tokens.tokens_file.is_none() {
-                return Err(Failure::usage(format!(
-                    "--topic is required: the certificate allows {}",
-                    info.allowed_topics().join(", ")
-                )));
-            }
-            if let Some(topic) = &topic {
-                info.check_push(push_type, Some(topic))?;
-            }
-        }
+            Credentials::Token(_) => None,
+        };
         let defaults = args.headers.defaults(fallback_topic, payload)?;
         if defaults.topic().is_none() && tokens.tokens_file.is_none() {
             return Err(Failure::usage(
@@ -131,6 +107,43 @@ impl Plan {
             self.input.take().map(|i| i.source),
         )
     }
+}
+
+/// With a certificate: its expiry warning, said here once for every path
+/// (dry run and curl included) and returned; its only topic as the
+/// fallback; and what it cannot send refused now, before any connection
+/// (exit 2), not once per notification: a push type that needs a token,
+/// then a topic it does not allow.
+fn check_certificate(
+    info: &apns_provider::CertificateInfo,
+    args: &SendArgs,
+    fallback_topic: &mut Option<String>,
+) -> Result<Option<String>, Failure> {
+    let said = info.expiry_warning(
+        std::time::SystemTime::now(),
+        Duration::from_secs(30 * 86_400),
+    );
+    if let Some(w) = &said {
+        eprintln!("apns: warning: {w}");
+    }
+    let push_type = args.headers.push_type;
+    if push_type.requires_token_auth() {
+        info.check_push(push_type, None)?;
+    }
+    let topic = args.headers.topic.topic.clone().or(fallback_topic.clone());
+    if fallback_topic.is_none() {
+        *fallback_topic = info.default_topic();
+    }
+    if topic.is_none() && fallback_topic.is_none() && args.tokens.tokens_file.is_none() {
+        return Err(Failure::usage(format!(
+            "--topic is required: the certificate allows {}",
+            info.allowed_topics().join(", ")
+        )));
+    }
+    if let Some(topic) = &topic {
+        info.check_push(push_type, Some(topic))?;
+    }
+    Ok(said)
 }
 
 /// `--resume` needs the tokens file and the results of the run it resumes.
@@ -202,7 +215,7 @@ async fn deliver(plan: Plan, args: &SendArgs) -> Result<u8, Failure> {
         reporter.progress = Progress::on_terminal(total);
     }
     // Metrics while sending, for long runs.
-    let (metrics, metrics_server) = match args.metrics_listen {
+    let (metrics, metrics_server) = match args.metrics.metrics_listen {
         Some(addr) => {
             let name = plan.profile.as_deref().unwrap_or("default");
             let (app, server) = serve_metrics(addr, name, &client).await?;
@@ -280,7 +293,7 @@ fn client(
         builder = builder.resolve(&host, port, addr);
     }
     let client = builder
-        .pool_size(args.connections)
+        .pool_size(args.pool.connections)
         .retry_policy(RetryPolicy::default().with_resend_unknown(args.resend_unknown))
         .build()?;
     for w in client.warnings() {

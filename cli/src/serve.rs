@@ -220,7 +220,7 @@ fn app(args: &ServeArgs, resolved: Resolved, topic_flag: Option<String>) -> Resu
             environment,
             target.timeout_or(DEFAULT_TIMEOUT),
         )?
-        .pool_size(args.connections)
+        .pool_size(args.pool.connections)
         .build()?;
     for w in client.warnings() {
         eprintln!("apns: warning: {w}");

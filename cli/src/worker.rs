@@ -35,12 +35,12 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
     let resolver = Profiles {
         target: args.target.clone(),
         topic: args.topic.topic.clone(),
-        connections: args.connections,
+        connections: args.pool.connections,
         timeout,
         delivery,
         clients: Mutex::new(HashMap::new()),
         own: None,
-        metrics: args.metrics_listen.map(|_| Metrics::new()),
+        metrics: args.metrics.metrics_listen.map(|_| Metrics::new()),
     };
     // The worker's own credentials (for jobs without an app) are checked
     // now: a bad --key-file stops it before it takes any job.
@@ -91,7 +91,7 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
         worker.redis_addr()
     );
     let mut metrics_server = None;
-    if let (Some(m), Some(addr)) = (&metrics, args.metrics_listen) {
+    if let (Some(m), Some(addr)) = (&metrics, args.metrics.metrics_listen) {
         let server = m.listen(addr).await.map_err(|e| {
             Failure::usage(format!("--metrics-listen {addr}: cannot listen there: {e}"))
         })?;

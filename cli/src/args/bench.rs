@@ -2,24 +2,24 @@
 
 use clap::Args;
 
+use super::connections::ConnectionsArgs;
+use super::mock::StreamsArgs;
 use super::output::OutputArgs;
 use super::target::ServerArgs;
-use super::{numbers, MAX_CONCURRENCY, MAX_CONNECTIONS, MAX_STREAMS};
+use super::{numbers, MAX_CONCURRENCY};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Notifications to send (after a warm-up of a tenth, at most 10,000).
     #[arg(long, default_value = "100000", value_name = "N", value_parser = numbers::count::<u64>(1, 100_000_000))]
     pub count: u64,
-    /// Connections in the client's pool.
-    #[arg(long, default_value = "1", value_name = "C", value_parser = numbers::count::<usize>(1, MAX_CONNECTIONS))]
-    pub connections: usize,
+    #[command(flatten)]
+    pub pool: ConnectionsArgs,
     /// Notifications in flight at once (send_many's bound; `apns send`'s default).
     #[arg(long, default_value = "500", value_name = "K", value_parser = numbers::count::<usize>(1, MAX_CONCURRENCY))]
     pub concurrency: usize,
-    /// Stream limit the spawned mock advertises per connection.
-    #[arg(long, default_value = "1000", value_name = "N", value_parser = numbers::count::<u32>(1, MAX_STREAMS))]
-    pub max_streams: u32,
+    #[command(flatten)]
+    pub streams: StreamsArgs,
     /// Payload size in bytes (default: a small alert).
     #[arg(long, default_value = "0", value_name = "BYTES", value_parser = numbers::count::<usize>(0, 5120))]
     pub payload_bytes: usize,

@@ -1,11 +1,23 @@
-//! `--metrics-listen ADDR` (send, worker...): a socket address, with a
-//! warning on stderr when it is not loopback, since /metrics has no
-//! authentication there.
+//! `--metrics-listen ADDR` (send, worker): the flag, declared once, and
+//! its parser: a socket address, with a warning on stderr when it is not
+//! loopback, since /metrics has no authentication there.
 
 use std::ffi::OsStr;
 use std::net::SocketAddr;
 
 use clap::builder::TypedValueParser;
+use clap::Args;
+
+/// `--metrics-listen ADDR`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics while running (no authentication: bind to
+    /// loopback or a private address; port 0 picks one, said on stderr): outcomes and durations
+    /// per app, connections, and for `apns worker` apns_queue_pending (jobs not yet delivered
+    /// plus delivered without a result).
+    #[arg(long, value_name = "ADDR", value_parser = MetricsListen)]
+    pub metrics_listen: Option<SocketAddr>,
+}
 
 /// The value parser of every `--metrics-listen`: checking here, where the
 /// flag is read, warns for every command that takes it.

@@ -8,6 +8,14 @@ use clap::Args;
 
 use super::{numbers, values, MAX_STREAMS};
 
+/// `--max-streams`, for `apns mock` and the mock `apns bench` spawns.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct StreamsArgs {
+    /// The stream limit a mock advertises per connection (after the first valid token).
+    #[arg(long, default_value = "1000", value_name = "N", value_parser = numbers::count::<u32>(1, MAX_STREAMS))]
+    pub max_streams: u32,
+}
+
 #[derive(Debug, Args)]
 pub struct MockArgs {
     /// Address to listen on (port 0 picks a free port).
@@ -20,9 +28,8 @@ pub struct MockArgs {
     /// of a stored key (`apns key list`); repeatable.
     #[arg(long, value_name = "KID=TEAM:PATH")]
     pub trust_key: Vec<String>,
-    /// Stream limit advertised after the first valid token.
-    #[arg(long, default_value = "1000", value_name = "N", value_parser = numbers::count::<u32>(1, MAX_STREAMS))]
-    pub max_streams: u32,
+    #[command(flatten)]
+    pub streams: StreamsArgs,
     /// Answer 410 Unregistered for this device token; repeatable.
     #[arg(long, value_name = "TOKEN")]
     pub unregistered: Vec<String>,

@@ -2,7 +2,7 @@
 //! `--payload-file`) and the payload they build.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use apns_provider::payload::{Alert, InterruptionLevel, Sound};
 use apns_provider::Payload;
@@ -67,31 +67,7 @@ impl PayloadArgs {
             return Ok(Some(Payload::raw(json.clone().into_bytes())?));
         }
         if let Some(path) = &p.payload_file {
-            // Far above any payload APNs takes (5120 bytes), so that the size
-            // error names the real size, yet bounded (`--payload-file /dev/zero`).
-            const MAX_READ: u64 = 1 << 20;
-            let mut bytes = Vec::new();
-            let (source, read): (Box<dyn Read>, _) = if path.as_os_str() == "-" {
-                (
-                    Box::new(std::io::stdin()),
-                    "the payload from stdin".to_string(),
-                )
-            } else {
-                let file = std::fs::File::open(path).map_err(|e| {
-                    Failure::usage(format!("cannot read payload file {}: {e}", path.display()))
-                })?;
-                (Box::new(file), format!("payload file {}", path.display()))
-            };
-            source
-                .take(MAX_READ + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| Failure::usage(format!("cannot read {read}: {e}")))?;
-            if bytes.len() as u64 > MAX_READ {
-                return Err(Failure::usage(format!(
-                    "{read} is over {MAX_READ} bytes: not a payload (APNs takes at most 4096 bytes, 5120 for VoIP)"
-                )));
-            }
-            return Ok(Some(Payload::raw(bytes)?));
+            return Ok(Some(read_payload_file(path)?));
         }
         let has_fields = p.alert.is_some()
             || p.title.is_some()
@@ -168,4 +144,31 @@ impl PayloadArgs {
         }
         Ok(Some(b.build()))
     }
+}
+
+/// Reads `--payload-file PATH` (or stdin for `-`) as the payload, byte for
+/// byte. Bounded far above any payload APNs takes (5120 bytes), so that
+/// the size error names the real size, yet `--payload-file /dev/zero`
+/// does not fill memory.
+pub fn read_payload_file(path: &Path) -> Result<Payload, Failure> {
+    const MAX_READ: u64 = 1 << 20;
+    let (source, what): (Box<dyn Read>, String) = if path.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), "the payload from stdin".into())
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| {
+            Failure::usage(format!("cannot read payload file {}: {e}", path.display()))
+        })?;
+        (Box::new(file), format!("payload file {}", path.display()))
+    };
+    let mut bytes = Vec::new();
+    source
+        .take(MAX_READ + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::usage(format!("cannot read {what}: {e}")))?;
+    if bytes.len() as u64 > MAX_READ {
+        return Err(Failure::usage(format!(
+            "{what} is over {MAX_READ} bytes: not a payload (APNs takes at most 4096 bytes, 5120 for VoIP and broadcasts)"
+        )));
+    }
+    Ok(Payload::raw(bytes)?)
 }

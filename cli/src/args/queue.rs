@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::connections::ConnectionsArgs;
 use super::headers::{HeaderArgs, TopicArgs};
+use super::metrics_listen::MetricsArgs;
 use super::payload::PayloadArgs;
 use super::target::TargetArgs;
 use super::tokens::TokensArgs;
-use super::{numbers, MetricsListen, MAX_CONCURRENCY, MAX_CONNECTIONS};
+use super::{numbers, MAX_CONCURRENCY};
 
 /// Where the queue lives.
 #[derive(Debug, Args, Clone)]
@@ -76,9 +78,8 @@ pub struct WorkerArgs {
     /// Jobs in flight at once (read, being sent, or result being written), 1 to 100000.
     #[arg(long, default_value = "1000", value_name = "N", value_parser = numbers::count::<usize>(1, MAX_CONCURRENCY))]
     pub concurrency: usize,
-    /// HTTP/2 connections per app (team, key and environment), at most 64.
-    #[arg(long, default_value = "1", value_name = "N", value_parser = numbers::count::<usize>(1, MAX_CONNECTIONS))]
-    pub connections: usize,
+    #[command(flatten)]
+    pub pool: ConnectionsArgs,
     /// Claim jobs pending this long with another worker (it died): 500ms, 30s, 2m...
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = numbers::duration(Duration::from_millis(10), 30 * numbers::DAY_DURATION))]
     pub claim_idle: Duration,
@@ -99,11 +100,8 @@ pub struct WorkerArgs {
     /// How often to print a progress line on stderr (0 for never).
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = numbers::duration(Duration::ZERO, 30 * numbers::DAY_DURATION))]
     pub stats_interval: Duration,
-    /// Serve Prometheus metrics at http://ADDR/metrics (no authentication: bind to loopback or a
-    /// private address; port 0 picks one, said on stderr): outcomes and durations per app,
-    /// connections, and apns_queue_pending (jobs not yet delivered plus delivered without a result).
-    #[arg(long, value_name = "ADDR", value_parser = MetricsListen)]
-    pub metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 
     #[command(flatten)]
     pub target: TargetArgs,

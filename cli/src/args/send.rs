@@ -1,19 +1,20 @@
 //! The arguments of `apns send`: the shared groups (target, headers,
 //! payload, tokens, output, checking) and the bulk-sending flags of its own.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::checking::CheckingArgs;
+use super::connections::ConnectionsArgs;
 use super::headers::HeaderArgs;
+use super::metrics_listen::MetricsArgs;
 use super::numbers;
 use super::output::OutputArgs;
 use super::payload::PayloadArgs;
 use super::target::TargetArgs;
 use super::tokens::TokensArgs;
-use super::{MetricsListen, MAX_CONCURRENCY, MAX_CONNECTIONS};
+use super::MAX_CONCURRENCY;
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -49,15 +50,8 @@ pub struct SendArgs {
         value_parser = numbers::count::<usize>(1, MAX_CONCURRENCY)
     )]
     pub concurrency: usize,
-    /// HTTP/2 connections to open, at most 64 (each carries up to the server's stream limit).
-    #[arg(
-        long,
-        default_value = "1",
-        value_name = "N",
-        help_heading = "Bulk sending",
-        value_parser = numbers::count::<usize>(1, MAX_CONNECTIONS)
-    )]
-    pub connections: usize,
+    #[command(flatten)]
+    pub pool: ConnectionsArgs,
     /// Finish an interrupted bulk send: read the --results file of that run, skip every line it
     /// finished (accepted, or rejected for good: Unregistered, BadDeviceToken, a bad payload...),
     /// send the rest and append their result lines (the --unregistered-out file is appended to as
@@ -71,11 +65,8 @@ pub struct SendArgs {
     /// twice; give a --collapse-id so that a second copy replaces the first.
     #[arg(long, help_heading = "Bulk sending")]
     pub resend_unknown: bool,
-    /// Serve Prometheus metrics at http://ADDR/metrics while sending (no authentication: bind to
-    /// loopback or a private address; port 0 picks one, said on stderr).
-    #[arg(long, value_name = "ADDR", help_heading = "Bulk sending", value_parser = MetricsListen)]
-    pub metrics_listen: Option<SocketAddr>,
-
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub checking: CheckingArgs,
 }

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::connections::ConnectionsArgs;
 use super::headers::TopicArgs;
 use super::target::TargetArgs;
-use super::{numbers, MAX_CONCURRENCY, MAX_CONNECTIONS};
+use super::{numbers, MAX_CONCURRENCY};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -32,9 +33,8 @@ pub struct ServeArgs {
     // The default app's default topic.
     #[command(flatten)]
     pub topic: TopicArgs,
-    /// HTTP/2 connections to APNs per app, at most 64.
-    #[arg(long, default_value = "1", value_name = "N", value_parser = numbers::count::<usize>(1, MAX_CONNECTIONS))]
-    pub connections: usize,
+    #[command(flatten)]
+    pub pool: ConnectionsArgs,
 
     /// Serve HTTPS with this certificate chain (PEM, leaf first).
     #[arg(
