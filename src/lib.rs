@@ -88,6 +88,7 @@ pub mod notification;
 pub mod payload;
 pub mod response;
 pub mod spec;
+mod tls_words;
 // Used by the readers of other programs' JSON (gateway, tokens files, jobs).
 mod strict_json;
 pub mod transport;
