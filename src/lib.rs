@@ -128,7 +128,7 @@ pub use notification::{
 };
 pub use payload::Payload;
 pub use response::{Reason, ReasonClass, Response};
-pub use transport::{Endpoint, Environment};
+pub use transport::{Endpoint, Environment, IntoEndpoint};
 
 // Compiles the README's examples as doc tests.
 #[cfg(doctest)]
