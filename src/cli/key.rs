@@ -2,12 +2,11 @@
 
 use std::io::IsTerminal;
 
-use apns_provider::keystore::{
-    self, config_path, data_dir, load_key_pem, KeyLocation, Keychain, Profile, ProfileFile,
-};
+use apns_provider::keystore::{self, load_key_pem, KeyLocation, Keychain, Profile, ProfileFile};
 use apns_provider::{KeyId, SigningKey, TeamId};
 
 use super::args::{KeyCommand, Output, StoreKind};
+use super::paths::{config_path, data_dir};
 use super::{exit, Failure};
 
 pub fn run(command: KeyCommand) -> Result<u8, Failure> {

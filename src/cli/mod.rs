@@ -15,6 +15,7 @@ mod files;
 mod input;
 mod key;
 mod mock;
+mod paths;
 mod queue_args;
 mod report;
 mod resume;
@@ -306,7 +307,7 @@ pub struct Resolved {
 fn resolve(key: &KeyArgs, cert: &args::CertArgs) -> Result<Resolved, Failure> {
     let profile = match &key.profile {
         Some(name) => {
-            let path = apns_provider::keystore::config_path()?;
+            let path = paths::config_path()?;
             let file = apns_provider::keystore::ProfileFile::load(&path)?;
             let profile = file.get(name).map_err(|e| {
                 // `--key AuthKey_X.p8`: a file where a stored key's name belongs.
