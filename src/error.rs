@@ -238,6 +238,10 @@ pub enum CredentialProblem {
     CertificateNotYetValid,
     /// The certificate is for the other APNs environment.
     WrongEnvironment,
+    /// The certificate is X.509 version 1 (or 2), which rustls and webpki
+    /// refuse: only version 3 is accepted. `openssl x509 -req` makes
+    /// version 1 unless given extensions (`-extfile`).
+    UnsupportedCertificateVersion,
 }
 
 /// What went wrong in a TLS handshake; see [`Error::Tls`].

@@ -5,8 +5,9 @@
 //!   Keychain, Windows Credential Manager, Linux Secret Service). There is no
 //!   silent fallback: when no keychain service is reachable, the error says
 //!   so and names the alternatives.
-//! - **File**: the key copied under the user's data directory (XDG),
-//!   directory `0700`, file `0600`, for headless servers.
+//! - **File**: the key copied into a directory the caller names
+//!   ([`store_key_file`]), directory `0700`, file `0600`, for headless
+//!   servers.
 //! - **Environment**: a variable holding the PEM, for containers and CI.
 //!
 //! A key (or a `.p12` password) written into the profile file itself is
@@ -15,6 +16,22 @@
 //!
 //! A [`ProfileFile`] (TOML, see `keys.example`) names profiles: team id, key
 //! id, environment, default topic and where the key lives.
+//!
+//! ## Paths
+//!
+//! This module follows no path convention and reads no variable to find
+//! its files: the caller passes the profile file's path
+//! ([`ProfileFile::load`], [`ProfileFile::save`]) and the file store's
+//! directory ([`store_key_file`]). The `apns` command line keeps them at:
+//!
+//! | what | where the `apns` CLI looks, first match wins |
+//! |---|---|
+//! | profile file | `$APNS_CONFIG`; `$XDG_CONFIG_HOME/apns/keys.toml`; `$HOME/.config/apns/keys.toml` |
+//! | file store | `$XDG_DATA_HOME/apns/keys`; `$HOME/.local/share/apns/keys` |
+//!
+//! (an empty variable counts as unset). A tool that shares the CLI's
+//! profiles resolves the same paths, or asks its user for them, and passes
+//! them in.
 //!
 //! ```
 //! use apns_provider::keystore::{Keychain, KeyLocation};
@@ -282,36 +299,6 @@ impl Keychain {
             .delete_credential()
             .map_err(|e| self.error(name, e))
     }
-}
-
-/// The directory for keys in the file store: `$XDG_DATA_HOME/apns/keys`,
-/// else `~/.local/share/apns/keys`.
-pub fn data_dir() -> Result<PathBuf> {
-    let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => home()?.join(".local/share"),
-    };
-    Ok(base.join("apns").join("keys"))
-}
-
-/// The profile file: `$APNS_CONFIG`, else `$XDG_CONFIG_HOME/apns/keys.toml`,
-/// else `~/.config/apns/keys.toml`.
-pub fn config_path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("APNS_CONFIG").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => home()?.join(".config"),
-    };
-    Ok(base.join("apns").join("keys.toml"))
-}
-
-fn home() -> Result<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .ok_or_else(|| Error::Config("HOME is not set; set APNS_CONFIG and XDG_DATA_HOME".into()))
 }
 
 /// Copies a key into the file store as `<dir>/<name>.p8` (directory 0700,

@@ -90,6 +90,7 @@ pub mod notification;
 pub mod payload;
 pub mod response;
 pub mod spec;
+mod tls_words;
 // Used by the readers of other programs' JSON (gateway, tokens files, jobs).
 mod strict_json;
 pub mod transport;
@@ -129,7 +130,7 @@ pub use notification::{
 };
 pub use payload::Payload;
 pub use response::{Reason, ReasonClass, Response};
-pub use transport::{Endpoint, Environment};
+pub use transport::{Endpoint, Environment, IntoEndpoint};
 
 // Compiles the README's examples as doc tests.
 #[cfg(doctest)]

@@ -34,7 +34,7 @@ pub struct Resolved {
 pub fn resolve(key: &KeyArgs, cert: &CertArgs) -> Result<Resolved, Failure> {
     let profile = match &key.profile {
         Some(name) => {
-            let path = apns_provider::keystore::config_path()?;
+            let path = super::paths::config_path()?;
             let file = apns_provider::keystore::ProfileFile::load(&path)?;
             let profile = file.get(name).map_err(|e| {
                 // `--key AuthKey_X.p8`: a file where a stored key's name belongs.

@@ -2,13 +2,12 @@
 
 use std::io::IsTerminal;
 
-use apns_provider::keystore::{
-    self, config_path, data_dir, load_key_pem, KeyLocation, Keychain, Profile, ProfileFile,
-};
+use apns_provider::keystore::{self, load_key_pem, KeyLocation, Keychain, Profile, ProfileFile};
 use apns_provider::{KeyId, SigningKey, TeamId};
 
 use super::args::{KeyCommand, Output, StoreKind};
 use super::failure::{exit, Failure};
+use super::paths::{config_path, data_dir};
 
 pub fn run(command: KeyCommand) -> Result<u8, Failure> {
     let path = config_path()?;

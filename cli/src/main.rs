@@ -22,6 +22,7 @@ mod files;
 mod input;
 mod key;
 mod mock;
+mod paths;
 mod report;
 mod resume;
 mod send;

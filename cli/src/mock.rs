@@ -140,7 +140,7 @@ fn parse_storm(spec: &str) -> Result<Fault, Failure> {
 /// Parses `KID=TEAM:PATH`, or takes a stored key's profile by name.
 fn parse_trust_key(spec: &str) -> Result<TrustedKey, Failure> {
     if !spec.contains('=') {
-        let path = apns_provider::keystore::config_path()?;
+        let path = super::paths::config_path()?;
         let file = apns_provider::keystore::ProfileFile::load(&path)?;
         let profile = file.get(spec)?;
         let pem = apns_provider::keystore::load_key_pem(

@@ -416,6 +416,15 @@ impl ClientCertificate {
         chain: Vec<CertificateDer<'static>>,
         key: Zeroizing<PrivateKeyDer<'static>>,
     ) -> Result<Self> {
+        // Read first: a certificate rustls cannot parse (a version 1 one)
+        // is named as such, not blamed on the key.
+        let info = CertificateInfo::from_der(&chain[0])?;
+        if !is_version_3(&chain[0]) {
+            return Err(Error::credentials(
+                CredentialProblem::UnsupportedCertificateVersion,
+                crate::tls_words::VERSION_1,
+            ));
+        }
         let provider = crate::crypto::provider();
         rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
             |e| match e {
@@ -423,10 +432,16 @@ impl ClientCertificate {
                     CredentialProblem::KeyMismatch,
                     "the private key does not match the certificate: they come from different exports",
                 ),
-                other => Error::malformed(format!("unusable certificate key: {other}")),
+                rustls::Error::InvalidCertificate(c) => Error::malformed(format!(
+                    "unusable certificate: {}",
+                    crate::tls_words::certificate_error(&c)
+                )),
+                other => Error::malformed(format!(
+                    "unusable certificate key: {}",
+                    crate::tls_words::rustls_error(&other)
+                )),
             },
         )?;
-        let info = CertificateInfo::from_der(&chain[0])?;
         Ok(ClientCertificate {
             chain,
             key: std::sync::Arc::new(key),
@@ -508,6 +523,12 @@ fn scan_pem(bytes: &[u8]) -> Result<PemContents> {
         .map(Zeroizing::new);
     }
     Ok((chain, key))
+}
+
+/// Whether a DER certificate is X.509 version 3, the only one webpki takes.
+fn is_version_3(der: &[u8]) -> bool {
+    use x509_parser::prelude::*;
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| c.version() == X509Version::V3)
 }
 
 fn looks_like_pem(data: &[u8]) -> bool {

@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::transport::connection::{Keepalive, Timeouts};
 use crate::transport::pool::{Pool, PoolConfig};
-use crate::transport::{tls, Endpoint, Environment, Proxy};
+use crate::transport::{tls, Endpoint, Environment, IntoEndpoint, Proxy};
 
 /// The most connections a pool opens; larger [`ClientBuilder::pool_size`]
 /// values are lowered to this.
@@ -126,9 +126,37 @@ impl ClientBuilder {
         self
     }
 
-    /// Sends to `endpoint` (a mock server, a proxy, port 2197...).
-    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
-        self.endpoint = endpoint;
+    /// Sends to `endpoint` (a mock server, a proxy, port 2197...): an
+    /// [`Endpoint`], or a URL string such as `"https://127.0.0.1:8443"`. A
+    /// string that is not an `https://HOST[:PORT]` URL makes
+    /// [`build`](Self::build) fail with [`Error::InvalidField`] (field
+    /// `endpoint`), as reqwest defers a builder's errors to `build()`.
+    ///
+    /// ```
+    /// use apns_provider::{Client, Endpoint, Error, SigningKey};
+    ///
+    /// let key = SigningKey::from_pem(apns_provider::auth::generate_p8_pem().as_bytes())?;
+    /// let client = Client::builder()
+    ///     .endpoint("https://127.0.0.1:8443")
+    ///     .token_auth(key.clone(), "ABCDE12345", "TEAM123456")
+    ///     .build()?;
+    /// assert_eq!(client.endpoint(), &Endpoint::new("127.0.0.1", 8443)?);
+    ///
+    /// let e = Client::builder()
+    ///     .endpoint("http://127.0.0.1:8443") // not https
+    ///     .token_auth(key, "ABCDE12345", "TEAM123456")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(e, Error::InvalidField { field: "endpoint", .. }), "{e}");
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn endpoint(mut self, endpoint: impl IntoEndpoint) -> Self {
+        match endpoint.into_endpoint() {
+            Ok(endpoint) => self.endpoint = endpoint,
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
         self
     }
 
@@ -137,8 +165,14 @@ impl ClientBuilder {
     /// ([`Endpoint::channels_for_environment`]) when the client sends to
     /// Apple, and to the push endpoint itself otherwise (a mock serves both
     /// on one port). Either way they use a connection of their own.
-    pub fn channels_endpoint(mut self, endpoint: Endpoint) -> Self {
-        self.channels_endpoint = Some(endpoint);
+    /// Takes what [`endpoint`](Self::endpoint) takes.
+    pub fn channels_endpoint(mut self, endpoint: impl IntoEndpoint) -> Self {
+        match endpoint.into_endpoint() {
+            Ok(endpoint) => self.channels_endpoint = Some(endpoint),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
         self
     }
 
@@ -481,5 +515,78 @@ impl ClientBuilder {
                 shutdown_lock: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_pem(crate::auth::generate_p8_pem().as_bytes()).unwrap()
+    }
+
+    fn built(endpoint: impl IntoEndpoint) -> Result<Client> {
+        Client::builder()
+            .endpoint(endpoint)
+            .token_auth(key(), "ABCDE12345", "TEAM123456")
+            .build()
+    }
+
+    #[test]
+    fn endpoint_takes_an_endpoint_or_a_url_string() {
+        let mock = Endpoint::new("127.0.0.1", 8443).unwrap();
+        let url = String::from("https://127.0.0.1:8443");
+        for client in [
+            built(mock.clone()),
+            built(&mock),
+            built("https://127.0.0.1:8443"),
+            built(url.clone()),
+            built(&url),
+        ] {
+            assert_eq!(client.unwrap().endpoint(), &mock);
+        }
+    }
+
+    #[test]
+    fn a_bad_endpoint_string_fails_build_with_its_field() {
+        for bad in [
+            "http://127.0.0.1:8443",
+            "127.0.0.1:8443",
+            "https://x/path",
+            "",
+        ] {
+            let e = built(bad).err().unwrap_or_else(|| panic!("{bad:?} built"));
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidField {
+                        field: "endpoint",
+                        ..
+                    }
+                ),
+                "{bad:?}: {e}"
+            );
+            assert!(e.to_string().contains("https://HOST[:PORT]"), "{e}");
+        }
+        // Reported even when a later call names a good endpoint: the first
+        // mistake is not silently replaced.
+        let e = Client::builder()
+            .channels_endpoint("ftp://mock")
+            .endpoint(Endpoint::sandbox())
+            .token_auth(key(), "ABCDE12345", "TEAM123456")
+            .build()
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidField {
+                    field: "endpoint",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

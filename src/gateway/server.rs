@@ -47,10 +47,20 @@ pub fn tls_config_from_pem_files(
     })?;
     let mut config = ServerConfig::builder_with_provider(crate::crypto::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+        .map_err(|e| {
+            Error::Config(format!(
+                "TLS setup failed: {}",
+                crate::tls_words::rustls_error(&e)
+            ))
+        })?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| Error::Config(format!("the TLS certificate and key cannot be used: {e}")))?;
+        .map_err(|e| {
+            Error::Config(format!(
+                "the TLS certificate and key cannot be used: {}",
+                crate::tls_words::rustls_error(&e)
+            ))
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -178,7 +188,7 @@ async fn connection(
         r = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => match r {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
-                tracing::debug!(%peer, "gateway: TLS handshake failed: {e}");
+                tracing::debug!(%peer, "gateway: TLS handshake failed: {}", crate::tls_words::io_error(&e));
                 return;
             }
             Err(_) => {

@@ -90,15 +90,23 @@ pub(crate) fn server_config(
 ) -> Result<Arc<ServerConfig>> {
     let builder = ServerConfig::builder_with_provider(crate::crypto::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
+        .map_err(|e| {
+            Error::Config(format!(
+                "TLS setup failed: {}",
+                crate::tls_words::rustls_error(&e)
+            ))
+        })?;
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(pem) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in tls::certificates_from_pem(pem, "client CA")? {
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::Config(format!("client CA unusable: {e}")))?;
+                roots.add(cert).map_err(|e| {
+                    Error::Config(format!(
+                        "client CA unusable: {}",
+                        crate::tls_words::rustls_error(&e)
+                    ))
+                })?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
@@ -112,7 +120,12 @@ pub(crate) fn server_config(
     };
     let mut config = builder
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
-        .map_err(|e| Error::Config(format!("mock TLS identity rejected: {e}")))?;
+        .map_err(|e| {
+            Error::Config(format!(
+                "mock TLS identity rejected: {}",
+                crate::tls_words::rustls_error(&e)
+            ))
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }

@@ -204,7 +204,8 @@ async fn serve_connection(
     let started = Instant::now();
     let handshake = tokio::time::timeout(timeouts.handshake, acceptor.accept(tcp)).await;
     let tls = match handshake {
-        Ok(result) => result.map_err(|e| format!("TLS handshake failed: {e}"))?,
+        Ok(result) => result
+            .map_err(|e| format!("TLS handshake failed: {}", crate::tls_words::io_error(&e)))?,
         Err(_) => {
             state.counters.timed_out.fetch_add(1, Ordering::Relaxed);
             return Err("TLS handshake timed out".into());

@@ -201,6 +201,65 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// What [`ClientBuilder::endpoint`](crate::client::ClientBuilder::endpoint)
+/// takes: an [`Endpoint`], or a URL string (`&str`, `String`) parsed as
+/// `https://HOST[:PORT]`, as reqwest's builders take `impl IntoUrl`. A string
+/// that does not parse is reported by `build()`. Sealed: implemented only
+/// here.
+///
+/// ```
+/// use apns_provider::{Endpoint, IntoEndpoint};
+///
+/// assert_eq!("https://127.0.0.1:8443".into_endpoint()?, Endpoint::new("127.0.0.1", 8443)?);
+/// assert_eq!(Endpoint::sandbox().into_endpoint()?, Endpoint::sandbox());
+/// assert!(String::from("http://127.0.0.1").into_endpoint().is_err());
+/// # Ok::<(), apns_provider::Error>(())
+/// ```
+pub trait IntoEndpoint: sealed::Sealed {
+    /// The endpoint, or why this is not one
+    /// ([`Error::InvalidField`] for the field `endpoint`).
+    fn into_endpoint(self) -> Result<Endpoint>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Endpoint {}
+    impl Sealed for &super::Endpoint {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+    impl Sealed for &String {}
+}
+
+impl IntoEndpoint for Endpoint {
+    fn into_endpoint(self) -> Result<Endpoint> {
+        Ok(self)
+    }
+}
+
+impl IntoEndpoint for &Endpoint {
+    fn into_endpoint(self) -> Result<Endpoint> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoEndpoint for &str {
+    fn into_endpoint(self) -> Result<Endpoint> {
+        self.parse()
+    }
+}
+
+impl IntoEndpoint for String {
+    fn into_endpoint(self) -> Result<Endpoint> {
+        self.parse()
+    }
+}
+
+impl IntoEndpoint for &String {
+    fn into_endpoint(self) -> Result<Endpoint> {
+        self.parse()
+    }
+}
+
 impl FromStr for Endpoint {
     type Err = Error;
     /// Parses `https://host[:port][/]`.

@@ -55,7 +55,8 @@ pub(crate) fn client_config_with_cert(
     for cert in extra_roots {
         roots.add(cert.clone()).map_err(|e| {
             Error::Config(format!(
-                "cannot use a CA certificate as a trust anchor: {e}"
+                "cannot use a CA certificate as a trust anchor: {}",
+                crate::tls_words::rustls_error(&e)
             ))
         })?;
     }
@@ -66,14 +67,22 @@ pub(crate) fn client_config_with_cert(
     }
     let builder = ClientConfig::builder_with_provider(crate::crypto::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+        .map_err(|e| {
+            Error::Config(format!(
+                "TLS setup failed: {}",
+                crate::tls_words::rustls_error(&e)
+            ))
+        })?
         .with_root_certificates(roots);
     let mut config = match identity {
         None => builder.with_no_client_auth(),
         Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
             Error::credentials(
                 CredentialProblem::Malformed,
-                format!("the client certificate cannot be used: {e}"),
+                format!(
+                    "the client certificate cannot be used: {}",
+                    crate::tls_words::rustls_error(&e)
+                ),
             )
         })?,
     };
@@ -106,14 +115,16 @@ pub(crate) fn explain(e: &std::io::Error) -> (TlsProblem, String) {
             };
             (
                 problem,
-                format!("the server's certificate {what} ({cert:?})"),
+                format!(
+                    "the server's certificate {what} ({})",
+                    crate::tls_words::certificate_error(cert)
+                ),
             )
         }
         Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) => (
             TlsProblem::NoHttp2,
             "the server does not offer HTTP/2 (ALPN h2); APNs requires HTTP/2".into(),
         ),
-        Some(other) => (TlsProblem::Other, other.to_string()),
-        None => (TlsProblem::Other, e.to_string()),
+        _ => (TlsProblem::Other, crate::tls_words::io_error(e)),
     }
 }

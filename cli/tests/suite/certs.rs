@@ -371,6 +371,134 @@ async fn bad_inputs_say_what_is_wrong() {
     assert!(e.to_string().contains("no private key"), "{e}");
 }
 
+/// The usual OpenSSL 3 recipe, `openssl x509 -req` without extensions,
+/// makes an X.509 version 1 certificate, which rustls refuses: the error
+/// says so in words (never rustls' `Other(OtherError(..))`) and names the
+/// fix; the fixed recipe (`-extfile`, or `req -x509 -CA -addext`) sends
+/// over mutual TLS to the mock in certificate mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_certificate_is_named_with_its_fix() {
+    let dir = temp_dir();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let subject = "/CN=Apple Push Services: com.example.app/UID=com.example.app";
+    certs::openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &at("ca.key"),
+        "-out",
+        &at("ca.pem"),
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Test CA",
+    ]);
+    certs::openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &at("client.key"),
+        "-out",
+        &at("client.csr"),
+        "-subj",
+        subject,
+    ]);
+    let (csr, ca_pem, ca_key) = (at("client.csr"), at("ca.pem"), at("ca.key"));
+    let sign = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "30",
+        ];
+        let out = at(out);
+        args.extend(["-out", out.as_str()]);
+        args.extend(extra);
+        certs::openssl(&args);
+    };
+    sign("v1.pem", &[]);
+    let key = dir.path().join("client.key");
+    let e = ClientCertificate::from_file(dir.path().join("v1.pem"), Some(&key), None).unwrap_err();
+    assert_eq!(
+        e.credential_problem(),
+        Some(apns_provider::CredentialProblem::UnsupportedCertificateVersion),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("X.509 version 1") && msg.contains("-extfile") && msg.contains("-addext"),
+        "{msg}"
+    );
+    for debug in [
+        "OtherError",
+        "UnsupportedCertVersion",
+        "Other(",
+        "unusable certificate key",
+    ] {
+        assert!(!msg.contains(debug), "{debug} in: {msg}");
+    }
+
+    // The fixes the message names: both make version 3 certificates that
+    // the mock accepts.
+    std::fs::write(
+        dir.path().join("client.ext"),
+        "extendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    sign("v3.pem", &["-extfile", &at("client.ext")]);
+    certs::openssl(&[
+        "req",
+        "-x509",
+        "-CA",
+        &at("ca.pem"),
+        "-CAkey",
+        &at("ca.key"),
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &at("one-step.key"),
+        "-out",
+        &at("one-step.pem"),
+        "-days",
+        "30",
+        "-subj",
+        subject,
+        "-addext",
+        "basicConstraints=CA:FALSE",
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+    ]);
+    let mock = MockServer::builder()
+        .client_ca_pem(&std::fs::read(dir.path().join("ca.pem")).unwrap())
+        .start()
+        .await
+        .unwrap();
+    for (cert, key) in [("v3.pem", "client.key"), ("one-step.pem", "one-step.key")] {
+        let cert =
+            ClientCertificate::from_file(dir.path().join(cert), Some(&dir.path().join(key)), None)
+                .unwrap();
+        let r = client(&mock, cert)
+            .send(&alert(Some("com.example.app")))
+            .await
+            .unwrap();
+        assert!(r.is_accepted(), "{}", r.describe());
+    }
+    assert_eq!(mock.accepted().len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_certificate_environment_as_a_response_and_as_a_goaway() {
     let dir = temp_dir();

@@ -93,7 +93,8 @@ impl Default for Spec<'_> {
     }
 }
 
-fn openssl(args: &[&str]) {
+/// Runs openssl, failing the test with its stderr if it fails.
+pub fn openssl(args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .output()
