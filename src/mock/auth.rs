@@ -1,113 +1,16 @@
-//! Provider-token authentication as APNs does it: the keys the mock
-//! trusts, and what each connection remembers (its team, its last verified
-//! token) to apply Apple's per-connection rules.
+//! The credentials checks APNs applies, per connection: provider tokens
+//! (verified against the [`TrustedKey`]s, with Apple's rules on age,
+//! changes and one team per connection) and the environment of a client
+//! certificate.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
-use super::lock;
-use super::server::{MockConn, State};
-use super::validate::{reject, Rejection};
+use super::keys::TrustedKey;
+use super::rejection::{reject, Rejection};
+use super::state::{lock, CachedToken, MockConn, State};
 use crate::auth::verify as jwt;
-use crate::auth::{KeyId, PublicKey, TeamId, MAX_REFRESH_AFTER, MIN_REFRESH_AFTER};
-use crate::error::Result;
-use crate::notification::PushType;
+use crate::auth::{CertificateInfo, MAX_REFRESH_AFTER, MIN_REFRESH_AFTER};
 use crate::response::Reason;
-use crate::transport::Environment;
-
-/// A key the mock accepts provider tokens from.
-#[derive(Debug, Clone)]
-pub struct TrustedKey {
-    key_id: KeyId,
-    team_id: TeamId,
-    public_key: PublicKey,
-    sec1: Vec<u8>,
-    topics: Vec<String>,
-    environment: Option<Environment>,
-}
-
-impl TrustedKey {
-    /// Trusts tokens with `kid = key_id`, `iss = team_id`, signed by
-    /// `public_key`'s private half.
-    pub fn new(key_id: &str, team_id: &str, public_key: PublicKey) -> Result<Self> {
-        Ok(TrustedKey {
-            key_id: KeyId::new(key_id)?,
-            team_id: TeamId::new(team_id)?,
-            sec1: public_key.to_sec1_bytes(),
-            public_key,
-            topics: Vec::new(),
-            environment: None,
-        })
-    }
-
-    /// Limits the key to these bundle ids (and their push-type suffixes);
-    /// other topics get `TopicDisallowed`. Without this, any topic is allowed.
-    pub fn topics<I, S>(mut self, bundle_ids: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.topics = bundle_ids.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Limits the key to one environment, as Apple allows since 2025; tokens
-    /// sent to a mock of the other environment get
-    /// `BadEnvironmentKeyIdInToken`.
-    pub fn environment(mut self, env: Environment) -> Self {
-        self.environment = Some(env);
-        self
-    }
-
-    /// The public key.
-    pub fn public_key(&self) -> &PublicKey {
-        &self.public_key
-    }
-
-    /// The key id (`kid`).
-    pub fn key_id(&self) -> &KeyId {
-        &self.key_id
-    }
-
-    /// The team id (`iss`).
-    pub fn team_id(&self) -> &TeamId {
-        &self.team_id
-    }
-
-    pub(crate) fn allows_topic(&self, topic: &str) -> bool {
-        self.topics.is_empty()
-            || self.topics.iter().any(|bundle| {
-                topic == bundle
-                    || topic.strip_prefix(bundle.as_str()).is_some_and(|suffix| {
-                        PushType::ALL
-                            .iter()
-                            .any(|t| t.topic_suffix() == Some(suffix))
-                    })
-            })
-    }
-}
-
-/// What a connection remembers about token authentication.
-#[derive(Default)]
-pub(crate) struct ConnAuth {
-    team: Option<String>,
-    token: Option<CachedToken>,
-}
-
-impl ConnAuth {
-    /// Whether a valid token was seen on this connection.
-    pub(crate) fn is_valid(&self) -> bool {
-        self.token.is_some()
-    }
-}
-
-struct CachedToken {
-    raw: String,
-    kid: String,
-    iss: String,
-    iat: i64,
-    since: Instant,
-}
 
 /// Checks the provider token, caching the verified token per connection so
 /// that a signature is verified once, not per request.
@@ -115,7 +18,7 @@ pub(crate) fn authenticate<'s>(
     header: Option<&str>,
     state: &'s State,
     conn: &MockConn,
-) -> std::result::Result<&'s TrustedKey, Rejection> {
+) -> Result<&'s TrustedKey, Rejection> {
     let header = header.ok_or_else(|| reject(Reason::MissingProviderToken))?;
     let token = jwt::bearer(header, state.strict_tokens)
         .ok_or_else(|| reject(Reason::MissingProviderToken))?;
@@ -130,11 +33,11 @@ pub(crate) fn authenticate<'s>(
             let invalid = || reject(Reason::InvalidProviderToken);
             let parsed = jwt::parse(token, state.strict_tokens).map_err(|_| invalid())?;
             let key = state.keys.get(&parsed.kid).ok_or_else(invalid)?;
-            if key.team_id.as_str() != parsed.iss {
+            if key.team_id().as_str() != parsed.iss {
                 return Err(invalid());
             }
             let iat = i64::try_from(parsed.iat).map_err(|_| invalid())?;
-            parsed.verify(&key.sec1).map_err(|_| invalid())?;
+            parsed.verify(key.sec1()).map_err(|_| invalid())?;
             state
                 .counters
                 .tokens_verified
@@ -146,7 +49,7 @@ pub(crate) fn authenticate<'s>(
         .keys
         .get(&kid)
         .ok_or_else(|| reject(Reason::InvalidProviderToken))?;
-    if let Some(env) = key.environment {
+    if let Some(env) = key.environment_limit() {
         if env != state.environment {
             return Err(reject(Reason::BadEnvironmentKeyIdInToken));
         }
@@ -183,4 +86,21 @@ pub(crate) fn authenticate<'s>(
         }
     }
     Ok(key)
+}
+
+/// A client certificate for the other environment gets
+/// `BadCertificateEnvironment`, and a GOAWAY too when the mock was asked to
+/// answer it so (`docs/apns-facts.md`, "Certificates": "sometimes as a GOAWAY").
+pub(crate) fn check_certificate_environment(
+    cert: &CertificateInfo,
+    state: &State,
+    conn: &MockConn,
+) -> Result<(), Rejection> {
+    if cert.environment.allows(state.environment) {
+        return Ok(());
+    }
+    if state.bad_environment_goaway {
+        conn.go_away_now(state, "BadCertificateEnvironment");
+    }
+    Err(reject(Reason::BadCertificateEnvironment))
 }
