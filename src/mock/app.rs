@@ -5,10 +5,10 @@
 
 use http::HeaderMap;
 
-use super::auth::{authenticate, check_certificate_environment};
 use super::keys::TrustedKey;
 use super::rejection::{reject, Rejection};
 use super::state::{MockConn, State};
+use super::trust::{authenticate, check_certificate_environment};
 use crate::broadcast::ChannelId;
 use crate::notification::{ApnsId, PushType, Topic};
 use crate::response::Reason;

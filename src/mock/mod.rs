@@ -51,11 +51,11 @@
 //! | `handle.rs` | [`MockServer`] (the running server) and [`MockStats`] |
 //! | `builder.rs` | [`MockServerBuilder`] |
 //! | `server.rs` | accept loop, connections, streams, timeouts; dispatches each request by its route |
-//! | `validate.rs` | the push route: APNs' checks of a push request |
+//! | `push.rs` | the push route: APNs' checks of a push request |
 //! | `broadcast.rs` | the broadcast route: the checks of a broadcast send |
 //! | `channels.rs` | the channel-management routes' answers |
 //! | `app.rs` | the checks the broadcast and channel routes share (path, request id, an app's credentials) |
-//! | `auth.rs` | provider-token rules per connection, a certificate's environment |
+//! | `trust.rs` | whether the mock trusts a request's credentials: provider-token rules per connection, a certificate's environment |
 //! | `state.rs` | what connections share (`State`) and what one remembers (`MockConn`) |
 //! | `route.rs` | the route of a request, by its path |
 //! | `rejection.rs` | an error answer: status and reason |
@@ -68,13 +68,12 @@
 //!
 //! Imports run one way: the data files (`rejection`, `route`, `keys`,
 //! `registry`, `faults`, `records`, `shim`, `ca`) import no other mock file
-//! but each other's leaves; `state` imports only them; the checks (`auth`,
-//! then `app`) and the route handlers (`validate`, `broadcast`, `channels`)
+//! but each other's leaves; `state` imports only them; the checks (`trust`,
+//! then `app`) and the route handlers (`push`, `broadcast`, `channels`)
 //! import `state` and the leaves; `server` dispatches to the handlers;
 //! `builder` and `handle` sit on top.
 
 mod app;
-mod auth;
 mod broadcast;
 mod builder;
 mod ca;
@@ -82,6 +81,7 @@ mod channels;
 mod faults;
 mod handle;
 mod keys;
+mod push;
 mod records;
 mod registry;
 mod rejection;
@@ -89,7 +89,7 @@ mod route;
 mod server;
 mod shim;
 mod state;
-mod validate;
+mod trust;
 
 pub use builder::{MockServerBuilder, DEFAULT_MAX_STREAMS};
 pub use faults::Fault;

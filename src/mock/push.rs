@@ -1,15 +1,15 @@
-//! The checks APNs applies to a push request, in APNs' order, each with the
-//! answer APNs gives. Parsing reuses the crate's own types, so the mock and
+//! The push route (`POST /3/device/<token>`): the checks APNs applies to a
+//! push request, in APNs' order, each with the answer APNs gives. Parsing reuses the crate's own types, so the mock and
 //! the client agree on what a valid field is.
 
 use bytes::Bytes;
 use http::header::HeaderName;
 use http::{HeaderMap, Method};
 
-use super::auth::{authenticate, check_certificate_environment};
 use super::records::AcceptedNotification;
 use super::rejection::{reject, Rejection};
 use super::state::{lock, MockConn, State};
+use super::trust::{authenticate, check_certificate_environment};
 use crate::notification::{ApnsId, CollapseId, DeviceToken, Priority, PushType};
 use crate::response::Reason;
 

@@ -1,7 +1,7 @@
-//! The credentials checks APNs applies, per connection: provider tokens
-//! (verified against the [`TrustedKey`]s, with Apple's rules on age,
-//! changes and one team per connection) and the environment of a client
-//! certificate.
+//! Whether the mock trusts a request's credentials, as APNs checks them per
+//! connection: provider tokens (verified against the [`TrustedKey`]s, with
+//! Apple's rules on age, changes and one team per connection) and the
+//! environment of a client certificate.
 
 use std::sync::atomic::Ordering;
 
