@@ -10,7 +10,7 @@ use super::body::{self, Top};
 use super::dispatch::{Batch, Item};
 use super::App;
 use crate::error::Error;
-use crate::spec::NotificationSpec;
+use crate::wire::NotificationSpec;
 
 /// The fields of a notification object (a tokens-file JSON line) plus `app`.
 const FIELDS: [&str; 8] = [

@@ -13,7 +13,7 @@
 //! ```no_run
 //! use apns_provider::worker::{App, Delivery, Worker};
 //! use apns_provider::{Client, SigningKey};
-//! use apns_provider::spec::SpecDefaults;
+//! use apns_provider::wire::SpecDefaults;
 //!
 //! # async fn run() -> apns_provider::Result<()> {
 //! let client = Client::builder()
@@ -88,7 +88,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::notification::Notification;
 use crate::response::Response;
-use crate::spec::SpecDefaults;
+use crate::wire::SpecDefaults;
 
 pub use job::{field, result_field, Job, JobResult, FORMAT_VERSION, MAX_FIELD_BYTES, MAX_ID_BYTES};
 pub use producer::{AddFailure, Producer};
