@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::finish::{Action, Finish};
-use super::job::{excerpt, JobResult};
+use super::config::Delivery;
+use super::ctx::{retrying, Ctx, Finish, Halt, Sent};
+use super::decide::Action;
+use super::job::{excerpt, Job, JobResult};
 use super::queue::{self, Conn, Fields};
 use super::read::{Entry, Shape};
-use super::run::{retrying, Ctx, Halt, STOPPING};
-use super::{Delivery, Job, Shared};
+use super::stats::{Shared, STOPPING};
 
 /// What an earlier delivery left in the marker.
 #[derive(Debug, PartialEq)]
@@ -263,11 +264,11 @@ async fn decide(ctx: &Ctx, d: &Delivered) -> Action {
     };
     let mut spec = job.spec;
     spec.apns_id = Some(apns_id);
-    let notification = match app.defaults.build(&spec) {
+    let notification = match app.defaults().build(&spec) {
         Ok(n) => n,
         Err(e) => return dead(base, e.to_string(), false),
     };
-    if notification.topic().is_none() && app.client.certificate().is_none() {
+    if notification.topic().is_none() && app.client().certificate().is_none() {
         return dead(
             base,
             "invalid topic: required; the job has none and its app no default topic".into(),
@@ -275,9 +276,9 @@ async fn decide(ctx: &Ctx, d: &Delivered) -> Action {
         );
     }
     let started = std::time::Instant::now();
-    let result = app.client.send(&notification).await;
+    let result = app.client().send(&notification).await;
     if let Some(observe) = &ctx.on_sent {
-        observe(&super::Sent {
+        observe(&Sent {
             app: job.app.as_deref(),
             notification: &notification,
             result: &result,

@@ -9,46 +9,19 @@ use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Value};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 
+use super::config::Config;
+use super::ctx::{recreate_group, Ctx, Finish, Halt, RESPONSE_TIMEOUT};
+use super::decide::Action;
 use super::job::JobResult;
-use super::queue::{self, Conn, Fields};
-use super::run::{recreate_group, Ctx, Halt, RESPONSE_TIMEOUT};
-use super::{Config, Shared};
+use super::queue::{self, Conn};
+use super::stats::Shared;
 
 /// How long a transaction's `applied` key outlives it (see `write`).
 const APPLIED_TTL_SECS: u64 = 3600;
 /// The most outcomes one transaction writes.
 const FINISH_BATCH: usize = 512;
-
-/// What one delivery of a job came to, for the finisher.
-pub(super) enum Action {
-    /// A result to write; the job is done.
-    Result(JobResult),
-    /// A result, and the job's fields to the dead letter; the job is done.
-    Dead {
-        result: JobResult,
-        fields: Fields,
-        error: String,
-        deliveries: u64,
-    },
-    /// Failed before reaching APNs: stays pending, to be claimed and tried
-    /// again; the marker records the error.
-    Retry { marker: String },
-    /// May have reached APNs (at-least-once): stays pending with its
-    /// `sending` marker, to be sent again when claimed.
-    Release,
-}
-
-pub(super) struct Finish {
-    pub id: String,
-    pub key: String,
-    /// The marker this worker set; the outcome is written only if it is
-    /// still there.
-    pub expected: String,
-    pub action: Action,
-    pub _permit: OwnedSemaphorePermit,
-}
 
 pub(super) async fn finisher(
     ctx: Arc<Ctx>,
