@@ -63,7 +63,7 @@ impl App {
     }
 
     /// Takes one finished send into account for `/readyz`: a dispatcher
-    /// that sends calls it with each result ([`SendNow`] does). The app is
+    /// that sends calls it with each result ([`SendNow`](super::SendNow) does). The app is
     /// not ready when, within the last minute, its last 3 sends in a row
     /// ended without an answer from APNs, or APNs refused the credentials
     /// of the last 2 (`InvalidProviderToken`, `ExpiredProviderToken`,

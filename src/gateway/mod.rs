@@ -1,4 +1,4 @@
-//! An authenticated HTTP gateway in front of one or more [`Client`]s, for
+//! An authenticated HTTP gateway in front of one or more [`Client`](crate::Client)s, for
 //! services in other languages, cron jobs and back-offices (`apns serve`).
 //!
 //! - `POST /v1/notifications` takes one notification object or an array of

@@ -6,7 +6,7 @@
 //! the fields; any language can `XADD` them, and a [`Producer`] does it
 //! from Rust).
 //! Each [`Worker`] reads jobs with `XREADGROUP`, sends them through a
-//! [`Client`] per app (credentials come from an [`AppResolver`]), and for
+//! [`Client`](crate::Client) per app (credentials come from an [`AppResolver`]), and for
 //! each job writes one [`JobResult`] to a results stream and acknowledges
 //! the job, both in one `MULTI`/`EXEC`.
 //!
