@@ -47,7 +47,7 @@
 //! |---|---|
 //! | `mod.rs` | [`Gateway`], its builder |
 //! | `apps.rs` | [`App`], the table of served apps |
-//! | `auth.rs` | [`ApiTokens`] |
+//! | `api_tokens.rs` | [`ApiTokens`]: the API bearer tokens clients of the gateway send (not APNs provider auth) |
 //! | `state.rs` | what every handler shares; [`Limits`] |
 //! | `dispatch.rs` | [`Dispatch`], [`SendNow`], `Enqueue`, [`Batch`], [`Reply`] |
 //! | `body.rs` | reading a body once, scanning it in place (items counted, fields borrowed) |
@@ -61,8 +61,8 @@
 //! No two files import each other: `routes.rs` mounts `broadcast.rs`, and
 //! both take their state from `state.rs`; no file imports `mod.rs`.
 
+mod api_tokens;
 mod apps;
-mod auth;
 mod body;
 mod broadcast;
 mod conns;
@@ -83,8 +83,8 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use api_tokens::{ApiTokens, MIN_TOKEN_LEN};
 pub use apps::App;
-pub use auth::{ApiTokens, MIN_TOKEN_LEN};
 pub use body::MAX_FIELD_TEXT;
 #[cfg(feature = "worker")]
 pub use dispatch::Enqueue;

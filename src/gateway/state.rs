@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::api_tokens::ApiTokens;
 use super::apps::Apps;
-use super::auth::ApiTokens;
 use super::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
