@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::config::Config;
 use super::ctx::{recreate_group, Ctx, Finish, Halt, RESPONSE_TIMEOUT};
-use super::decide::Action;
+use super::decide::{self, failed_marker, Action, Tally};
 use super::job::JobResult;
 use super::queue::{self, Conn};
 use super::stats::Shared;
@@ -41,18 +41,18 @@ pub(super) async fn finisher(
         let written = write(&ctx, &mut conn, &batch, &mut previous).await?;
         let s = &ctx.shared;
         for (f, mine) in batch.into_iter().zip(written) {
-            let counter = match (&f.action, mine) {
-                (_, false) => &s.taken_over,
-                (Action::Result(r), true) if r.is_accepted() => &s.accepted,
-                (Action::Result(r), true) if r.status.is_some() => &s.rejected,
-                (Action::Result(_), true) => &s.failed,
-                (Action::Dead { .. }, true) => &s.dead_lettered,
-                (Action::Retry { .. } | Action::Release, true) => &s.retried,
+            let counter = match decide::tally(&f.action, mine) {
+                Tally::TakenOver => &s.taken_over,
+                Tally::Accepted => &s.accepted,
+                Tally::Rejected => &s.rejected,
+                Tally::Failed => &s.failed,
+                Tally::DeadLettered => &s.dead_lettered,
+                Tally::Retried => &s.retried,
             };
             Shared::bump(counter);
             {
                 let mut left = s.left.lock().unwrap_or_else(|p| p.into_inner());
-                if mine && matches!(f.action, Action::Retry { .. } | Action::Release) {
+                if mine && f.action.leaves_pending() {
                     left.insert(f.id.clone());
                 } else {
                     left.remove(&f.id);
@@ -76,12 +76,9 @@ async fn write(
 ) -> std::result::Result<Vec<bool>, Halt> {
     let cfg = &ctx.config;
     let involved: Vec<usize> = (0..batch.len())
-        .filter(|&i| !matches!(batch[i].action, Action::Release))
+        .filter(|&i| batch[i].action.writes())
         .collect();
-    let mut written: Vec<bool> = batch
-        .iter()
-        .map(|f| matches!(f.action, Action::Release))
-        .collect();
+    let mut written: Vec<bool> = batch.iter().map(|f| !f.action.writes()).collect();
     if involved.is_empty() {
         return Ok(written);
     }
@@ -250,10 +247,10 @@ fn queue_outcome(cfg: &Config, tx: &mut redis::Pipeline, f: &Finish) {
             add_result(tx, result);
             done(tx);
         }
-        Action::Retry { marker } => {
+        Action::Retry { error } => {
             tx.cmd("SET")
                 .arg(&f.key)
-                .arg(marker)
+                .arg(failed_marker(&cfg.consumer, error))
                 .arg("EX")
                 .arg(cfg.marker_ttl.as_secs().max(1))
                 .ignore();
