@@ -26,8 +26,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::routes::Shared;
-use super::App;
+use super::apps::App;
+use super::state::Shared;
 use crate::broadcast::{Broadcast, ChannelId, StoragePolicy};
 use crate::error::Error;
 use crate::notification::{ApnsId, Expiration, Priority, PushType};

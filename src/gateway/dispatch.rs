@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use http::StatusCode;
 use serde_json::json;
 
-use super::App;
+use super::apps::App;
 use crate::notification::Notification;
 use crate::wire::{result_json, NotificationSpec};
 

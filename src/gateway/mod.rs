@@ -1,4 +1,4 @@
-//! An authenticated HTTP gateway in front of one or more [`Client`]s, for
+//! An authenticated HTTP gateway in front of one or more [`Client`](crate::Client)s, for
 //! services in other languages, cron jobs and back-offices (`apns serve`).
 //!
 //! - `POST /v1/notifications` takes one notification object or an array of
@@ -45,18 +45,24 @@
 //!
 //! | file | what it holds |
 //! |---|---|
-//! | `mod.rs` | [`Gateway`], its builder, [`App`], [`Limits`] |
-//! | `auth.rs` | [`ApiTokens`] |
+//! | `mod.rs` | [`Gateway`], its builder |
+//! | `apps.rs` | [`App`], the table of served apps |
+//! | `api_tokens.rs` | [`ApiTokens`]: the API bearer tokens clients of the gateway send (not APNs provider auth) |
+//! | `state.rs` | what every handler shares; [`Limits`] |
 //! | `dispatch.rs` | [`Dispatch`], [`SendNow`], `Enqueue`, [`Batch`], [`Reply`] |
-//! | `broadcast.rs` | the broadcast and channel routes |
 //! | `body.rs` | reading a body once, scanning it in place (items counted, fields borrowed) |
 //! | `validate.rs` | request bodies to batches, problems by index and field |
+//! | `broadcast.rs` | the broadcast and channel routes |
 //! | `routes.rs` | the axum router, authentication and limits, the request counter, readiness |
 //! | `ready.rs` | what readiness learns from recent sends |
 //! | `server.rs` | the accept loop, TLS, the graceful stop |
 //! | `conns.rs` | connection slots, eviction, first-request and idle deadlines |
+//!
+//! No two files import each other: `routes.rs` mounts `broadcast.rs`, and
+//! both take their state from `state.rs`; no file imports `mod.rs`.
 
-mod auth;
+mod api_tokens;
+mod apps;
 mod body;
 mod broadcast;
 mod conns;
@@ -64,6 +70,7 @@ mod dispatch;
 mod ready;
 mod routes;
 mod server;
+mod state;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -76,190 +83,18 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use auth::{ApiTokens, MIN_TOKEN_LEN};
+pub use api_tokens::{ApiTokens, MIN_TOKEN_LEN};
+pub use apps::App;
 pub use body::MAX_FIELD_TEXT;
 #[cfg(feature = "worker")]
 pub use dispatch::Enqueue;
 pub use dispatch::{Batch, Dispatch, Item, Reply, SendNow};
 pub use server::tls_config_from_pem_files;
+pub use state::{Limits, DEFAULT_MAX_ITEMS};
 pub use validate::{Problem, Refusal};
 
-use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::metrics::{AppMetrics, Metrics};
-use crate::wire::SpecDefaults;
-
-/// The most notifications one request may carry by default.
-pub const DEFAULT_MAX_ITEMS: usize = 10_000;
-
-/// One app the gateway sends for: its client (credentials, environment,
-/// pool) and the defaults its notifications start from.
-pub struct App {
-    name: String,
-    client: Client,
-    defaults: SpecDefaults,
-    metrics: Option<AppMetrics>,
-    recent: ready::RecentOutcomes,
-}
-
-impl fmt::Debug for App {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("App")
-            .field("name", &self.name)
-            .field("client", &self.client)
-            .finish_non_exhaustive()
-    }
-}
-
-impl App {
-    /// An app sending with `client`, from `defaults` (a default topic,
-    /// typically; [`SpecDefaults::prepare`] it first).
-    pub fn new(client: Client, defaults: SpecDefaults) -> Self {
-        App {
-            name: String::new(),
-            client,
-            defaults,
-            metrics: None,
-            recent: ready::RecentOutcomes::default(),
-        }
-    }
-
-    /// Its name (the `app` of requests).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Its client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// Its defaults.
-    pub fn defaults(&self) -> &SpecDefaults {
-        &self.defaults
-    }
-
-    /// Where its outcomes are recorded.
-    pub fn metrics(&self) -> Option<&AppMetrics> {
-        self.metrics.as_ref()
-    }
-
-    /// Takes one finished send into account for `/readyz`: a dispatcher
-    /// that sends calls it with each result ([`SendNow`] does). The app is
-    /// not ready when, within the last minute, its last 3 sends in a row
-    /// ended without an answer from APNs, or APNs refused the credentials
-    /// of the last 2 (`InvalidProviderToken`, `ExpiredProviderToken`,
-    /// `BadCertificate`...); any other answer ends both streaks, and a
-    /// streak is forgotten a minute after its last send.
-    pub fn record_outcome(&self, result: &crate::Result<crate::Response>) {
-        self.recent.record(result);
-    }
-}
-
-/// What a gateway accepts, at most.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Limits {
-    /// Request body size in bytes (default 1 MiB); larger: 413.
-    pub max_body_bytes: usize,
-    /// Notifications per request (default 10,000); more: 413.
-    pub max_items: usize,
-    /// Time to read a request and dispatch it (default 60 s); longer: 504.
-    /// Keep it above the clients' request timeout (30 s by default), so
-    /// that every send resolves within it.
-    pub request_timeout: Duration,
-    /// `/v1/` requests in progress at once (default 32); more: 503 with
-    /// `Retry-After`.
-    pub max_concurrent_requests: usize,
-    /// The `Retry-After` of a 503 (default 1 s).
-    pub retry_after: Duration,
-    /// Open connections (default 1024). When all are taken, a new
-    /// connection evicts the one idle longest (no request in progress;
-    /// one that never sent a request first); only when every connection
-    /// has a request in progress do new ones wait to be accepted. Keep it
-    /// under the process's file descriptor limit.
-    pub max_connections: usize,
-    /// Time from accepting a connection to its first complete request head
-    /// (TLS handshake and protocol detection included; default 10 s);
-    /// longer: the connection is closed. Silent sockets, TLS clients that
-    /// send nothing and HTTP/2 clients that send only their preface hold a
-    /// slot at most this long. At most a day.
-    pub first_request_timeout: Duration,
-    /// Time a connection (HTTP/2, or HTTP/1.1 keep-alive) may stay with no
-    /// request in progress (default 60 s); longer: it is closed gracefully
-    /// (HTTP/2 GOAWAY). Clients reconnect. At most a day.
-    pub idle_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body_bytes: 1 << 20,
-            max_items: DEFAULT_MAX_ITEMS,
-            request_timeout: Duration::from_secs(60),
-            max_concurrent_requests: 32,
-            retry_after: Duration::from_secs(1),
-            max_connections: 1024,
-            first_request_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// The longest [`Limits::first_request_timeout`] and
-/// [`Limits::idle_timeout`] a gateway takes (a day).
-const MAX_CONNECTION_DEADLINE: Duration = Duration::from_secs(86_400);
-
-/// Refuses limits the gateway cannot run with (instead of a panic once
-/// serving): zeros, counts over what a semaphore holds, zero deadlines,
-/// connection deadlines over a day.
-fn check_limits(l: &Limits) -> Result<()> {
-    if l.max_body_bytes == 0
-        || l.max_items == 0
-        || l.max_concurrent_requests == 0
-        || l.max_connections == 0
-    {
-        return Err(Error::Config(
-            "the gateway's limits (body size, items, concurrent requests, connections) must be above 0"
-                .into(),
-        ));
-    }
-    for (name, n) in [
-        ("max_concurrent_requests", l.max_concurrent_requests),
-        ("max_connections", l.max_connections),
-    ] {
-        if n > Semaphore::MAX_PERMITS {
-            return Err(Error::Config(format!(
-                "the gateway's {name} ({n}) is over {}, the most it can count",
-                Semaphore::MAX_PERMITS
-            )));
-        }
-    }
-    for (name, d) in [
-        ("request_timeout", l.request_timeout),
-        ("first_request_timeout", l.first_request_timeout),
-        ("idle_timeout", l.idle_timeout),
-    ] {
-        if d.is_zero() {
-            return Err(Error::Config(format!(
-                "the gateway's {name} must be above 0"
-            )));
-        }
-    }
-    // hyper adds the connection deadlines to `Instant::now()`, which
-    // panics past what an `Instant` holds.
-    for (name, d) in [
-        ("first_request_timeout", l.first_request_timeout),
-        ("idle_timeout", l.idle_timeout),
-    ] {
-        if d > MAX_CONNECTION_DEADLINE {
-            return Err(Error::Config(format!(
-                "the gateway's {name} ({d:?}) is over {MAX_CONNECTION_DEADLINE:?}, the longest it takes"
-            )));
-        }
-    }
-    Ok(())
-}
+use crate::metrics::Metrics;
 
 /// Configures a [`Gateway`].
 #[must_use]
@@ -289,7 +124,7 @@ impl fmt::Debug for GatewayBuilder {
 
 /// A configured gateway; [`serve`](Gateway::serve) runs it.
 pub struct Gateway {
-    shared: Arc<routes::Shared>,
+    shared: Arc<state::Shared>,
     tls: Option<Arc<ServerConfig>>,
     metrics_public: bool,
     shutdown_grace: Duration,
@@ -452,7 +287,7 @@ impl GatewayBuilder {
                 )));
             }
         }
-        check_limits(&self.limits)?;
+        state::check_limits(&self.limits)?;
         let metrics = self.metrics.unwrap_or_default();
         metrics.show_gateway_requests();
         let map = self
@@ -465,8 +300,8 @@ impl GatewayBuilder {
             .collect();
         let slots = Arc::new(Semaphore::new(self.limits.max_concurrent_requests));
         Ok(Gateway {
-            shared: Arc::new(routes::Shared {
-                apps: validate::Apps {
+            shared: Arc::new(state::Shared {
+                apps: apps::Apps {
                     map,
                     default: default_app,
                 },

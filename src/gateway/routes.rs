@@ -27,22 +27,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
-use tokio::sync::Semaphore;
 
-use super::validate::{self, Apps, Refusal};
-use super::{ApiTokens, Dispatch, Limits};
+use super::state::Shared;
+use super::validate::{self, Refusal};
 use crate::client::ConnectionState;
-use crate::metrics::Metrics;
-
-/// What every handler shares.
-pub(crate) struct Shared {
-    pub apps: Apps,
-    pub tokens: ApiTokens,
-    pub limits: Limits,
-    pub dispatch: Arc<dyn Dispatch>,
-    pub metrics: Metrics,
-    pub slots: Arc<Semaphore>,
-}
 
 type St = State<Arc<Shared>>;
 

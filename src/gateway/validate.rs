@@ -1,14 +1,11 @@
 //! Turning a request body into a [`Batch`]: every item is checked before
 //! anything is sent, and every problem names the item's index and field.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use serde::Serialize;
 
+use super::apps::Apps;
 use super::body::{self, Top};
 use super::dispatch::{Batch, Item};
-use super::App;
 use crate::error::Error;
 use crate::wire::NotificationSpec;
 
@@ -68,38 +65,6 @@ pub enum Refusal {
         /// How many items are invalid.
         total: usize,
     },
-}
-
-/// The apps a gateway serves, and the one used when an item names none.
-#[derive(Debug, Clone)]
-pub struct Apps {
-    pub(crate) map: BTreeMap<String, Arc<App>>,
-    pub(crate) default: Option<String>,
-}
-
-impl Apps {
-    pub(crate) fn pick(&self, named: Option<&str>) -> Result<&Arc<App>, String> {
-        let names = || self.map.keys().cloned().collect::<Vec<_>>().join(", ");
-        match named {
-            Some(name) => self
-                .map
-                .get(name)
-                .ok_or_else(|| format!("unknown app {name:?}; this gateway serves {}", names())),
-            None => match &self.default {
-                Some(d) => self
-                    .map
-                    .get(d)
-                    .ok_or_else(|| format!("the default app {d:?} is not configured")),
-                None if self.map.len() == 1 => {
-                    self.map.values().next().ok_or_else(|| "no app".into())
-                }
-                None => Err(format!(
-                    "missing: name one of the apps this gateway serves ({})",
-                    names()
-                )),
-            },
-        }
-    }
 }
 
 /// The fields an item may have: [`FIELDS`] and `app`.

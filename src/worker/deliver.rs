@@ -8,44 +8,11 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::finish::{Action, Finish};
-use super::job::{excerpt, JobResult};
+use super::ctx::{retrying, Ctx, Finish, Halt, Sent};
+use super::decide::{self, sending_marker, Action, Attempt, Check, Marker};
 use super::queue::{self, Conn, Fields};
 use super::read::{Entry, Shape};
-use super::run::{retrying, Ctx, Halt, STOPPING};
-use super::{Delivery, Job, Shared};
-
-/// What an earlier delivery left in the marker.
-#[derive(Debug, PartialEq)]
-enum Marker {
-    /// It was being sent: the outcome is unknown.
-    Sending,
-    /// It failed before reaching APNs, with this error.
-    Failed(String),
-}
-
-impl Marker {
-    fn parse(value: &str) -> Marker {
-        let mut parts = value.splitn(4, '|');
-        match (parts.next(), parts.nth(2)) {
-            (Some("failed"), Some(error)) => Marker::Failed(error.to_string()),
-            // Anything else may have been on the wire.
-            _ => Marker::Sending,
-        }
-    }
-}
-
-fn attempt() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-fn sending_marker(consumer: &str) -> String {
-    format!("sending|{consumer}|{}", attempt())
-}
-
-pub(super) fn failed_marker(consumer: &str, error: &str) -> String {
-    format!("failed|{consumer}|{}|{}", attempt(), excerpt(error, 500))
-}
+use super::stats::{Shared, STOPPING};
 
 /// Marks the entries as being handled by this worker and starts a task
 /// for each. `taken` entries were claimed (or read back from this
@@ -190,133 +157,43 @@ async fn process(ctx: Arc<Ctx>, job: Delivered) {
     let _ = ctx.finish.send(finish);
 }
 
-/// What to do with one delivery of a job: decode it, check it, send it.
+/// One delivery of a job: the checks of [`decide::check`], the app
+/// (resolved once, then cached), the notification, the send; the decisions
+/// are `decide.rs`'s, the waiting is here.
 async fn decide(ctx: &Ctx, d: &Delivered) -> Action {
     let cfg = &ctx.config;
-    // A placeholder is never taken for the job's own value.
-    let raw = |name: &[u8]| {
-        d.fields
-            .iter()
-            .enumerate()
-            .find(|(i, (k, _))| k.as_slice() == name && !d.shape.is_replaced(2 * i + 1))
-            .map(|(_, (_, v))| String::from_utf8_lossy(v).into_owned())
-    };
-    // The result names the job even when the entry is bad.
-    let job_id = raw(b"job")
-        .filter(|j| !j.is_empty())
-        .unwrap_or_else(|| format!("entry {}", d.id));
-    let app_name = raw(b"app");
-    let base = JobResult::for_job(
-        &job_id,
-        app_name.as_deref(),
-        &raw(b"device_token").unwrap_or_default(),
-        &cfg.consumer,
-    );
-    let dead = |result: JobResult, error: String, maybe: bool| Action::Dead {
-        result: result.failed(error.clone(), maybe),
-        fields: d.fields.clone(),
-        error,
+    let attempt = Attempt {
+        entry_id: &d.id,
+        fields: &d.fields,
+        shape: &d.shape,
+        earlier: d.earlier.as_ref(),
         deliveries: d.deliveries,
     };
-    if let Some(why) = d.shape.problem(&d.fields) {
-        return dead(base, format!("invalid job: {why}"), false);
-    }
-    if d.deliveries > cfg.max_deliveries {
-        let (last, maybe) = match &d.earlier {
-            Some(Marker::Failed(e)) => (e.as_str(), false),
-            Some(Marker::Sending) => (
-                "a worker stopped or lost its connection while sending it (it may have been delivered)",
-                true,
-            ),
-            None => ("the workers handling it stopped before sending it", false),
-        };
-        let error = format!(
-            "delivered {} times, more than the {} allowed; last error: {last}",
-            d.deliveries, cfg.max_deliveries
-        );
-        return dead(base, error, maybe);
-    }
-    let job = match Job::from_fields(&d.fields) {
-        Ok(j) => j,
-        // Its text starts with "invalid <field>:" already.
-        Err(e) => return dead(base, e.to_string(), false),
+    let (mut job, base) = match decide::check(cfg, &attempt) {
+        Check::Send { job, base } => (job, base),
+        Check::Done(action) => return action,
     };
-    if d.earlier == Some(Marker::Sending) && cfg.delivery == Delivery::AtMostOnce {
-        return Action::Result(base.failed(
-            "outcome unknown: an earlier delivery was interrupted while sending it; not sent again (at-most-once)",
-            true,
-        ));
-    }
-    let app = match ctx.apps.get(job.app.as_deref()).await {
-        Ok(a) => a,
-        Err(e) => {
-            let which = match &job.app {
-                Some(name) => format!("app {:?}", excerpt(name, 64)),
-                None => "the worker's own credentials (the job names no app)".into(),
-            };
-            return dead(base, format!("{which}: {e}"), false);
-        }
+    let app = ctx.apps.get(job.app.as_deref()).await;
+    let (app, notification) = match decide::notification(&mut job, app) {
+        Ok(ready) => ready,
+        Err(error) => return attempt.dead(base, error, false),
     };
-    let apns_id = match job.apns_id() {
-        Ok(id) => id.to_string(),
-        Err(e) => return dead(base, e.to_string(), false),
-    };
-    let mut spec = job.spec;
-    spec.apns_id = Some(apns_id);
-    let notification = match app.defaults.build(&spec) {
-        Ok(n) => n,
-        Err(e) => return dead(base, e.to_string(), false),
-    };
-    if notification.topic().is_none() && app.client.certificate().is_none() {
-        return dead(
-            base,
-            "invalid topic: required; the job has none and its app no default topic".into(),
-            false,
-        );
-    }
     let started = std::time::Instant::now();
-    let result = app.client.send(&notification).await;
+    let result = app.client().send(&notification).await;
     if let Some(observe) = &ctx.on_sent {
-        observe(&super::Sent {
+        observe(&Sent {
             app: job.app.as_deref(),
             notification: &notification,
             result: &result,
             elapsed: started.elapsed(),
         });
     }
-    match result {
-        Ok(r) => {
-            ctx.note_answer();
-            Action::Result(base.answered(&r))
-        }
-        Err(e) if e.may_have_been_delivered() => match cfg.delivery {
-            Delivery::AtMostOnce => Action::Result(base.failed(e.to_string(), true)),
-            Delivery::AtLeastOnce => {
-                ctx.note_failure(&e);
-                Action::Release
-            }
-        },
-        Err(e) => {
-            ctx.note_failure(&e);
-            Action::Retry {
-                marker: failed_marker(&cfg.consumer, &e.to_string()),
-            }
-        }
+    let action = decide::answered(cfg.delivery, base, &result);
+    match &result {
+        Ok(_) => ctx.note_answer(),
+        // Intake slows down while sends fail and their jobs stay pending.
+        Err(e) if action.leaves_pending() => ctx.note_failure(e),
+        Err(_) => {}
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markers_say_what_an_earlier_delivery_did() {
-        assert_eq!(Marker::parse(&sending_marker("w1")), Marker::Sending);
-        assert_eq!(
-            Marker::parse(&failed_marker("w1", "no route | to host")),
-            Marker::Failed("no route | to host".into())
-        );
-        assert_eq!(Marker::parse("garbage"), Marker::Sending);
-        assert_ne!(sending_marker("w"), sending_marker("w"));
-    }
+    action
 }

@@ -9,46 +9,19 @@ use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Value};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 
+use super::config::Config;
+use super::ctx::{recreate_group, Ctx, Finish, Halt, RESPONSE_TIMEOUT};
+use super::decide::{self, failed_marker, Action, Tally};
 use super::job::JobResult;
-use super::queue::{self, Conn, Fields};
-use super::run::{recreate_group, Ctx, Halt, RESPONSE_TIMEOUT};
-use super::{Config, Shared};
+use super::queue::{self, Conn};
+use super::stats::Shared;
 
 /// How long a transaction's `applied` key outlives it (see `write`).
 const APPLIED_TTL_SECS: u64 = 3600;
 /// The most outcomes one transaction writes.
 const FINISH_BATCH: usize = 512;
-
-/// What one delivery of a job came to, for the finisher.
-pub(super) enum Action {
-    /// A result to write; the job is done.
-    Result(JobResult),
-    /// A result, and the job's fields to the dead letter; the job is done.
-    Dead {
-        result: JobResult,
-        fields: Fields,
-        error: String,
-        deliveries: u64,
-    },
-    /// Failed before reaching APNs: stays pending, to be claimed and tried
-    /// again; the marker records the error.
-    Retry { marker: String },
-    /// May have reached APNs (at-least-once): stays pending with its
-    /// `sending` marker, to be sent again when claimed.
-    Release,
-}
-
-pub(super) struct Finish {
-    pub id: String,
-    pub key: String,
-    /// The marker this worker set; the outcome is written only if it is
-    /// still there.
-    pub expected: String,
-    pub action: Action,
-    pub _permit: OwnedSemaphorePermit,
-}
 
 pub(super) async fn finisher(
     ctx: Arc<Ctx>,
@@ -68,18 +41,18 @@ pub(super) async fn finisher(
         let written = write(&ctx, &mut conn, &batch, &mut previous).await?;
         let s = &ctx.shared;
         for (f, mine) in batch.into_iter().zip(written) {
-            let counter = match (&f.action, mine) {
-                (_, false) => &s.taken_over,
-                (Action::Result(r), true) if r.is_accepted() => &s.accepted,
-                (Action::Result(r), true) if r.status.is_some() => &s.rejected,
-                (Action::Result(_), true) => &s.failed,
-                (Action::Dead { .. }, true) => &s.dead_lettered,
-                (Action::Retry { .. } | Action::Release, true) => &s.retried,
+            let counter = match decide::tally(&f.action, mine) {
+                Tally::TakenOver => &s.taken_over,
+                Tally::Accepted => &s.accepted,
+                Tally::Rejected => &s.rejected,
+                Tally::Failed => &s.failed,
+                Tally::DeadLettered => &s.dead_lettered,
+                Tally::Retried => &s.retried,
             };
             Shared::bump(counter);
             {
                 let mut left = s.left.lock().unwrap_or_else(|p| p.into_inner());
-                if mine && matches!(f.action, Action::Retry { .. } | Action::Release) {
+                if mine && f.action.leaves_pending() {
                     left.insert(f.id.clone());
                 } else {
                     left.remove(&f.id);
@@ -103,12 +76,9 @@ async fn write(
 ) -> std::result::Result<Vec<bool>, Halt> {
     let cfg = &ctx.config;
     let involved: Vec<usize> = (0..batch.len())
-        .filter(|&i| !matches!(batch[i].action, Action::Release))
+        .filter(|&i| batch[i].action.writes())
         .collect();
-    let mut written: Vec<bool> = batch
-        .iter()
-        .map(|f| matches!(f.action, Action::Release))
-        .collect();
+    let mut written: Vec<bool> = batch.iter().map(|f| !f.action.writes()).collect();
     if involved.is_empty() {
         return Ok(written);
     }
@@ -277,10 +247,10 @@ fn queue_outcome(cfg: &Config, tx: &mut redis::Pipeline, f: &Finish) {
             add_result(tx, result);
             done(tx);
         }
-        Action::Retry { marker } => {
+        Action::Retry { error } => {
             tx.cmd("SET")
                 .arg(&f.key)
-                .arg(marker)
+                .arg(failed_marker(&cfg.consumer, error))
                 .arg("EX")
                 .arg(cfg.marker_ttl.as_secs().max(1))
                 .ignore();

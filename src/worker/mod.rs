@@ -6,7 +6,7 @@
 //! the fields; any language can `XADD` them, and a [`Producer`] does it
 //! from Rust).
 //! Each [`Worker`] reads jobs with `XREADGROUP`, sends them through a
-//! [`Client`] per app (credentials come from an [`AppResolver`]), and for
+//! [`Client`](crate::Client) per app (credentials come from an [`AppResolver`]), and for
 //! each job writes one [`JobResult`] to a results stream and acknowledges
 //! the job, both in one `MULTI`/`EXEC`.
 //!
@@ -61,15 +61,28 @@
 //!
 //! | file | what it holds |
 //! |---|---|
-//! | `mod.rs` | [`Worker`], [`WorkerBuilder`], [`App`], [`AppResolver`], [`WorkerStats`] |
+//! | `mod.rs` | [`Worker`], [`WorkerBuilder`], [`WorkerHandle`] |
+//! | `apps.rs` | [`App`], [`AppResolver`], the cache of resolved apps |
+//! | `config.rs` | [`Delivery`] and the checked settings |
+//! | `stats.rs` | [`WorkerStats`], the counters and run state the tasks and handles share |
+//! | `ctx.rs` | what the tasks share, why one halts, `retrying!` (Redis calls until they work); [`Sent`] |
 //! | `job.rs` | the job and result formats |
 //! | `producer.rs` | [`Producer`]: adding jobs (`XADD`) |
 //! | `queue.rs` | Redis connections, commands and replies |
 //! | `read.rs` | reading and claiming through a script that keeps oversized fields in Redis |
+//! | `decide.rs` | what to do with a job, decided without Redis |
 //! | `run.rs` | the loops: read and claim; stopping |
 //! | `deliver.rs` | one delivery: its marker, decoding, sending |
 //! | `finish.rs` | writing outcomes: result, dead letter, acknowledgement |
+//!
+//! Imports point down this table, never back up: `run.rs` starts
+//! `deliver.rs` and `finish.rs`, which share `ctx.rs` and `decide.rs`;
+//! no file imports `mod.rs` or a loop above it.
 
+mod apps;
+mod config;
+mod ctx;
+mod decide;
 mod deliver;
 mod finish;
 mod job;
@@ -77,184 +90,28 @@ mod producer;
 mod queue;
 mod read;
 mod run;
+mod stats;
 
 use std::fmt;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::notification::Notification;
-use crate::response::Response;
-use crate::wire::SpecDefaults;
 
+pub use apps::{App, AppResolver};
+pub use config::Delivery;
+pub use ctx::Sent;
 pub use job::{field, result_field, Job, JobResult, FORMAT_VERSION, MAX_FIELD_BYTES, MAX_ID_BYTES};
 pub use producer::{AddFailure, Producer};
+pub use stats::WorkerStats;
 
-/// What a job's `app` resolves to: the client that sends it and the
-/// defaults its notifications start from (usually just the app's topic).
-#[derive(Clone)]
-pub struct App {
-    client: Client,
-    defaults: Arc<SpecDefaults>,
-}
-
-impl App {
-    /// An app sending with `client`, with no defaults.
-    pub fn new(client: Client) -> App {
-        App {
-            client,
-            defaults: Arc::new(SpecDefaults::new()),
-        }
-    }
-
-    /// The defaults a job's missing fields are taken from (such as the
-    /// topic).
-    pub fn with_defaults(mut self, defaults: SpecDefaults) -> App {
-        self.defaults = Arc::new(defaults);
-        self
-    }
-
-    /// The client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// The defaults.
-    pub fn defaults(&self) -> &SpecDefaults {
-        &self.defaults
-    }
-}
-
-impl fmt::Debug for App {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("App")
-            .field("client", &self.client)
-            .field("topic", &self.defaults.default_topic())
-            .finish()
-    }
-}
-
-/// Turns a job's `app` (a name, or `None` for a job without one) into the
-/// [`App`] that sends it.
-///
-/// Called once per name, on a blocking thread (it may read a keychain or
-/// files), and kept for the life of the worker; a failure is kept for 10
-/// seconds, and the jobs naming that app meanwhile go to the dead letter
-/// with the error. Give apps that share a team, key and environment the
-/// same [`Client`] (clones share connections): a connection must never
-/// carry two teams' tokens, and APNs prefers few connections.
-///
-/// A closure `Fn(Option<&str>) -> Result<App>` is a resolver.
-pub trait AppResolver: Send + Sync + 'static {
-    /// The app named `app`.
-    fn resolve(&self, app: Option<&str>) -> Result<App>;
-}
-
-impl<F> AppResolver for F
-where
-    F: Fn(Option<&str>) -> Result<App> + Send + Sync + 'static,
-{
-    fn resolve(&self, app: Option<&str>) -> Result<App> {
-        self(app)
-    }
-}
-
-/// What happens to a job whose earlier delivery may have reached APNs (its
-/// worker died, or its connection dropped, while it was on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Delivery {
-    /// Send it again, with the same `apns-id`: nothing is lost, and a
-    /// device may show it twice (give such notifications a collapse id).
-    /// Build the clients with
-    /// [`RetryPolicy::with_resend_unknown`](crate::RetryPolicy::with_resend_unknown)
-    /// so that they resend such notifications themselves too.
-    #[default]
-    AtLeastOnce,
-    /// Never send it twice: write a result with `may_have_been_delivered:
-    /// true` instead.
-    AtMostOnce,
-}
-
-impl Delivery {
-    /// `at-least-once` or `at-most-once`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Delivery::AtLeastOnce => "at-least-once",
-            Delivery::AtMostOnce => "at-most-once",
-        }
-    }
-}
-
-impl FromStr for Delivery {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "at-least-once" => Ok(Delivery::AtLeastOnce),
-            "at-most-once" => Ok(Delivery::AtMostOnce),
-            _ => Err(Error::invalid(
-                "delivery",
-                format!("{s:?}: expected at-least-once or at-most-once"),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Delivery {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use config::Config;
+use ctx::OnSent;
+use stats::{Shared, ABORTED, RUNNING, STOPPING};
 
 /// The most jobs a worker may have in flight (its slots are counted in
 /// `u32`, and each costs memory while Redis is away).
 pub const MAX_CONCURRENCY: usize = 1_000_000;
-
-/// The settings of a worker.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub stream: String,
-    pub group: String,
-    pub consumer: String,
-    pub results_stream: String,
-    pub dead_letter: String,
-    pub concurrency: usize,
-    pub claim_idle: Duration,
-    pub claim_every: Duration,
-    pub max_deliveries: u64,
-    pub delivery: Delivery,
-    pub marker_ttl: Duration,
-    pub block: Duration,
-    pub delete_acked: bool,
-    pub results_maxlen: Option<u64>,
-}
-
-impl Config {
-    /// The key of the marker of entry `id`.
-    pub fn marker_key(&self, id: &str) -> String {
-        format!("{}:attempt:{id}", self.stream)
-    }
-}
-
-/// One send to APNs a worker made, as told to an
-/// [`on_sent`](WorkerBuilder::on_sent) observer.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Sent<'a> {
-    /// The job's app (`None` for a job naming none).
-    pub app: Option<&'a str>,
-    /// The notification sent.
-    pub notification: &'a Notification,
-    /// APNs' answer, or the error that kept one from coming.
-    pub result: &'a Result<Response>,
-    /// From the send to its result, retries included.
-    pub elapsed: Duration,
-}
-
-/// What [`WorkerBuilder::on_sent`] takes.
-type OnSent = Arc<dyn Fn(&Sent<'_>) + Send + Sync>;
 
 /// Configures a [`Worker`]; see [`Worker::builder`].
 #[must_use]
@@ -502,7 +359,14 @@ impl Worker {
     /// errors are waited out; an error is returned only for what waiting
     /// cannot fix (bad credentials, a key of the wrong type).
     pub async fn run(self) -> Result<WorkerStats> {
-        run::run(self).await
+        run::run(
+            self.config,
+            self.target,
+            self.resolver,
+            self.shared,
+            self.on_sent,
+        )
+        .await
     }
 }
 
@@ -527,7 +391,7 @@ impl WorkerHandle {
     pub fn stop(&self) {
         self.shared.state.send_if_modified(|s| {
             let was = *s;
-            *s = (*s).max(run::STOPPING);
+            *s = (*s).max(STOPPING);
             was != *s
         });
     }
@@ -535,128 +399,17 @@ impl WorkerHandle {
     /// Immediate stop: jobs in flight are abandoned (their sends end at
     /// once) and stay pending, for another worker to claim.
     pub fn abort(&self) {
-        self.shared.state.send_replace(run::ABORTED);
+        self.shared.state.send_replace(ABORTED);
     }
 
     /// Whether a stop or an abort was asked for.
     pub fn is_stopping(&self) -> bool {
-        *self.shared.state.borrow() != run::RUNNING
+        *self.shared.state.borrow() != RUNNING
     }
 
     /// What the worker has done so far.
     pub fn stats(&self) -> WorkerStats {
         self.shared.snapshot(&self.target)
-    }
-}
-
-/// What a worker has done: counts since it started, and the group's state
-/// as last seen.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WorkerStats {
-    /// New jobs read.
-    pub read: u64,
-    /// Jobs claimed from other consumers (or taken back from an earlier
-    /// run with this consumer name).
-    pub claimed: u64,
-    /// Results written saying APNs accepted the notification.
-    pub accepted: u64,
-    /// Results written with a rejection by APNs.
-    pub rejected: u64,
-    /// Results written without an answer (at-most-once: may have been
-    /// delivered).
-    pub failed: u64,
-    /// Jobs sent to the dead letter (each with a result too).
-    pub dead_lettered: u64,
-    /// Times a job was left pending to be tried again after a failure to
-    /// reach APNs (a job tried three times counts three).
-    pub retried: u64,
-    /// Jobs this worker left pending to be tried again, and has not
-    /// finished since: each once, however often it was tried. After a
-    /// graceful stop, with no other worker, `XPENDING` shows these.
-    pub left_pending: u64,
-    /// Jobs whose result another worker wrote (it claimed them meanwhile).
-    pub taken_over: u64,
-    /// Jobs in flight now: read or claimed, result not yet written.
-    pub in_flight: u64,
-    /// Entries pending in the group (all consumers), as last seen.
-    pub pending: Option<u64>,
-    /// Entries not yet delivered to any consumer, as last seen.
-    pub lag: Option<u64>,
-    /// Redis errors met (each waited out).
-    pub redis_errors: u64,
-}
-
-impl WorkerStats {
-    /// Results written (accepted, rejected, failed and dead-lettered).
-    pub fn results(&self) -> u64 {
-        self.accepted + self.rejected + self.failed + self.dead_lettered
-    }
-}
-
-/// State shared by a worker's tasks and its handles.
-pub(crate) struct Shared {
-    pub state: tokio::sync::watch::Sender<u8>,
-    pub read: AtomicU64,
-    pub claimed: AtomicU64,
-    pub accepted: AtomicU64,
-    pub rejected: AtomicU64,
-    pub failed: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub retried: AtomicU64,
-    /// Entry ids whose last outcome this worker wrote left them pending.
-    pub left: std::sync::Mutex<std::collections::HashSet<String>>,
-    pub taken_over: AtomicU64,
-    /// Jobs being handled (read or claimed, outcome not yet written).
-    pub in_flight: AtomicU64,
-    /// `u64::MAX` when unknown.
-    pub pending: AtomicU64,
-    pub lag: AtomicU64,
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        Shared {
-            state: tokio::sync::watch::Sender::new(run::RUNNING),
-            read: AtomicU64::new(0),
-            claimed: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            dead_lettered: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
-            left: Default::default(),
-            taken_over: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            pending: AtomicU64::new(u64::MAX),
-            lag: AtomicU64::new(u64::MAX),
-        }
-    }
-}
-
-impl Shared {
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self, target: &queue::Target) -> WorkerStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let known = |c: &AtomicU64| Some(get(c)).filter(|v| *v != u64::MAX);
-        WorkerStats {
-            read: get(&self.read),
-            claimed: get(&self.claimed),
-            accepted: get(&self.accepted),
-            rejected: get(&self.rejected),
-            failed: get(&self.failed),
-            dead_lettered: get(&self.dead_lettered),
-            retried: get(&self.retried),
-            left_pending: self.left.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
-            taken_over: get(&self.taken_over),
-            in_flight: get(&self.in_flight),
-            pending: known(&self.pending),
-            lag: known(&self.lag),
-            redis_errors: target.errors.load(Ordering::Relaxed),
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::Job;
+use super::job::Job;
 use crate::error::{Error, Result};
 
 /// Adds [`Job`]s to a Redis stream with `XADD`, for workers to send.

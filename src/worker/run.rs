@@ -17,24 +17,21 @@
 //!   marker. A slot is freed only once its job's outcome is written, so
 //!   memory stays bounded while Redis is away.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
+use super::apps::{AppCache, AppResolver};
+use super::config::Config;
+use super::ctx::{retrying, Ctx, Halt, OnSent, RESPONSE_TIMEOUT};
 use super::deliver::dispatch;
 use super::finish::finisher;
 use super::queue::{self, Conn, Target};
 use super::read;
-use super::{App, AppResolver, Config, Shared, Worker, WorkerStats};
-use crate::backoff::Backoff;
+use super::stats::{Shared, WorkerStats, ABORTED, RUNNING, STOPPING};
 use crate::error::{Error, Result};
-
-pub(crate) const RUNNING: u8 = 0;
-pub(crate) const STOPPING: u8 = 1;
-pub(crate) const ABORTED: u8 = 2;
 
 /// The most entries one `XREADGROUP` asks for.
 const READ_MAX: usize = 512;
@@ -46,211 +43,29 @@ const POLL_MIN: Duration = Duration::from_millis(5);
 const POLL_MAX: Duration = Duration::from_millis(200);
 /// How often the group's pending count and lag are read.
 const REFRESH_STATS: Duration = Duration::from_secs(5);
-/// How long an app that could not be resolved is remembered as such.
-const FAILED_APP_TTL: Duration = Duration::from_secs(10);
-/// The response timeout of the connections that do not block.
-pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// After failures to reach APNs, reading pauses this long (doubling).
-const INTAKE_PAUSE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
-/// Why a task ended early.
-pub(super) enum Halt {
-    /// A stop was asked for while Redis could not be reached.
-    Stopped,
-    /// Something waiting cannot fix.
-    Fatal(Error),
-}
-
-/// An app resolved, or why it could not be (and when that was found).
-type Resolved = std::result::Result<App, (String, Instant)>;
-
-/// Apps resolved so far, by name.
-pub(super) struct AppCache {
+/// Runs a worker until it is stopped (see [`Worker::run`](super::Worker::run)).
+pub(crate) async fn run(
+    config: Config,
+    target: Arc<Target>,
     resolver: Arc<dyn AppResolver>,
-    apps: Mutex<HashMap<Option<String>, Resolved>>,
-    // One resolution at a time: they are rare, and may prompt or read files.
-    resolving: tokio::sync::Mutex<()>,
-}
-
-impl AppCache {
-    fn lookup(&self, app: Option<&str>) -> Option<std::result::Result<App, String>> {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        match apps.get(&app.map(str::to_string))? {
-            Ok(a) => Some(Ok(a.clone())),
-            Err((e, at)) if at.elapsed() < FAILED_APP_TTL => Some(Err(e.clone())),
-            Err(_) => None,
-        }
-    }
-
-    pub(super) async fn get(&self, app: Option<&str>) -> std::result::Result<App, String> {
-        if let Some(found) = self.lookup(app) {
-            return found;
-        }
-        let _one = self.resolving.lock().await;
-        if let Some(found) = self.lookup(app) {
-            return found;
-        }
-        let resolver = self.resolver.clone();
-        let name = app.map(str::to_string);
-        let resolved = tokio::task::spawn_blocking(move || resolver.resolve(name.as_deref()))
-            .await
-            .unwrap_or_else(|e| Err(Error::Config(format!("the app resolver failed: {e}"))))
-            .map_err(|e| e.to_string());
-        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.insert(
-            app.map(str::to_string),
-            resolved.clone().map_err(|e| (e, Instant::now())),
-        );
-        resolved
-    }
-
-    fn clients(&self) -> Vec<crate::Client> {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.values()
-            .filter_map(|a| a.as_ref().ok().map(|a| a.client.clone()))
-            .collect()
-    }
-}
-
-pub(super) struct Ctx {
-    pub config: Config,
-    pub target: Arc<Target>,
-    pub shared: Arc<Shared>,
-    pub apps: AppCache,
-    pub permits: Arc<Semaphore>,
-    /// Entry ids this worker is handling, so that a claim of one of its
-    /// own slow jobs does not start it twice.
-    pub in_flight: Mutex<HashSet<String>>,
-    pub finish: mpsc::UnboundedSender<super::finish::Finish>,
-    pause_until: Mutex<Option<Instant>>,
-    fail_streak: AtomicU32,
-    pub on_sent: Option<super::OnSent>,
-}
-
-impl Ctx {
-    pub fn state(&self) -> u8 {
-        *self.shared.state.borrow()
-    }
-
-    pub fn forget(&self, id: &str) {
-        let mut mine = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        mine.remove(id);
-        self.shared
-            .in_flight
-            .store(mine.len() as u64, Ordering::Relaxed);
-    }
-
-    /// A send failed without an answer: pause intake, longer each time, and
-    /// say why at the 1st, 2nd, 4th, 8th... failure in a row (the job stays
-    /// pending; without this line an operator would see only counters).
-    pub fn note_failure(&self, error: &crate::Error) {
-        let streak = self.fail_streak.fetch_add(1, Ordering::Relaxed) + 1;
-        if streak.is_power_of_two() {
-            tracing::warn!(
-                failures_in_a_row = streak,
-                "sends are failing: {error}; the jobs stay pending and are retried"
-            );
-        }
-        let delay = Backoff::new(INTAKE_PAUSE.0, INTAKE_PAUSE.1).delay(streak);
-        *self.pause_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + delay);
-    }
-
-    pub fn note_answer(&self) {
-        let streak = self.fail_streak.swap(0, Ordering::Relaxed);
-        if streak > 0 {
-            tracing::info!("sends are answered again, after {streak} failure(s) in a row");
-            *self.pause_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        }
-    }
-
-    fn pause_left(&self) -> Option<Duration> {
-        let until = (*self.pause_until.lock().unwrap_or_else(|p| p.into_inner()))?;
-        until.checked_duration_since(Instant::now())
-    }
-}
-
-/// Runs a Redis call on `conn` until it works. Outages are waited out
-/// (the connection reopens with backoff); a missing group is created
-/// again; the caller's function returns `Halt::Stopped` when the state
-/// reaches `$give_up` while Redis cannot be reached, and `Halt::Fatal`
-/// for errors waiting cannot fix.
-macro_rules! retrying {
-    ($ctx:expr, $conn:expr, $what:expr, $give_up:expr, |$c:ident| $body:expr) => {
-        loop {
-            let result: std::result::Result<_, ::redis::RedisError> = match $conn.get().await {
-                Ok($c) => $body.await,
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(v) => {
-                    $conn.worked();
-                    break v;
-                }
-                Err(e) if $crate::worker::queue::is_fatal(&e) => {
-                    return Err($crate::worker::run::Halt::Fatal(
-                        $crate::worker::queue::fatal_error(&$ctx.target, $what, &e),
-                    ));
-                }
-                Err(e) => {
-                    let nogroup = $crate::worker::queue::is_nogroup(&e);
-                    $conn.broke(&e).await;
-                    if nogroup {
-                        $crate::worker::run::recreate_group(&$ctx, &mut *$conn).await;
-                    }
-                    if $ctx.state() >= $give_up {
-                        return Err($crate::worker::run::Halt::Stopped);
-                    }
-                }
-            }
-        }
-    };
-}
-pub(super) use retrying;
-
-pub(super) async fn recreate_group(ctx: &Ctx, conn: &mut Conn) {
-    if let Ok(c) = conn.get().await {
-        let cfg = &ctx.config;
-        match queue::create_group(c, &cfg.stream, &cfg.group).await {
-            Ok(()) => tracing::warn!(
-                "the group {} of {} was gone (Redis restarted without its data?): created it again",
-                cfg.group,
-                cfg.stream
-            ),
-            Err(e) => tracing::debug!("creating the group again: {e}"),
-        }
-    }
-}
-
-pub(crate) async fn run(worker: Worker) -> Result<WorkerStats> {
-    let Worker {
-        config,
-        target,
-        resolver,
-        shared,
-        on_sent,
-    } = worker;
+    shared: Arc<Shared>,
+    on_sent: Option<OnSent>,
+) -> Result<WorkerStats> {
     let concurrency = config.concurrency;
-    let handle = super::WorkerHandle {
-        shared: shared.clone(),
-        target: target.clone(),
+    let stats = {
+        let (shared, target) = (shared.clone(), target.clone());
+        move || shared.snapshot(&target)
     };
     let (finish_tx, finish_rx) = mpsc::unbounded_channel();
-    let ctx = Arc::new(Ctx {
-        permits: Arc::new(Semaphore::new(concurrency)),
+    let ctx = Arc::new(Ctx::new(
         config,
         target,
         shared,
-        apps: AppCache {
-            resolver,
-            apps: Mutex::new(HashMap::new()),
-            resolving: tokio::sync::Mutex::new(()),
-        },
-        in_flight: Mutex::new(HashSet::new()),
-        finish: finish_tx,
-        pause_until: Mutex::new(None),
-        fail_streak: AtomicU32::new(0),
+        AppCache::new(resolver),
+        finish_tx,
         on_sent,
-    });
+    ));
     let mut state = ctx.shared.state.subscribe();
     // A missing or refused password is told now, in Redis's words.
     ctx.target.check().await?;
@@ -262,7 +77,7 @@ pub(crate) async fn run(worker: Worker) -> Result<WorkerStats> {
     );
     match setup(&ctx, &mut reader_conn).await {
         Ok(()) => {}
-        Err(Halt::Stopped) => return Ok(handle.stats()),
+        Err(Halt::Stopped) => return Ok(stats()),
         Err(Halt::Fatal(e)) => return Err(e),
     }
     let cfg = &ctx.config;
@@ -326,7 +141,7 @@ pub(crate) async fn run(worker: Worker) -> Result<WorkerStats> {
             client.shutdown(Duration::from_secs(5)).await;
         }
     }
-    let stats = handle.stats();
+    let stats = stats();
     tracing::info!(
         "worker {} stopped{}: {} results written, {} dead-lettered",
         ctx.config.consumer,
