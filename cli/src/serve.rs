@@ -96,6 +96,9 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
             .unwrap_or_default();
         tracing::info!(app = app.name(), endpoint = %app.client().endpoint(), "serving{via}");
     }
+    // The signal handlers are in place before the ready line: a SIGTERM
+    // sent as soon as it appears must stop us cleanly, not kill us.
+    let stop = stop_signal();
     // The ready line, for scripts and tests.
     println!(
         "{}",
@@ -107,7 +110,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
         names.join(", ")
     );
 
-    gateway.serve(listener, stop_signal()).await;
+    gateway.serve(listener, stop).await;
     eprintln!("apns: stopped");
     Ok(exit::OK)
 }
@@ -146,27 +149,33 @@ async fn enqueue(
     )))
 }
 
-/// SIGTERM or Ctrl-C.
-async fn stop_signal() {
+/// SIGTERM or Ctrl-C. The handlers are registered when this is called, not
+/// when the future is first polled, so no signal slips between the two.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
+        let handlers = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        );
+        async move {
+            let (Ok(mut term), Ok(mut int)) = handlers else {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            eprintln!("apns: stopping: no new requests; finishing those in progress");
         }
-        eprintln!("apns: stopping: no new requests; finishing those in progress");
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
