@@ -60,6 +60,9 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
     };
     mock.write_ca_file(&ca_file)?;
     let ca_display = std::fs::canonicalize(&ca_file).unwrap_or_else(|_| PathBuf::from(&ca_file));
+    // Handlers first, then the ready line: a SIGTERM sent as soon as it
+    // appears stops the mock cleanly instead of killing it.
+    let stop = wait_for_signal();
     println!(
         "{}",
         serde_json::json!({
@@ -67,7 +70,7 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
             "ca_file": ca_display.display().to_string(),
         })
     );
-    wait_for_signal().await;
+    stop.await;
     let stats = mock.stats();
     eprintln!(
         "apns mock: stopping after {} request(s) on {} connection(s): {} accepted, {} rejected",
@@ -168,24 +171,31 @@ fn parse_trust_key(spec: &str) -> Result<TrustedKey, Failure> {
     Ok(TrustedKey::new(kid, team, public)?)
 }
 
-async fn wait_for_signal() {
+/// SIGTERM or Ctrl-C, registered when called (not when first polled).
+fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
