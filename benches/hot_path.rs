@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use apns_provider::auth::{generate_p8_pem, TokenCache, TokenSigner};
 use apns_provider::mock::{MockServer, TrustedKey};
-use apns_provider::spec::{write_result_line, Ended, SpecDefaults};
+use apns_provider::wire::{write_result_line, Ended, SpecDefaults};
 use apns_provider::{Client, KeyId, Notification, Payload, PushType, Response, SigningKey, TeamId};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use futures_util::StreamExt;

@@ -11,7 +11,7 @@
 //! # fn client() -> apns_provider::Client { unimplemented!() }
 //! # fn main() -> apns_provider::Result<()> {
 //! use apns_provider::app::App;
-//! use apns_provider::spec::SpecDefaults;
+//! use apns_provider::wire::SpecDefaults;
 //! let app = App::new(client()).with_defaults(SpecDefaults::new().topic("com.example.app").prepare()?);
 //! assert_eq!(app.defaults().default_topic(), Some("com.example.app"));
 //! # Ok(()) }
@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::client::Client;
-use crate::spec::SpecDefaults;
+use crate::wire::SpecDefaults;
 
 /// A client and the defaults its notifications start from; cheap to clone
 /// (the client's clones share its connections). See the [module](self)

@@ -32,16 +32,16 @@
 //! | [`payload`] | the payload builder (every `aps` key) and raw JSON | `error` |
 //! | [`notification`] | device token, topic, push type, priority, expiration...; [`Notification`]; lints | `payload`, `error`, `clock` |
 //! | [`response`] | APNs' answer and the open [`Reason`] enum | `error`, `clock` |
-//! | [`spec`] | notifications and their results as JSON (tokens files, queue jobs, the gateway) | `notification`, `payload`, `response` |
+//! | [`wire`] | notifications and their results as JSON (tokens files, queue jobs, the gateway) | `notification`, `payload`, `response` |
 //! | [`transport`] | endpoints, HTTPS proxies (`CONNECT`), TLS (rustls + ring + webpki-roots), the pool, HTTP/2 connections, the byte-level shim | `response`, `error`, `backoff` |
 //! | [`client`] | [`Client`], its builder, the retry loop, [`RetryPolicy`], [`Channels`] (channel management), shutdown, stats | `auth`, `transport`, `notification`, `broadcast`, `response` |
 //! | [`doctor`] | step-by-step checks of the road to an endpoint (DNS, TCP, proxy, TLS, ALPN, chain) | `transport` |
 //! | `keystore` (feature `keystore`) | keys in the OS keychain, a file store or the environment; named profiles | `auth` |
 //! | `mock` (feature `mock`) | a validating mock APNs server over real TLS and HTTP/2 | the types above, never the client |
 //! | `metrics` (feature `metrics`) | Prometheus metrics of running clients, and a `/metrics` listener | `client` |
-//! | `app` (features `gateway`, `worker`) | `App`: a client and the defaults its notifications start from, what the gateway and the worker send for | `client`, `spec` |
-//! | `gateway` (feature `gateway`) | an authenticated HTTP gateway in front of apps (`apns serve`): API tokens, validation, dispatch, routes, server | `app`, `client`, `spec`, `metrics` |
-//! | `worker` (feature `worker`) | the queue job format and a worker sending the jobs of a Redis stream: settings, shared context, pure decisions, the loops | `app`, `client`, `spec` |
+//! | `app` (features `gateway`, `worker`) | `App`: a client and the defaults its notifications start from, what the gateway and the worker send for | `client`, `wire` |
+//! | `gateway` (feature `gateway`) | an authenticated HTTP gateway in front of apps (`apns serve`): API tokens, validation, dispatch, routes, server | `app`, `client`, `wire`, `metrics` |
+//! | `worker` (feature `worker`) | the queue job format and a worker sending the jobs of a Redis stream: settings, shared context, pure decisions, the loops | `app`, `client`, `wire` |
 //!
 //! Dependencies point one way, down this table: `client` uses `auth`,
 //! `transport`, `payload`, `notification` and `broadcast`, which use `error` and
@@ -92,8 +92,8 @@ pub mod mock;
 pub mod notification;
 pub mod payload;
 pub mod response;
-pub mod spec;
 mod tls_words;
+pub mod wire;
 // Used by the readers of other programs' JSON (gateway, tokens files, jobs).
 mod strict_json;
 pub mod transport;

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use apns_provider::spec::{NotificationSpec, SpecDefaults};
+use apns_provider::wire::{NotificationSpec, SpecDefaults};
 use apns_provider::{ApnsId, DeviceToken, Expiration, Notification, Payload, Priority, PushType};
 use tokio::sync::mpsc;
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apns_provider::clock::format_utc_millis;
-use apns_provider::spec::{write_result_line, Ended};
+use apns_provider::wire::{write_result_line, Ended};
 use apns_provider::{Error, Response};
 use serde_json::json;
 
@@ -338,7 +338,7 @@ impl Reporter {
 }
 
 /// One result line as JSON, written straight into `out`: the library's
-/// format (see [`apns_provider::spec::write_result_line`]), with the line
+/// format (see [`apns_provider::wire::write_result_line`]), with the line
 /// number of a tokens file.
 pub fn write_json_line(out: &mut Vec<u8>, line: Option<u64>, token: &str, outcome: &Outcome) {
     let ended = match outcome {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use apns_provider::gateway::{tls_config_from_pem_files, ApiTokens, App, Enqueue, Gateway, Limits};
-use apns_provider::spec::SpecDefaults;
+use apns_provider::wire::SpecDefaults;
 use apns_provider::worker::Producer;
 
 use super::args::{CertArgs, KeyArgs, ServeArgs};

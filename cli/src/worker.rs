@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use apns_provider::metrics::Metrics;
-use apns_provider::spec::SpecDefaults;
+use apns_provider::wire::SpecDefaults;
 use apns_provider::worker::{App, AppResolver, Delivery, Worker, WorkerHandle, WorkerStats};
 use apns_provider::{Client, Environment, Error, RetryPolicy};
 

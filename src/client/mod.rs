@@ -48,15 +48,14 @@ use crate::transport::connection::Timeouts;
 use crate::transport::pool::Pool;
 use crate::transport::Endpoint;
 
+pub use crate::transport::snapshot::{ConnectionInfo, ConnectionState};
 pub use builder::{
     ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_LIVENESS_SILENCE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TLS_TIMEOUT, MAX_POOL_SIZE,
 };
 pub use channels::Channels;
 pub use retry::RetryPolicy;
-pub use stats::{
-    ClientStats, ConnectionInfo, ConnectionState, SendOutcome, ShutdownReport, RETRY_REASONS,
-};
+pub use stats::{ClientStats, SendOutcome, ShutdownReport, RETRY_REASONS};
 
 use attempt::Outgoing;
 use channels::ChannelsPool;

@@ -10,7 +10,7 @@ use super::ready;
 use crate::app::App;
 use crate::client::Client;
 use crate::metrics::AppMetrics;
-use crate::spec::SpecDefaults;
+use crate::wire::SpecDefaults;
 
 /// An [`App`] as the gateway serves it: with its name (what requests
 /// give as `app`), where its outcomes are counted, and what readiness

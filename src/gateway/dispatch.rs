@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::apps::ServedApp;
 use crate::notification::Notification;
-use crate::spec::{result_json, NotificationSpec};
+use crate::wire::{result_json, NotificationSpec};
 
 /// One validated notification of a request.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ pub trait Dispatch: Send + Sync + 'static {
 /// Sends each batch at once and answers `200` with the results, in order:
 /// `{"results":[...],"accepted":N,"rejected":N,"failed":N}`, each result
 /// with the fields of a bulk send's result lines
-/// ([`result_json`](crate::spec::result_json)).
+/// ([`result_json`](crate::wire::result_json)).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SendNow;
 

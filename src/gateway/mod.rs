@@ -3,7 +3,7 @@
 //!
 //! - `POST /v1/notifications` takes one notification object or an array of
 //!   up to 10,000, with the fields of a tokens-file JSON line
-//!   ([`NotificationSpec`](crate::spec::NotificationSpec)) plus `app`. Every
+//!   ([`NotificationSpec`](crate::wire::NotificationSpec)) plus `app`. Every
 //!   item is validated first: one invalid item gets `422` naming its index
 //!   and field, and nothing is sent. Then the batch is dispatched:
 //!   [`SendNow`] answers `200` with one result per item, in order;
@@ -32,7 +32,7 @@
 //! ```no_run
 //! # async fn run(client: apns_provider::Client) -> apns_provider::Result<()> {
 //! use apns_provider::gateway::{ApiTokens, App, Gateway};
-//! use apns_provider::spec::SpecDefaults;
+//! use apns_provider::wire::SpecDefaults;
 //! let gateway = Gateway::builder()
 //!     .app("shop", App::new(client).with_defaults(SpecDefaults::new().topic("com.example.shop").prepare()?))
 //!     .api_tokens(ApiTokens::from_file("/etc/apns/api-tokens")?)

@@ -7,7 +7,7 @@ use super::apps::Apps;
 use super::body::{self, Top};
 use super::dispatch::{Batch, Item};
 use crate::error::Error;
-use crate::spec::NotificationSpec;
+use crate::wire::NotificationSpec;
 
 /// The fields of a notification object (a tokens-file JSON line) plus `app`.
 const FIELDS: [&str; 8] = [

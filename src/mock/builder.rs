@@ -7,20 +7,32 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::auth::TrustedKey;
-use super::channels::Registry;
+use super::ca;
 use super::faults::{Fault, Faults};
+use super::handle::MockServer;
+use super::keys::TrustedKey;
 use super::records::{Records, DEFAULT_KEEP};
-use super::server::{self, MockCounters, ServerTimeouts, State};
+use super::registry::Registry;
+use super::server;
 use super::shim::{HpackCounts, PingFault};
-use super::{ca, MockServer, DEFAULT_MAX_STREAMS};
+use super::state::{MockCounters, ServerTimeouts, State};
 use crate::broadcast::MAX_CHANNELS_PER_APP;
 use crate::clock::{self, Clock};
 use crate::error::{Error, Result};
 use crate::transport::Environment;
 
 #[allow(unused_imports)] // for doc links
-use super::MockStats;
+use super::handle::MockStats;
+
+/// APNs' default stream limit after the first valid token (observed 500-1500).
+pub const DEFAULT_MAX_STREAMS: u32 = 1000;
+
+impl MockServer {
+    /// Starts configuring a mock server.
+    pub fn builder() -> MockServerBuilder {
+        MockServerBuilder::default()
+    }
+}
 
 /// Configures a [`MockServer`].
 #[must_use]
@@ -238,11 +250,6 @@ impl MockServerBuilder {
         let accept_state = state.clone();
         let task = tokio::spawn(server::accept_loop(listener, tls, accept_state));
         tracing::info!(%addr, "mock APNs server listening");
-        Ok(MockServer {
-            addr,
-            ca_pem: identity.ca_pem,
-            state,
-            task,
-        })
+        Ok(MockServer::new(addr, identity.ca_pem, state, task))
     }
 }

@@ -1,16 +1,15 @@
 //! Failures the mock injects, to prove a client survives what APNs and
 //! networks do: the public [`Fault`] list, what is armed, and what a fault
-//! decides for one request.
+//! decides for one request. A leaf: the shared state holds the armed
+//! faults; the serve loop asks them and acts.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use super::lock;
-use super::server::{MockConn, State};
+use super::rejection::{reject, Rejection};
 use super::shim::PingFault;
-use super::validate::{reject, Rejection};
 use crate::response::Reason;
 
 /// A failure the mock can inject, to prove a client survives what APNs and
@@ -139,83 +138,55 @@ pub(crate) enum FaultAction {
     Answer(Rejection),
 }
 
-pub(crate) fn fault_for_request(state: &State, conn: &MockConn, stream_id: u32) -> FaultAction {
-    {
-        let mut admitted = lock(&conn.admitted);
-        if admitted.goaway_last.is_some_and(|last| stream_id > last) {
+impl Faults {
+    /// What the armed faults decide for the next request (one already
+    /// admitted on its connection), using up counted faults.
+    pub(crate) fn decide(&mut self) -> FaultAction {
+        if self.refuse > 0 {
+            self.refuse -= 1;
             return FaultAction::Refuse;
         }
-        admitted.highest = admitted.highest.max(stream_id);
-    }
-    let mut f = lock(&state.faults);
-    if f.refuse > 0 {
-        f.refuse -= 1;
-        return FaultAction::Refuse;
-    }
-    if let Some(n) = f.drop_after {
-        if n == 0 {
-            f.drop_after = None;
-            return FaultAction::Drop;
+        if let Some(n) = self.drop_after {
+            if n == 0 {
+                self.drop_after = None;
+                return FaultAction::Drop;
+            }
+            self.drop_after = Some(n - 1);
         }
-        f.drop_after = Some(n - 1);
-    }
-    if f.black_hole {
-        return FaultAction::BlackHole;
-    }
-    if let Some(until) = f.outage_until {
-        if Instant::now() < until {
-            return FaultAction::Answer(reject(Reason::ServiceUnavailable));
+        if self.black_hole {
+            return FaultAction::BlackHole;
         }
-        f.outage_until = None;
-    }
-    if let Some((status, reason, count)) = &mut f.storm {
-        let rejection = Rejection {
-            status: *status,
-            reason: reason.clone(),
-            timestamp_ms: None,
-        };
-        *count -= 1;
-        if *count == 0 {
-            f.storm = None;
+        if let Some(until) = self.outage_until {
+            if Instant::now() < until {
+                return FaultAction::Answer(reject(Reason::ServiceUnavailable));
+            }
+            self.outage_until = None;
         }
-        return FaultAction::Answer(rejection);
+        if let Some((status, reason, count)) = &mut self.storm {
+            let rejection = Rejection {
+                status: *status,
+                reason: reason.clone(),
+                timestamp_ms: None,
+            };
+            *count -= 1;
+            if *count == 0 {
+                self.storm = None;
+            }
+            return FaultAction::Answer(rejection);
+        }
+        if self.expire_all {
+            return FaultAction::Answer(reject(Reason::ExpiredProviderToken));
+        }
+        FaultAction::None
     }
-    if f.expire_all {
-        return FaultAction::Answer(reject(Reason::ExpiredProviderToken));
-    }
-    FaultAction::None
-}
 
-/// Sends a GOAWAY with `reason` at once and closes the connection when the
-/// streams already admitted are answered.
-pub(crate) fn go_away_now(state: &State, conn: &MockConn, reason: &str) {
-    let debug = serde_json::json!({ "reason": reason }).to_string();
-    let mut admitted = lock(&conn.admitted);
-    if admitted.goaway_last.is_some() {
-        return;
+    /// Fault `GoAwayAfter`: once a connection has answered `answered`
+    /// requests, the reason of the GOAWAY due now (disarming the fault).
+    pub(crate) fn goaway_due(&mut self, answered: u64) -> Option<String> {
+        let (after, _) = self.goaway_after.as_ref()?;
+        if answered < *after {
+            return None;
+        }
+        self.goaway_after.take().map(|(_, reason)| reason)
     }
-    let last = admitted.highest;
-    admitted.goaway_last = Some(last);
-    conn.control.go_away(last, 0, debug.as_bytes());
-    drop(admitted);
-    conn.closing.store(true, Ordering::Release);
-    state.counters.goaways.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Fault: after a connection answered n requests, a GOAWAY naming the
-/// highest stream admitted so far as the last processed one, with APNs'
-/// JSON reason.
-pub(crate) fn maybe_go_away(state: &State, conn: &MockConn) {
-    let answered = conn.answered.fetch_add(1, Ordering::AcqRel) + 1;
-    let mut faults = lock(&state.faults);
-    let Some((after, reason)) = &faults.goaway_after else {
-        return;
-    };
-    if answered < *after {
-        return;
-    }
-    let reason = reason.clone();
-    faults.goaway_after = None;
-    drop(faults);
-    go_away_now(state, conn, &reason);
 }

@@ -2,129 +2,26 @@
 //! (TLS, the HTTP/2 handshake, timeouts), and one per stream (faults, the
 //! route by path, validation, the answer).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
-use super::auth::{ConnAuth, TrustedKey};
-use super::broadcast::{request_id_of, validate_broadcast, Route};
-use super::channels::{manage, Registry};
-use super::faults::{fault_for_request, maybe_go_away, FaultAction, Faults};
-use super::lock;
-use super::records::{AcceptedBroadcast, AcceptedNotification, Records};
-use super::shim::{ConnControl, ControlShim, HpackCounts, PingFault};
-use super::validate::{validate, Rejection};
+use super::broadcast::validate_broadcast;
+use super::channels::manage;
+use super::faults::FaultAction;
+use super::push::validate;
+use super::records::AcceptedNotification;
+use super::rejection::Rejection;
+use super::route::{request_id_of, Route};
+use super::shim::{ConnControl, ControlShim};
+use super::state::{lock, MockConn, State};
 use crate::auth::CertificateInfo;
-use crate::clock::Clock;
 use crate::notification::ApnsId;
 use crate::transport::Environment;
-
-/// The mock's limits on slow or silent clients.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ServerTimeouts {
-    /// TLS handshake plus HTTP/2 preface, and then each request's body.
-    pub handshake: Duration,
-    /// No request for this long closes the connection.
-    pub idle: Duration,
-}
-
-impl Default for ServerTimeouts {
-    fn default() -> Self {
-        ServerTimeouts {
-            handshake: Duration::from_secs(10),
-            idle: Duration::from_secs(5 * 60),
-        }
-    }
-}
-
-/// Everything the connections of one mock share.
-pub(crate) struct State {
-    pub keys: HashMap<String, TrustedKey>,
-    pub max_streams: u32,
-    pub environment: Environment,
-    pub clock: Arc<dyn Clock>,
-    pub strict_tokens: bool,
-    pub accept_all: bool,
-    pub bad_environment_goaway: bool,
-    pub unregistered: Mutex<HashMap<String, u64>>,
-    pub records: Mutex<Records<AcceptedNotification>>,
-    pub broadcasts: Mutex<Records<AcceptedBroadcast>>,
-    pub channels: Mutex<Registry>,
-    pub timeouts: ServerTimeouts,
-    pub faults: Mutex<Faults>,
-    pub pings: Arc<PingFault>,
-    pub hpack: Arc<HpackCounts>,
-    pub counters: MockCounters,
-}
-
-#[derive(Default)]
-pub(crate) struct MockCounters {
-    pub connections: AtomicU64,
-    pub requests: AtomicU64,
-    pub accepted: AtomicU64,
-    pub rejected: AtomicU64,
-    pub tokens_verified: AtomicU64,
-    pub violations: AtomicU64,
-    pub max_concurrent: AtomicU64,
-    pub limit_drops: AtomicU64,
-    pub goaways: AtomicU64,
-    pub refused: AtomicU64,
-    pub dropped: AtomicU64,
-    pub black_holed: AtomicU64,
-    pub timed_out: AtomicU64,
-    pub broadcasts_accepted: AtomicU64,
-    pub broadcasts_rejected: AtomicU64,
-    pub channel_requests: AtomicU64,
-    pub channels_created: AtomicU64,
-    pub channels_deleted: AtomicU64,
-}
-
-/// What one connection remembers: its team and last verified token, its
-/// advertised stream limit, and whether it is going away.
-pub(crate) struct MockConn {
-    pub id: u64,
-    pub control: Arc<ConnControl>,
-    pub active: AtomicUsize,
-    pub answered: AtomicU64,
-    pub auth: Mutex<ConnAuth>,
-    // Streams admitted for processing, and the GOAWAY's last stream once
-    // one went out: streams above it are not processed. One lock, so no
-    // stream slips in above a GOAWAY being sent.
-    pub admitted: Mutex<Admitted>,
-    // Ends the connection: `kill` at once (TCP closed mid-flight), or
-    // `closing` once in-flight streams are done (after a GOAWAY).
-    pub kill: Notify,
-    pub closing: AtomicBool,
-    // Milliseconds since `born` when a stream last started or ended.
-    last_active_ms: AtomicU64,
-    born: Instant,
-    // The client certificate, in certificate mode.
-    pub certificate: Option<CertificateInfo>,
-}
-
-impl MockConn {
-    fn touch(&self) {
-        let ms = self.born.elapsed().as_millis() as u64;
-        self.last_active_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed));
-        self.born.elapsed().saturating_sub(last)
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct Admitted {
-    pub highest: u32,
-    pub goaway_last: Option<u32>,
-}
 
 /// Accepts connections until the mock is dropped. Out of file descriptors
 /// (`EMFILE`/`ENFILE`), it backs off instead of spinning.
@@ -227,19 +124,7 @@ async fn serve_connection(
         1
     };
     let control = ConnControl::new(id, initial, state.pings.clone(), state.hpack.clone());
-    let conn = Arc::new(MockConn {
-        id,
-        control: control.clone(),
-        active: AtomicUsize::new(0),
-        answered: AtomicU64::new(0),
-        auth: Mutex::new(ConnAuth::default()),
-        admitted: Mutex::new(Admitted::default()),
-        kill: Notify::new(),
-        closing: AtomicBool::new(false),
-        last_active_ms: AtomicU64::new(0),
-        born: Instant::now(),
-        certificate,
-    });
+    let conn = Arc::new(MockConn::new(id, control.clone(), certificate));
     let io = ControlShim::new(tls, control.clone());
     // The client preface must arrive within what is left of the handshake
     // timeout: a client that connects and says nothing is closed.
@@ -364,7 +249,12 @@ async fn handle_stream(
         }
     };
 
-    let fault = match fault_for_request(state, conn, stream_id) {
+    // Streams above a GOAWAY's last one are refused before any fault.
+    let action = match conn.admit(stream_id) {
+        true => lock(&state.faults).decide(),
+        false => FaultAction::Refuse,
+    };
+    let fault = match action {
         FaultAction::None => None,
         FaultAction::Refuse => {
             state.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -567,4 +457,15 @@ fn count(route: Route<'_>, answer: &Answer, state: &State) {
         -1 => c.channels_deleted.fetch_add(1, Ordering::Relaxed),
         _ => 0,
     };
+}
+
+/// Fault `GoAwayAfter`: after a connection answered n requests, a GOAWAY
+/// naming the highest stream admitted so far as the last processed one,
+/// with APNs' JSON reason.
+fn maybe_go_away(state: &State, conn: &MockConn) {
+    let answered = conn.answered.fetch_add(1, Ordering::AcqRel) + 1;
+    let due = lock(&state.faults).goaway_due(answered);
+    if let Some(reason) = due {
+        conn.go_away_now(state, &reason);
+    }
 }

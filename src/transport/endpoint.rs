@@ -201,8 +201,7 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// What [`ClientBuilder::endpoint`](crate::client::ClientBuilder::endpoint)
-/// takes: an [`Endpoint`], or a URL string (`&str`, `String`) parsed as
+/// What `ClientBuilder::endpoint` takes: an [`Endpoint`], or a URL string (`&str`, `String`) parsed as
 /// `https://HOST[:PORT]`, as reqwest's builders take `impl IntoUrl`. A string
 /// that does not parse is reported by `build()`. Sealed: implemented only
 /// here.

@@ -15,6 +15,7 @@ mod no_proxy;
 pub(crate) mod pool;
 mod proxy;
 mod proxy_redact;
+pub(crate) mod snapshot;
 mod stage;
 pub(crate) mod tls;
 

@@ -241,8 +241,8 @@ impl Pool {
 
     /// What each slot holds now, for metrics and health checks. Takes the
     /// pool's lock briefly; never called on the send path.
-    pub(crate) fn connections(&self) -> Vec<crate::client::ConnectionInfo> {
-        use crate::client::{ConnectionInfo, ConnectionState};
+    pub(crate) fn connections(&self) -> Vec<super::snapshot::ConnectionInfo> {
+        use super::snapshot::{ConnectionInfo, ConnectionState};
         let slots = self.lock();
         slots
             .slots

@@ -257,7 +257,7 @@ mod tests {
 
     use super::*;
     use crate::error::Error;
-    use crate::spec::SpecDefaults;
+    use crate::wire::SpecDefaults;
 
     const TOKEN: &str = "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
 

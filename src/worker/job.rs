@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::notification::{ApnsId, Notification};
 use crate::response::Response;
-use crate::spec::NotificationSpec;
+use crate::wire::NotificationSpec;
 
 /// The version of the job format this crate writes, and the highest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -74,7 +74,7 @@ pub mod field {
 ///
 /// ```
 /// use apns_provider::worker::Job;
-/// use apns_provider::spec::NotificationSpec;
+/// use apns_provider::wire::NotificationSpec;
 ///
 /// let mut spec = NotificationSpec::for_token("00fc13ad");
 /// spec.payload = Some(serde_json::Value::String(r#"{"aps":{"alert":"hi"}}"#.into()));
@@ -495,7 +495,7 @@ impl JobResult {
 mod tests {
     use super::*;
     use crate::payload::Payload;
-    use crate::spec::SpecDefaults;
+    use crate::wire::SpecDefaults;
 
     fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

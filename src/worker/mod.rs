@@ -13,7 +13,7 @@
 //! ```no_run
 //! use apns_provider::worker::{App, Delivery, Worker};
 //! use apns_provider::{Client, SigningKey};
-//! use apns_provider::spec::SpecDefaults;
+//! use apns_provider::wire::SpecDefaults;
 //!
 //! # async fn run() -> apns_provider::Result<()> {
 //! let client = Client::builder()

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// Cheap to clone (clones share one connection, reopened after a failure).
 ///
 /// ```no_run
-/// use apns_provider::spec::NotificationSpec;
+/// use apns_provider::wire::NotificationSpec;
 /// use apns_provider::worker::{Job, Producer};
 ///
 /// # async fn run() -> apns_provider::Result<()> {

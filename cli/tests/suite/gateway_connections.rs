@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apns_provider::gateway::{ApiTokens, App, Gateway, Limits};
-use apns_provider::spec::SpecDefaults;
+use apns_provider::wire::SpecDefaults;
 use bytes::Bytes;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};

@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 
 use apns_provider::gateway::{ApiTokens, App, Gateway, Limits, Refusal};
-use apns_provider::spec::SpecDefaults;
+use apns_provider::wire::SpecDefaults;
 use apns_provider::Client;
 use proptest::collection::vec;
 use proptest::prelude::*;

@@ -532,7 +532,7 @@ proptest! {
     /// round-trips through its JSON form.
     #[test]
     fn tokens_file_lines_parse_build_and_round_trip(line in prop_oneof![spec_line(), ".{0,200}".prop_map(String::from)]) {
-        use apns_provider::spec::{NotificationSpec, SpecDefaults};
+        use apns_provider::wire::{NotificationSpec, SpecDefaults};
         let defaults = SpecDefaults::new()
             .topic(BUNDLE)
             .payload(Payload::alert("default"))

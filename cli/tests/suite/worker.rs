@@ -481,7 +481,7 @@ async fn a_worker_embedded_in_rust_code() {
     let mut c = s.redis.conn().await;
     let mut pipe = ::redis::pipe();
     for i in 1..=500u64 {
-        let mut spec = apns_provider::spec::NotificationSpec::for_token(token(i));
+        let mut spec = apns_provider::wire::NotificationSpec::for_token(token(i));
         spec.payload = Some(serde_json::json!({"aps": {"alert": "hi"}}));
         let job = Job::new(format!("order-{i}"), spec);
         pipe.cmd("XADD")
@@ -494,7 +494,7 @@ async fn a_worker_embedded_in_rust_code() {
     let key = apns_provider::SigningKey::from_file(&s.key_path).unwrap();
     let client = crate::support::client_for(&s.mock, key).build().unwrap();
     let app =
-        App::new(client).with_defaults(apns_provider::spec::SpecDefaults::new().topic(BUNDLE));
+        App::new(client).with_defaults(apns_provider::wire::SpecDefaults::new().topic(BUNDLE));
     let worker = Worker::builder(s.redis.url(), move |name: Option<&str>| match name {
         None => Ok(app.clone()),
         Some(other) => Err(apns_provider::Error::Config(format!("no app {other}"))),
@@ -515,7 +515,7 @@ async fn a_worker_embedded_in_rust_code() {
     let ids: HashSet<String> = s.mock.accepted().into_iter().map(|a| a.apns_id).collect();
     for r in &results {
         // The apns-id is derived from the job id, the same on every delivery.
-        let spec = apns_provider::spec::NotificationSpec::for_token("00");
+        let spec = apns_provider::wire::NotificationSpec::for_token("00");
         let expected = Job::new(r.job.clone(), spec).apns_id().unwrap().to_string();
         assert_eq!(r.apns_id.as_deref(), Some(expected.as_str()));
         assert!(ids.contains(&expected));

@@ -1,34 +1,17 @@
-//! The checks APNs applies to a push request, in APNs' order, each with the
-//! answer APNs gives. Parsing reuses the crate's own types, so the mock and
+//! The push route (`POST /3/device/<token>`): the checks APNs applies to a
+//! push request, in APNs' order, each with the answer APNs gives. Parsing reuses the crate's own types, so the mock and
 //! the client agree on what a valid field is.
 
 use bytes::Bytes;
 use http::header::HeaderName;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, Method};
 
-use super::auth::authenticate;
-use super::faults::go_away_now;
-use super::lock;
 use super::records::AcceptedNotification;
-use super::server::{MockConn, State};
+use super::rejection::{reject, Rejection};
+use super::state::{lock, MockConn, State};
+use super::trust::{authenticate, check_certificate_environment};
 use crate::notification::{ApnsId, CollapseId, DeviceToken, Priority, PushType};
 use crate::response::Reason;
-
-/// An error answer: status, reason and, on 410, the timestamp.
-pub(crate) struct Rejection {
-    pub status: StatusCode,
-    pub reason: Reason,
-    pub timestamp_ms: Option<u64>,
-}
-
-/// The answer APNs gives with `reason`.
-pub(crate) fn reject(reason: Reason) -> Rejection {
-    Rejection {
-        status: StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::BAD_REQUEST),
-        reason,
-        timestamp_ms: None,
-    }
-}
 
 // Named once, not parsed from text at every request.
 const AUTHORIZATION: HeaderName = HeaderName::from_static("authorization");
@@ -117,12 +100,7 @@ pub(crate) fn validate(
 
     let (key, topic) = match &conn.certificate {
         Some(cert) => {
-            if !cert.environment.allows(state.environment) {
-                if state.bad_environment_goaway {
-                    go_away_now(state, conn, "BadCertificateEnvironment");
-                }
-                return Err(reject(Reason::BadCertificateEnvironment));
-            }
+            check_certificate_environment(cert, state, conn)?;
             // The topic may be omitted when the certificate has just one.
             let topic = match text(&APNS_TOPIC) {
                 Some(t) if !t.is_empty() => t.to_string(),

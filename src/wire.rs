@@ -8,7 +8,7 @@
 //! spec's own fields win.
 //!
 //! ```
-//! use apns_provider::spec::{NotificationSpec, SpecDefaults};
+//! use apns_provider::wire::{NotificationSpec, SpecDefaults};
 //! use apns_provider::{Payload, PushType};
 //!
 //! let defaults = SpecDefaults::new()
@@ -93,7 +93,7 @@ impl NotificationSpec {
     /// languages' parsers may keep the first).
     ///
     /// ```
-    /// use apns_provider::spec::NotificationSpec;
+    /// use apns_provider::wire::NotificationSpec;
     /// let spec = NotificationSpec::from_json(br#"{"device_token":"00fc"}"#)?;
     /// assert_eq!(spec.device_token.as_deref(), Some("00fc"));
     /// let e = NotificationSpec::from_json(br#"{"device_token":"00fc","device_token":"ab"}"#);
@@ -297,7 +297,7 @@ fn scalar(v: &serde_json::Value) -> String {
 /// instead of `apns_unique_id`.
 ///
 /// ```
-/// use apns_provider::{spec::result_json, Response};
+/// use apns_provider::{wire::result_json, Response};
 /// let gone = Response::from_parts(410, Some("abc".into()), None,
 ///     br#"{"reason":"Unregistered","timestamp":1700000000000}"#);
 /// let v = result_json("0badc0de", &Ok(gone));
@@ -361,7 +361,7 @@ pub enum Ended<'a> {
 /// `may_have_been_delivered`. No newline is added.
 ///
 /// ```
-/// use apns_provider::spec::{write_result_line, Ended};
+/// use apns_provider::wire::{write_result_line, Ended};
 /// use apns_provider::Response;
 ///
 /// let mut out = Vec::new();
