@@ -39,8 +39,9 @@
 //! | `keystore` (feature `keystore`) | keys in the OS keychain, a file store or the environment; named profiles | `auth` |
 //! | `mock` (feature `mock`) | a validating mock APNs server over real TLS and HTTP/2 | the types above, never the client |
 //! | `metrics` (feature `metrics`) | Prometheus metrics of running clients, and a `/metrics` listener | `client` |
-//! | `gateway` (feature `gateway`) | an authenticated HTTP gateway in front of clients (`apns serve`) | `client`, `wire`, `metrics` |
-//! | `worker` (feature `worker`) | the queue job format and a worker sending the jobs of a Redis stream | `client`, `wire` |
+//! | `app` (features `gateway`, `worker`) | `App`: a client and the defaults its notifications start from, what the gateway and the worker send for | `client`, `wire` |
+//! | `gateway` (feature `gateway`) | an authenticated HTTP gateway in front of apps (`apns serve`): API tokens, validation, dispatch, routes, server | `app`, `client`, `wire`, `metrics` |
+//! | `worker` (feature `worker`) | the queue job format and a worker sending the jobs of a Redis stream: settings, shared context, pure decisions, the loops | `app`, `client`, `wire` |
 //!
 //! Dependencies point one way, down this table: `client` uses `auth`,
 //! `transport`, `payload`, `notification` and `broadcast`, which use `error` and
@@ -70,6 +71,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "gateway", feature = "worker"))]
+pub mod app;
 pub mod auth;
 mod backoff;
 pub mod broadcast;

@@ -7,14 +7,14 @@ use serde_json::json;
 
 use super::args::read_payload_file;
 use super::args::{BroadcastArgs, Output};
-use super::channel::{app_client, hint, App};
+use super::channel::{channel_client, hint, ChannelClient};
 use super::checking::{credentials_part, shell_quote};
 use super::credentials::Resolved;
 use super::failure::{self, exit, Failure};
 
 pub async fn run(args: BroadcastArgs) -> Result<u8, Failure> {
     let payload = payload(&args)?;
-    let (app, resolved) = app_client(&args.app, None)?;
+    let (app, resolved) = channel_client(&args.app, None)?;
     let mut builder = Broadcast::builder(&app.bundle_id, &args.channel_id, payload);
     if let Some(p) = args.timing.priority()? {
         builder = builder.priority(p);
@@ -139,7 +139,12 @@ fn dry_run(b: &Broadcast, lints: &[apns_provider::Lint], output: Output) {
 
 /// `--curl`: the equivalent curl command, with the token as `$(apns token
 /// ...)` unless `--reveal`, or the certificate as `--cert`.
-fn curl_command(b: &Broadcast, args: &BroadcastArgs, app: &App, resolved: &Resolved) -> String {
+fn curl_command(
+    b: &Broadcast,
+    args: &BroadcastArgs,
+    app: &ChannelClient,
+    resolved: &Resolved,
+) -> String {
     let q = shell_quote;
     let mut cmd = String::from("curl --http2");
     let target = &args.app.target;

@@ -66,14 +66,17 @@ pub async fn run(command: ChannelCommand) -> Result<u8, Failure> {
     }
 }
 
-/// A client for an app, ready for channel requests or broadcasts.
-pub struct App {
+/// What `apns channel` and `apns broadcast` talk to APNs with: a client,
+/// the bundle id whose channels they manage or broadcast to, and how to
+/// print the answer. (Not the library's `App`: no defaults, one
+/// invocation's output.)
+pub struct ChannelClient {
     pub client: Client,
     pub bundle_id: String,
     pub output: Output,
 }
 
-impl App {
+impl ChannelClient {
     /// Prints the result of a channel request and picks the exit code: a
     /// rejection by APNs is exit 1 (with its reason and a hint), as for
     /// `apns send`.
@@ -96,22 +99,22 @@ impl App {
     }
 }
 
-fn connect(args: &ChannelArgs) -> Result<App, Failure> {
+fn connect(args: &ChannelArgs) -> Result<ChannelClient, Failure> {
     let channels_endpoint = args
         .channels_endpoint
         .as_deref()
         .map(str::parse::<Endpoint>)
         .transpose()?;
-    let (app, _) = app_client(&args.app, channels_endpoint)?;
+    let (app, _) = channel_client(&args.app, channels_endpoint)?;
     Ok(app)
 }
 
 /// Resolves credentials as `apns send` does, picks the bundle id and
 /// builds the client. Also returns what was resolved (for `--curl`).
-pub fn app_client(
+pub fn channel_client(
     args: &AppArgs,
     channels_endpoint: Option<Endpoint>,
-) -> Result<(App, Resolved), Failure> {
+) -> Result<(ChannelClient, Resolved), Failure> {
     let target = &args.target;
     let resolved = target.resolve()?;
     let environment = target.environment_for(&resolved)?;
@@ -148,7 +151,7 @@ pub fn app_client(
         builder = builder.channels_endpoint(channels);
     }
     let client = builder.build()?;
-    let app = App {
+    let app = ChannelClient {
         client,
         bundle_id,
         output: args.output.output,

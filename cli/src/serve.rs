@@ -238,5 +238,5 @@ fn app(args: &ServeArgs, resolved: Resolved, topic_flag: Option<String>) -> Resu
     if let Some(t) = topic {
         defaults = defaults.topic(t);
     }
-    Ok(App::new(client, defaults.prepare()?))
+    Ok(App::new(client).with_defaults(defaults.prepare()?))
 }

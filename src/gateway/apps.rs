@@ -1,43 +1,44 @@
-//! The apps a gateway serves: each [`App`] with its readiness record and
-//! metrics, and the table requests pick them from.
+//! The apps a gateway serves: each [`App`] as a [`ServedApp`] (with its
+//! name, metrics and readiness record), and the table requests pick them
+//! from.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use super::ready;
+use crate::app::App;
 use crate::client::Client;
 use crate::metrics::AppMetrics;
 use crate::wire::SpecDefaults;
 
-/// One app the gateway sends for: its client (credentials, environment,
-/// pool) and the defaults its notifications start from.
-pub struct App {
-    pub(super) name: String,
-    pub(super) client: Client,
-    defaults: SpecDefaults,
-    pub(super) metrics: Option<AppMetrics>,
+/// An [`App`] as the gateway serves it: with its name (what requests
+/// give as `app`), where its outcomes are counted, and what readiness
+/// learned from its recent sends. [`GatewayBuilder::app`](super::GatewayBuilder::app)
+/// makes one; dispatchers get it with each [`Item`](super::Item).
+pub struct ServedApp {
+    name: String,
+    app: App,
+    metrics: Option<AppMetrics>,
     pub(super) recent: ready::RecentOutcomes,
 }
 
-impl fmt::Debug for App {
+impl fmt::Debug for ServedApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("App")
+        f.debug_struct("ServedApp")
             .field("name", &self.name)
-            .field("client", &self.client)
+            .field("client", self.client())
             .finish_non_exhaustive()
     }
 }
 
-impl App {
-    /// An app sending with `client`, from `defaults` (a default topic,
-    /// typically; [`SpecDefaults::prepare`] it first).
-    pub fn new(client: Client, defaults: SpecDefaults) -> Self {
-        App {
-            name: String::new(),
-            client,
-            defaults,
-            metrics: None,
+impl ServedApp {
+    /// `app`, served as `name`, its outcomes counted in `metrics`.
+    pub(super) fn new(name: String, app: App, metrics: Option<AppMetrics>) -> Self {
+        ServedApp {
+            name,
+            app,
+            metrics,
             recent: ready::RecentOutcomes::default(),
         }
     }
@@ -47,14 +48,19 @@ impl App {
         &self.name
     }
 
+    /// The app: its client and defaults.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
     /// Its client.
     pub fn client(&self) -> &Client {
-        &self.client
+        self.app.client()
     }
 
     /// Its defaults.
     pub fn defaults(&self) -> &SpecDefaults {
-        &self.defaults
+        self.app.defaults()
     }
 
     /// Where its outcomes are recorded.
@@ -63,12 +69,13 @@ impl App {
     }
 
     /// Takes one finished send into account for `/readyz`: a dispatcher
-    /// that sends calls it with each result ([`SendNow`](super::SendNow) does). The app is
-    /// not ready when, within the last minute, its last 3 sends in a row
-    /// ended without an answer from APNs, or APNs refused the credentials
-    /// of the last 2 (`InvalidProviderToken`, `ExpiredProviderToken`,
-    /// `BadCertificate`...); any other answer ends both streaks, and a
-    /// streak is forgotten a minute after its last send.
+    /// that sends calls it with each result ([`SendNow`](super::SendNow)
+    /// does). The app is not ready when, within the last minute, its last
+    /// 3 sends in a row ended without an answer from APNs, or APNs refused
+    /// the credentials of the last 2 (`InvalidProviderToken`,
+    /// `ExpiredProviderToken`, `BadCertificate`...); any other answer ends
+    /// both streaks, and a streak is forgotten a minute after its last
+    /// send.
     pub fn record_outcome(&self, result: &crate::Result<crate::Response>) {
         self.recent.record(result);
     }
@@ -77,12 +84,12 @@ impl App {
 /// The apps a gateway serves, and the one used when an item names none.
 #[derive(Debug, Clone)]
 pub struct Apps {
-    pub(crate) map: BTreeMap<String, Arc<App>>,
+    pub(crate) map: BTreeMap<String, Arc<ServedApp>>,
     pub(crate) default: Option<String>,
 }
 
 impl Apps {
-    pub(crate) fn pick(&self, named: Option<&str>) -> Result<&Arc<App>, String> {
+    pub(crate) fn pick(&self, named: Option<&str>) -> Result<&Arc<ServedApp>, String> {
         let names = || self.map.keys().cloned().collect::<Vec<_>>().join(", ");
         match named {
             Some(name) => self

@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::apps::App;
+use super::apps::ServedApp;
 use super::state::Shared;
 use crate::broadcast::{Broadcast, ChannelId, StoragePolicy};
 use crate::error::Error;
@@ -60,7 +60,7 @@ fn target(
     s: &Shared,
     app: Option<&str>,
     bundle_id: Option<&str>,
-) -> Result<(Arc<App>, String), Refused> {
+) -> Result<(Arc<ServedApp>, String), Refused> {
     let app = s.apps.pick(app).map_err(|e| invalid("app", e))?.clone();
     let bundle = match bundle_id {
         Some(b) => b.to_string(),
@@ -280,7 +280,10 @@ pub(crate) async fn create(State(s): St, body: axum::body::Bytes) -> Response {
 
 type Params = Query<HashMap<String, String>>;
 
-fn from_query(s: &Shared, q: &HashMap<String, String>) -> Result<(Arc<App>, String), Refused> {
+fn from_query(
+    s: &Shared,
+    q: &HashMap<String, String>,
+) -> Result<(Arc<ServedApp>, String), Refused> {
     if let Some(unknown) = q.keys().find(|k| *k != "app" && *k != "bundle_id") {
         return Err(invalid(
             unknown,

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use http::StatusCode;
 use serde_json::json;
 
-use super::apps::App;
+use super::apps::ServedApp;
 use crate::notification::Notification;
 use crate::wire::{result_json, NotificationSpec};
 
@@ -20,7 +20,7 @@ use crate::wire::{result_json, NotificationSpec};
 #[non_exhaustive]
 pub struct Item {
     /// The app it is for.
-    pub app: Arc<App>,
+    pub app: Arc<ServedApp>,
     /// As the request gave it (without `app`): what a queue stores.
     pub spec: NotificationSpec,
     /// As it will be sent: the spec over the app's defaults, validated.
@@ -158,7 +158,7 @@ pub struct Enqueue {
 
 /// What [`Enqueue::job_app`] takes.
 #[cfg(feature = "worker")]
-type JobApp = Box<dyn Fn(&App) -> Option<String> + Send + Sync>;
+type JobApp = Box<dyn Fn(&ServedApp) -> Option<String> + Send + Sync>;
 
 #[cfg(feature = "worker")]
 impl std::fmt::Debug for Enqueue {
@@ -181,7 +181,10 @@ impl Enqueue {
 
     /// What a job's `app` is for an item of `app` (by default the app's
     /// name; `None` for jobs the workers send with their own credentials).
-    pub fn job_app(mut self, f: impl Fn(&App) -> Option<String> + Send + Sync + 'static) -> Self {
+    pub fn job_app(
+        mut self,
+        f: impl Fn(&ServedApp) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         self.job_app = Box::new(f);
         self
     }

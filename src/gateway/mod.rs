@@ -23,7 +23,7 @@
 //! - `/readyz` checks every app's connection to APNs and its recent sends:
 //!   not ready when, within the last minute, its last 3 sends in a row got
 //!   no answer from APNs, or APNs refused the credentials of the last 2
-//!   (see [`App::record_outcome`]).
+//!   (see [`ServedApp::record_outcome`]).
 //! - `/metrics` counts every answer by route and status
 //!   (`apns_gateway_requests_total`), the refusals (401, 413, 503) included.
 //! - HTTP/1.1 and HTTP/2 (axum on hyper), over TLS when configured; a
@@ -34,7 +34,7 @@
 //! use apns_provider::gateway::{ApiTokens, App, Gateway};
 //! use apns_provider::wire::SpecDefaults;
 //! let gateway = Gateway::builder()
-//!     .app("shop", App::new(client, SpecDefaults::new().topic("com.example.shop").prepare()?))
+//!     .app("shop", App::new(client).with_defaults(SpecDefaults::new().topic("com.example.shop").prepare()?))
 //!     .api_tokens(ApiTokens::from_file("/etc/apns/api-tokens")?)
 //!     .build()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await
@@ -46,7 +46,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `mod.rs` | [`Gateway`], its builder |
-//! | `apps.rs` | [`App`], the table of served apps |
+//! | `apps.rs` | [`ServedApp`] (an [`App`], `crate::app`'s, with its name, metrics and readiness), the table of them |
 //! | `api_tokens.rs` | [`ApiTokens`]: the API bearer tokens clients of the gateway send (not APNs provider auth) |
 //! | `state.rs` | what every handler shares; [`Limits`] |
 //! | `dispatch.rs` | [`Dispatch`], [`SendNow`], `Enqueue`, [`Batch`], [`Reply`] |
@@ -83,8 +83,9 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use crate::app::App;
 pub use api_tokens::{ApiTokens, MIN_TOKEN_LEN};
-pub use apps::App;
+pub use apps::ServedApp;
 pub use body::MAX_FIELD_TEXT;
 #[cfg(feature = "worker")]
 pub use dispatch::Enqueue;
@@ -158,7 +159,7 @@ impl Gateway {
     }
 
     /// The apps served, by name.
-    pub fn apps(&self) -> impl Iterator<Item = &App> {
+    pub fn apps(&self) -> impl Iterator<Item = &ServedApp> {
         self.shared.apps.map.values().map(|a| &**a)
     }
 
@@ -199,7 +200,7 @@ impl Gateway {
         )
         .await;
         for app in self.shared.apps.map.values() {
-            app.client.shutdown(Duration::from_secs(5)).await;
+            app.client().shutdown(Duration::from_secs(5)).await;
         }
     }
 }
@@ -208,9 +209,8 @@ impl GatewayBuilder {
     /// Serves `app` under `name` (what requests give as `app`). The first
     /// app added is the default unless [`default_app`](Self::default_app)
     /// says otherwise.
-    pub fn app(mut self, name: impl Into<String>, mut app: App) -> Self {
+    pub fn app(mut self, name: impl Into<String>, app: App) -> Self {
         let name = name.into();
-        app.name = name.clone();
         self.first_app.get_or_insert_with(|| name.clone());
         self.apps.insert(name, app);
         self
@@ -293,9 +293,10 @@ impl GatewayBuilder {
         let map = self
             .apps
             .into_iter()
-            .map(|(name, mut app)| {
-                app.metrics = Some(metrics.watch(&name, &app.client));
-                (name, Arc::new(app))
+            .map(|(name, app)| {
+                let watched = metrics.watch(&name, app.client());
+                let served = ServedApp::new(name.clone(), app, Some(watched));
+                (name, Arc::new(served))
             })
             .collect();
         let slots = Arc::new(Semaphore::new(self.limits.max_concurrent_requests));

@@ -1,58 +1,12 @@
-//! Which app sends a job: [`App`], the [`AppResolver`] that names them,
-//! and the cache of what it answered.
+//! Which app sends a job: the [`AppResolver`] that names them, and the
+//! cache of what it answered.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::client::Client;
+use crate::app::App;
 use crate::error::{Error, Result};
-use crate::wire::SpecDefaults;
-
-/// What a job's `app` resolves to: the client that sends it and the
-/// defaults its notifications start from (usually just the app's topic).
-#[derive(Clone)]
-pub struct App {
-    client: Client,
-    defaults: Arc<SpecDefaults>,
-}
-
-impl App {
-    /// An app sending with `client`, with no defaults.
-    pub fn new(client: Client) -> App {
-        App {
-            client,
-            defaults: Arc::new(SpecDefaults::new()),
-        }
-    }
-
-    /// The defaults a job's missing fields are taken from (such as the
-    /// topic).
-    pub fn with_defaults(mut self, defaults: SpecDefaults) -> App {
-        self.defaults = Arc::new(defaults);
-        self
-    }
-
-    /// The client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// The defaults.
-    pub fn defaults(&self) -> &SpecDefaults {
-        &self.defaults
-    }
-}
-
-impl fmt::Debug for App {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("App")
-            .field("client", &self.client)
-            .field("topic", &self.defaults.default_topic())
-            .finish()
-    }
-}
 
 /// Turns a job's `app` (a name, or `None` for a job without one) into the
 /// [`App`] that sends it.
@@ -61,7 +15,7 @@ impl fmt::Debug for App {
 /// files), and kept for the life of the worker; a failure is kept for 10
 /// seconds, and the jobs naming that app meanwhile go to the dead letter
 /// with the error. Give apps that share a team, key and environment the
-/// same [`Client`] (clones share connections): a connection must never
+/// same [`Client`](crate::Client) (clones share connections): a connection must never
 /// carry two teams' tokens, and APNs prefers few connections.
 ///
 /// A closure `Fn(Option<&str>) -> Result<App>` is a resolver.
@@ -137,7 +91,7 @@ impl AppCache {
     pub(super) fn clients(&self) -> Vec<crate::Client> {
         let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
         apps.values()
-            .filter_map(|a| a.as_ref().ok().map(|a| a.client.clone()))
+            .filter_map(|a| a.as_ref().ok().map(|a| a.client().clone()))
             .collect()
     }
 }

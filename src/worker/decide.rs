@@ -7,11 +7,11 @@
 //! (what APNs' answer, or the failure to get one, means). Each ends in an
 //! [`Action`] for the finisher, which [`tally`] counts once written.
 
-use super::apps::App;
 use super::config::{Config, Delivery};
 use super::job::{excerpt, Job, JobResult};
 use super::queue::Fields;
 use super::read::Shape;
+use crate::app::App;
 use crate::error::Result;
 use crate::notification::Notification;
 use crate::response::Response;

@@ -62,7 +62,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `mod.rs` | [`Worker`], [`WorkerBuilder`], [`WorkerHandle`] |
-//! | `apps.rs` | [`App`], [`AppResolver`], the cache of resolved apps |
+//! | `apps.rs` | [`AppResolver`], the cache of resolved apps ([`App`] is `crate::app`'s, shared with the gateway) |
 //! | `config.rs` | [`Delivery`] and the checked settings |
 //! | `stats.rs` | [`WorkerStats`], the counters and run state the tasks and handles share |
 //! | `ctx.rs` | what the tasks share, why one halts, `retrying!` (Redis calls until they work); [`Sent`] |
@@ -98,7 +98,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-pub use apps::{App, AppResolver};
+pub use crate::app::App;
+pub use apps::AppResolver;
 pub use config::Delivery;
 pub use ctx::Sent;
 pub use job::{field, result_field, Job, JobResult, FORMAT_VERSION, MAX_FIELD_BYTES, MAX_ID_BYTES};

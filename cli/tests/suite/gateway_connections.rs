@@ -156,7 +156,7 @@ async fn in_process(
     let mut builder = Gateway::builder()
         .app(
             "default",
-            App::new(client, SpecDefaults::new().topic(BUNDLE).prepare().unwrap()),
+            App::new(client).with_defaults(SpecDefaults::new().topic(BUNDLE).prepare().unwrap()),
         )
         .api_tokens(ApiTokens::from_tokens([TOKEN]).unwrap())
         .limits(limits);
@@ -422,7 +422,7 @@ async fn limits_that_would_panic_are_refused_before_listening() {
     let (_mock, client) = mock_and_client().await;
     let build = |limits: Limits| {
         Gateway::builder()
-            .app("default", App::new(client.clone(), SpecDefaults::new()))
+            .app("default", App::new(client.clone()))
             .api_tokens(ApiTokens::from_tokens([TOKEN]).unwrap())
             .limits(limits)
             .build()

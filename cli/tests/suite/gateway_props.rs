@@ -59,7 +59,7 @@ fn gateway() -> &'static Gateway {
         let mut limits = Limits::default();
         limits.max_items = MAX_ITEMS;
         Gateway::builder()
-            .app("default", App::new(client, defaults))
+            .app("default", App::new(client).with_defaults(defaults))
             .api_tokens(ApiTokens::from_tokens(["props-token-0123456789"]).unwrap())
             .limits(limits)
             .build()
