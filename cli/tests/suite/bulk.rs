@@ -267,14 +267,12 @@ async fn interrupted_send(
     let pid = child.id().to_string();
     // Once a request is stuck in the black hole, the Ctrl-C handler is in
     // place and sends are under way.
-    let started = std::time::Instant::now();
-    while s.mock.stats().black_holed == 0 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "nothing was sent"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_until_async(
+        "a request is stuck in the black hole",
+        std::time::Duration::from_secs(20),
+        async || s.mock.stats().black_holed > 0,
+    )
+    .await;
     for press in 0..presses {
         if press > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use apns_provider::mock::{Fault, MockServer, TrustedKey};
 use serde_json::{json, Value};
 
-use crate::support::bulk::{self, until};
+use crate::support::bulk;
 use crate::support::web::{self, *};
 use crate::support::*;
 
@@ -236,15 +236,12 @@ async fn limits_refuse_large_bodies_long_arrays_and_overload() {
         .await
     });
     let in_flight = r#"apns_in_flight{app="default"} 1"#;
-    let mut seen = false;
-    for _ in 0..500 {
-        if scrape(&serve).await.contains(in_flight) {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(seen, "the first request never got in flight");
+    wait_until_async(
+        "the first request is in flight",
+        Duration::from_secs(10),
+        async || scrape(&serve).await.contains(in_flight),
+    )
+    .await;
     let a = post(&serve, Some(TOKEN), &alert(DEVICE)).await;
     assert_eq!(a.status, 503, "{}", a.text());
     assert_eq!(a.header("retry-after"), Some("1"));
@@ -492,25 +489,24 @@ async fn sigterm_finishes_the_requests_in_progress() {
         .await
     });
     let in_flight = r#"apns_in_flight{app="default"} 2"#;
-    let mut seen = false;
-    for _ in 0..500 {
-        if scrape(&serve).await.contains(in_flight) {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(seen, "the request never got in flight");
+    wait_until_async(
+        "the request is in flight",
+        Duration::from_secs(10),
+        async || scrape(&serve).await.contains(in_flight),
+    )
+    .await;
     let (code, err) = serve.stop().await;
     let a = request.await.unwrap();
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(a.json()["accepted"], 2, "{}", a.text());
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("stopping") && err.contains("stopped"), "{err}");
-    assert!(
-        until(Duration::from_secs(5), || s.mock.accepted().len() == 2).await,
-        "both notifications reached APNs"
-    );
+    wait_until_async(
+        "both notifications reached APNs",
+        Duration::from_secs(5),
+        async || s.mock.accepted().len() == 2,
+    )
+    .await;
 }
 
 /// `apns serve --redis`: valid batches are enqueued (202 with the job ids,

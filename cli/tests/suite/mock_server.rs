@@ -102,10 +102,10 @@ async fn idle_connections_are_closed_with_a_goaway_and_the_client_reconnects() {
         .unwrap();
     let client = client_for(&mock, key).build().unwrap();
     assert_eq!(accepted_ids(&batch(&client, 3, 1).await).len(), 3);
-    wait_until(
+    wait_until_async(
         "the idle connection is closed",
         Duration::from_secs(5),
-        || mock.stats().timeouts >= 1,
+        async || mock.stats().timeouts >= 1,
     )
     .await;
     assert_eq!(accepted_ids(&batch(&client, 3, 1).await).len(), 3);

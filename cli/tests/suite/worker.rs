@@ -15,7 +15,9 @@ use apns_provider::worker::{App, Job, JobResult, Worker};
 use crate::support::bulk::token;
 use crate::support::redis::{self as rs, accepted_by_token, one_result_each, setup, stop};
 use crate::support::redis::{Redis, Setup, WorkerProcess};
-use crate::support::{apns, new_key_pem, run, stderr, stdout, temp_dir, write_file};
+use crate::support::{
+    apns, new_key_pem, run, stderr, stdout, temp_dir, wait_until_async, write_file,
+};
 use crate::support::{BUNDLE, TEAM_ID};
 
 /// Lists the requirement in every run: `cargo test` shows it among the
@@ -456,15 +458,19 @@ async fn sigterm_finishes_in_flight_jobs_and_a_second_signal_abandons_them() {
     // Two: the jobs in flight are abandoned at once and stay pending.
     s.mock.inject(Fault::BlackHole);
     let abandoning = s.worker("abandoning", &["--concurrency", "50"]);
-    let started = std::time::Instant::now();
-    while rs::pending_with(&mut c, "abandoning").await.len() < 50 {
-        assert!(started.elapsed() < Duration::from_secs(30), "it took jobs");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_async(
+        "the worker holds 50 jobs pending",
+        Duration::from_secs(30),
+        async || rs::pending_with(&mut c, "abandoning").await.len() >= 50,
+    )
+    .await;
     abandoning.signal("TERM");
-    while !abandoning.stderr().contains("stopping: no new jobs") {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_async(
+        "the worker says it takes no new jobs",
+        Duration::from_secs(30),
+        async || abandoning.stderr().contains("stopping: no new jobs"),
+    )
+    .await;
     abandoning.signal("TERM");
     let (code, err) = abandoning.wait(Duration::from_secs(10)).await;
     assert_eq!(code, Some(130), "{err}");
@@ -768,15 +774,17 @@ async fn a_worker_serves_metrics_of_its_jobs_and_its_queue() {
         .to_string();
     // The queue gauge follows the group's state (read every second or so).
     let mut text = String::new();
-    for _ in 0..100 {
-        let a = web::request(&base, "GET", "/metrics", None, b"").await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        text = a.text();
-        if sample(&text, "apns_queue_pending") == Some(0.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_async(
+        "the apns_queue_pending gauge reads 0",
+        Duration::from_secs(30),
+        async || {
+            let a = web::request(&base, "GET", "/metrics", None, b"").await;
+            assert_eq!(a.status, 200, "{}", a.text());
+            text = a.text();
+            sample(&text, "apns_queue_pending") == Some(0.0)
+        },
+    )
+    .await;
     stop(w).await;
     assert_eq!(sample(&text, "apns_queue_pending"), Some(0.0), "{text}");
     assert_eq!(sample(&text, ACCEPTED), Some((N - 1) as f64), "{text}");
@@ -838,13 +846,15 @@ async fn a_worker_says_why_its_sends_fail() {
     let proxy = format!("http://bob:pw-secret@127.0.0.1:{port}");
     let w = s.worker("w1", &["--proxy", &proxy, "--timeout", "2"]);
     let mut said = String::new();
-    for _ in 0..100 {
-        said = w.stderr();
-        if said.contains("sends are failing") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_async(
+        "the worker says sends are failing",
+        Duration::from_secs(30),
+        async || {
+            said = w.stderr();
+            said.contains("sends are failing")
+        },
+    )
+    .await;
     let all = stop(w).await;
     assert!(said.contains("sends are failing"), "{all}");
     assert!(said.contains("cannot reach the proxy"), "{all}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::bulk::token;
 use crate::support::redis::{self as rs, setup, stop};
-use crate::support::BUNDLE;
+use crate::support::{wait_until_async, BUNDLE};
 
 /// The worker's peak RSS so far (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> Option<u64> {
@@ -100,17 +100,15 @@ async fn oversized_entries_are_dead_lettered_as_placeholders_and_never_held() {
     let worker = s.worker("big", &["--claim-idle", "500ms", "--concurrency", "64"]);
     let pid = worker.pid();
     let mut peak = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while rs::len(&mut c, "apns:results").await < 44 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "results: {}; {}",
-            rs::len(&mut c, "apns:results").await,
-            worker.stderr()
-        );
-        peak = peak.max(peak_rss(pid).unwrap_or(0));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_async(
+        "apns:results holds 44 results",
+        Duration::from_secs(90),
+        async || {
+            peak = peak.max(peak_rss(pid).unwrap_or(0));
+            rs::len(&mut c, "apns:results").await >= 44
+        },
+    )
+    .await;
     peak = peak.max(peak_rss(pid).unwrap_or(0));
     eprintln!("oversized entries: worker peak RSS {} KiB", peak / 1024);
     let err = stop(worker).await;
@@ -414,18 +412,21 @@ async fn the_stop_summary_agrees_with_xpending_and_the_results_stream() {
         "100",
     ];
     let w = s.worker("retrier", &args);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     // The progress line counts tries: wait for a third.
-    while !w.stderr().lines().any(|l| {
-        l.split("; ").any(|p| {
-            p.strip_prefix("retried ")
-                .and_then(|n| n.parse::<u64>().ok())
-                >= Some(3)
-        })
-    }) {
-        assert!(std::time::Instant::now() < deadline, "{}", w.stderr());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_async(
+        "the progress line counts a third try",
+        Duration::from_secs(60),
+        async || {
+            w.stderr().lines().any(|l| {
+                l.split("; ").any(|p| {
+                    p.strip_prefix("retried ")
+                        .and_then(|n| n.parse::<u64>().ok())
+                        >= Some(3)
+                })
+            })
+        },
+    )
+    .await;
     let err = stop(w).await;
     let pending = pending_in(&mut c, "failing:jobs").await;
     assert_eq!(pending, 1);

@@ -2,8 +2,6 @@
 //! key file and its CA, the command line pointed at them, and readers for
 //! result lines and the summary.
 
-use std::time::{Duration, Instant};
-
 use super::*;
 
 /// A mock for `apns send` to talk to, with the key and CA files it needs.
@@ -74,18 +72,6 @@ pub fn summary(stderr_text: &str) -> serde_json::Value {
         .find(|l| l.starts_with("{\"summary\""))
         .expect("a summary line");
     serde_json::from_str::<serde_json::Value>(line).unwrap()["summary"].clone()
-}
-
-/// Waits until `cond` holds, checking every 20 ms, for at most `limit`.
-pub async fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
 }
 
 /// Kills the process `pid` if the test fails while it runs.

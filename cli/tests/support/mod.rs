@@ -14,6 +14,7 @@ pub mod web;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use apns_provider::clock::Clock;
 use apns_provider::mock::{MockServer, MockServerBuilder, TrustedKey};
@@ -40,6 +41,44 @@ pub fn prerequisite(what: &str, how: &str, available: bool) -> bool {
         "\n*** NOT RUN: {what} is missing ({how}); its strict twin runs with `cargo test -- --ignored` ***\n"
     );
     false
+}
+
+/// How often [`wait_until`] and [`wait_until_async`] look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `condition` until it holds; panics naming `what` and the time
+/// waited when it still does not after `within` (a bound against hanging,
+/// not a timed assertion: make it generous). Blocks the thread: async
+/// tests use [`wait_until_async`].
+#[track_caller]
+pub fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        let waited = start.elapsed();
+        assert!(
+            waited < within,
+            "timed out after {waited:.1?} (of {within:?}) waiting until {what}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// [`wait_until`] for async tests: sleeps on the runtime rather than
+/// blocking one of its threads, and `condition` may await (`async || ...`).
+pub async fn wait_until_async(
+    what: &str,
+    within: Duration,
+    mut condition: impl AsyncFnMut() -> bool,
+) {
+    let start = Instant::now();
+    while !condition().await {
+        let waited = start.elapsed();
+        assert!(
+            waited < within,
+            "timed out after {waited:.1?} (of {within:?}) waiting until {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// Whether a Python module imports (quietly: no traceback in the output).

@@ -20,6 +20,7 @@ use apns_provider::worker::JobResult;
 
 use super::bulk::token;
 use super::{apns, mock_for, new_key_pem, run, stderr, stdout, temp_dir, write_file};
+use super::{wait_until, wait_until_async};
 use super::{BUNDLE, KEY_ID, TEAM_ID};
 
 /// Whether `redis-server` can be run.
@@ -117,19 +118,17 @@ impl Redis {
         assert!(self.child.is_none(), "stop it first");
         // The port was just freed; the restart retries a moment if the
         // kernel has not released it yet.
-        for _ in 0..50 {
+        let what = format!("redis-server starts again on port {}", self.port);
+        wait_until(&what, Duration::from_secs(10), || {
             match spawn(self.dir.path(), self.port, self.appendonly, &self.extra) {
                 Ok(child) => {
                     self.child = Some(child);
-                    return;
+                    true
                 }
-                Err(log) if log.contains("in use") => {
-                    std::thread::sleep(Duration::from_millis(100))
-                }
+                Err(log) if log.contains("in use") => false,
                 Err(log) => panic!("redis-server did not start again: {log}"),
             }
-        }
-        panic!("port {} stayed in use", self.port);
+        });
     }
 }
 
@@ -246,38 +245,27 @@ pub async fn pending_with(
     rows.into_iter().map(|r| r.0).collect()
 }
 
-/// Waits until `stream` holds at least `n` entries (checking every 50 ms),
-/// failing after `limit`. `c` is reopened after an error (Redis may be
-/// restarting).
+/// Waits until `stream` holds at least `n` entries, failing after `limit`.
+/// The connection is reopened after an error (Redis may be restarting).
 pub async fn wait_for_len(redis: &Redis, stream: &str, n: u64, limit: Duration) {
-    let deadline = std::time::Instant::now() + limit;
-    let mut last = 0;
-    loop {
-        if let Ok(client) = redis::Client::open(redis.url()) {
-            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
-                while let Ok(len) = redis::cmd("XLEN")
-                    .arg(stream)
-                    .query_async::<u64>(&mut c)
-                    .await
-                {
-                    last = len;
-                    if len >= n {
-                        return;
-                    }
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "{stream} holds {len} entries, not {n}, after {limit:?}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+    let mut conn = None;
+    wait_until_async(&format!("{stream} holds {n} entries"), limit, async || {
+        if conn.is_none() {
+            if let Ok(client) = redis::Client::open(redis.url()) {
+                conn = client.get_multiplexed_async_connection().await.ok();
             }
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{stream} holds {last} entries, not {n}, after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let Some(c) = conn.as_mut() else { return false };
+        match redis::cmd("XLEN").arg(stream).query_async::<u64>(c).await {
+            Ok(len) => len >= n,
+            Err(_) => {
+                // Reopened next time: Redis may be restarting.
+                conn = None;
+                false
+            }
+        }
+    })
+    .await;
 }
 
 /// An `apns worker` process, its stderr collected as it goes.
