@@ -435,22 +435,8 @@ async fn token_decode_shows_claims_and_age_and_catches_a_wrong_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_passes_against_the_mock_and_explains_failures() {
     let s = setup_with(|m| m).await;
-    let mut cmd = apns();
-    cmd.arg("doctor")
-        .arg("--key-file")
-        .arg(&s.key_path)
-        .args([
-            "--team-id",
-            TEAM_ID,
-            "--topic",
-            BUNDLE,
-            "--device-token",
-            DEVICE,
-            "--endpoint",
-            &s.mock.endpoint().to_string(),
-        ])
-        .arg("--ca-file")
-        .arg(&s.ca_path);
+    let mut cmd = apns_with_key(&["doctor"], &s, &s.key_path);
+    cmd.args(["--device-token", DEVICE]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let text = stdout(&out);

@@ -557,16 +557,12 @@ async fn the_development_host_as_typed_with_its_own_resolve_entry() {
         .arg(&mock_ca);
     let mock = spawn_mock(mock_cmd);
     let port = mock.port().to_string();
-    let mut send = apns();
+    let apple = At::new("https://api.development.push.apple.com", &mock_ca);
+    let mut send = apns_against(&["send"], &apple);
     send.args([
-        "send",
-        "--endpoint",
-        "https://api.development.push.apple.com",
         "--resolve",
         &format!("api.development.push.apple.com:443:127.0.0.1:{port}"),
     ])
-    .arg("--ca-file")
-    .arg(&mock_ca)
     .arg("--cert")
     .arg(&cert.combined_pem)
     .args([

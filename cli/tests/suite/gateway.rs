@@ -297,15 +297,21 @@ async fn apps_are_profiles_and_requests_pick_one() {
         .as_bytes(),
     );
     let tokens = write_file(dir.path(), "api-tokens", TOKEN.as_bytes());
-    let mut cmd = apns();
-    cmd.arg("serve")
-        .env("APNS_CONFIG", &profiles)
-        .args(["--listen", "127.0.0.1:0", "--app", "shop", "--app", "news"])
+    let mut cmd = apns_against(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--app",
+            "shop",
+            "--app",
+            "news",
+        ],
+        &At::new(mock.endpoint(), &ca),
+    );
+    cmd.env("APNS_CONFIG", &profiles)
         .arg("--api-token-file")
-        .arg(&tokens)
-        .args(["--endpoint", &mock.endpoint().to_string()])
-        .arg("--ca-file")
-        .arg(&ca);
+        .arg(&tokens);
     let serve = spawn_serve(cmd);
     let item =
         |app: &str| json!({"app": app, "device_token": DEVICE, "payload": {"aps": {"alert": app}}});
@@ -555,14 +561,12 @@ async fn with_redis_batches_are_enqueued_for_workers() {
     assert_eq!(a.json()["dispatch"]["ready"], true);
 
     // A worker sends them.
-    let mut cmd = apns();
-    cmd.args(["worker", "--redis", &redis.url(), "--consumer", "gw"])
-        .arg("--key-file")
+    // (No --topic: each job names its own.)
+    let url = redis.url();
+    let mut cmd = apns_against(&["worker", "--redis", &url, "--consumer", "gw"], &s);
+    cmd.arg("--key-file")
         .arg(&s.key_path)
-        .args(["--team-id", TEAM_ID])
-        .args(["--endpoint", &s.mock.endpoint().to_string()])
-        .arg("--ca-file")
-        .arg(&s.ca_path);
+        .args(["--team-id", TEAM_ID]);
     let worker = WorkerProcess::spawn(cmd, "gw");
     rs::wait_for_len(&redis, "apns:results", 3, Duration::from_secs(30)).await;
     rs::stop(worker).await;

@@ -529,16 +529,14 @@ async fn readyz_turns_unready_when_apns_refuses_every_token() {
     let mock = spawn_mock(cmd);
     let other = write_file(dir.path(), "other.p8", new_key_pem().as_bytes());
     let tokens = write_file(dir.path(), "api-tokens", TOKEN.as_bytes());
-    let mut cmd = apns();
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .arg("--api-token-file")
+    let mut cmd = apns_with_key(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &At::new(&mock.endpoint, &ca),
+        &other,
+    );
+    cmd.arg("--api-token-file")
         .arg(&tokens)
-        .arg("--key-file")
-        .arg(&other)
-        .args(["--key-id", KEY_ID, "--team-id", TEAM_ID, "--topic", BUNDLE])
-        .args(["--endpoint", &mock.endpoint])
-        .arg("--ca-file")
-        .arg(&ca);
+        .args(["--key-id", KEY_ID]);
     let serve = spawn_serve(cmd);
     let ready = web::request(&serve.base, "GET", "/readyz", None, b"").await;
     assert_eq!(ready.status, 200, "the connection opens: {}", ready.text());

@@ -191,20 +191,8 @@ async fn at_the_file_descriptor_limit_the_accept_loop_backs_off() {
         "AuthKey_ABCDE12345.p8",
         new_key_pem().as_bytes(),
     );
-    let mut send = apns();
-    send.args([
-        "send",
-        "--team-id",
-        TEAM_ID,
-        "--topic",
-        BUNDLE,
-        "--alert",
-        "hi",
-    ])
-    .args(["--endpoint", &mock.endpoint, "--ca-file", &mock.ca_file])
-    .arg("--key-file")
-    .arg(&key)
-    .arg(DEVICE);
+    let mut send = send_cmd(&mock, &key);
+    send.args(["--alert", "hi", DEVICE]);
     let out = run(send).await;
     assert!(out.status.success(), "{}", stderr(&out));
     mock.stop().await;

@@ -191,20 +191,11 @@ async fn warnings_are_said_once_and_apns_id_reuse_is_flagged() {
         .unwrap();
     let ca_file = dir.path().join("mock-ca.pem");
     mock.write_ca_file(&ca_file).unwrap();
-    let mut cmd = apns();
-    cmd.args([
-        "send",
-        "--endpoint",
-        &mock.endpoint().to_string(),
-        "--alert",
-        "hi",
-    ])
-    .args(["--topic", "com.example.app"])
-    .arg("--ca-file")
-    .arg(&ca_file)
-    .arg("--cert")
-    .arg(&soon.combined_pem)
-    .arg(DEVICE);
+    let mut cmd = apns_against(&["send"], &At::new(mock.endpoint(), &ca_file));
+    cmd.args(["--alert", "hi", "--topic", "com.example.app"])
+        .arg("--cert")
+        .arg(&soon.combined_pem)
+        .arg(DEVICE);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
@@ -223,21 +214,11 @@ async fn missing_provider_token_after_a_certificate_says_the_server_did_not_ask(
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
     let cert = certs::push_cert(dir.path(), &ca, Spec::default());
-    let mut cmd = apns();
-    cmd.args([
-        "send",
-        "--endpoint",
-        &s.mock.endpoint().to_string(),
-        "--topic",
-        "com.example.app",
-        "--alert",
-        "hi",
-    ])
-    .arg("--ca-file")
-    .arg(&s.ca_path)
-    .arg("--cert")
-    .arg(&cert.combined_pem)
-    .arg(DEVICE);
+    let mut cmd = apns_against(&["send"], &s);
+    cmd.args(["--topic", "com.example.app", "--alert", "hi"])
+        .arg("--cert")
+        .arg(&cert.combined_pem)
+        .arg(DEVICE);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let line = stdout(&out);

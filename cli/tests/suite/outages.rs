@@ -349,31 +349,13 @@ async fn the_readme_table_of_outages_holds_for_the_cli() {
             .args(&row.mock_flags);
         let mock = spawn_mock(mock);
         let results = dir.path().join(format!("results-{n}.jsonl"));
-        let mut send = apns();
-        send.args([
-            "send",
-            "--team-id",
-            TEAM_ID,
-            "--topic",
-            BUNDLE,
-            "--alert",
-            "hi",
-        ])
-        .args([
-            "--endpoint",
-            &mock.endpoint,
-            "--ca-file",
-            &mock.ca_file,
-            "--output",
-            "json",
-        ])
-        .arg("--key-file")
-        .arg(&key)
-        .arg("--tokens-file")
-        .arg(&tokens)
-        .arg("--results")
-        .arg(&results)
-        .args(&row.send_flags);
+        let mut send = send_cmd(&mock, &key);
+        send.args(["--alert", "hi", "--output", "json"])
+            .arg("--tokens-file")
+            .arg(&tokens)
+            .arg("--results")
+            .arg(&results)
+            .args(&row.send_flags);
         runs.push(async move {
             let started = Instant::now();
             let out = run(send).await;

@@ -18,7 +18,7 @@ use crate::support::redis::{Redis, Setup, WorkerProcess};
 use crate::support::{
     apns, new_key_pem, run, stderr, stdout, temp_dir, wait_until_async, write_file,
 };
-use crate::support::{BUNDLE, TEAM_ID};
+use crate::support::{apns_against, At, BUNDLE, TEAM_ID};
 
 /// Lists the requirement in every run: `cargo test` shows it among the
 /// ignored tests. The worker tests run when `redis-server` is installed,
@@ -391,14 +391,14 @@ async fn two_apps_with_their_own_keys_share_one_stream_and_one_worker() {
         .await
         .unwrap();
 
-    let mut cmd = apns();
+    let url = redis.url();
+    let mut cmd = apns_against(
+        &["worker", "--redis", &url, "--consumer", "multi"],
+        &At::new(mock.endpoint(), &ca),
+    );
     cmd.env("APNS_CONFIG", &config)
         .env("XDG_DATA_HOME", dir.path().join("data"))
-        .env_remove("APNS_PROFILE")
-        .args(["worker", "--redis", &redis.url(), "--consumer", "multi"])
-        .args(["--endpoint", &mock.endpoint().to_string()])
-        .arg("--ca-file")
-        .arg(&ca);
+        .env_remove("APNS_PROFILE");
     let worker = WorkerProcess::spawn(cmd, "multi");
     rs::wait_for_len(&redis, "apns:results", 201, Duration::from_secs(60)).await;
     stop(worker).await;

@@ -38,21 +38,7 @@ pub async fn setup_with(
 
 /// `apns send` with the key, team, topic, endpoint and CA of `s`.
 pub fn send(s: &Setup) -> std::process::Command {
-    let mut cmd = apns();
-    cmd.arg("send")
-        .arg("--key-file")
-        .arg(&s.key_path)
-        .args([
-            "--team-id",
-            TEAM_ID,
-            "--topic",
-            BUNDLE,
-            "--endpoint",
-            &s.mock.endpoint().to_string(),
-        ])
-        .arg("--ca-file")
-        .arg(&s.ca_path);
-    cmd
+    send_cmd(s, &s.key_path)
 }
 
 /// Every line of a JSON lines file, parsed.

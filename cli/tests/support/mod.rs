@@ -165,6 +165,95 @@ pub fn apns() -> Command {
     cmd
 }
 
+/// A mock a test's `apns` talks to: the `--endpoint` to name and the
+/// `--ca-file` that trusts it.
+pub trait Target {
+    fn endpoint_arg(&self) -> String;
+    fn ca_file_arg(&self) -> &Path;
+}
+
+/// Any endpoint and CA file (an `apns serve` in front of a relay, a mock
+/// addressed by Apple's host name with `--resolve`).
+pub struct At<'a> {
+    pub endpoint: String,
+    pub ca_file: &'a Path,
+}
+
+impl<'a> At<'a> {
+    pub fn new(endpoint: impl std::fmt::Display, ca_file: &'a Path) -> Self {
+        At {
+            endpoint: endpoint.to_string(),
+            ca_file,
+        }
+    }
+}
+
+impl Target for At<'_> {
+    fn endpoint_arg(&self) -> String {
+        self.endpoint.clone()
+    }
+    fn ca_file_arg(&self) -> &Path {
+        self.ca_file
+    }
+}
+
+impl Target for MockProcess {
+    fn endpoint_arg(&self) -> String {
+        self.endpoint.clone()
+    }
+    fn ca_file_arg(&self) -> &Path {
+        Path::new(&self.ca_file)
+    }
+}
+
+impl Target for bulk::Setup {
+    fn endpoint_arg(&self) -> String {
+        self.mock.endpoint().to_string()
+    }
+    fn ca_file_arg(&self) -> &Path {
+        &self.ca_path
+    }
+}
+
+impl Target for redis::Setup {
+    fn endpoint_arg(&self) -> String {
+        self.mock.endpoint().to_string()
+    }
+    fn ca_file_arg(&self) -> &Path {
+        &self.ca_path
+    }
+}
+
+/// `apns WORDS --endpoint E --ca-file C`, pointed at `target` (for
+/// certificate auth, a stored key or a profile: add the credentials).
+pub fn apns_against(words: &[&str], target: &impl Target) -> Command {
+    let mut cmd = apns();
+    cmd.args(words)
+        .arg("--endpoint")
+        .arg(target.endpoint_arg())
+        .arg("--ca-file")
+        .arg(target.ca_file_arg());
+    cmd
+}
+
+/// `apns WORDS --key-file KEY --team-id TEAM_ID --topic BUNDLE --endpoint E
+/// --ca-file C`: `send`, `worker`, `serve` or `doctor` with token auth
+/// against `target`.
+pub fn apns_with_key(words: &[&str], target: &impl Target, key_file: &Path) -> Command {
+    let mut cmd = apns_against(words, target);
+    cmd.arg("--key-file")
+        .arg(key_file)
+        .args(["--team-id", TEAM_ID, "--topic", BUNDLE]);
+    cmd
+}
+
+/// `apns send --key-file KEY --team-id TEAM_ID --topic BUNDLE --endpoint E
+/// --ca-file C`, the command line most tests start from (hermetic, as
+/// [`apns`] is): add the notification and the device tokens.
+pub fn send_cmd(target: &impl Target, key_file: &Path) -> Command {
+    apns_with_key(&["send"], target, key_file)
+}
+
 /// The proxy variables of the caller's environment (a corporate laptop's
 /// `HTTPS_PROXY`), which no process a test starts may inherit: a test that
 /// wants a proxy sets one itself.

@@ -19,9 +19,9 @@ use apns_provider::mock::{MockServer, MockServerBuilder};
 use apns_provider::worker::JobResult;
 
 use super::bulk::token;
+use super::KEY_ID;
 use super::{apns, mock_for, new_key_pem, run, stderr, stdout, temp_dir, write_file};
 use super::{wait_until, wait_until_async};
-use super::{BUNDLE, KEY_ID, TEAM_ID};
 
 /// Whether `redis-server` can be run.
 pub fn available() -> bool {
@@ -394,16 +394,10 @@ pub async fn setup(
 impl Setup {
     /// `apns worker` with the key, topic, mock and a short claim time.
     pub fn worker(&self, name: &str, extra: &[&str]) -> WorkerProcess {
-        let mut cmd = apns();
-        cmd.args(["worker", "--redis", &self.redis.url(), "--consumer", name])
-            .arg("--key-file")
-            .arg(&self.key_path)
-            .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
-            .args(["--endpoint", &self.mock.endpoint().to_string()])
-            .arg("--ca-file")
-            .arg(&self.ca_path)
-            .args(["--stats-interval", "1s"])
-            .args(extra);
+        let url = self.redis.url();
+        let words = ["worker", "--redis", &url, "--consumer", name];
+        let mut cmd = super::apns_with_key(&words, self, &self.key_path);
+        cmd.args(["--stats-interval", "1s"]).args(extra);
         if !extra.contains(&"--claim-idle") {
             cmd.args(["--claim-idle", "2s"]);
         }
