@@ -509,6 +509,7 @@ async fn channel_endpoints_default_by_environment_and_can_be_separate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn certificate_mode_manages_channels_and_broadcasts() {
     use crate::support::certs::{self, Spec};
     let dir = temp_dir();

@@ -320,6 +320,7 @@ async fn ctrl_c_stops_intake_and_every_line_read_gets_a_result() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_script, ignore = "needs script(1): apt install util-linux")]
 async fn progress_bar_on_a_terminal_only() {
     let s = setup_with(|m| m).await;
     let file = s.dir.path().join("tokens.txt");
@@ -339,8 +340,7 @@ async fn progress_bar_on_a_terminal_only() {
         results.display()
     );
     // Under a pseudo-terminal (script(1) allocates one).
-    let mut tty = std::process::Command::new("script");
-    crate::support::hermetic(&mut tty);
+    let mut tty = program(Prerequisite::Script);
     tty.args(["-qefc", &cmdline, "/dev/null"]);
     let out = run(tty).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -230,6 +230,10 @@ async fn token_prints_one_jwt_and_infers_the_key_id() {
 /// `apns mock` as a process, `apns token` for the JWT, and curl as the client,
 /// as Apple documents for its real service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_curl_http2,
+    ignore = "needs curl with HTTP/2: apt install curl"
+)]
 async fn curl_with_apns_token_against_apns_mock_gets_200() {
     let dir = temp_dir();
     let (key_path, ca_out, mut mock_cmd) = mock_command_trusting_a_new_key(dir.path());
@@ -250,8 +254,7 @@ async fn curl_with_apns_token_against_apns_mock_gets_200() {
     let token = stdout(&run(tok).await).trim().to_string();
 
     let curl = |device: &str| {
-        let mut c = std::process::Command::new("curl");
-        crate::support::hermetic(&mut c);
+        let mut c = program(Prerequisite::CurlHttp2);
         c.args([
             "-sS",
             "--http2",

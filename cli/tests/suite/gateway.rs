@@ -3,7 +3,6 @@
 //! is sent, the body / array / concurrency limits, `/metrics` that moves,
 //! many apps from profiles, TLS with HTTP/2, and a graceful stop.
 
-use std::process::Command;
 use std::time::Duration;
 
 use apns_provider::mock::{Fault, MockServer, TrustedKey};
@@ -14,6 +13,10 @@ use crate::support::web::{self, *};
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_curl_http2,
+    ignore = "needs curl with HTTP/2: apt install curl"
+)]
 async fn a_token_is_required_and_results_come_in_order() {
     // At TRACE: the API token must not show in any log line.
     let (s, serve) = start(&["-vvv"]).await;
@@ -83,8 +86,7 @@ async fn a_token_is_required_and_results_come_in_order() {
     assert_eq!(a.json()["results"].as_array().unwrap().len(), 1);
     // Over HTTP/2 as well (h2's own tracing sees the headers).
     let out = run({
-        let mut c = Command::new("curl");
-        crate::support::hermetic(&mut c);
+        let mut c = program(Prerequisite::CurlHttp2);
         c.args(["-sS", "--http2-prior-knowledge", "-H"])
             .arg(format!("Authorization: Bearer {TOKEN}"))
             .args(["-d", &alert(DEVICE).to_string()])
@@ -412,6 +414,10 @@ async fn unsafe_setups_are_refused_and_readiness_reports_a_dead_endpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_curl_http2,
+    ignore = "needs curl with HTTP/2: apt install curl"
+)]
 async fn tls_serves_http2_and_http1() {
     let s = bulk::setup_with(|m| m).await;
     // A certificate for localhost from a CA of the test's own.
@@ -447,8 +453,7 @@ async fn tls_serves_http2_and_http1() {
     let url = format!("https://localhost:{port}/v1/notifications");
     for version in ["--http2", "--http1.1"] {
         let out = run({
-            let mut c = Command::new("curl");
-            crate::support::hermetic(&mut c);
+            let mut c = program(Prerequisite::CurlHttp2);
             c.args(["-sS", version, "--cacert"])
                 .arg(&ca_file)
                 .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
@@ -520,11 +525,10 @@ async fn sigterm_finishes_the_requests_in_progress() {
 /// covers Redis, an `apns worker` sends the jobs, and with Redis gone the
 /// answer is 503 with Retry-After. Real redis-server, real sockets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn with_redis_batches_are_enqueued_for_workers() {
     use crate::support::redis::{self as rs, Redis, WorkerProcess};
-    let Some(mut redis) = Redis::start("gateway_enqueue", false) else {
-        return;
-    };
+    let mut redis = Redis::start(false);
     let (s, serve) = start(&["--redis", &redis.url()]).await;
     let tokens: Vec<String> = (1..=3).map(bulk::token).collect();
     let batch = Value::Array(tokens.iter().map(|t| alert(t)).collect());

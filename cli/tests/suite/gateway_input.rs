@@ -30,11 +30,15 @@ fn peak_rss(pid: u32) -> u64 {
 const MIB: u64 = 1 << 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux's /proc to read peak memory from"
+)]
 async fn a_64_mib_array_is_refused_at_max_items_plus_one_within_a_small_multiple_of_max_body() {
-    if !std::path::Path::new("/proc/self/status").exists() {
-        eprintln!("NOT RUN: no /proc to read peak memory from");
-        return;
-    }
+    assert!(
+        std::path::Path::new("/proc/self/status").exists(),
+        "no /proc to read peak memory from"
+    );
     let (_s, serve) = start(&["--max-body", "64MiB", "--max-items", "10000"]).await;
     // Warm up: one small request, so the baseline holds the process's own
     // working set.
@@ -199,7 +203,7 @@ async fn stop_within(serve: ServeProcess, limit: Duration) -> (Option<i32>, Stri
 }
 
 fn mkfifo(path: &std::path::Path) -> bool {
-    std::process::Command::new("mkfifo")
+    program(Prerequisite::Mkfifo)
         .arg(path)
         .status()
         .is_ok_and(|s| s.success())
@@ -207,12 +211,8 @@ fn mkfifo(path: &std::path::Path) -> bool {
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_mkfifo, ignore = "needs mkfifo: apt install coreutils")]
 async fn a_token_file_replaced_by_a_fifo_never_delays_a_request_nor_the_exit() {
-    let dir = temp_dir();
-    let probe = dir.path().join("probe");
-    if !prerequisite("mkfifo", "install coreutils", mkfifo(&probe)) {
-        return;
-    }
     let (s, serve) = start(&[]).await;
     let file = s.dir.path().join("api-tokens");
     assert!(file.is_file(), "serve_cmd's token file");
@@ -264,12 +264,11 @@ async fn a_token_file_replaced_by_a_fifo_never_delays_a_request_nor_the_exit() {
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_mkfifo, ignore = "needs mkfifo: apt install coreutils")]
 async fn a_fifo_as_the_token_file_is_refused_at_start() {
     let s = bulk::setup_with(|m| m).await;
     let fifo = s.dir.path().join("api-tokens");
-    if !prerequisite("mkfifo", "install coreutils", mkfifo(&fifo)) {
-        return;
-    }
+    assert!(mkfifo(&fifo));
     let mut child = serve_cmd_with(&s, "127.0.0.1:0", &fifo, &[])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

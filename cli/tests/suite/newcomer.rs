@@ -156,6 +156,7 @@ async fn logs_carry_no_colour_codes_in_a_pipe() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn warnings_are_said_once_and_apns_id_reuse_is_flagged() {
     let s = setup().await;
     let mut cmd = send(&s);
@@ -207,6 +208,7 @@ async fn warnings_are_said_once_and_apns_id_reuse_is_flagged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn missing_provider_token_after_a_certificate_says_the_server_did_not_ask() {
     // A mock that does not ask for client certificates: the certificate is
     // never sent, and the request carries no token.
@@ -269,6 +271,7 @@ async fn demo_works_with_a_proxy_in_the_environment() {
 /// could not be reached"), which scripts retry. The endpoint is a closed
 /// port: any attempt to connect would be exit 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn certificate_refusals_before_sending_exit_2() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());

@@ -443,6 +443,7 @@ proptest! {
     #![proptest_config(config(128))]
 
     #[test]
+    #[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
     fn pem_loaders_never_panic_nor_quote_the_input(
         pem in prop_oneof![vec(any::<u8>(), 0..400), pem_text()],
     ) {
@@ -450,6 +451,7 @@ proptest! {
     }
 
     #[test]
+    #[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
     fn damaged_real_pems_fail_without_quoting_them(
         which: bool,
         at: Index,
@@ -484,6 +486,7 @@ proptest! {
 }
 
 #[test]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 fn the_undamaged_files_load() {
     let files = files();
     assert!(SigningKey::from_pem(&files.p8).is_ok());

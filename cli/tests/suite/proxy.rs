@@ -216,6 +216,7 @@ async fn the_environment_names_the_proxy_and_no_proxy_bypasses_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn certificate_mode_goes_through_the_proxy() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());

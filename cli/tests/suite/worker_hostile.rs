@@ -50,11 +50,10 @@ fn sha1_hex(data: &[u8]) -> String {
 /// placeholders hold the length and SHA-1, nothing stays pending, and the
 /// worker's peak RSS stays far below one entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn oversized_entries_are_dead_lettered_as_placeholders_and_never_held() {
     const BIG: usize = 32 * 1024 * 1024;
-    let Some(s) = setup("oversized_entries", false, |m| m).await else {
-        return;
-    };
+    let s = setup(false, |m| m).await;
     let mut c = s.redis.conn().await;
     let _: () = ::redis::cmd("XGROUP")
         .arg(&["CREATE", "apns:jobs", "apns", "0", "MKSTREAM"])
@@ -176,14 +175,9 @@ async fn exits(cmd: std::process::Command, name: &str) -> (Option<i32>, String) 
 /// exit 2 and Redis's own words (NOAUTH, WRONGPASS), never the password,
 /// never a protocol error or an outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn a_redis_wanting_a_password_is_a_configuration_error_at_start_up() {
-    let Some(redis) = rs::Redis::start_with(
-        "redis_requirepass",
-        false,
-        &["--requirepass", "the-right-pw-1"],
-    ) else {
-        return;
-    };
+    let redis = rs::Redis::start_with(false, &["--requirepass", "the-right-pw-1"]);
     let dir = crate::support::temp_dir();
     let key = crate::support::write_file(
         dir.path(),
@@ -256,10 +250,9 @@ async fn a_redis_wanting_a_password_is_a_configuration_error_at_start_up() {
 /// "invalid ..." prefix, exactly; payloads with a repeated JSON key, at
 /// the top or deeper, are refused like other invalid jobs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn bad_job_ids_are_escaped_duplicate_keys_refused_and_errors_said_once() {
-    let Some(s) = setup("bad_job_texts", false, |m| m).await else {
-        return;
-    };
+    let s = setup(false, |m| m).await;
     let mut c = s.redis.conn().await;
     let with = |i: u64, change: &dyn Fn(&mut JobFields)| {
         let mut f = good_job(i);
@@ -361,16 +354,14 @@ async fn pending_in(c: &mut ::redis::aio::MultiplexedConnection, stream: &str) -
 /// (a job tried again and again), its "left pending" is `XPENDING`, each
 /// job once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn the_stop_summary_agrees_with_xpending_and_the_results_stream() {
-    let Some(s) = setup("exact_summary", false, |m| {
+    let s = setup(false, |m| {
         m.fault(apns_provider::mock::Fault::Latency {
             delay: Duration::from_millis(50),
         })
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     s.enqueue(2000, &["--topic", BUNDLE]).await;
     let mut c = s.redis.conn().await;
     let w = s.worker("mid", &["--concurrency", "50"]);

@@ -4,6 +4,7 @@
 
 pub mod bulk;
 pub mod certs;
+pub mod prerequisites;
 pub mod proxy;
 pub mod raw;
 pub mod redis;
@@ -20,28 +21,12 @@ use apns_provider::clock::Clock;
 use apns_provider::mock::{MockServer, MockServerBuilder, TrustedKey};
 use apns_provider::{Client, ClientBuilder, SigningKey};
 
+pub use prerequisites::{program, require, Prerequisite};
+
 pub const KEY_ID: &str = "ABCDE12345";
 pub const TEAM_ID: &str = "TEAM123456";
 pub const BUNDLE: &str = "com.example.app";
 pub const DEVICE: &str = "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
-
-/// Whether a test's prerequisite (a program, a service) is here. When it is
-/// missing: under `CI=true` the test fails; elsewhere it says loudly that it
-/// did not run. Every such test has an `#[ignore]`d strict twin (named
-/// `..._strict`) that fails when the prerequisite is missing, so a run
-/// always lists those as ignored, and `cargo test -- --ignored` runs them.
-pub fn prerequisite(what: &str, how: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} is missing, and CI=true: {how}");
-    }
-    eprintln!(
-        "\n*** NOT RUN: {what} is missing ({how}); its strict twin runs with `cargo test -- --ignored` ***\n"
-    );
-    false
-}
 
 /// How often [`wait_until`] and [`wait_until_async`] look again.
 const POLL: Duration = Duration::from_millis(20);
@@ -79,16 +64,6 @@ pub async fn wait_until_async(
         );
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// Whether a Python module imports (quietly: no traceback in the output).
-pub fn python_has(modules: &str) -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// A fresh P-256 key in Apple's `.p8` form.

@@ -4,14 +4,11 @@
 //! share: reading streams, `apns worker` processes, and a setup of Redis,
 //! mock, key and CA.
 //!
-//! Where `redis-server` is not installed the tests cannot run: under
-//! `CI=true` that is a failure; elsewhere each test says so on the
-//! terminal (past the test harness's capture) and returns, and the
-//! `#[ignore]`d `worker_tests_need_redis_server` lists the requirement in
-//! every run's ignored tests.
+//! Where `redis-server` is not installed these tests are ignored (see
+//! [`super::prerequisites`]); under `CI=true` they fail.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -22,14 +19,6 @@ use super::bulk::token;
 use super::KEY_ID;
 use super::{apns, mock_for, new_key_pem, run, stderr, stdout, temp_dir, write_file};
 use super::{wait_until, wait_until_async};
-
-/// Whether `redis-server` can be run.
-pub fn available() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// A running Redis, with its data directory.
 pub struct Redis {
@@ -42,42 +31,30 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Starts a Redis for `test`; `appendonly` makes it keep its data
-    /// across restarts. `None` when `redis-server` is missing outside CI
-    /// (said loudly); a panic under CI.
-    pub fn start(test: &str, appendonly: bool) -> Option<Redis> {
-        Redis::start_with(test, appendonly, &[])
+    /// Starts a Redis; `appendonly` makes it keep its data across
+    /// restarts. Fails the test when `redis-server` is missing.
+    pub fn start(appendonly: bool) -> Redis {
+        Redis::start_with(appendonly, &[])
     }
 
     /// [`start`](Redis::start) with more `redis-server` arguments, such as
     /// `--requirepass PW`.
-    pub fn start_with(test: &str, appendonly: bool, extra: &[&str]) -> Option<Redis> {
+    pub fn start_with(appendonly: bool, extra: &[&str]) -> Redis {
         let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
-        if !available() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must install redis-server (Debian package redis-server; .ci/run does)"
-            );
-            // Written to the terminal itself: the harness captures eprintln!.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** NOT RUN: {test}: redis-server is not installed (apt-get install redis-server) ***\n"
-            );
-            return None;
-        }
+        super::require(super::Prerequisite::Redis);
         let dir = tempfile::tempdir().expect("temp dir");
         // A random port, tried for real: another one if it is taken.
         for attempt in 0..50u32 {
             let port = 20_000 + (uuid::Uuid::new_v4().as_u128() % 40_000) as u16;
             match spawn(dir.path(), port, appendonly, &extra) {
                 Ok(child) => {
-                    return Some(Redis {
+                    return Redis {
                         child: Some(child),
                         port,
                         dir,
                         appendonly,
                         extra,
-                    })
+                    }
                 }
                 Err(log) if log.contains("in use") && attempt < 49 => continue,
                 Err(log) => panic!("redis-server did not start: {log}"),
@@ -369,12 +346,12 @@ pub struct Setup {
     pub ca_path: std::path::PathBuf,
 }
 
+/// Fails the test when `redis-server` is missing.
 pub async fn setup(
-    test: &str,
     appendonly: bool,
     tweak: impl FnOnce(MockServerBuilder) -> MockServerBuilder,
-) -> Option<Setup> {
-    let redis = Redis::start(test, appendonly)?;
+) -> Setup {
+    let redis = Redis::start(appendonly);
     let dir = temp_dir();
     let pem = new_key_pem();
     let key_path = write_file(dir.path(), &format!("AuthKey_{KEY_ID}.p8"), pem.as_bytes());
@@ -382,13 +359,13 @@ pub async fn setup(
     let mock = tweak(mock_for(&key)).start().await.unwrap();
     let ca_path = dir.path().join("ca.pem");
     mock.write_ca_file(&ca_path).unwrap();
-    Some(Setup {
+    Setup {
         redis,
         mock,
         dir,
         key_path,
         ca_path,
-    })
+    }
 }
 
 impl Setup {
