@@ -158,8 +158,8 @@ fn cpu_of(pid: u32) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_file_descriptor_limit_the_accept_loop_backs_off() {
-    // Today: the accept loop spins at 120% CPU once accept() fails with
-    // EMFILE. Here the mock runs with 48 descriptors and gets 80 clients.
+    // accept() fails with EMFILE past the limit: the mock runs with 48
+    // descriptors and gets 80 clients.
     let mut cmd = std::process::Command::new("sh");
     crate::support::hermetic(&mut cmd);
     cmd.arg("-c")

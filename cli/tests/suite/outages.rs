@@ -63,8 +63,6 @@ async fn all_accepted(mock: &MockServer, client: &Client) -> Vec<Outcome> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storms_of_503_and_shutdown_end_with_every_notification_accepted() {
-    // Today: 0/500 accepted after ~25 s, six requests ever reaching the
-    // server (each 503 lengthened the reconnect backoff).
     let run = |reason: Reason, count: u64| async move {
         let (mock, client) = defaults(&[Fault::ErrorStorm { reason, count }], |b| b).await;
         let started = Instant::now();
@@ -93,7 +91,6 @@ async fn storms_of_503_and_shutdown_end_with_every_notification_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_of_fifty_500s_is_retried_on_the_same_connection() {
-    // Today: 460 accepted and 40 rejected: the budget allowed ~10 retries.
     let (mock, client) = defaults(
         &[Fault::ErrorStorm {
             reason: Reason::InternalServerError,
@@ -110,8 +107,6 @@ async fn a_storm_of_fifty_500s_is_retried_on_the_same_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_streams_are_resent_until_accepted() {
-    // Today: 1 (of 2) and 25 (of 50) failed: refused streams were resent
-    // once only.
     for count in [2u64, 50] {
         let (mock, client) = defaults(&[Fault::RefuseStreams { count }], |b| b).await;
         all_accepted(&mock, &client).await;
@@ -138,7 +133,6 @@ async fn a_timed_outage_is_ridden_out_without_hammering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_hole_is_found_in_seconds_and_every_notification_accounted_for() {
-    // Today: every send waited out the full 30-s deadline.
     let (mock, client) = defaults(&[Fault::BlackHole], |b| b).await;
     let started = Instant::now();
     let out = batch_within(&client, BULK, BULK, DEFAULT_DEADLINE).await;

@@ -1,6 +1,7 @@
-//! What a newcomer trips over (issue 11): help and completions that teach,
-//! one error up front instead of one per line, hints that name the right
-//! flag, warnings said once, no colour codes in pipes, nothing left behind.
+//! What the CLI tells its user: help and completions that teach, one error
+//! up front instead of one per line, hints that name the right flag,
+//! warnings said once, no colour codes in pipes, verbose logs without a
+//! secret, and nothing left behind.
 
 use crate::support::bulk::{send, setup_with, token, Setup};
 use crate::support::certs::{self, Spec};
