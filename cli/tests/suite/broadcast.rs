@@ -509,6 +509,7 @@ async fn channel_endpoints_default_by_environment_and_can_be_separate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn certificate_mode_manages_channels_and_broadcasts() {
     use crate::support::certs::{self, Spec};
     let dir = temp_dir();
@@ -548,23 +549,69 @@ async fn certificate_mode_manages_channels_and_broadcasts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_least_once_resends_keep_the_request_id() {
-    let (mock, client) = crate::support::sends::setup_with(&[], |b| {
-        b.retry_policy(RetryPolicy::default().with_resend_unknown(true))
-    })
-    .await;
+    let key = new_key();
+    // The mock keeps every HEADERS block it reads, the dropped copy's too:
+    // the fault reads that request before it closes the socket.
+    let mock = mock_for(&key)
+        .capture_header_blocks(100)
+        .start()
+        .await
+        .unwrap();
+    let client = crate::support::sends::fast(client_for(&mock, key))
+        .retry_policy(RetryPolicy::default().with_resend_unknown(true))
+        .build()
+        .unwrap();
     let id = no_storage_channel(&client).await;
     let b = Broadcast::builder(BUNDLE, id.as_str(), update("3-3"))
         .build()
         .unwrap();
     // The broadcast connection is dropped mid-flight once: resent with the
-    // same apns-request-id, the one the mock records.
+    // same apns-request-id.
     mock.inject(Fault::DropConnectionAfter { requests: 0 });
     let r = client.broadcast(&b).await.unwrap();
     assert!(r.is_accepted(), "{}", r.describe());
+    assert_eq!(mock.stats().connections_dropped, 1, "{:?}", mock.stats());
+    assert!(client.stats().resends >= 1);
+
+    // Every copy of the broadcast that reached the mock: (connection,
+    // apns-request-id), decoding each connection's blocks in order.
+    let path = format!("/4/broadcasts/apps/{BUNDLE}");
+    let mut decoders = std::collections::HashMap::new();
+    let mut copies = Vec::new();
+    for (conn, mut block) in mock.header_blocks() {
+        let decoder = decoders
+            .entry(conn)
+            .or_insert_with(httlib_hpack::Decoder::default);
+        let mut fields = Vec::new();
+        decoder
+            .decode(&mut block, &mut fields)
+            .expect("a valid HPACK block");
+        let value = |name: &[u8]| {
+            fields
+                .iter()
+                .find(|(n, _, _)| n.as_slice() == name)
+                .map(|(_, v, _)| String::from_utf8_lossy(v).into_owned())
+        };
+        if value(b":path").as_deref() == Some(path.as_str()) {
+            copies.push((conn, value(b"apns-request-id")));
+        }
+    }
+    assert_eq!(
+        copies.len(),
+        2,
+        "the dropped copy and its resend: {copies:?}"
+    );
+    assert_ne!(
+        copies[0].0, copies[1].0,
+        "the resend goes on a new connection"
+    );
+    let answered = r.apns_request_id().unwrap();
+    for (_, request_id) in &copies {
+        assert_eq!(request_id.as_deref(), Some(answered), "{copies:?}");
+    }
     let seen = mock.broadcasts();
     assert_eq!(seen.len(), 1, "the dropped copy was never processed");
-    assert_eq!(seen[0].request_id, r.apns_request_id().unwrap());
-    assert!(client.stats().resends >= 1);
+    assert_eq!(seen[0].request_id, answered);
 }
 
 #[test]

@@ -38,14 +38,10 @@ fn apns_for(s: &Setup, words: &[&str]) -> Command {
 
 /// Like [`apns_for`], trusting the CAs in `ca`.
 fn apns_trusting(s: &Setup, ca: &std::path::Path, words: &[&str]) -> Command {
-    let mut cmd = apns();
-    cmd.args(words)
-        .arg("--key-file")
+    let mut cmd = apns_against(words, &At::new(s.mock.endpoint(), ca));
+    cmd.arg("--key-file")
         .arg(&s.key_path)
-        .args(["--team-id", TEAM_ID, "--bundle-id", BUNDLE])
-        .args(["--endpoint", &s.mock.endpoint().to_string()])
-        .arg("--ca-file")
-        .arg(ca);
+        .args(["--team-id", TEAM_ID, "--bundle-id", BUNDLE]);
     cmd
 }
 

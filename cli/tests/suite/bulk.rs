@@ -267,14 +267,12 @@ async fn interrupted_send(
     let pid = child.id().to_string();
     // Once a request is stuck in the black hole, the Ctrl-C handler is in
     // place and sends are under way.
-    let started = std::time::Instant::now();
-    while s.mock.stats().black_holed == 0 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "nothing was sent"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_until_async(
+        "a request is stuck in the black hole",
+        std::time::Duration::from_secs(20),
+        async || s.mock.stats().black_holed > 0,
+    )
+    .await;
     for press in 0..presses {
         if press > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -322,6 +320,7 @@ async fn ctrl_c_stops_intake_and_every_line_read_gets_a_result() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_script, ignore = "needs script(1): apt install util-linux")]
 async fn progress_bar_on_a_terminal_only() {
     let s = setup_with(|m| m).await;
     let file = s.dir.path().join("tokens.txt");
@@ -341,8 +340,7 @@ async fn progress_bar_on_a_terminal_only() {
         results.display()
     );
     // Under a pseudo-terminal (script(1) allocates one).
-    let mut tty = std::process::Command::new("script");
-    crate::support::hermetic(&mut tty);
+    let mut tty = program(Prerequisite::Script);
     tty.args(["-qefc", &cmdline, "/dev/null"]);
     let out = run(tty).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -437,22 +435,8 @@ async fn token_decode_shows_claims_and_age_and_catches_a_wrong_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_passes_against_the_mock_and_explains_failures() {
     let s = setup_with(|m| m).await;
-    let mut cmd = apns();
-    cmd.arg("doctor")
-        .arg("--key-file")
-        .arg(&s.key_path)
-        .args([
-            "--team-id",
-            TEAM_ID,
-            "--topic",
-            BUNDLE,
-            "--device-token",
-            DEVICE,
-            "--endpoint",
-            &s.mock.endpoint().to_string(),
-        ])
-        .arg("--ca-file")
-        .arg(&s.ca_path);
+    let mut cmd = apns_with_key(&["doctor"], &s, &s.key_path);
+    cmd.args(["--device-token", DEVICE]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let text = stdout(&out);

@@ -40,6 +40,7 @@ fn alert(topic: Option<&str>) -> Notification {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn every_form_loads_and_sends_over_mutual_tls() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
@@ -108,6 +109,7 @@ async fn every_form_loads_and_sends_over_mutual_tls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn inspection_reads_what_apple_put_in_the_certificate() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
@@ -173,6 +175,7 @@ async fn inspection_reads_what_apple_put_in_the_certificate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn topics_default_and_are_checked_before_sending() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
@@ -230,6 +233,7 @@ async fn topics_default_and_are_checked_before_sending() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn expiry_warns_within_thirty_days_and_refuses_expired() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
@@ -290,7 +294,7 @@ async fn expiry_warns_within_thirty_days_and_refuses_expired() {
 /// The certificate's expiry date (YYYY-MM-DD), as openssl reads it: an
 /// independent parse of the date the library reports.
 fn expired_date(cert_pem: &std::path::Path) -> String {
-    let out = std::process::Command::new("openssl")
+    let out = program(Prerequisite::Openssl)
         .args(["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in"])
         .arg(cert_pem)
         .output()
@@ -309,6 +313,7 @@ fn expired_date(cert_pem: &std::path::Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn bad_inputs_say_what_is_wrong() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
@@ -377,6 +382,7 @@ async fn bad_inputs_say_what_is_wrong() {
 /// fix; the fixed recipe (`-extfile`, or `req -x509 -CA -addext`) sends
 /// over mutual TLS to the mock in certificate mode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn a_version_1_certificate_is_named_with_its_fix() {
     let dir = temp_dir();
     let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
@@ -500,6 +506,7 @@ async fn a_version_1_certificate_is_named_with_its_fix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn bad_certificate_environment_as_a_response_and_as_a_goaway() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
@@ -542,6 +549,7 @@ async fn bad_certificate_environment_as_a_response_and_as_a_goaway() {
 /// checks the name typed (it used to be rewritten to the sandbox's, and the
 /// `--resolve` entry was ignored).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn the_development_host_as_typed_with_its_own_resolve_entry() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
@@ -557,16 +565,12 @@ async fn the_development_host_as_typed_with_its_own_resolve_entry() {
         .arg(&mock_ca);
     let mock = spawn_mock(mock_cmd);
     let port = mock.port().to_string();
-    let mut send = apns();
+    let apple = At::new("https://api.development.push.apple.com", &mock_ca);
+    let mut send = apns_against(&["send"], &apple);
     send.args([
-        "send",
-        "--endpoint",
-        "https://api.development.push.apple.com",
         "--resolve",
         &format!("api.development.push.apple.com:443:127.0.0.1:{port}"),
     ])
-    .arg("--ca-file")
-    .arg(&mock_ca)
     .arg("--cert")
     .arg(&cert.combined_pem)
     .args([
@@ -596,6 +600,7 @@ async fn the_development_host_as_typed_with_its_own_resolve_entry() {
 /// 10. Unchanged, it gets 200 from `apns mock` in certificate mode,
 /// addressed by Apple's host name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn the_original_flow_works_against_the_mock_by_its_real_name() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
@@ -690,6 +695,7 @@ async fn the_original_flow_works_against_the_mock_by_its_real_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn cli_inspect_convert_and_password_sources() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());

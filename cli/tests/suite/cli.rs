@@ -4,51 +4,17 @@ use std::process::Stdio;
 
 use apns_provider::auth::decode_unverified;
 
+use crate::support::bulk;
 use crate::support::*;
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    key_path: std::path::PathBuf,
-    ca_path: std::path::PathBuf,
-    mock: apns_provider::mock::MockServer,
-}
-
-async fn setup() -> Setup {
-    let dir = temp_dir();
-    let pem = new_key_pem();
-    let key_path = write_file(dir.path(), &format!("AuthKey_{KEY_ID}.p8"), pem.as_bytes());
-    let key = apns_provider::SigningKey::from_pem(pem.as_bytes()).unwrap();
-    let mock = mock_for(&key)
-        .unregistered("dead0000", 1_700_000_000_000)
-        .start()
-        .await
-        .unwrap();
-    let ca_path = dir.path().join("ca.pem");
-    mock.write_ca_file(&ca_path).unwrap();
-    Setup {
-        _dir: dir,
-        key_path,
-        ca_path,
-        mock,
-    }
-}
-
-fn send_cmd(s: &Setup) -> std::process::Command {
-    let mut cmd = apns();
-    cmd.arg("send")
-        .arg("--key-file")
-        .arg(&s.key_path)
-        .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
-        .args(["--endpoint", &s.mock.endpoint().to_string()])
-        .arg("--ca-file")
-        .arg(&s.ca_path);
-    cmd
+async fn setup() -> bulk::Setup {
+    bulk::setup_with(|m| m.unregistered("dead0000", 1_700_000_000_000)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_prints_a_json_line_per_token_and_exits_by_outcome() {
     let s = setup().await;
-    let mut cmd = send_cmd(&s);
+    let mut cmd = send_cmd(&s, &s.key_path);
     cmd.args([
         "--output", "json", "--title", "T", "--body", "B", "--badge", "3", "--sound", "default",
     ])
@@ -81,7 +47,7 @@ async fn send_prints_a_json_line_per_token_and_exits_by_outcome() {
     );
 
     // One rejected token: exit 1, reason and timestamp in JSON.
-    let mut cmd = send_cmd(&s);
+    let mut cmd = send_cmd(&s, &s.key_path);
     cmd.args(["--output", "json", "--alert", "hi", DEVICE, "dead0000"]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -92,7 +58,7 @@ async fn send_prints_a_json_line_per_token_and_exits_by_outcome() {
     assert_eq!(last["timestamp"], 1_700_000_000_000u64);
 
     // Human output names the reason and a hint.
-    let mut cmd = send_cmd(&s);
+    let mut cmd = send_cmd(&s, &s.key_path);
     cmd.args(["--alert", "hi", "dead0000"]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(1));
@@ -106,7 +72,7 @@ async fn send_prints_a_json_line_per_token_and_exits_by_outcome() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_payload_from_stdin_and_lints_on_stderr() {
     let s = setup().await;
-    let mut cmd = send_cmd(&s);
+    let mut cmd = send_cmd(&s, &s.key_path);
     cmd.args(["--push-type", "background", "--payload-file", "-", DEVICE])
         .stdin(Stdio::piped());
     let out = tokio::task::spawn_blocking(move || {
@@ -154,7 +120,7 @@ async fn usage_and_connection_errors_have_their_exit_codes() {
         ),
     ];
     for (args, expect) in cases {
-        let mut cmd = send_cmd(&s);
+        let mut cmd = send_cmd(&s, &s.key_path);
         cmd.args(&args);
         let out = run(cmd).await;
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
@@ -167,7 +133,7 @@ async fn usage_and_connection_errors_have_their_exit_codes() {
         );
     }
     // A push type is checked by clap where the flag is read (issue 20).
-    let mut cmd = send_cmd(&s);
+    let mut cmd = send_cmd(&s, &s.key_path);
     cmd.args(["--alert", "hi", "--push-type", "loud", DEVICE]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -177,7 +143,7 @@ async fn usage_and_connection_errors_have_their_exit_codes() {
         stderr(&out)
     );
     let big = format!(r#"{{"aps":{{"alert":"{}"}}}}"#, "a".repeat(5000));
-    let mut cmd = send_cmd(&s);
+    let mut cmd = send_cmd(&s, &s.key_path);
     cmd.args(["--payload", &big, DEVICE]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(2));
@@ -264,6 +230,10 @@ async fn token_prints_one_jwt_and_infers_the_key_id() {
 /// `apns mock` as a process, `apns token` for the JWT, and curl as the client,
 /// as Apple documents for its real service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_curl_http2,
+    ignore = "needs curl with HTTP/2: apt install curl"
+)]
 async fn curl_with_apns_token_against_apns_mock_gets_200() {
     let dir = temp_dir();
     let (key_path, ca_out, mut mock_cmd) = mock_command_trusting_a_new_key(dir.path());
@@ -284,8 +254,7 @@ async fn curl_with_apns_token_against_apns_mock_gets_200() {
     let token = stdout(&run(tok).await).trim().to_string();
 
     let curl = |device: &str| {
-        let mut c = std::process::Command::new("curl");
-        crate::support::hermetic(&mut c);
+        let mut c = program(Prerequisite::CurlHttp2);
         c.args([
             "-sS",
             "--http2",
@@ -346,27 +315,13 @@ async fn demo_runs_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_fault_flags_and_send_recovers() {
     let dir = temp_dir();
-    let (key_path, ca_out, mut mock_cmd) = mock_command_trusting_a_new_key(dir.path());
+    let (key_path, _, mut mock_cmd) = mock_command_trusting_a_new_key(dir.path());
     mock_cmd.args(["--refuse-streams", "1", "--storm", "500:1"]);
     let mock = spawn_mock(mock_cmd);
-    let endpoint = mock.endpoint.clone();
 
     // A refused stream is resent, a 500 retried: the send still succeeds.
-    let mut cmd = apns();
-    cmd.arg("send")
-        .arg("--key-file")
-        .arg(&key_path)
-        .args([
-            "--team-id",
-            TEAM_ID,
-            "--topic",
-            BUNDLE,
-            "--endpoint",
-            &endpoint,
-            "--ca-file",
-        ])
-        .arg(&ca_out)
-        .args(["--alert", "hi", DEVICE]);
+    let mut cmd = send_cmd(&mock, &key_path);
+    cmd.args(["--alert", "hi", DEVICE]);
     let out = run(cmd).await;
     assert_eq!(
         out.status.code(),

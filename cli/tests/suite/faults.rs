@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use apns_provider::client::ConnectionState;
 use apns_provider::clock::{Clock, ManualClock};
 use apns_provider::mock::{Fault, MockServer};
 use apns_provider::{Client, Error, Notification, Payload, Reason, RetryPolicy};
@@ -149,8 +150,23 @@ async fn unanswered_ping_retires_the_connection_before_a_send_lands() {
     .await;
     assert_eq!(accepted_ids(&batch(&client, 3, 1).await).len(), 3);
     mock.inject(Fault::IgnorePings);
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(mock.stats().pings_ignored >= 1);
+    wait_until_async(
+        "the mock ignores a PING",
+        Duration::from_secs(5),
+        async || mock.stats().pings_ignored >= 1,
+    )
+    .await;
+    wait_until_async(
+        "the client retires the connection whose PING went unanswered",
+        Duration::from_secs(5),
+        async || {
+            !client
+                .connections()
+                .iter()
+                .any(|c| c.state == ConnectionState::Open)
+        },
+    )
+    .await;
     mock.clear_faults();
     let out = batch(&client, 3, 1).await;
     assert_eq!(
@@ -160,7 +176,8 @@ async fn unanswered_ping_retires_the_connection_before_a_send_lands() {
     );
     assert_eq!(mock.stats().connections, 2);
     assert_eq!(client.stats().connections_opened, 2);
-    // Answered PINGs keep a connection.
+    // Answered PINGs keep a connection. (Not an ordering: time for several
+    // 100-ms keepalive rounds to pass; the mock counts no answered PING.)
     tokio::time::sleep(Duration::from_millis(600)).await;
     batch(&client, 1, 1).await;
     assert_eq!(mock.stats().connections, 2);
@@ -182,7 +199,8 @@ async fn stalled_tls_handshake_times_out_then_recovers() {
         assert!(!e.may_have_been_delivered());
     }
     mock.clear_faults();
-    tokio::time::sleep(Duration::from_millis(150)).await; // past the backoff
+    // No pause needed: a send that finds the pool in its reconnect backoff
+    // (at most 100 ms here) waits it out within its 5-s deadline.
     assert_eq!(accepted_ids(&batch(&client, 3, 1).await).len(), 3);
 }
 
@@ -363,7 +381,7 @@ async fn many_requests_seeing_one_expiry_cause_one_new_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bounded_queue_reports_full() {
-    let (_mock, client) = setup_with(&[Fault::BlackHole], |b| {
+    let (mock, client) = setup_with(&[Fault::BlackHole], |b| {
         b.max_pending(2).request_timeout(Duration::from_millis(500))
     })
     .await;
@@ -371,7 +389,14 @@ async fn bounded_queue_reports_full() {
     for i in 0..3 {
         let c = client.clone();
         tasks.push(tokio::spawn(async move { c.send(&note(i)).await }));
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // In order: the first on the wire (in the black hole), then each
+        // next one waiting.
+        wait_until_async(
+            &format!("send {i} is under way"),
+            Duration::from_secs(5),
+            async || mock.stats().black_holed == 1 && client.stats().in_flight == i as u64 + 1,
+        )
+        .await;
     }
     // One on the wire, two waiting: the fourth is refused at once.
     let e = client.send(&note(9)).await.unwrap_err();
@@ -392,7 +417,12 @@ async fn shutdown_waits_then_abandons_and_accounts_for_everything() {
         let c = client.clone();
         tasks.push(tokio::spawn(async move { c.send(&note(i)).await }));
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until_async(
+        "the five sends are on the wire",
+        Duration::from_secs(5),
+        async || mock.stats().black_holed == 5,
+    )
+    .await;
     let report = client.shutdown(Duration::from_millis(200)).await;
     assert_eq!(report.in_flight_at_start, 5);
     assert_eq!(report.abandoned, 5);
@@ -424,9 +454,11 @@ async fn shutdown_lets_in_flight_requests_finish() {
     });
     let c = client.clone();
     let running = tokio::spawn(async move { batch(&c, 50, 50).await });
-    wait_until("50 sends are in flight", Duration::from_secs(5), || {
-        client.stats().in_flight == 50
-    })
+    wait_until_async(
+        "50 sends are in flight",
+        Duration::from_secs(5),
+        async || client.stats().in_flight == 50,
+    )
     .await;
     let report = client.shutdown(Duration::from_secs(5)).await;
     assert_eq!(report.in_flight_at_start, 50);

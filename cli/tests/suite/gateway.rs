@@ -3,17 +3,20 @@
 //! is sent, the body / array / concurrency limits, `/metrics` that moves,
 //! many apps from profiles, TLS with HTTP/2, and a graceful stop.
 
-use std::process::Command;
 use std::time::Duration;
 
 use apns_provider::mock::{Fault, MockServer, TrustedKey};
 use serde_json::{json, Value};
 
-use crate::support::bulk::{self, until};
+use crate::support::bulk;
 use crate::support::web::{self, *};
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_curl_http2,
+    ignore = "needs curl with HTTP/2: apt install curl"
+)]
 async fn a_token_is_required_and_results_come_in_order() {
     // At TRACE: the API token must not show in any log line.
     let (s, serve) = start(&["-vvv"]).await;
@@ -83,8 +86,7 @@ async fn a_token_is_required_and_results_come_in_order() {
     assert_eq!(a.json()["results"].as_array().unwrap().len(), 1);
     // Over HTTP/2 as well (h2's own tracing sees the headers).
     let out = run({
-        let mut c = Command::new("curl");
-        crate::support::hermetic(&mut c);
+        let mut c = program(Prerequisite::CurlHttp2);
         c.args(["-sS", "--http2-prior-knowledge", "-H"])
             .arg(format!("Authorization: Bearer {TOKEN}"))
             .args(["-d", &alert(DEVICE).to_string()])
@@ -236,15 +238,12 @@ async fn limits_refuse_large_bodies_long_arrays_and_overload() {
         .await
     });
     let in_flight = r#"apns_in_flight{app="default"} 1"#;
-    let mut seen = false;
-    for _ in 0..500 {
-        if scrape(&serve).await.contains(in_flight) {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(seen, "the first request never got in flight");
+    wait_until_async(
+        "the first request is in flight",
+        Duration::from_secs(10),
+        async || scrape(&serve).await.contains(in_flight),
+    )
+    .await;
     let a = post(&serve, Some(TOKEN), &alert(DEVICE)).await;
     assert_eq!(a.status, 503, "{}", a.text());
     assert_eq!(a.header("retry-after"), Some("1"));
@@ -300,15 +299,21 @@ async fn apps_are_profiles_and_requests_pick_one() {
         .as_bytes(),
     );
     let tokens = write_file(dir.path(), "api-tokens", TOKEN.as_bytes());
-    let mut cmd = apns();
-    cmd.arg("serve")
-        .env("APNS_CONFIG", &profiles)
-        .args(["--listen", "127.0.0.1:0", "--app", "shop", "--app", "news"])
+    let mut cmd = apns_against(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--app",
+            "shop",
+            "--app",
+            "news",
+        ],
+        &At::new(mock.endpoint(), &ca),
+    );
+    cmd.env("APNS_CONFIG", &profiles)
         .arg("--api-token-file")
-        .arg(&tokens)
-        .args(["--endpoint", &mock.endpoint().to_string()])
-        .arg("--ca-file")
-        .arg(&ca);
+        .arg(&tokens);
     let serve = spawn_serve(cmd);
     let item =
         |app: &str| json!({"app": app, "device_token": DEVICE, "payload": {"aps": {"alert": app}}});
@@ -409,6 +414,10 @@ async fn unsafe_setups_are_refused_and_readiness_reports_a_dead_endpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_curl_http2,
+    ignore = "needs curl with HTTP/2: apt install curl"
+)]
 async fn tls_serves_http2_and_http1() {
     let s = bulk::setup_with(|m| m).await;
     // A certificate for localhost from a CA of the test's own.
@@ -444,8 +453,7 @@ async fn tls_serves_http2_and_http1() {
     let url = format!("https://localhost:{port}/v1/notifications");
     for version in ["--http2", "--http1.1"] {
         let out = run({
-            let mut c = Command::new("curl");
-            crate::support::hermetic(&mut c);
+            let mut c = program(Prerequisite::CurlHttp2);
             c.args(["-sS", version, "--cacert"])
                 .arg(&ca_file)
                 .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
@@ -492,25 +500,24 @@ async fn sigterm_finishes_the_requests_in_progress() {
         .await
     });
     let in_flight = r#"apns_in_flight{app="default"} 2"#;
-    let mut seen = false;
-    for _ in 0..500 {
-        if scrape(&serve).await.contains(in_flight) {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(seen, "the request never got in flight");
+    wait_until_async(
+        "the request is in flight",
+        Duration::from_secs(10),
+        async || scrape(&serve).await.contains(in_flight),
+    )
+    .await;
     let (code, err) = serve.stop().await;
     let a = request.await.unwrap();
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(a.json()["accepted"], 2, "{}", a.text());
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("stopping") && err.contains("stopped"), "{err}");
-    assert!(
-        until(Duration::from_secs(5), || s.mock.accepted().len() == 2).await,
-        "both notifications reached APNs"
-    );
+    wait_until_async(
+        "both notifications reached APNs",
+        Duration::from_secs(5),
+        async || s.mock.accepted().len() == 2,
+    )
+    .await;
 }
 
 /// `apns serve --redis`: valid batches are enqueued (202 with the job ids,
@@ -518,11 +525,10 @@ async fn sigterm_finishes_the_requests_in_progress() {
 /// covers Redis, an `apns worker` sends the jobs, and with Redis gone the
 /// answer is 503 with Retry-After. Real redis-server, real sockets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn with_redis_batches_are_enqueued_for_workers() {
     use crate::support::redis::{self as rs, Redis, WorkerProcess};
-    let Some(mut redis) = Redis::start("gateway_enqueue", false) else {
-        return;
-    };
+    let mut redis = Redis::start(false);
     let (s, serve) = start(&["--redis", &redis.url()]).await;
     let tokens: Vec<String> = (1..=3).map(bulk::token).collect();
     let batch = Value::Array(tokens.iter().map(|t| alert(t)).collect());
@@ -559,14 +565,12 @@ async fn with_redis_batches_are_enqueued_for_workers() {
     assert_eq!(a.json()["dispatch"]["ready"], true);
 
     // A worker sends them.
-    let mut cmd = apns();
-    cmd.args(["worker", "--redis", &redis.url(), "--consumer", "gw"])
-        .arg("--key-file")
+    // (No --topic: each job names its own.)
+    let url = redis.url();
+    let mut cmd = apns_against(&["worker", "--redis", &url, "--consumer", "gw"], &s);
+    cmd.arg("--key-file")
         .arg(&s.key_path)
-        .args(["--team-id", TEAM_ID])
-        .args(["--endpoint", &s.mock.endpoint().to_string()])
-        .arg("--ca-file")
-        .arg(&s.ca_path);
+        .args(["--team-id", TEAM_ID]);
     let worker = WorkerProcess::spawn(cmd, "gw");
     rs::wait_for_len(&redis, "apns:results", 3, Duration::from_secs(30)).await;
     rs::stop(worker).await;

@@ -267,26 +267,25 @@ async fn slow_post(addr: &str) -> TcpStream {
 /// one request slot: a POST gets 503. If the slow request itself was
 /// refused (it arrived while a probe held the slot), it is sent again.
 async fn hold_the_slot(serve: &ServeProcess) -> TcpStream {
-    let deadline = std::time::Instant::now() + BOUND;
     let mut slow = slow_post(&serve.addr()).await;
-    loop {
-        let a = post(serve, Some(TOKEN), &alert(DEVICE)).await;
-        if a.status == 503 {
-            return slow;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never overloaded: {}",
-            a.status
-        );
-        // An answer on the slow connection: it was refused, not held.
-        let mut buf = [0u8; 1024];
-        match slow.try_read(&mut buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            _ => slow = slow_post(&serve.addr()).await,
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_async(
+        "a POST is refused 503 while the slow request holds the slot",
+        BOUND,
+        async || {
+            if post(serve, Some(TOKEN), &alert(DEVICE)).await.status == 503 {
+                return true;
+            }
+            // An answer on the slow connection: it was refused, not held.
+            let mut buf = [0u8; 1024];
+            match slow.try_read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                _ => slow = slow_post(&serve.addr()).await,
+            }
+            false
+        },
+    )
+    .await;
+    slow
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -530,16 +529,14 @@ async fn readyz_turns_unready_when_apns_refuses_every_token() {
     let mock = spawn_mock(cmd);
     let other = write_file(dir.path(), "other.p8", new_key_pem().as_bytes());
     let tokens = write_file(dir.path(), "api-tokens", TOKEN.as_bytes());
-    let mut cmd = apns();
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .arg("--api-token-file")
+    let mut cmd = apns_with_key(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &At::new(&mock.endpoint, &ca),
+        &other,
+    );
+    cmd.arg("--api-token-file")
         .arg(&tokens)
-        .arg("--key-file")
-        .arg(&other)
-        .args(["--key-id", KEY_ID, "--team-id", TEAM_ID, "--topic", BUNDLE])
-        .args(["--endpoint", &mock.endpoint])
-        .arg("--ca-file")
-        .arg(&ca);
+        .args(["--key-id", KEY_ID]);
     let serve = spawn_serve(cmd);
     let ready = web::request(&serve.base, "GET", "/readyz", None, b"").await;
     assert_eq!(ready.status, 200, "the connection opens: {}", ready.text());

@@ -4,11 +4,11 @@
 //! the request path (a FIFO or a deleted file never freezes or opens the
 //! gateway; BOM, comments, inner spaces).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::bulk::{self, until};
+use crate::support::bulk::{self, KillOnPanic};
 use crate::support::web::{self, *};
 use crate::support::*;
 
@@ -30,11 +30,15 @@ fn peak_rss(pid: u32) -> u64 {
 const MIB: u64 = 1 << 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux's /proc to read peak memory from"
+)]
 async fn a_64_mib_array_is_refused_at_max_items_plus_one_within_a_small_multiple_of_max_body() {
-    if !std::path::Path::new("/proc/self/status").exists() {
-        eprintln!("NOT RUN: no /proc to read peak memory from");
-        return;
-    }
+    assert!(
+        std::path::Path::new("/proc/self/status").exists(),
+        "no /proc to read peak memory from"
+    );
     let (_s, serve) = start(&["--max-body", "64MiB", "--max-items", "10000"]).await;
     // Warm up: one small request, so the baseline holds the process's own
     // working set.
@@ -199,7 +203,7 @@ async fn stop_within(serve: ServeProcess, limit: Duration) -> (Option<i32>, Stri
 }
 
 fn mkfifo(path: &std::path::Path) -> bool {
-    std::process::Command::new("mkfifo")
+    program(Prerequisite::Mkfifo)
         .arg(path)
         .status()
         .is_ok_and(|s| s.success())
@@ -207,12 +211,8 @@ fn mkfifo(path: &std::path::Path) -> bool {
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_mkfifo, ignore = "needs mkfifo: apt install coreutils")]
 async fn a_token_file_replaced_by_a_fifo_never_delays_a_request_nor_the_exit() {
-    let dir = temp_dir();
-    let probe = dir.path().join("probe");
-    if !prerequisite("mkfifo", "install coreutils", mkfifo(&probe)) {
-        return;
-    }
     let (s, serve) = start(&[]).await;
     let file = s.dir.path().join("api-tokens");
     assert!(file.is_file(), "serve_cmd's token file");
@@ -225,16 +225,12 @@ async fn a_token_file_replaced_by_a_fifo_never_delays_a_request_nor_the_exit() {
     std::fs::remove_file(&file).unwrap();
     assert!(mkfifo(&file));
     // The reader notices its read is stuck (after 5 s), and says so.
-    assert!(
-        until(Duration::from_secs(30), || serve
-            .stderr
-            .lock()
-            .unwrap()
-            .contains("has not finished"))
-        .await,
-        "no WARN about the stuck read: {}",
-        serve.stderr.lock().unwrap()
-    );
+    wait_until_async(
+        "serve WARNs about the stuck read",
+        Duration::from_secs(30),
+        async || serve.stderr.lock().unwrap().contains("has not finished"),
+    )
+    .await;
     // Every request is still answered, with the tokens read last.
     for _ in 0..3 {
         let a = within(ten, web::request(&serve.base, "GET", "/healthz", None, b""))
@@ -268,29 +264,28 @@ async fn a_token_file_replaced_by_a_fifo_never_delays_a_request_nor_the_exit() {
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_mkfifo, ignore = "needs mkfifo: apt install coreutils")]
 async fn a_fifo_as_the_token_file_is_refused_at_start() {
     let s = bulk::setup_with(|m| m).await;
     let fifo = s.dir.path().join("api-tokens");
-    if !prerequisite("mkfifo", "install coreutils", mkfifo(&fifo)) {
-        return;
-    }
+    assert!(mkfifo(&fifo));
     let mut child = serve_cmd_with(&s, "127.0.0.1:0", &fifo, &[])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("apns serve waited on a FIFO for its token file");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let _guard = KillOnPanic(child.id());
+    let mut status = None;
+    wait_until_async(
+        "apns serve exits rather than wait on a FIFO for its token file",
+        Duration::from_secs(30),
+        async || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        },
+    )
+    .await;
+    let status = status.unwrap();
     let mut err = String::new();
     use std::io::Read;
     child
@@ -342,16 +337,12 @@ async fn a_missing_token_file_fails_closed_once_and_recovers() {
     // Deleted: every request is refused, after one WARN.
     std::fs::remove_file(&file).unwrap();
     let refused = "every request is refused (401)";
-    assert!(
-        until(Duration::from_secs(30), || serve
-            .stderr
-            .lock()
-            .unwrap()
-            .contains(refused))
-        .await,
-        "no WARN: {}",
-        serve.stderr.lock().unwrap()
-    );
+    wait_until_async(
+        "serve WARNs that every request is refused",
+        Duration::from_secs(30),
+        async || serve.stderr.lock().unwrap().contains(refused),
+    )
+    .await;
     let a = post(&serve, Some(TOKEN), &alert(DEVICE)).await;
     assert_eq!(a.status, 401, "{}", a.text());
     assert_eq!(
@@ -372,20 +363,12 @@ async fn a_missing_token_file_fails_closed_once_and_recovers() {
 
     // Back: accepted again, and said so.
     replace(&file, &format!("{TOKEN}\n"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let a = post(&serve, Some(TOKEN), &alert(DEVICE)).await;
-        if a.status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still {}: {}",
-            a.status,
-            serve.stderr.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_async(
+        "a request is accepted again",
+        Duration::from_secs(30),
+        async || post(&serve, Some(TOKEN), &alert(DEVICE)).await.status == 200,
+    )
+    .await;
     assert!(serve.stderr.lock().unwrap().contains("readable again"));
     let (code, err) = serve.stop().await;
     assert_eq!(code, Some(0), "{err}");

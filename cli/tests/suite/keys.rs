@@ -162,26 +162,11 @@ fn decode_shows_header_and_claims() {
 /// Tokens verify with PyJWT (the reference JWT library most teams use).
 /// CI installs it (`pip install pyjwt cryptography`).
 #[test]
+#[cfg_attr(
+    missing_pyjwt,
+    ignore = "needs python3 with PyJWT: pip install pyjwt cryptography"
+)]
 fn pyjwt_verifies_our_tokens() {
-    pyjwt_check(false);
-}
-
-#[test]
-#[ignore = "strict twin: needs python3 with PyJWT (pip install pyjwt cryptography)"]
-fn pyjwt_verifies_our_tokens_strict() {
-    pyjwt_check(true);
-}
-
-fn pyjwt_check(strict: bool) {
-    let have = python_has("jwt, cryptography");
-    if strict {
-        assert!(
-            have,
-            "python3 with PyJWT is missing: pip install pyjwt cryptography"
-        );
-    } else if !prerequisite("python3 with PyJWT", "pip install pyjwt cryptography", have) {
-        return;
-    }
     let key = new_key();
     let public_pem = key.public_key().to_pem();
     let jwt = signer(key).sign_jwt(1_700_000_000);
@@ -194,7 +179,7 @@ assert header == {"alg": "ES256", "kid": sys.argv[3]}, header
 assert claims == {"iss": sys.argv[4], "iat": 1700000000}, claims
 print("ok")
 "#;
-    let out = std::process::Command::new("python3")
+    let out = program(Prerequisite::PyJwt)
         .args(["-c", script, &jwt, &public_pem, KEY_ID, TEAM_ID])
         .output()
         .unwrap();

@@ -200,24 +200,12 @@ async fn file_store_round_trip_with_private_permissions() {
 /// Against a real Secret Service: `.ci/run` starts gnome-keyring inside a
 /// dbus-run-session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_secret_service,
+    ignore = "needs a Secret Service: run inside dbus-run-session with gnome-keyring unlocked (see .ci/run)"
+)]
 async fn keychain_store_round_trip_on_the_secret_service() {
-    secret_service_round_trip(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "strict twin: needs a D-Bus session with gnome-keyring (see .ci/run)"]
-async fn keychain_store_round_trip_on_the_secret_service_strict() {
-    secret_service_round_trip(true).await;
-}
-
-async fn secret_service_round_trip(strict: bool) {
-    let have = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some();
-    let how = "run inside dbus-run-session with an unlocked gnome-keyring, as .ci/run does";
-    if strict {
-        assert!(have, "no D-Bus session: {how}");
-    } else if !prerequisite("a Secret Service (D-Bus session)", how, have) {
-        return;
-    }
+    require(Prerequisite::SecretService);
     let home = Home::new();
     let name = format!("test-{}", uuid::Uuid::new_v4().simple());
     round_trip(&home, &name, "keychain").await;

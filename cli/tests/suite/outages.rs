@@ -63,8 +63,6 @@ async fn all_accepted(mock: &MockServer, client: &Client) -> Vec<Outcome> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storms_of_503_and_shutdown_end_with_every_notification_accepted() {
-    // Today: 0/500 accepted after ~25 s, six requests ever reaching the
-    // server (each 503 lengthened the reconnect backoff).
     let run = |reason: Reason, count: u64| async move {
         let (mock, client) = defaults(&[Fault::ErrorStorm { reason, count }], |b| b).await;
         let started = Instant::now();
@@ -93,7 +91,6 @@ async fn storms_of_503_and_shutdown_end_with_every_notification_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_of_fifty_500s_is_retried_on_the_same_connection() {
-    // Today: 460 accepted and 40 rejected: the budget allowed ~10 retries.
     let (mock, client) = defaults(
         &[Fault::ErrorStorm {
             reason: Reason::InternalServerError,
@@ -110,8 +107,6 @@ async fn a_storm_of_fifty_500s_is_retried_on_the_same_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_streams_are_resent_until_accepted() {
-    // Today: 1 (of 2) and 25 (of 50) failed: refused streams were resent
-    // once only.
     for count in [2u64, 50] {
         let (mock, client) = defaults(&[Fault::RefuseStreams { count }], |b| b).await;
         all_accepted(&mock, &client).await;
@@ -138,7 +133,6 @@ async fn a_timed_outage_is_ridden_out_without_hammering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_hole_is_found_in_seconds_and_every_notification_accounted_for() {
-    // Today: every send waited out the full 30-s deadline.
     let (mock, client) = defaults(&[Fault::BlackHole], |b| b).await;
     let started = Instant::now();
     let out = batch_within(&client, BULK, BULK, DEFAULT_DEADLINE).await;
@@ -239,53 +233,93 @@ async fn resend_unknown_delivers_everything_with_the_same_apns_id() {
     );
 }
 
-/// The README's table, as a user reproduces it: `apns mock` with a fault
-/// flag in its own process, and `apns send --tokens-file` of 500 lines
-/// with the default settings.
+/// One row of the README's "Outages, measured" table: the `apns mock`
+/// fault flags, any `apns send` flags the row adds ("(with `--concurrency
+/// 50`)"), and its counts.
+#[derive(Debug)]
+struct Row {
+    mock_flags: Vec<String>,
+    send_flags: Vec<String>,
+    accepted: usize,
+    maybe: usize,
+    /// The "may have been delivered" cell says "on the wire": how many
+    /// requests were on the wire when the connection died is a race (answers
+    /// written just before the close free slots), so that figure is a bound.
+    maybe_on_the_wire: bool,
+    not_delivered: usize,
+}
+
+/// The rows of the table under "### Outages, measured" in README.md.
+fn readme_outage_rows() -> Vec<Row> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("read README.md");
+    let section = readme
+        .split("\n### Outages, measured\n")
+        .nth(1)
+        .expect("README.md has an \"### Outages, measured\" section");
+    let section = section.split("\n#").next().unwrap();
+    // The backticked spans of a cell, split into words.
+    let code = |cell: &str| -> Vec<Vec<String>> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|span| span.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    let figure = |cell: &str| -> usize {
+        let word = cell.split_whitespace().next().unwrap_or_default();
+        word.parse()
+            .unwrap_or_else(|e| panic!("README outage cell {cell:?}: {e}"))
+    };
+    let mut rows = Vec::new();
+    // The table's lines, past its header and its |---| line.
+    for line in section.lines().filter(|l| l.starts_with('|')).skip(2) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        assert!(cells.len() >= 4, "README outage row {line:?}");
+        let mut spans = code(cells[0]).into_iter();
+        let mock_flags = spans.next().expect("a fault flag");
+        // "(with `--concurrency 50`)": flags of the send.
+        let send_flags = spans.flatten().collect();
+        rows.push(Row {
+            mock_flags,
+            send_flags,
+            accepted: figure(cells[1]),
+            maybe: figure(cells[2]),
+            maybe_on_the_wire: cells[2].contains("on the wire"),
+            not_delivered: figure(cells[3]),
+        });
+    }
+    rows
+}
+
+#[test]
+fn the_readme_outage_table_parses() {
+    let rows = readme_outage_rows();
+    assert_eq!(rows.len(), 7, "{rows:#?}");
+    let drop = rows
+        .iter()
+        .find(|r| r.mock_flags == ["--drop-after", "100"])
+        .expect("the --drop-after row");
+    assert_eq!(drop.send_flags, ["--concurrency", "50"]);
+    assert!(drop.maybe_on_the_wire);
+    for row in &rows {
+        assert_eq!(
+            row.accepted + row.maybe + row.not_delivered,
+            BULK,
+            "{row:?}: every line of the bulk is counted once"
+        );
+    }
+}
+
+/// The README's table, as a user reproduces it: `apns mock` with a row's
+/// fault flag in its own process, and `apns send --tokens-file` of 500
+/// lines with the default settings (and the row's flags). The counts must
+/// be the README's; its times are a release build's on an idle machine and
+/// are not asserted (they show in a failure's message).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_table_of_outages_holds_for_the_cli() {
-    struct Row {
-        flags: &'static [&'static str],
-        accepted: std::ops::RangeInclusive<usize>,
-        within: Duration,
-    }
-    let rows = [
-        Row {
-            flags: &["--storm", "503:50"],
-            accepted: 500..=500,
-            within: Duration::from_secs(30),
-        },
-        Row {
-            flags: &["--storm", "Shutdown:10"],
-            accepted: 500..=500,
-            within: Duration::from_secs(30),
-        },
-        Row {
-            flags: &["--storm", "500:50"],
-            accepted: 500..=500,
-            within: Duration::from_secs(30),
-        },
-        Row {
-            flags: &["--refuse-streams", "50"],
-            accepted: 500..=500,
-            within: Duration::from_secs(30),
-        },
-        Row {
-            flags: &["--outage", "20"],
-            accepted: 500..=500,
-            within: Duration::from_secs(45),
-        },
-        Row {
-            flags: &["--black-hole"],
-            accepted: 0..=0,
-            within: Duration::from_secs(15),
-        },
-        Row {
-            flags: &["--drop-after", "100"],
-            accepted: 1..=499,
-            within: Duration::from_secs(30),
-        },
-    ];
+    let rows = readme_outage_rows();
+    assert!(!rows.is_empty(), "no rows in README's outage table");
     let dir = temp_dir();
     let key = write_file(
         dir.path(),
@@ -306,33 +340,16 @@ async fn the_readme_table_of_outages_holds_for_the_cli() {
                 "--trust-key",
                 &format!("{KEY_ID}={TEAM_ID}:{}", key.display()),
             ])
-            .args(row.flags);
+            .args(&row.mock_flags);
         let mock = spawn_mock(mock);
         let results = dir.path().join(format!("results-{n}.jsonl"));
-        let mut send = apns();
-        send.args([
-            "send",
-            "--team-id",
-            TEAM_ID,
-            "--topic",
-            BUNDLE,
-            "--alert",
-            "hi",
-        ])
-        .args([
-            "--endpoint",
-            &mock.endpoint,
-            "--ca-file",
-            &mock.ca_file,
-            "--output",
-            "json",
-        ])
-        .arg("--key-file")
-        .arg(&key)
-        .arg("--tokens-file")
-        .arg(&tokens)
-        .arg("--results")
-        .arg(&results);
+        let mut send = send_cmd(&mock, &key);
+        send.args(["--alert", "hi", "--output", "json"])
+            .arg("--tokens-file")
+            .arg(&tokens)
+            .arg("--results")
+            .arg(&results)
+            .args(&row.send_flags);
         runs.push(async move {
             let started = Instant::now();
             let out = run(send).await;
@@ -344,35 +361,40 @@ async fn the_readme_table_of_outages_holds_for_the_cli() {
     let outcomes = futures_util::future::join_all(runs).await;
     for (row, (out, took, results)) in rows.iter().zip(outcomes) {
         let lines: Vec<serde_json::Value> = std::fs::read_to_string(&results)
-            .unwrap()
+            .unwrap_or_else(|e| panic!("{row:?}: {e}\n{}", stderr(&out)))
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(
-            lines.len(),
-            BULK,
-            "{:?}: every line has a result",
-            row.flags
-        );
+        assert_eq!(lines.len(), BULK, "{row:?}: every line has a result");
         let accepted = lines.iter().filter(|l| l["status"] == 200).count();
-        assert!(
-            row.accepted.contains(&accepted),
-            "{:?}: {accepted} accepted\n{}",
-            row.flags,
-            stderr(&out)
-        );
-        assert!(took <= row.within, "{:?}: took {took:?}", row.flags);
         let maybe = lines
             .iter()
             .filter(|l| l["may_have_been_delivered"] == true)
             .count();
-        if row.flags == ["--drop-after", "100"] {
-            // Only what was on the wire when the connection dropped.
-            assert!(maybe >= 1 && accepted + maybe == BULK, "{maybe} {accepted}");
-        } else if row.flags == ["--black-hole"] {
-            assert!(maybe < BULK / 2, "queued lines are not blamed: {maybe}");
+        let not_delivered = BULK - accepted - maybe;
+        let measured = (accepted, maybe, not_delivered);
+        let context = format!(
+            "{row:?}: measured (accepted, maybe, not delivered) {measured:?} in {took:?}\n{}",
+            stderr(&out)
+        );
+        if row.maybe_on_the_wire {
+            // What was on the wire is at least one request and at most twice
+            // the README's figure (see
+            // a_dropped_connection_blames_only_what_was_on_the_wire); the
+            // columns the README has at 0 stay at 0.
+            assert!((1..=2 * row.maybe).contains(&maybe), "{context}");
+            if row.accepted == 0 {
+                assert_eq!(accepted, 0, "{context}");
+            }
+            if row.not_delivered == 0 {
+                assert_eq!(not_delivered, 0, "{context}");
+            }
         } else {
-            assert_eq!(maybe, 0, "{:?}", row.flags);
+            assert_eq!(
+                measured,
+                (row.accepted, row.maybe, row.not_delivered),
+                "{context}"
+            );
         }
     }
 }

@@ -216,6 +216,7 @@ async fn the_environment_names_the_proxy_and_no_proxy_bypasses_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn certificate_mode_goes_through_the_proxy() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
@@ -237,20 +238,12 @@ async fn certificate_mode_goes_through_the_proxy() {
     let guarded = proxy::start(Mode::Basic(USER, PASSWORD)).await;
 
     // The CLI, with a PEM certificate and key.
-    let mut cmd = apns();
-    cmd.arg("send")
-        .arg("--cert")
+    let mut cmd = apns_against(&["send"], &At::new(mock.endpoint(), &mock_ca));
+    cmd.arg("--cert")
         .arg(&cert.cert_pem)
         .arg("--cert-key")
         .arg(&cert.key_pkcs8)
-        .args([
-            "--topic",
-            BUNDLE,
-            "--endpoint",
-            &mock.endpoint().to_string(),
-        ])
-        .arg("--ca-file")
-        .arg(&mock_ca)
+        .args(["--topic", BUNDLE])
         .args(["--proxy", &guarded.url(Some((USER, PASSWORD)))])
         .args(["--output", "json", "--alert", "hi", DEVICE]);
     let out = run(cmd).await;
@@ -342,15 +335,8 @@ async fn doctor_shows_the_proxy_hop() {
     let s = bulk::setup_with(|m| m).await;
     let guarded = proxy::start(Mode::Basic(USER, PASSWORD)).await;
     let doctor = |proxy_url: String| {
-        let mut cmd = apns();
-        cmd.arg("doctor")
-            .arg("--key-file")
-            .arg(&s.key_path)
-            .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
-            .args(["--endpoint", &s.mock.endpoint().to_string()])
-            .arg("--ca-file")
-            .arg(&s.ca_path)
-            .args(["--device-token", DEVICE, "--proxy", &proxy_url]);
+        let mut cmd = apns_with_key(&["doctor"], &s, &s.key_path);
+        cmd.args(["--device-token", DEVICE, "--proxy", &proxy_url]);
         cmd
     };
     let out = run(doctor(guarded.url(Some((USER, PASSWORD))))).await;
@@ -378,25 +364,12 @@ async fn doctor_shows_the_proxy_hop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apns_send_reaches_apns_mock_through_an_authenticating_proxy() {
     let dir = temp_dir();
-    let (key_path, ca_out, mock_cmd) = mock_command_trusting_a_new_key(dir.path());
+    let (key_path, _, mock_cmd) = mock_command_trusting_a_new_key(dir.path());
     let mock = spawn_mock(mock_cmd);
     let _guard = bulk::KillOnPanic(mock.pid());
     let guarded = proxy::start(Mode::Basic(USER, PASSWORD)).await;
-    let mut cmd = apns();
-    cmd.arg("send")
-        .arg("--key-file")
-        .arg(&key_path)
-        .args([
-            "--team-id",
-            TEAM_ID,
-            "--topic",
-            BUNDLE,
-            "--endpoint",
-            &mock.endpoint,
-        ])
-        .arg("--ca-file")
-        .arg(&ca_out)
-        .args(["--proxy", &guarded.url(Some((USER, PASSWORD)))])
+    let mut cmd = send_cmd(&mock, &key_path);
+    cmd.args(["--proxy", &guarded.url(Some((USER, PASSWORD)))])
         .args(["--output", "json", "--alert", "hi", DEVICE, "abcd"]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -424,14 +397,10 @@ async fn channel_and_broadcast_commands_go_through_the_proxy() {
     let s = bulk::setup_with(|m| m).await;
     let open = proxy::start(Mode::Open).await;
     let command = |args: &[&str], proxy: &[&str]| {
-        let mut cmd = apns();
-        cmd.args(args)
-            .arg("--key-file")
+        let mut cmd = apns_against(args, &s);
+        cmd.arg("--key-file")
             .arg(&s.key_path)
             .args(["--team-id", TEAM_ID, "--bundle-id", BUNDLE])
-            .args(["--endpoint", &s.mock.endpoint().to_string()])
-            .arg("--ca-file")
-            .arg(&s.ca_path)
             .args(["--output", "json"])
             .args(proxy);
         cmd

@@ -51,19 +51,22 @@ async fn a_killed_run_is_finished_by_resume_without_sending_anything_twice() {
     let _guard = KillOnPanic(child.id());
     // Part way through, the server stops answering: sends hang on the
     // wire, as in an outage.
-    assert!(until(Duration::from_secs(30), || s.mock.stats().requests >= 500).await);
+    wait_until_async(
+        "500 requests reached the mock",
+        Duration::from_secs(30),
+        async || s.mock.stats().requests >= 500,
+    )
+    .await;
     s.mock.inject(Fault::BlackHole);
     // Once every answer is in the results file (flushed within a second),
     // the process dies without a chance to write anything more.
     let answered = || s.mock.accepted().len() as u64;
-    assert!(
-        until(Duration::from_secs(10), || s.mock.stats().black_holed > 0
-            && complete_lines(&results) == answered())
-        .await,
-        "{} result lines for {} answers",
-        complete_lines(&results),
-        answered()
-    );
+    wait_until_async(
+        "a request is in the black hole and every answer has its result line",
+        Duration::from_secs(10),
+        async || s.mock.stats().black_holed > 0 && complete_lines(&results) == answered(),
+    )
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
     let first_run = s.mock.accepted().len() as u64;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::redis::{self as rs, Redis};
 use crate::support::soak::{self, Counts, Proc, Relay, Setup, Shared, TOKEN};
-use crate::support::{apns, new_key_pem, temp_dir, write_file, BUNDLE, KEY_ID, TEAM_ID};
+use crate::support::{apns_with_key, new_key_pem, temp_dir, write_file, At, KEY_ID};
 
 /// The silent and slowloris attackers' addresses (the good clients' and
 /// the other hostile ones' are in `support::soak`), so that a per-address
@@ -79,6 +79,7 @@ struct Phase {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn serve_and_two_workers_hold_through_cycling_faults() {
     let asked: f64 = std::env::var("APNS_SOAK_SECS")
         .ok()
@@ -99,10 +100,7 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
         .collect();
     let run_secs = n_phases as f64 * phase_len;
 
-    let Some(mut redis) = Redis::start("serve_and_two_workers_hold_through_cycling_faults", true)
-    else {
-        return;
-    };
+    let mut redis = Redis::start(true);
     let dir = temp_dir();
     let key_path = write_file(
         dir.path(),
@@ -154,16 +152,14 @@ async fn serve_and_two_workers_hold_through_cycling_faults() {
     let relay = Relay::start(normal_addr).await;
     setup.endpoint = format!("https://127.0.0.1:{}", relay.port);
 
-    let mut cmd = apns();
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--redis", &redis.url()])
-        .arg("--api-token-file")
+    let url = redis.url();
+    let mut cmd = apns_with_key(
+        &["serve", "--listen", "127.0.0.1:0", "--redis", &url],
+        &At::new(&setup.endpoint, &setup.bundle),
+        &setup.key_path,
+    );
+    cmd.arg("--api-token-file")
         .arg(&tokens_file)
-        .arg("--key-file")
-        .arg(&setup.key_path)
-        .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
-        .args(["--endpoint", &setup.endpoint])
-        .arg("--ca-file")
-        .arg(&setup.bundle)
         .args(["--max-connections", &MAX_CONNECTIONS.to_string()])
         .args(["--max-body", "64KiB", "--shutdown-grace", "5"]);
     let serve = Arc::new(Proc::spawn("serve", cmd, true, true));

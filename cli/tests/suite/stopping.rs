@@ -158,7 +158,12 @@ async fn first_ctrl_c_says_so_at_once_and_after_the_second_nothing_goes_on_the_w
         all + &pending
     });
     // Requests are on the wire (and stuck in the black hole).
-    assert!(until(Duration::from_secs(20), || s.mock.stats().black_holed >= 1).await);
+    wait_until_async(
+        "a request is in the black hole",
+        Duration::from_secs(20),
+        async || s.mock.stats().black_holed >= 1,
+    )
+    .await;
     interrupt(pid);
     let said = tokio::time::timeout(Duration::from_secs(3), async {
         while let Some(line) = lines.recv().await {

@@ -15,24 +15,16 @@ use apns_provider::worker::{App, Job, JobResult, Worker};
 use crate::support::bulk::token;
 use crate::support::redis::{self as rs, accepted_by_token, one_result_each, setup, stop};
 use crate::support::redis::{Redis, Setup, WorkerProcess};
-use crate::support::{apns, new_key_pem, run, stderr, stdout, temp_dir, write_file};
-use crate::support::{BUNDLE, TEAM_ID};
-
-/// Lists the requirement in every run: `cargo test` shows it among the
-/// ignored tests. The worker tests run when `redis-server` is installed,
-/// say loudly that they did not where it is not, and fail under CI.
-#[test]
-#[ignore = "the worker tests need redis-server (apt-get install redis-server); without it they print NOT RUN"]
-fn worker_tests_need_redis_server() {
-    assert!(rs::available(), "redis-server is not installed");
-}
+use crate::support::{
+    apns, new_key_pem, run, stderr, stdout, temp_dir, wait_until_async, write_file,
+};
+use crate::support::{apns_against, program, At, Prerequisite, BUNDLE, TEAM_ID};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn three_workers_share_20000_jobs_and_each_gets_exactly_one_result() {
     const N: u64 = 20_000;
-    let Some(s) = setup("three_workers_share_20000_jobs", false, |m| m).await else {
-        return;
-    };
+    let s = setup(false, |m| m).await;
     let enqueued = s.enqueue(N, &["--topic", BUNDLE]).await;
     assert!(enqueued["first_id"].is_string() && enqueued["last_id"].is_string());
     let workers: Vec<WorkerProcess> = ["w1", "w2", "w3"]
@@ -65,14 +57,14 @@ async fn three_workers_share_20000_jobs_and_each_gets_exactly_one_result() {
 
 /// Two workers; one is killed (SIGKILL) while it has jobs in flight; the
 /// other claims them.
-async fn kill_one_worker_midway(delivery: &str) -> Option<(Setup, Vec<JobResult>, usize)> {
+async fn kill_one_worker_midway(delivery: &str) -> (Setup, Vec<JobResult>, usize) {
     const N: u64 = 6_000;
-    let s = setup(&format!("sigkill_midway_{delivery}"), false, |m| {
+    let s = setup(false, |m| {
         m.keep(2 * N as usize).fault(Fault::Latency {
             delay: Duration::from_millis(20),
         })
     })
-    .await?;
+    .await;
     s.enqueue(N, &["--topic", BUNDLE]).await;
     let args = ["--concurrency", "200", "--delivery", delivery];
     let victim = s.worker("victim", &args);
@@ -95,14 +87,13 @@ async fn kill_one_worker_midway(delivery: &str) -> Option<(Setup, Vec<JobResult>
         0,
         "the victim's jobs were claimed"
     );
-    Some((s, results, held))
+    (s, results, held)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn a_killed_worker_loses_nothing_at_least_once() {
-    let Some((s, results, held)) = kill_one_worker_midway("at-least-once").await else {
-        return;
-    };
+    let (s, results, held) = kill_one_worker_midway("at-least-once").await;
     let accepted = accepted_by_token(&s.mock);
     for r in &results {
         assert_eq!(r.status, Some(200), "{r:?}");
@@ -116,10 +107,9 @@ async fn a_killed_worker_loses_nothing_at_least_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn a_killed_worker_sends_nothing_twice_at_most_once() {
-    let Some((s, results, held)) = kill_one_worker_midway("at-most-once").await else {
-        return;
-    };
+    let (s, results, held) = kill_one_worker_midway("at-most-once").await;
     let accepted = accepted_by_token(&s.mock);
     assert!(
         accepted.values().all(|n| *n == 1),
@@ -145,17 +135,15 @@ async fn a_killed_worker_sends_nothing_twice_at_most_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn a_redis_restart_midway_loses_no_job() {
     const N: u64 = 6_000;
-    let Some(mut s) = setup("redis_restart_midway", true, |m| {
+    let mut s = setup(true, |m| {
         m.keep(2 * N as usize).fault(Fault::Latency {
             delay: Duration::from_millis(10),
         })
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     s.enqueue(N, &["--topic", BUNDLE]).await;
     let args = ["--concurrency", "200"];
     let workers = [s.worker("r1", &args), s.worker("r2", &args)];
@@ -181,10 +169,9 @@ async fn a_redis_restart_midway_loses_no_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn poison_jobs_end_in_the_dead_letter() {
-    let Some(s) = setup("poison_jobs", false, |m| m).await else {
-        return;
-    };
+    let s = setup(false, |m| m).await;
     let mut c = s.redis.conn().await;
     let good = |i: u64| -> Vec<(String, String)> {
         vec![
@@ -313,10 +300,9 @@ async fn poison_jobs_end_in_the_dead_letter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn two_apps_with_their_own_keys_share_one_stream_and_one_worker() {
-    let Some(redis) = Redis::start("two_apps", false) else {
-        return;
-    };
+    let redis = Redis::start(false);
     let dir = temp_dir();
     let (pem_a, pem_b) = (new_key_pem(), new_key_pem());
     let path_a = write_file(dir.path(), "a.p8", pem_a.as_bytes());
@@ -389,14 +375,14 @@ async fn two_apps_with_their_own_keys_share_one_stream_and_one_worker() {
         .await
         .unwrap();
 
-    let mut cmd = apns();
+    let url = redis.url();
+    let mut cmd = apns_against(
+        &["worker", "--redis", &url, "--consumer", "multi"],
+        &At::new(mock.endpoint(), &ca),
+    );
     cmd.env("APNS_CONFIG", &config)
         .env("XDG_DATA_HOME", dir.path().join("data"))
-        .env_remove("APNS_PROFILE")
-        .args(["worker", "--redis", &redis.url(), "--consumer", "multi"])
-        .args(["--endpoint", &mock.endpoint().to_string()])
-        .arg("--ca-file")
-        .arg(&ca);
+        .env_remove("APNS_PROFILE");
     let worker = WorkerProcess::spawn(cmd, "multi");
     rs::wait_for_len(&redis, "apns:results", 201, Duration::from_secs(60)).await;
     stop(worker).await;
@@ -425,17 +411,15 @@ async fn two_apps_with_their_own_keys_share_one_stream_and_one_worker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn sigterm_finishes_in_flight_jobs_and_a_second_signal_abandons_them() {
     const N: u64 = 3_000;
-    let Some(s) = setup("stopping_workers", false, |m| {
+    let s = setup(false, |m| {
         m.fault(Fault::Latency {
             delay: Duration::from_millis(200),
         })
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     s.enqueue(N, &["--topic", BUNDLE]).await;
     let mut c = s.redis.conn().await;
 
@@ -456,15 +440,19 @@ async fn sigterm_finishes_in_flight_jobs_and_a_second_signal_abandons_them() {
     // Two: the jobs in flight are abandoned at once and stay pending.
     s.mock.inject(Fault::BlackHole);
     let abandoning = s.worker("abandoning", &["--concurrency", "50"]);
-    let started = std::time::Instant::now();
-    while rs::pending_with(&mut c, "abandoning").await.len() < 50 {
-        assert!(started.elapsed() < Duration::from_secs(30), "it took jobs");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_async(
+        "the worker holds 50 jobs pending",
+        Duration::from_secs(30),
+        async || rs::pending_with(&mut c, "abandoning").await.len() >= 50,
+    )
+    .await;
     abandoning.signal("TERM");
-    while !abandoning.stderr().contains("stopping: no new jobs") {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_async(
+        "the worker says it takes no new jobs",
+        Duration::from_secs(30),
+        async || abandoning.stderr().contains("stopping: no new jobs"),
+    )
+    .await;
     abandoning.signal("TERM");
     let (code, err) = abandoning.wait(Duration::from_secs(10)).await;
     assert_eq!(code, Some(130), "{err}");
@@ -474,10 +462,9 @@ async fn sigterm_finishes_in_flight_jobs_and_a_second_signal_abandons_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn a_worker_embedded_in_rust_code() {
-    let Some(s) = setup("embedded_worker", false, |m| m).await else {
-        return;
-    };
+    let s = setup(false, |m| m).await;
     let mut c = s.redis.conn().await;
     let mut pipe = ::redis::pipe();
     for i in 1..=500u64 {
@@ -526,17 +513,15 @@ async fn a_worker_embedded_in_rust_code() {
 /// time shorter than a send): every job still gets exactly one result, and
 /// at-most-once never sends one twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn workers_claiming_each_others_jobs_still_write_one_result_each() {
     const N: u64 = 1_000;
-    let Some(s) = setup("claim_races", false, |m| {
+    let s = setup(false, |m| {
         m.fault(Fault::Latency {
             delay: Duration::from_millis(300),
         })
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     s.enqueue(N, &["--topic", BUNDLE]).await;
     let args = [
         "--concurrency",
@@ -577,10 +562,9 @@ async fn workers_claiming_each_others_jobs_still_write_one_result_each() {
 /// address only. A refused password stops the worker (exit 2): waiting
 /// cannot fix it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn a_password_in_the_redis_url_is_never_printed() {
-    let Some(redis) = Redis::start("redis_url_password", false) else {
-        return;
-    };
+    let redis = Redis::start(false);
     // This Redis has no password: AUTH with one is refused.
     let url = format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port);
     let address = format!("127.0.0.1:{}", redis.port);
@@ -625,10 +609,9 @@ async fn a_password_in_the_redis_url_is_never_printed() {
 /// `apns enqueue` writes one versioned job per valid line, with the flags'
 /// fields and each JSON line's own; invalid lines are named and left out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn enqueue_writes_one_versioned_job_per_valid_line() {
-    let Some(redis) = Redis::start("enqueue_lines", false) else {
-        return;
-    };
+    let redis = Redis::start(false);
     let dir = temp_dir();
     let lines = format!(
         "{}\nnot-a-token\n{{\"device_token\":\"{}\",\"priority\":5,\"push_type\":\"background\",\"payload\":{{\"aps\":{{\"content-available\":1}}}}}}\n{{\"device_token\":\"{}\",\"colour\":\"red\"}}\n",
@@ -710,10 +693,10 @@ async fn enqueue_writes_one_versioned_job_per_valid_line() {
 
 /// `apns enqueue` draws a progress bar on a terminal, and none in a pipe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
+#[cfg_attr(missing_script, ignore = "needs script(1): apt install util-linux")]
 async fn enqueue_shows_progress_on_a_terminal_only() {
-    let Some(redis) = Redis::start("enqueue_progress", false) else {
-        return;
-    };
+    let redis = Redis::start(false);
     let dir = temp_dir();
     let text: String = (1..=3000u64).map(|i| token(i) + "\n").collect();
     let file = write_file(dir.path(), "tokens.txt", text.as_bytes());
@@ -724,8 +707,7 @@ async fn enqueue_shows_progress_on_a_terminal_only() {
         file.display()
     );
     // Under a pseudo-terminal (script(1) allocates one).
-    let mut tty = std::process::Command::new("script");
-    crate::support::hermetic(&mut tty);
+    let mut tty = program(Prerequisite::Script);
     tty.args(["-qefc", &cmdline, "/dev/null"]);
     let out = run(tty).await;
     let screen = stdout(&out);
@@ -746,16 +728,11 @@ async fn enqueue_shows_progress_on_a_terminal_only() {
 /// `apns worker --metrics-listen`: outcomes per app, the worker's
 /// connection, and the queue's depth, scraped over a real socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn a_worker_serves_metrics_of_its_jobs_and_its_queue() {
     use crate::support::web::{self, sample, ACCEPTED};
     const N: u64 = 500;
-    let Some(s) = setup("worker_metrics", false, |m| {
-        m.unregistered(&token(7), 1_700_000_000_000)
-    })
-    .await
-    else {
-        return;
-    };
+    let s = setup(false, |m| m.unregistered(&token(7), 1_700_000_000_000)).await;
     s.enqueue(N, &["--topic", BUNDLE]).await;
     let w = s.worker("m1", &["--metrics-listen", "127.0.0.1:0"]);
     rs::wait_for_len(&s.redis, "apns:results", N, Duration::from_secs(60)).await;
@@ -768,15 +745,17 @@ async fn a_worker_serves_metrics_of_its_jobs_and_its_queue() {
         .to_string();
     // The queue gauge follows the group's state (read every second or so).
     let mut text = String::new();
-    for _ in 0..100 {
-        let a = web::request(&base, "GET", "/metrics", None, b"").await;
-        assert_eq!(a.status, 200, "{}", a.text());
-        text = a.text();
-        if sample(&text, "apns_queue_pending") == Some(0.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_async(
+        "the apns_queue_pending gauge reads 0",
+        Duration::from_secs(30),
+        async || {
+            let a = web::request(&base, "GET", "/metrics", None, b"").await;
+            assert_eq!(a.status, 200, "{}", a.text());
+            text = a.text();
+            sample(&text, "apns_queue_pending") == Some(0.0)
+        },
+    )
+    .await;
     stop(w).await;
     assert_eq!(sample(&text, "apns_queue_pending"), Some(0.0), "{text}");
     assert_eq!(sample(&text, ACCEPTED), Some((N - 1) as f64), "{text}");
@@ -800,12 +779,11 @@ async fn a_worker_serves_metrics_of_its_jobs_and_its_queue() {
 /// `--proxy` takes the worker's connections through a CONNECT tunnel, as it
 /// does for `apns send`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn a_worker_reaches_apns_through_the_proxy() {
     use crate::support::proxy::{self, Mode};
     const N: u64 = 200;
-    let Some(s) = setup("a_worker_reaches_apns_through_the_proxy", false, |m| m).await else {
-        return;
-    };
+    let s = setup(false, |m| m).await;
     let open = proxy::start(Mode::Open).await;
     s.enqueue(N, &["--topic", BUNDLE]).await;
     let w = s.worker("w1", &["--proxy", &open.url(None)]);
@@ -826,10 +804,9 @@ async fn a_worker_reaches_apns_through_the_proxy() {
 /// A proxy that cannot be reached: the worker says so on stderr (without
 /// the proxy's password) while the jobs stay pending, not only in counters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn a_worker_says_why_its_sends_fail() {
-    let Some(s) = setup("a_worker_says_why_its_sends_fail", false, |m| m).await else {
-        return;
-    };
+    let s = setup(false, |m| m).await;
     s.enqueue(3, &["--topic", BUNDLE]).await;
     // Nothing listens on a port just released.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -838,13 +815,15 @@ async fn a_worker_says_why_its_sends_fail() {
     let proxy = format!("http://bob:pw-secret@127.0.0.1:{port}");
     let w = s.worker("w1", &["--proxy", &proxy, "--timeout", "2"]);
     let mut said = String::new();
-    for _ in 0..100 {
-        said = w.stderr();
-        if said.contains("sends are failing") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_async(
+        "the worker says sends are failing",
+        Duration::from_secs(30),
+        async || {
+            said = w.stderr();
+            said.contains("sends are failing")
+        },
+    )
+    .await;
     let all = stop(w).await;
     assert!(said.contains("sends are failing"), "{all}");
     assert!(said.contains("cannot reach the proxy"), "{all}");

@@ -2,8 +2,6 @@
 //! key file and its CA, the command line pointed at them, and readers for
 //! result lines and the summary.
 
-use std::time::{Duration, Instant};
-
 use super::*;
 
 /// A mock for `apns send` to talk to, with the key and CA files it needs.
@@ -40,21 +38,7 @@ pub async fn setup_with(
 
 /// `apns send` with the key, team, topic, endpoint and CA of `s`.
 pub fn send(s: &Setup) -> std::process::Command {
-    let mut cmd = apns();
-    cmd.arg("send")
-        .arg("--key-file")
-        .arg(&s.key_path)
-        .args([
-            "--team-id",
-            TEAM_ID,
-            "--topic",
-            BUNDLE,
-            "--endpoint",
-            &s.mock.endpoint().to_string(),
-        ])
-        .arg("--ca-file")
-        .arg(&s.ca_path);
-    cmd
+    send_cmd(s, &s.key_path)
 }
 
 /// Every line of a JSON lines file, parsed.
@@ -74,18 +58,6 @@ pub fn summary(stderr_text: &str) -> serde_json::Value {
         .find(|l| l.starts_with("{\"summary\""))
         .expect("a summary line");
     serde_json::from_str::<serde_json::Value>(line).unwrap()["summary"].clone()
-}
-
-/// Waits until `cond` holds, checking every 20 ms, for at most `limit`.
-pub async fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
 }
 
 /// Kills the process `pid` if the test fails while it runs.

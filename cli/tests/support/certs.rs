@@ -4,7 +4,6 @@
 //! separate certificate and key files (PKCS#8, PKCS#1, SEC1).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -95,7 +94,7 @@ impl Default for Spec<'_> {
 
 /// Runs openssl, failing the test with its stderr if it fails.
 pub fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
+    let out = super::program(super::Prerequisite::Openssl)
         .args(args)
         .output()
         .expect("openssl is installed");

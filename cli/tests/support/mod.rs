@@ -4,6 +4,7 @@
 
 pub mod bulk;
 pub mod certs;
+pub mod prerequisites;
 pub mod proxy;
 pub mod raw;
 pub mod redis;
@@ -14,42 +15,55 @@ pub mod web;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use apns_provider::clock::Clock;
 use apns_provider::mock::{MockServer, MockServerBuilder, TrustedKey};
 use apns_provider::{Client, ClientBuilder, SigningKey};
+
+pub use prerequisites::{program, require, Prerequisite};
 
 pub const KEY_ID: &str = "ABCDE12345";
 pub const TEAM_ID: &str = "TEAM123456";
 pub const BUNDLE: &str = "com.example.app";
 pub const DEVICE: &str = "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
 
-/// Whether a test's prerequisite (a program, a service) is here. When it is
-/// missing: under `CI=true` the test fails; elsewhere it says loudly that it
-/// did not run. Every such test has an `#[ignore]`d strict twin (named
-/// `..._strict`) that fails when the prerequisite is missing, so a run
-/// always lists those as ignored, and `cargo test -- --ignored` runs them.
-pub fn prerequisite(what: &str, how: &str, available: bool) -> bool {
-    if available {
-        return true;
+/// How often [`wait_until`] and [`wait_until_async`] look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `condition` until it holds; panics naming `what` and the time
+/// waited when it still does not after `within` (a bound against hanging,
+/// not a timed assertion: make it generous). Blocks the thread: async
+/// tests use [`wait_until_async`].
+#[track_caller]
+pub fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        let waited = start.elapsed();
+        assert!(
+            waited < within,
+            "timed out after {waited:.1?} (of {within:?}) waiting until {what}"
+        );
+        std::thread::sleep(POLL);
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} is missing, and CI=true: {how}");
-    }
-    eprintln!(
-        "\n*** NOT RUN: {what} is missing ({how}); its strict twin runs with `cargo test -- --ignored` ***\n"
-    );
-    false
 }
 
-/// Whether a Python module imports (quietly: no traceback in the output).
-pub fn python_has(modules: &str) -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// [`wait_until`] for async tests: sleeps on the runtime rather than
+/// blocking one of its threads, and `condition` may await (`async || ...`).
+pub async fn wait_until_async(
+    what: &str,
+    within: Duration,
+    mut condition: impl AsyncFnMut() -> bool,
+) {
+    let start = Instant::now();
+    while !condition().await {
+        let waited = start.elapsed();
+        assert!(
+            waited < within,
+            "timed out after {waited:.1?} (of {within:?}) waiting until {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// A fresh P-256 key in Apple's `.p8` form.
@@ -124,6 +138,95 @@ pub fn apns() -> Command {
         .env_remove("APNS_API_TOKEN");
     hermetic(&mut cmd);
     cmd
+}
+
+/// A mock a test's `apns` talks to: the `--endpoint` to name and the
+/// `--ca-file` that trusts it.
+pub trait Target {
+    fn endpoint_arg(&self) -> String;
+    fn ca_file_arg(&self) -> &Path;
+}
+
+/// Any endpoint and CA file (an `apns serve` in front of a relay, a mock
+/// addressed by Apple's host name with `--resolve`).
+pub struct At<'a> {
+    pub endpoint: String,
+    pub ca_file: &'a Path,
+}
+
+impl<'a> At<'a> {
+    pub fn new(endpoint: impl std::fmt::Display, ca_file: &'a Path) -> Self {
+        At {
+            endpoint: endpoint.to_string(),
+            ca_file,
+        }
+    }
+}
+
+impl Target for At<'_> {
+    fn endpoint_arg(&self) -> String {
+        self.endpoint.clone()
+    }
+    fn ca_file_arg(&self) -> &Path {
+        self.ca_file
+    }
+}
+
+impl Target for MockProcess {
+    fn endpoint_arg(&self) -> String {
+        self.endpoint.clone()
+    }
+    fn ca_file_arg(&self) -> &Path {
+        Path::new(&self.ca_file)
+    }
+}
+
+impl Target for bulk::Setup {
+    fn endpoint_arg(&self) -> String {
+        self.mock.endpoint().to_string()
+    }
+    fn ca_file_arg(&self) -> &Path {
+        &self.ca_path
+    }
+}
+
+impl Target for redis::Setup {
+    fn endpoint_arg(&self) -> String {
+        self.mock.endpoint().to_string()
+    }
+    fn ca_file_arg(&self) -> &Path {
+        &self.ca_path
+    }
+}
+
+/// `apns WORDS --endpoint E --ca-file C`, pointed at `target` (for
+/// certificate auth, a stored key or a profile: add the credentials).
+pub fn apns_against(words: &[&str], target: &impl Target) -> Command {
+    let mut cmd = apns();
+    cmd.args(words)
+        .arg("--endpoint")
+        .arg(target.endpoint_arg())
+        .arg("--ca-file")
+        .arg(target.ca_file_arg());
+    cmd
+}
+
+/// `apns WORDS --key-file KEY --team-id TEAM_ID --topic BUNDLE --endpoint E
+/// --ca-file C`: `send`, `worker`, `serve` or `doctor` with token auth
+/// against `target`.
+pub fn apns_with_key(words: &[&str], target: &impl Target, key_file: &Path) -> Command {
+    let mut cmd = apns_against(words, target);
+    cmd.arg("--key-file")
+        .arg(key_file)
+        .args(["--team-id", TEAM_ID, "--topic", BUNDLE]);
+    cmd
+}
+
+/// `apns send --key-file KEY --team-id TEAM_ID --topic BUNDLE --endpoint E
+/// --ca-file C`, the command line most tests start from (hermetic, as
+/// [`apns`] is): add the notification and the device tokens.
+pub fn send_cmd(target: &impl Target, key_file: &Path) -> Command {
+    apns_with_key(&["send"], target, key_file)
 }
 
 /// The proxy variables of the caller's environment (a corporate laptop's

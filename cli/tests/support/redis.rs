@@ -4,14 +4,11 @@
 //! share: reading streams, `apns worker` processes, and a setup of Redis,
 //! mock, key and CA.
 //!
-//! Where `redis-server` is not installed the tests cannot run: under
-//! `CI=true` that is a failure; elsewhere each test says so on the
-//! terminal (past the test harness's capture) and returns, and the
-//! `#[ignore]`d `worker_tests_need_redis_server` lists the requirement in
-//! every run's ignored tests.
+//! Where `redis-server` is not installed these tests are ignored (see
+//! [`super::prerequisites`]); under `CI=true` they fail.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -19,16 +16,9 @@ use apns_provider::mock::{MockServer, MockServerBuilder};
 use apns_provider::worker::JobResult;
 
 use super::bulk::token;
+use super::KEY_ID;
 use super::{apns, mock_for, new_key_pem, run, stderr, stdout, temp_dir, write_file};
-use super::{BUNDLE, KEY_ID, TEAM_ID};
-
-/// Whether `redis-server` can be run.
-pub fn available() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use super::{wait_until, wait_until_async};
 
 /// A running Redis, with its data directory.
 pub struct Redis {
@@ -41,42 +31,30 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Starts a Redis for `test`; `appendonly` makes it keep its data
-    /// across restarts. `None` when `redis-server` is missing outside CI
-    /// (said loudly); a panic under CI.
-    pub fn start(test: &str, appendonly: bool) -> Option<Redis> {
-        Redis::start_with(test, appendonly, &[])
+    /// Starts a Redis; `appendonly` makes it keep its data across
+    /// restarts. Fails the test when `redis-server` is missing.
+    pub fn start(appendonly: bool) -> Redis {
+        Redis::start_with(appendonly, &[])
     }
 
     /// [`start`](Redis::start) with more `redis-server` arguments, such as
     /// `--requirepass PW`.
-    pub fn start_with(test: &str, appendonly: bool, extra: &[&str]) -> Option<Redis> {
+    pub fn start_with(appendonly: bool, extra: &[&str]) -> Redis {
         let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
-        if !available() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must install redis-server (Debian package redis-server; .ci/run does)"
-            );
-            // Written to the terminal itself: the harness captures eprintln!.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** NOT RUN: {test}: redis-server is not installed (apt-get install redis-server) ***\n"
-            );
-            return None;
-        }
+        super::require(super::Prerequisite::Redis);
         let dir = tempfile::tempdir().expect("temp dir");
         // A random port, tried for real: another one if it is taken.
         for attempt in 0..50u32 {
             let port = 20_000 + (uuid::Uuid::new_v4().as_u128() % 40_000) as u16;
             match spawn(dir.path(), port, appendonly, &extra) {
                 Ok(child) => {
-                    return Some(Redis {
+                    return Redis {
                         child: Some(child),
                         port,
                         dir,
                         appendonly,
                         extra,
-                    })
+                    }
                 }
                 Err(log) if log.contains("in use") && attempt < 49 => continue,
                 Err(log) => panic!("redis-server did not start: {log}"),
@@ -117,19 +95,17 @@ impl Redis {
         assert!(self.child.is_none(), "stop it first");
         // The port was just freed; the restart retries a moment if the
         // kernel has not released it yet.
-        for _ in 0..50 {
+        let what = format!("redis-server starts again on port {}", self.port);
+        wait_until(&what, Duration::from_secs(10), || {
             match spawn(self.dir.path(), self.port, self.appendonly, &self.extra) {
                 Ok(child) => {
                     self.child = Some(child);
-                    return;
+                    true
                 }
-                Err(log) if log.contains("in use") => {
-                    std::thread::sleep(Duration::from_millis(100))
-                }
+                Err(log) if log.contains("in use") => false,
                 Err(log) => panic!("redis-server did not start again: {log}"),
             }
-        }
-        panic!("port {} stayed in use", self.port);
+        });
     }
 }
 
@@ -246,38 +222,27 @@ pub async fn pending_with(
     rows.into_iter().map(|r| r.0).collect()
 }
 
-/// Waits until `stream` holds at least `n` entries (checking every 50 ms),
-/// failing after `limit`. `c` is reopened after an error (Redis may be
-/// restarting).
+/// Waits until `stream` holds at least `n` entries, failing after `limit`.
+/// The connection is reopened after an error (Redis may be restarting).
 pub async fn wait_for_len(redis: &Redis, stream: &str, n: u64, limit: Duration) {
-    let deadline = std::time::Instant::now() + limit;
-    let mut last = 0;
-    loop {
-        if let Ok(client) = redis::Client::open(redis.url()) {
-            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
-                while let Ok(len) = redis::cmd("XLEN")
-                    .arg(stream)
-                    .query_async::<u64>(&mut c)
-                    .await
-                {
-                    last = len;
-                    if len >= n {
-                        return;
-                    }
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "{stream} holds {len} entries, not {n}, after {limit:?}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+    let mut conn = None;
+    wait_until_async(&format!("{stream} holds {n} entries"), limit, async || {
+        if conn.is_none() {
+            if let Ok(client) = redis::Client::open(redis.url()) {
+                conn = client.get_multiplexed_async_connection().await.ok();
             }
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{stream} holds {last} entries, not {n}, after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let Some(c) = conn.as_mut() else { return false };
+        match redis::cmd("XLEN").arg(stream).query_async::<u64>(c).await {
+            Ok(len) => len >= n,
+            Err(_) => {
+                // Reopened next time: Redis may be restarting.
+                conn = None;
+                false
+            }
+        }
+    })
+    .await;
 }
 
 /// An `apns worker` process, its stderr collected as it goes.
@@ -381,12 +346,12 @@ pub struct Setup {
     pub ca_path: std::path::PathBuf,
 }
 
+/// Fails the test when `redis-server` is missing.
 pub async fn setup(
-    test: &str,
     appendonly: bool,
     tweak: impl FnOnce(MockServerBuilder) -> MockServerBuilder,
-) -> Option<Setup> {
-    let redis = Redis::start(test, appendonly)?;
+) -> Setup {
+    let redis = Redis::start(appendonly);
     let dir = temp_dir();
     let pem = new_key_pem();
     let key_path = write_file(dir.path(), &format!("AuthKey_{KEY_ID}.p8"), pem.as_bytes());
@@ -394,28 +359,22 @@ pub async fn setup(
     let mock = tweak(mock_for(&key)).start().await.unwrap();
     let ca_path = dir.path().join("ca.pem");
     mock.write_ca_file(&ca_path).unwrap();
-    Some(Setup {
+    Setup {
         redis,
         mock,
         dir,
         key_path,
         ca_path,
-    })
+    }
 }
 
 impl Setup {
     /// `apns worker` with the key, topic, mock and a short claim time.
     pub fn worker(&self, name: &str, extra: &[&str]) -> WorkerProcess {
-        let mut cmd = apns();
-        cmd.args(["worker", "--redis", &self.redis.url(), "--consumer", name])
-            .arg("--key-file")
-            .arg(&self.key_path)
-            .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
-            .args(["--endpoint", &self.mock.endpoint().to_string()])
-            .arg("--ca-file")
-            .arg(&self.ca_path)
-            .args(["--stats-interval", "1s"])
-            .args(extra);
+        let url = self.redis.url();
+        let words = ["worker", "--redis", &url, "--consumer", name];
+        let mut cmd = super::apns_with_key(&words, self, &self.key_path);
+        cmd.args(["--stats-interval", "1s"]).args(extra);
         if !extra.contains(&"--claim-idle") {
             cmd.args(["--claim-idle", "2s"]);
         }

@@ -121,12 +121,3 @@ pub fn accepted_ids(outcomes: &[Outcome]) -> HashSet<String> {
 pub fn mock_ids(mock: &MockServer) -> Vec<String> {
     mock.accepted().into_iter().map(|a| a.apns_id).collect()
 }
-
-/// Polls `cond` every 10 ms until it holds, or fails after `within`.
-pub async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < within, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}

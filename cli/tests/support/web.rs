@@ -271,18 +271,8 @@ pub fn serve_cmd_with(
     tokens: &std::path::Path,
     extra: &[&str],
 ) -> Command {
-    let mut cmd = apns();
-    cmd.arg("serve")
-        .args(["--listen", listen])
-        .arg("--api-token-file")
-        .arg(tokens)
-        .arg("--key-file")
-        .arg(&s.key_path)
-        .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
-        .args(["--endpoint", &s.mock.endpoint().to_string()])
-        .arg("--ca-file")
-        .arg(&s.ca_path)
-        .args(extra);
+    let mut cmd = apns_with_key(&["serve", "--listen", listen], s, &s.key_path);
+    cmd.arg("--api-token-file").arg(tokens).args(extra);
     cmd
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{apns, BUNDLE, KEY_ID, TEAM_ID};
+use crate::support::{apns, apns_with_key, At, KEY_ID, TEAM_ID};
 
 /// How much of a process's stderr is kept (its tail).
 const TAIL: usize = 32 * 1024;
@@ -218,15 +218,10 @@ impl Setup {
     }
 
     pub fn worker(&self, name: &str) -> Arc<Proc> {
-        let mut cmd = apns();
-        cmd.args(["worker", "--redis", &self.redis_url, "--consumer", name])
-            .arg("--key-file")
-            .arg(&self.key_path)
-            .args(["--team-id", TEAM_ID, "--topic", BUNDLE])
-            .args(["--endpoint", &self.endpoint])
-            .arg("--ca-file")
-            .arg(&self.bundle)
-            .args(["--timeout", "10", "--claim-idle", "15s"])
+        let words = ["worker", "--redis", &self.redis_url, "--consumer", name];
+        let at = At::new(&self.endpoint, &self.bundle);
+        let mut cmd = apns_with_key(&words, &at, &self.key_path);
+        cmd.args(["--timeout", "10", "--claim-idle", "15s"])
             .args(["--max-deliveries", "50", "--concurrency", "200"])
             .args(["--stats-interval", "5s"]);
         Arc::new(Proc::spawn(name, cmd, false, true))

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::bulk::token;
 use crate::support::redis::{self as rs, setup, stop};
-use crate::support::BUNDLE;
+use crate::support::{wait_until_async, BUNDLE};
 
 /// The worker's peak RSS so far (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> Option<u64> {
@@ -50,11 +50,10 @@ fn sha1_hex(data: &[u8]) -> String {
 /// placeholders hold the length and SHA-1, nothing stays pending, and the
 /// worker's peak RSS stays far below one entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn oversized_entries_are_dead_lettered_as_placeholders_and_never_held() {
     const BIG: usize = 32 * 1024 * 1024;
-    let Some(s) = setup("oversized_entries", false, |m| m).await else {
-        return;
-    };
+    let s = setup(false, |m| m).await;
     let mut c = s.redis.conn().await;
     let _: () = ::redis::cmd("XGROUP")
         .arg(&["CREATE", "apns:jobs", "apns", "0", "MKSTREAM"])
@@ -100,17 +99,15 @@ async fn oversized_entries_are_dead_lettered_as_placeholders_and_never_held() {
     let worker = s.worker("big", &["--claim-idle", "500ms", "--concurrency", "64"]);
     let pid = worker.pid();
     let mut peak = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while rs::len(&mut c, "apns:results").await < 44 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "results: {}; {}",
-            rs::len(&mut c, "apns:results").await,
-            worker.stderr()
-        );
-        peak = peak.max(peak_rss(pid).unwrap_or(0));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_async(
+        "apns:results holds 44 results",
+        Duration::from_secs(90),
+        async || {
+            peak = peak.max(peak_rss(pid).unwrap_or(0));
+            rs::len(&mut c, "apns:results").await >= 44
+        },
+    )
+    .await;
     peak = peak.max(peak_rss(pid).unwrap_or(0));
     eprintln!("oversized entries: worker peak RSS {} KiB", peak / 1024);
     let err = stop(worker).await;
@@ -178,14 +175,9 @@ async fn exits(cmd: std::process::Command, name: &str) -> (Option<i32>, String) 
 /// exit 2 and Redis's own words (NOAUTH, WRONGPASS), never the password,
 /// never a protocol error or an outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn a_redis_wanting_a_password_is_a_configuration_error_at_start_up() {
-    let Some(redis) = rs::Redis::start_with(
-        "redis_requirepass",
-        false,
-        &["--requirepass", "the-right-pw-1"],
-    ) else {
-        return;
-    };
+    let redis = rs::Redis::start_with(false, &["--requirepass", "the-right-pw-1"]);
     let dir = crate::support::temp_dir();
     let key = crate::support::write_file(
         dir.path(),
@@ -258,10 +250,9 @@ async fn a_redis_wanting_a_password_is_a_configuration_error_at_start_up() {
 /// "invalid ..." prefix, exactly; payloads with a repeated JSON key, at
 /// the top or deeper, are refused like other invalid jobs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn bad_job_ids_are_escaped_duplicate_keys_refused_and_errors_said_once() {
-    let Some(s) = setup("bad_job_texts", false, |m| m).await else {
-        return;
-    };
+    let s = setup(false, |m| m).await;
     let mut c = s.redis.conn().await;
     let with = |i: u64, change: &dyn Fn(&mut JobFields)| {
         let mut f = good_job(i);
@@ -363,16 +354,14 @@ async fn pending_in(c: &mut ::redis::aio::MultiplexedConnection, stream: &str) -
 /// (a job tried again and again), its "left pending" is `XPENDING`, each
 /// job once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_redis, ignore = "needs redis-server: apt install redis-server")]
 async fn the_stop_summary_agrees_with_xpending_and_the_results_stream() {
-    let Some(s) = setup("exact_summary", false, |m| {
+    let s = setup(false, |m| {
         m.fault(apns_provider::mock::Fault::Latency {
             delay: Duration::from_millis(50),
         })
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     s.enqueue(2000, &["--topic", BUNDLE]).await;
     let mut c = s.redis.conn().await;
     let w = s.worker("mid", &["--concurrency", "50"]);
@@ -414,18 +403,21 @@ async fn the_stop_summary_agrees_with_xpending_and_the_results_stream() {
         "100",
     ];
     let w = s.worker("retrier", &args);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     // The progress line counts tries: wait for a third.
-    while !w.stderr().lines().any(|l| {
-        l.split("; ").any(|p| {
-            p.strip_prefix("retried ")
-                .and_then(|n| n.parse::<u64>().ok())
-                >= Some(3)
-        })
-    }) {
-        assert!(std::time::Instant::now() < deadline, "{}", w.stderr());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_async(
+        "the progress line counts a third try",
+        Duration::from_secs(60),
+        async || {
+            w.stderr().lines().any(|l| {
+                l.split("; ").any(|p| {
+                    p.strip_prefix("retried ")
+                        .and_then(|n| n.parse::<u64>().ok())
+                        >= Some(3)
+                })
+            })
+        },
+    )
+    .await;
     let err = stop(w).await;
     let pending = pending_in(&mut c, "failing:jobs").await;
     assert_eq!(pending, 1);

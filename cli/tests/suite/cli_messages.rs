@@ -1,6 +1,7 @@
-//! What a newcomer trips over (issue 11): help and completions that teach,
-//! one error up front instead of one per line, hints that name the right
-//! flag, warnings said once, no colour codes in pipes, nothing left behind.
+//! What the CLI tells its user: help and completions that teach, one error
+//! up front instead of one per line, hints that name the right flag,
+//! warnings said once, no colour codes in pipes, verbose logs without a
+//! secret, and nothing left behind.
 
 use crate::support::bulk::{send, setup_with, token, Setup};
 use crate::support::certs::{self, Spec};
@@ -156,6 +157,7 @@ async fn logs_carry_no_colour_codes_in_a_pipe() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn warnings_are_said_once_and_apns_id_reuse_is_flagged() {
     let s = setup().await;
     let mut cmd = send(&s);
@@ -191,20 +193,11 @@ async fn warnings_are_said_once_and_apns_id_reuse_is_flagged() {
         .unwrap();
     let ca_file = dir.path().join("mock-ca.pem");
     mock.write_ca_file(&ca_file).unwrap();
-    let mut cmd = apns();
-    cmd.args([
-        "send",
-        "--endpoint",
-        &mock.endpoint().to_string(),
-        "--alert",
-        "hi",
-    ])
-    .args(["--topic", "com.example.app"])
-    .arg("--ca-file")
-    .arg(&ca_file)
-    .arg("--cert")
-    .arg(&soon.combined_pem)
-    .arg(DEVICE);
+    let mut cmd = apns_against(&["send"], &At::new(mock.endpoint(), &ca_file));
+    cmd.args(["--alert", "hi", "--topic", "com.example.app"])
+        .arg("--cert")
+        .arg(&soon.combined_pem)
+        .arg(DEVICE);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
@@ -216,6 +209,7 @@ async fn warnings_are_said_once_and_apns_id_reuse_is_flagged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn missing_provider_token_after_a_certificate_says_the_server_did_not_ask() {
     // A mock that does not ask for client certificates: the certificate is
     // never sent, and the request carries no token.
@@ -223,21 +217,11 @@ async fn missing_provider_token_after_a_certificate_says_the_server_did_not_ask(
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
     let cert = certs::push_cert(dir.path(), &ca, Spec::default());
-    let mut cmd = apns();
-    cmd.args([
-        "send",
-        "--endpoint",
-        &s.mock.endpoint().to_string(),
-        "--topic",
-        "com.example.app",
-        "--alert",
-        "hi",
-    ])
-    .arg("--ca-file")
-    .arg(&s.ca_path)
-    .arg("--cert")
-    .arg(&cert.combined_pem)
-    .arg(DEVICE);
+    let mut cmd = apns_against(&["send"], &s);
+    cmd.args(["--topic", "com.example.app", "--alert", "hi"])
+        .arg("--cert")
+        .arg(&cert.combined_pem)
+        .arg(DEVICE);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let line = stdout(&out);
@@ -288,6 +272,7 @@ async fn demo_works_with_a_proxy_in_the_environment() {
 /// could not be reached"), which scripts retry. The endpoint is a closed
 /// port: any attempt to connect would be exit 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn certificate_refusals_before_sending_exit_2() {
     let dir = temp_dir();
     let ca = certs::ca(dir.path());
