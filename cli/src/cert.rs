@@ -44,7 +44,14 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
                     println!("subject      {}", info.subject);
                     println!("issuer       {}", info.issuer);
                     println!("bundle id    {}", info.bundle_id.as_deref().unwrap_or("-"));
-                    println!("topics       {}", info.allowed_topics().join(", "));
+                    let topics = info.allowed_topics();
+                    if topics.is_empty() {
+                        println!(
+                            "topics       none: APNs refuses every push sent with this certificate"
+                        );
+                    } else {
+                        println!("topics       {}", topics.join(", "));
+                    }
                     println!("environment  {:?}", info.environment);
                     println!(
                         "valid        {} to {}",

@@ -134,11 +134,48 @@ impl CertificateInfo {
         self.bundle_id.iter().cloned().collect()
     }
 
-    /// Whether `topic` is allowed (always true when the certificate names
-    /// no topic at all).
+    /// Whether `topic` is one the certificate allows. A certificate that
+    /// names no topic at all (no topics extension, no bundle id in its
+    /// subject UID) allows none: APNs ties a certificate to its topics
+    /// (`docs/apns-facts.md`, "Certificates").
     pub fn allows_topic(&self, topic: &str) -> bool {
-        let allowed = self.allowed_topics();
-        allowed.is_empty() || allowed.iter().any(|t| t == topic)
+        self.allowed_topics().iter().any(|t| t == topic)
+    }
+
+    /// What the certificate allows, for messages: "allows a, b", or why
+    /// it allows nothing.
+    pub(crate) fn allowed_words(&self) -> String {
+        match self.allowed_topics().as_slice() {
+            [] => "names no topic (no topics extension, no bundle id in its subject UID), so APNs refuses every push sent with it; is it an APNs push certificate?".into(),
+            topics => format!("allows {}", topics.join(", ")),
+        }
+    }
+
+    /// Whether the certificate can be used for `topic` (without one: for
+    /// its only topic), with an error that says what it allows.
+    pub(crate) fn check_topic(&self, topic: Option<&str>) -> Result<()> {
+        match topic {
+            Some(topic) if self.allows_topic(topic) => Ok(()),
+            None if self.default_topic().is_some() => Ok(()),
+            Some(topic) => Err(Error::invalid(
+                "topic",
+                format!(
+                    "{topic} is not allowed by the certificate, which {}",
+                    self.allowed_words()
+                ),
+            )),
+            None if self.allowed_topics().is_empty() => Err(Error::invalid(
+                "topic",
+                format!("the certificate {}", self.allowed_words()),
+            )),
+            None => Err(Error::invalid(
+                "topic",
+                format!(
+                    "required: the certificate allows several topics ({})",
+                    self.allowed_topics().join(", ")
+                ),
+            )),
+        }
     }
 
     /// The topic to use when none is given: the only topic the certificate
@@ -184,24 +221,7 @@ impl CertificateInfo {
                 ),
             ));
         }
-        match topic {
-            Some(topic) if !self.allows_topic(topic) => Err(Error::invalid(
-                "topic",
-                format!(
-                    "{topic} is not allowed by the certificate, which allows {}",
-                    self.allowed_topics().join(", ")
-                ),
-            )),
-            Some(_) => Ok(()),
-            None if self.default_topic().is_some() => Ok(()),
-            None => Err(Error::invalid(
-                "topic",
-                format!(
-                    "required: the certificate allows several topics ({})",
-                    self.allowed_topics().join(", ")
-                ),
-            )),
-        }
+        self.check_topic(topic)
     }
 
     /// Whether the certificate can be used at `now` against `env` (when the
@@ -610,6 +630,37 @@ mod tests {
         assert_eq!(
             info(NOW + 100 * DAY).check_usable(now(), None).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn a_certificate_naming_no_topic_allows_none() {
+        let none = CertificateInfo {
+            bundle_id: None,
+            ..info(NOW + 100 * DAY)
+        };
+        assert!(none.allowed_topics().is_empty());
+        assert!(!none.allows_topic("com.example.app"));
+        assert!(!none.allows_topic(""));
+        for topic in [Some("com.example.app"), None] {
+            let e = none.check_push(PushType::Alert, topic).unwrap_err();
+            assert!(
+                matches!(e, Error::InvalidField { field: "topic", .. }),
+                "{e}"
+            );
+            assert!(e.to_string().contains("names no topic"), "{e}");
+        }
+        // Its bundle id alone allows that topic, and it is the default.
+        let old_style = info(NOW + 100 * DAY);
+        assert!(old_style.allows_topic("com.example.app"));
+        assert!(!old_style.allows_topic("com.example.other"));
+        old_style.check_push(PushType::Alert, None).unwrap();
+        let e = old_style
+            .check_push(PushType::Alert, Some("com.example.other"))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("which allows com.example.app"),
+            "{e}"
         );
     }
 }

@@ -205,26 +205,12 @@ fn item(raw: &serde_json::value::RawValue, apps: &Apps) -> Result<Item, Fault> {
                     ),
                 ));
             }
-            match notification.topic() {
-                Some(t) if !info.allows_topic(t.as_str()) => {
-                    return Err((
-                        Some("topic".into()),
-                        format!(
-                            "{t} is not allowed by the app's certificate, which allows {}",
-                            info.allowed_topics().join(", ")
-                        ),
-                    ))
-                }
-                None if info.default_topic().is_none() => {
-                    return Err((
-                        Some("topic".into()),
-                        format!(
-                            "missing: the app's certificate allows several topics ({})",
-                            info.allowed_topics().join(", ")
-                        ),
-                    ))
-                }
-                _ => {}
+            if let Err(Error::InvalidField { field, message }) =
+                info.check_topic(notification.topic().map(|t| t.as_str()))
+            {
+                // The gateway's words: it is the app's certificate.
+                let message = message.replacen("the certificate", "the app's certificate", 1);
+                return Err((Some(field.into()), message));
             }
         }
         None => {}

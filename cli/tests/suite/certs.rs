@@ -174,6 +174,78 @@ async fn inspection_reads_what_apple_put_in_the_certificate() {
     );
 }
 
+/// A certificate that names no topic (no topics extension, no bundle id
+/// UID) allows none: the client refuses before sending (exit 2 in the
+/// CLI), and the mock, sent to by curl, answers as APNs does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
+#[cfg_attr(
+    missing_curl_http2,
+    ignore = "needs curl with HTTP/2: apt install curl"
+)]
+async fn a_certificate_naming_no_topic_allows_none() {
+    let dir = temp_dir();
+    let ca = certs::ca(dir.path());
+    let bare = certs::push_cert(
+        dir.path(),
+        &ca,
+        Spec {
+            name: "bare",
+            bundle: "",
+            topics: &[],
+            ..Spec::default()
+        },
+    );
+    let cert = ClientCertificate::from_file(&bare.combined_pem, None, None).unwrap();
+    assert!(cert.info().allowed_topics().is_empty(), "{:?}", cert.info());
+    let mock = cert_mock(&ca, Environment::Sandbox, false).await;
+
+    // The library refuses before sending, with and without a topic.
+    let c = client(&mock, cert);
+    for topic in [Some(BUNDLE), None] {
+        let e = c.send(&alert(topic)).await.unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidField { field: "topic", .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("names no topic"), "{e}");
+    }
+    assert_eq!(mock.stats().requests, 0, "nothing was sent");
+
+    // The CLI: a refusal before sending is a usage error.
+    let mock_ca = dir.path().join("mock-ca.pem");
+    std::fs::write(&mock_ca, mock.ca_pem().unwrap()).unwrap();
+    let mut send = apns_against(&["send"], &At::new(mock.endpoint(), &mock_ca));
+    send.arg("--cert")
+        .arg(&bare.combined_pem)
+        .args(["--topic", BUNDLE, "--alert", "hi", DEVICE]);
+    let out = run(send).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("names no topic"), "{}", stderr(&out));
+
+    // Sent anyway (curl checks nothing), the mock refuses the topic.
+    let mut curl = program(Prerequisite::CurlHttp2);
+    curl.args(["-sS", "--http2", "-o", "-", "-w", "\n%{http_code}"])
+        .arg("--cacert")
+        .arg(&mock_ca)
+        .arg("--cert")
+        .arg(&bare.combined_pem)
+        .args(["-H", &format!("apns-topic: {BUNDLE}")])
+        .args([
+            "-d",
+            r#"{"aps":{"alert":"hi"}}"#,
+            &format!("{}/3/device/{DEVICE}", mock.endpoint()),
+        ]);
+    let out = run(curl).await;
+    assert!(out.status.success(), "curl failed: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(r#""reason":"TopicDisallowed""#) && text.trim().ends_with("400"),
+        "{text}"
+    );
+    assert_eq!(mock.accepted().len(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(missing_openssl, ignore = "needs openssl: apt install openssl")]
 async fn topics_default_and_are_checked_before_sending() {

@@ -63,6 +63,7 @@ pub struct PushCert {
 
 pub struct Spec<'a> {
     pub name: &'a str,
+    /// The subject UID; empty for none.
     pub bundle: &'a str,
     /// Topics in Apple's extension; empty for an old-style certificate
     /// (bundle id only).
@@ -176,10 +177,13 @@ pub fn push_cert(dir: &Path, ca: &Ca, spec: Spec) -> PushCert {
         Env::Production => format!("Apple Production IOS Push Services: {}", spec.bundle),
         Env::Universal => format!("Apple Push Services: {}", spec.bundle),
     };
-    params.distinguished_name.push(
-        DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]),
-        spec.bundle,
-    );
+    // An empty bundle: no UID, a certificate that names no topic.
+    if !spec.bundle.is_empty() {
+        params.distinguished_name.push(
+            DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]),
+            spec.bundle,
+        );
+    }
     params.distinguished_name.push(DnType::CommonName, cn);
     params
         .distinguished_name
