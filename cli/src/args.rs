@@ -13,6 +13,7 @@ mod doctor;
 mod headers;
 mod help;
 mod keys;
+mod listen;
 mod metrics_listen;
 mod mock;
 pub mod numbers;
@@ -28,12 +29,11 @@ mod values;
 
 pub use bench::BenchArgs;
 pub use channel::{AppArgs, BroadcastArgs, ChannelArgs, ChannelCommand};
-pub use credentials::{CertArgs, KeyArgs, PasswordArgs};
+pub use credentials::{CertArgs, KeyArgs, KeyFileArgs, PasswordArgs};
 pub use doctor::DoctorArgs;
 pub use keys::{CertCommand, KeyCommand, StoreKind, TokenArgs};
 pub use mock::MockArgs;
 pub use output::{Output, OutputArgs};
-pub use payload::read_payload_file;
 pub use queue::{DeliveryArg, EnqueueArgs, WorkerArgs};
 pub use send::SendArgs;
 pub use serve::ServeArgs;
@@ -81,7 +81,12 @@ pub enum Command {
     #[command(after_help = help::ENQUEUE)]
     Enqueue(Box<EnqueueArgs>),
     /// Send the jobs of a Redis stream, sharing them with other workers on any number of machines.
-    #[command(after_help = help::WORKER)]
+    #[command(
+        after_help = help::WORKER,
+        mut_arg("concurrency", |a| a
+            .default_value(connections::WORKER_CONCURRENCY)
+            .help("Jobs in flight at once (read, being sent, or result being written), 1 to 100000."))
+    )]
     Worker(Box<WorkerArgs>),
     /// Print one fresh provider token (JWT) on stdout, for curl.
     #[command(
@@ -110,7 +115,15 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run an authenticated HTTP gateway: POST /v1/notifications, /healthz, /readyz, /metrics.
     #[command(
-        after_help = help::SERVE
+        after_help = help::SERVE,
+        mut_arg("listen", |a| a
+            .default_value(listen::SERVE_LISTEN)
+            .help("Address to listen on. Other than loopback, it needs --tls-cert (or --insecure-http).")),
+        mut_arg("idle_timeout", |a| a
+            .default_value(listen::SERVE_IDLE_TIMEOUT)
+            .value_name("SECONDS")
+            .help_heading("Limits")
+            .help("Close a client connection (HTTP/2, or HTTP/1.1 keep-alive) after this many seconds without a request in progress (above 0, at most 86400)."))
     )]
     Serve(Box<ServeArgs>),
     /// Manage stored keys and profiles: add, list, show, rotate, remove.

@@ -15,7 +15,7 @@ pub(super) const KEY_ID: &str = "BENCHKEY01";
 pub(super) const TEAM_ID: &str = "BENCHTEAM1";
 
 pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
-    if args.count == 0 || args.concurrency == 0 || args.pool.connections == 0 {
+    if args.count == 0 || args.in_flight.concurrency == 0 || args.pool.connections == 0 {
         return Err(Failure::usage(
             "--count, --concurrency and --connections must be at least 1",
         ));
@@ -90,7 +90,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
             "apns bench: {} notifications, {} connection(s), {} in flight, against {} ({})",
             args.count,
             args.pool.connections,
-            args.concurrency,
+            args.in_flight.concurrency,
             endpoint,
             match (&mock, args.validating) {
                 (Some(_), true) => "validating mock, separate process",
@@ -105,7 +105,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
         &client,
         &notification,
         warmup,
-        args.concurrency,
+        args.in_flight.concurrency,
         &mut Histogram::new(),
     )
     .await;
@@ -118,7 +118,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
         &client,
         &notification,
         args.count,
-        args.concurrency,
+        args.in_flight.concurrency,
         &mut latency,
     )
     .await;
@@ -144,7 +144,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
             serde_json::json!({
                 "count": args.count,
                 "connections": args.pool.connections,
-                "concurrency": args.concurrency,
+                "concurrency": args.in_flight.concurrency,
                 "validating_mock": args.validating,
                 "seconds": wall.as_secs_f64(),
                 "notifications_per_second": rate,

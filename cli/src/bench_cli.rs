@@ -48,7 +48,7 @@ pub(super) fn run(
             "apns bench --cli: apns send --tokens-file ({} lines, {file_mib:.0} MiB) --results, {} connection(s), {} in flight{}{}",
             args.count,
             args.pool.connections,
-            args.concurrency,
+            args.in_flight.concurrency,
             if args.validating { "; validating mock" } else { "" },
             if args.pin { "; mock on CPU 0, apns send on CPU 1" } else { "" }
         );
@@ -62,7 +62,7 @@ pub(super) fn run(
         .args(["--endpoint", &endpoint.to_string(), "--ca-file"])
         .arg(ca_file)
         .args(["--alert", ALERT, "--no-progress", "--output", "json"])
-        .args(["--concurrency", &args.concurrency.to_string()])
+        .args(["--concurrency", &args.in_flight.concurrency.to_string()])
         .args(["--connections", &args.pool.connections.to_string()])
         .arg("--tokens-file")
         .arg(&tokens)
@@ -214,7 +214,11 @@ fn h2load(
         TeamId::new(TEAM_ID)?,
     );
     let jwt = signer.sign_jwt(apns_provider::clock::now_unix_seconds());
-    let per_connection = args.concurrency.div_ceil(args.pool.connections).max(1);
+    let per_connection = args
+        .in_flight
+        .concurrency
+        .div_ceil(args.pool.connections)
+        .max(1);
     let streams = per_connection.min(args.streams.max_streams as usize);
     let mut cmd = pinned(&h2load, args.pin.then_some(1));
     cmd.args(["-n", &args.count.to_string()])
@@ -310,7 +314,7 @@ fn report(
                 "mode": "cli",
                 "count": args.count,
                 "connections": args.pool.connections,
-                "concurrency": args.concurrency,
+                "concurrency": args.in_flight.concurrency,
                 "pinned": args.pin,
                 "validating_mock": args.validating,
                 "seconds": m.wall.as_secs_f64(),

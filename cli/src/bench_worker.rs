@@ -111,7 +111,7 @@ pub async fn run(
             "apns bench --worker: {} jobs, {} worker process(es), {} in flight and {} connection(s) each, Redis {}",
             args.count,
             args.workers,
-            args.concurrency,
+            args.in_flight.concurrency,
             args.pool.connections,
             client.get_connection_info().addr()
         );
@@ -131,7 +131,7 @@ pub async fn run(
             .args(["--key-id", KEY_ID, "--team-id", TEAM_ID, "--topic", TOPIC])
             .args(["--endpoint", &endpoint.to_string(), "--ca-file"])
             .arg(ca_file)
-            .args(["--concurrency", &args.concurrency.to_string()])
+            .args(["--concurrency", &args.in_flight.concurrency.to_string()])
             .args(["--connections", &args.pool.connections.to_string()])
             .args(["--stats-interval", "0"])
             .stdout(Stdio::null())
@@ -217,7 +217,7 @@ pub async fn run(
                 "mode": "worker",
                 "count": args.count,
                 "workers": args.workers,
-                "concurrency": args.concurrency,
+                "concurrency": args.in_flight.concurrency,
                 "connections": args.pool.connections,
                 "jobs_per_second": rate,
                 "jobs_per_second_per_worker": rate / args.workers as f64,

@@ -1,11 +1,10 @@
 //! `apns broadcast`: one Live Activity notification to a broadcast channel,
 //! or (`--dry-run`, `--curl`) what would be sent.
 
-use apns_provider::payload::{Alert, LiveActivityEvent};
+use apns_provider::payload::LiveActivityEvent;
 use apns_provider::{Broadcast, Expiration, Payload, Response};
 use serde_json::json;
 
-use super::args::read_payload_file;
 use super::args::{BroadcastArgs, Output};
 use super::channel::{channel_client, hint, ChannelClient};
 use super::checking::{credentials_part, shell_quote};
@@ -172,13 +171,15 @@ fn curl_command(
 /// The payload: `--payload`, `--payload-file`, or built from `--event` and
 /// its fields (with `aps.timestamp` set to now).
 fn payload(args: &BroadcastArgs) -> Result<Payload, Failure> {
-    if let Some(json) = &args.payload {
-        return Ok(Payload::raw(json.clone().into_bytes())?);
-    }
-    if let Some(path) = &args.payload_file {
-        return read_payload_file(path);
+    if let Some(payload) = args.whole.read()? {
+        return Ok(payload);
     }
     let Some(event) = &args.event else {
+        if args.text.is_given() {
+            return Err(Failure::usage(
+                "--alert, --title and --body are part of a Live Activity update: give --event update (or end) with them",
+            ));
+        }
         return Err(Failure::usage(
             "no payload: give --event update --content-state JSON, --payload JSON or --payload-file PATH",
         ));
@@ -210,19 +211,7 @@ fn payload(args: &BroadcastArgs) -> Result<Payload, Failure> {
     if let Some(score) = args.relevance_score {
         b = b.relevance_score(score);
     }
-    if let Some(text) = &args.alert {
-        b = b.alert_text(text);
-    } else if args.title.is_some() || args.body.is_some() {
-        let mut alert = Alert::new();
-        if let Some(t) = &args.title {
-            alert = alert.title(t);
-        }
-        if let Some(body) = &args.body {
-            alert = alert.body(body);
-        }
-        b = b.alert(alert);
-    }
-    Ok(b.build())
+    Ok(args.text.apply(b, None).build())
 }
 
 /// UNIX seconds, or `+DURATION` from now.

@@ -119,11 +119,12 @@ pub fn credentials_part(
         Credentials::Token(signer) => {
             let token = if reveal {
                 signer.sign_jwt(apns_provider::clock::now_unix_seconds())
-            } else if let (Some(name), None) = (profile, &key.key_file) {
+            } else if let (Some(name), None) = (profile, &key.file.key_file) {
                 // A stored key is named by its profile; flags would override it.
                 format!("$(apns token --key {})", shell_quote(name))
             } else {
                 let file = key
+                    .file
                     .key_file
                     .as_ref()
                     .map(|p| p.display().to_string())

@@ -73,7 +73,7 @@ pub fn resolve(key: &KeyArgs, cert: &CertArgs) -> Result<Resolved, Failure> {
         )?)));
     }
     if let Some((name, p)) = &profile {
-        if let (Some(c), None) = (&p.certificate, &key.key_file) {
+        if let (Some(c), None) = (&p.certificate, &key.file.key_file) {
             // A PEM pasted in place of a path is refused, never echoed.
             let inlined = |field: &str, value: &str| {
                 apns_provider::keystore::looks_like_secret(value).then(|| {
@@ -122,7 +122,7 @@ pub fn resolve(key: &KeyArgs, cert: &CertArgs) -> Result<Resolved, Failure> {
         }
     }
     // A token key: from --key-file, else from the profile's store.
-    let (signing_key, key_file) = match (&key.key_file, &profile) {
+    let (signing_key, key_file) = match (&key.file.key_file, &profile) {
         (Some(path), _) => (SigningKey::from_file(path)?, Some(path.clone())),
         (None, Some((name, p))) => {
             let location = p.key_location()?;
@@ -142,6 +142,7 @@ pub fn resolve(key: &KeyArgs, cert: &CertArgs) -> Result<Resolved, Failure> {
         profile.as_ref().and_then(|(_, p)| f(p))
     };
     let team = key
+        .file
         .team_id
         .clone()
         .or_else(|| profile_field(|p| p.team_id.clone()))
@@ -152,6 +153,7 @@ pub fn resolve(key: &KeyArgs, cert: &CertArgs) -> Result<Resolved, Failure> {
         })?;
     let team_id = TeamId::new(team)?;
     let key_id = match key
+        .file
         .key_id
         .clone()
         .or_else(|| profile_field(|p| p.key_id.clone()))
@@ -200,7 +202,7 @@ pub fn pick_environment(
 /// A `.p8` key's signer (`apns token`): a certificate profile is refused.
 pub fn load_signer(key: &KeyArgs) -> Result<TokenSigner, Failure> {
     // Said here, in token terms: `--cert` is not a flag of `apns token`.
-    if key.profile.is_none() && key.key_file.is_none() {
+    if key.profile.is_none() && key.file.key_file.is_none() {
         return Err(Failure::usage(
             "no key: give --key NAME (a stored key, see `apns key list`) or --key-file AuthKey_<KEYID>.p8 --team-id TEAM",
         ));

@@ -16,7 +16,7 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
     let reads_stdin =
         |p: &Option<std::path::PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let tokens = &args.tokens;
-    if tokens.reads_stdin() && reads_stdin(&args.payload.payload_file) {
+    if tokens.reads_stdin() && reads_stdin(&args.payload.whole.payload_file) {
         return Err(Failure::usage(
             "--tokens-file - and --payload-file - cannot both read stdin",
         ));

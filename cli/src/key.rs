@@ -1,11 +1,12 @@
 //! `apns key`: stored keys and their profiles.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use apns_provider::keystore::{self, load_key_pem, KeyLocation, Keychain, Profile, ProfileFile};
 use apns_provider::{KeyId, SigningKey, TeamId};
 
-use super::args::{KeyCommand, Output, StoreKind};
+use super::args::{KeyCommand, KeyFileArgs, Output, StoreKind};
 use super::failure::{exit, Failure};
 use super::paths::{config_path, data_dir};
 
@@ -15,9 +16,7 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
     match command {
         KeyCommand::Add {
             name,
-            key_file,
-            key_id,
-            team_id,
+            key,
             environment,
             topic,
             store,
@@ -25,8 +24,9 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
             if file.profiles.contains_key(&name) {
                 file.insert_new(&name, Profile::default())?; // says how to rotate or remove
             }
-            let (key, pem, kid) = read_new_key(&key_file, key_id.as_deref())?;
-            let team = team_id.as_deref().map(TeamId::new).transpose()?;
+            let key_file = required_key_file(&key, "add")?;
+            let team = key.team_id.as_deref().map(TeamId::new).transpose()?;
+            let (key, pem, kid) = read_new_key(&key_file, key.key_id.as_deref())?;
             if let Some(team) = &team {
                 apns_provider::auth::check_ids_against_file_name(team, &kid, &key_file)?;
             } else {
@@ -136,14 +136,18 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
             }
             Ok(exit::OK)
         }
-        KeyCommand::Rotate {
-            name,
-            key_file,
-            key_id,
-        } => {
+        KeyCommand::Rotate { name, key } => {
             let profile = file.get(&name)?.clone();
+            let key_file = required_key_file(&key, "rotate")?;
+            if let (Some(given), Some(team)) = (&key.team_id, &profile.team_id) {
+                if given != team {
+                    return Err(Failure::usage(format!(
+                        "--team-id {given} (or APNS_TEAM_ID) is not profile {name:?}'s team ({team}): a rotated key belongs to the same team"
+                    )));
+                }
+            }
             let location = profile.key_location()?;
-            let (key, pem, kid) = read_new_key(&key_file, key_id.as_deref())?;
+            let (key, pem, kid) = read_new_key(&key_file, key.key_id.as_deref())?;
             if let Some(team) = &profile.team_id {
                 apns_provider::auth::check_ids_against_file_name(
                     &TeamId::new(team)?,
@@ -345,4 +349,14 @@ fn public_key(name: &str, p: &Profile) -> Result<Option<apns_provider::PublicKey
 
 fn public_pem(name: &str, p: &Profile) -> Result<String, Failure> {
     Ok(public_key(name, p)?.map(|k| k.to_pem()).unwrap_or_default())
+}
+
+/// `--key-file` of `key add` and `key rotate`: optional in the shared flag
+/// group (a send may use a profile instead), required here.
+fn required_key_file(key: &KeyFileArgs, command: &str) -> Result<PathBuf, Failure> {
+    key.key_file.clone().ok_or_else(|| {
+        Failure::usage(format!(
+            "apns key {command} needs the .p8 key: --key-file AuthKey_<KEYID>.p8 (or APNS_KEY_FILE)"
+        ))
+    })
 }

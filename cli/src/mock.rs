@@ -12,7 +12,7 @@ use super::failure::{exit, Failure};
 pub async fn run(args: MockArgs) -> Result<u8, Failure> {
     let environment: Environment = args.environment;
     let mut builder = MockServer::builder()
-        .listen(args.listen)
+        .listen(args.socket.listen)
         .max_streams(args.streams.max_streams)
         .environment(environment)
         .strict_tokens(args.strict_tokens);
@@ -39,7 +39,7 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
         .keep(args.keep)
         // Checked by their flags' parsers: above 0, at most a day.
         .handshake_timeout(Duration::from_secs_f64(args.handshake_timeout))
-        .idle_timeout(Duration::from_secs_f64(args.idle_timeout));
+        .idle_timeout(Duration::from_secs_f64(args.socket.idle_timeout));
     if let Some(ca) = &args.client_ca {
         let pem = std::fs::read(ca).map_err(|e| {
             Failure::usage(format!("cannot read --client-ca {}: {e}", ca.display()))

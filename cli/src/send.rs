@@ -52,7 +52,7 @@ impl Plan {
         let tokens = &args.tokens;
         let reads_stdin =
             |p: &Option<std::path::PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
-        if tokens.reads_stdin() && reads_stdin(&args.payload.payload_file) {
+        if tokens.reads_stdin() && reads_stdin(&args.payload.whole.payload_file) {
             return Err(Failure::usage(
                 "--tokens-file - and --payload-file - cannot both read stdin",
             ));
@@ -231,7 +231,7 @@ async fn deliver(plan: Plan, args: &SendArgs) -> Result<u8, Failure> {
         lines = check_first_line(lines, &defaults).await?;
     }
     let options = bulk::Options {
-        concurrency: args.concurrency,
+        concurrency: args.in_flight.concurrency,
         timeout: timeout.as_secs_f64(),
         resume,
         metrics,

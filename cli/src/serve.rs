@@ -20,10 +20,10 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
         (Some(cert), Some(key)) => Some(tls_config_from_pem_files(cert, key)?),
         _ => None,
     };
-    if tls.is_none() && !args.listen.ip().is_loopback() && !args.insecure_http {
+    if tls.is_none() && !args.socket.listen.ip().is_loopback() && !args.insecure_http {
         return Err(Failure::usage(format!(
             "refusing plain HTTP on {}: API tokens would cross the network in clear text; give --tls-cert and --tls-key, listen on 127.0.0.1, or pass --insecure-http (behind a TLS-terminating proxy)",
-            args.listen
+            args.socket.listen
         )));
     }
     let tokens = api_tokens(&args)?;
@@ -81,12 +81,12 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
         ))
         .build()?;
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(args.socket.listen)
         .await
-        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.socket.listen)))?;
     let local = listener
         .local_addr()
-        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.socket.listen)))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     for app in gateway.apps() {
         let via = app
@@ -208,7 +208,7 @@ fn limits(args: &ServeArgs) -> Result<Limits, Failure> {
         eprintln!("apns: warning: --request-timeout ({}s) is not above --timeout ({timeout}s): a request may end (504) before its notifications resolve", args.request_timeout);
     }
     limits.request_timeout = Duration::from_secs_f64(args.request_timeout);
-    limits.idle_timeout = Duration::from_secs_f64(args.idle_timeout);
+    limits.idle_timeout = Duration::from_secs_f64(args.socket.idle_timeout);
     Ok(limits)
 }
 

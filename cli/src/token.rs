@@ -11,7 +11,7 @@ pub fn run(args: TokenArgs) -> Result<u8, Failure> {
     let now = unix_now();
     // Decoding a token given to it needs no key: the key, when given,
     // checks the signature, kid and iss too.
-    let has_key = args.key.profile.is_some() || args.key.key_file.is_some();
+    let has_key = args.key.profile.is_some() || args.key.file.key_file.is_some();
     let signer = match (args.decode, args.jwt.is_some(), has_key) {
         (true, true, false) => None,
         _ => Some(load_signer(&args.key)?),

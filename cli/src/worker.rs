@@ -60,7 +60,7 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
         .group(&args.group)
         .results_stream(&args.results_stream)
         .dead_letter(&args.dead_letter)
-        .concurrency(args.concurrency)
+        .concurrency(args.in_flight.concurrency)
         .claim_idle(args.claim_idle)
         .max_deliveries(args.max_deliveries)
         .delivery(delivery)

@@ -2,11 +2,11 @@
 
 use clap::Args;
 
-use super::connections::ConnectionsArgs;
+use super::connections::{ConcurrencyArgs, ConnectionsArgs};
 use super::mock::StreamsArgs;
+use super::numbers;
 use super::output::OutputArgs;
 use super::target::ServerArgs;
-use super::{numbers, MAX_CONCURRENCY};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -15,9 +15,8 @@ pub struct BenchArgs {
     pub count: u64,
     #[command(flatten)]
     pub pool: ConnectionsArgs,
-    /// Notifications in flight at once (send_many's bound; `apns send`'s default).
-    #[arg(long, default_value = "500", value_name = "K", value_parser = numbers::count::<usize>(1, MAX_CONCURRENCY))]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub in_flight: ConcurrencyArgs,
     #[command(flatten)]
     pub streams: StreamsArgs,
     /// Payload size in bytes (default: a small alert).

@@ -1,8 +1,6 @@
 //! The arguments of `apns channel` (broadcast channel management) and
 //! `apns broadcast` (one Live Activity push to a channel).
 
-use std::path::PathBuf;
-
 use clap::{Args, Subcommand};
 
 use super::checking::CheckingArgs;
@@ -10,6 +8,7 @@ use super::headers::TimingArgs;
 use super::help;
 use super::numbers;
 use super::output::OutputArgs;
+use super::payload::{AlertTextArgs, WholePayloadArgs};
 use super::target::TargetArgs;
 
 /// Credentials and endpoint of `apns channel` and `apns broadcast`: as for `apns send`.
@@ -89,19 +88,15 @@ pub struct BroadcastArgs {
     #[arg(long, value_name = "ID")]
     pub channel_id: String,
 
-    /// The whole payload as JSON, sent byte for byte.
-    #[arg(long, value_name = "JSON", conflicts_with_all = ["payload_file", "event"], help_heading = "Payload")]
-    pub payload: Option<String>,
-    /// Read the payload JSON from a file, or from stdin with "-".
+    #[command(flatten, next_help_heading = "Payload")]
+    pub whole: WholePayloadArgs,
+    /// aps.event: update or end (start is a push-to-start notification to a device, not a broadcast).
     #[arg(
         long,
-        value_name = "PATH|-",
-        conflicts_with = "event",
+        value_name = "start|update|end",
+        conflicts_with_all = ["payload", "payload_file"],
         help_heading = "Payload"
     )]
-    pub payload_file: Option<PathBuf>,
-    /// aps.event: update or end (start is a push-to-start notification to a device, not a broadcast).
-    #[arg(long, value_name = "start|update|end", help_heading = "Payload")]
     pub event: Option<String>,
     /// aps.content-state: the Live Activity's dynamic data, as JSON.
     #[arg(
@@ -126,15 +121,9 @@ pub struct BroadcastArgs {
         value_parser = numbers::real(0.0, 1.0)
     )]
     pub relevance_score: Option<f64>,
-    /// A plain alert: aps.alert = TEXT.
-    #[arg(long, value_name = "TEXT", requires = "event", conflicts_with_all = ["title", "body"], help_heading = "Payload")]
-    pub alert: Option<String>,
-    /// Alert title (aps.alert.title).
-    #[arg(long, value_name = "T", requires = "event", help_heading = "Payload")]
-    pub title: Option<String>,
-    /// Alert body (aps.alert.body).
-    #[arg(long, value_name = "B", requires = "event", help_heading = "Payload")]
-    pub body: Option<String>,
+    /// --alert, --title, --body: with --event (checked in `broadcast.rs`).
+    #[command(flatten, next_help_heading = "Payload")]
+    pub text: AlertTextArgs,
 
     #[command(flatten)]
     pub timing: TimingArgs,

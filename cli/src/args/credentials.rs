@@ -12,6 +12,14 @@ pub struct KeyArgs {
     /// variables override its fields.
     #[arg(long = "key", env = "APNS_PROFILE", value_name = "NAME")]
     pub profile: Option<String>,
+    #[command(flatten)]
+    pub file: KeyFileArgs,
+}
+
+/// A `.p8` key file and its ids: what a send signs with, and what
+/// `apns key add` and `apns key rotate` store.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KeyFileArgs {
     /// The .p8 key from Apple (AuthKey_<KEYID>.p8).
     #[arg(long, env = "APNS_KEY_FILE", value_name = "PATH")]
     pub key_file: Option<PathBuf>,
@@ -70,9 +78,7 @@ impl KeyArgs {
     pub fn named(name: &str) -> Self {
         KeyArgs {
             profile: Some(name.to_string()),
-            key_file: None,
-            key_id: None,
-            team_id: None,
+            file: KeyFileArgs::default(),
         }
     }
 }

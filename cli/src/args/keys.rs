@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::credentials::{KeyArgs, PasswordArgs};
+use super::credentials::{KeyArgs, KeyFileArgs, PasswordArgs};
 use super::help;
 use super::output::OutputArgs;
 use super::values;
@@ -19,15 +19,10 @@ pub enum KeyCommand {
     Add {
         /// Profile name.
         name: String,
-        /// The .p8 key from Apple (must be chmod 600).
-        #[arg(long, value_name = "PATH")]
-        key_file: PathBuf,
-        /// The key id; inferred from an AuthKey_<KEYID>.p8 file name when omitted.
-        #[arg(long, value_name = "KID")]
-        key_id: Option<String>,
-        /// The team id (may also be given at send time with --team-id).
-        #[arg(long, value_name = "TEAM")]
-        team_id: Option<String>,
+        /// --key-file (required; must be chmod 600), --key-id, --team-id (may also be given at
+        /// send time).
+        #[command(flatten)]
+        key: KeyFileArgs,
         /// Environment the key may be used with.
         #[arg(
             long = "env",
@@ -59,12 +54,9 @@ pub enum KeyCommand {
     Rotate {
         /// Profile name.
         name: String,
-        /// The new .p8 key.
-        #[arg(long, value_name = "PATH")]
-        key_file: PathBuf,
-        /// The new key id; inferred from an AuthKey_<KEYID>.p8 file name when omitted.
-        #[arg(long, value_name = "KID")]
-        key_id: Option<String>,
+        /// The new key: --key-file (required), --key-id; a --team-id must be the profile's.
+        #[command(flatten)]
+        key: KeyFileArgs,
     },
     /// Remove a profile and its stored key (asks first, unless --yes).
     Remove {

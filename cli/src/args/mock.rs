@@ -1,11 +1,11 @@
 //! The arguments of `apns mock`: the validating mock APNs server, its
 //! fault injection and its long-running limits.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 
+use super::listen::ListenArgs;
 use super::{numbers, values, MAX_STREAMS};
 
 /// `--max-streams`, for `apns mock` and the mock `apns bench` spawns.
@@ -18,9 +18,8 @@ pub struct StreamsArgs {
 
 #[derive(Debug, Args)]
 pub struct MockArgs {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
-    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub socket: ListenArgs,
     /// Where to write the generated CA certificate (default: a file in the temp directory).
     #[arg(long, value_name = "PATH")]
     pub ca_out: Option<PathBuf>,
@@ -122,13 +121,4 @@ pub struct MockArgs {
         value_parser = numbers::seconds(false, numbers::DAY)
     )]
     pub handshake_timeout: f64,
-    /// Close connections without a request for SECS seconds (with a GOAWAY).
-    #[arg(
-        long,
-        default_value = "300",
-        value_name = "SECS",
-        help_heading = "Long-running",
-        value_parser = numbers::seconds(false, numbers::DAY)
-    )]
-    pub idle_timeout: f64,
 }

@@ -1,61 +1,117 @@
 //! The payload as flags (`--alert`, the alert fields, `--payload`,
-//! `--payload-file`) and the payload they build.
+//! `--payload-file`) and the payload they build. The whole-payload and
+//! alert-text groups are shared with `apns broadcast`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use apns_provider::payload::{Alert, InterruptionLevel, Sound};
+use apns_provider::payload::{Alert, InterruptionLevel, PayloadBuilder, Sound};
 use apns_provider::Payload;
 use clap::Args;
 
 use super::numbers;
 use crate::failure::Failure;
 
+/// The whole payload, sent byte for byte: `--payload` or `--payload-file`.
+#[derive(Debug, Args)]
+pub struct WholePayloadArgs {
+    /// The whole payload as JSON, sent byte for byte.
+    #[arg(long, value_name = "JSON", conflicts_with = "payload_file")]
+    pub payload: Option<String>,
+    /// Read the payload JSON from a file, or from stdin with "-".
+    #[arg(long, value_name = "PATH|-")]
+    pub payload_file: Option<PathBuf>,
+}
+
+impl WholePayloadArgs {
+    /// The payload given whole, if it was.
+    pub fn read(&self) -> Result<Option<Payload>, Failure> {
+        if let Some(json) = &self.payload {
+            return Ok(Some(Payload::raw(json.clone().into_bytes())?));
+        }
+        match &self.payload_file {
+            Some(path) => Ok(Some(read_payload_file(path)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// An alert's text: `--alert TEXT`, or `--title` and `--body`.
+#[derive(Debug, Args)]
+pub struct AlertTextArgs {
+    /// A plain alert: aps.alert = TEXT.
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["payload", "payload_file", "title", "body"])]
+    pub alert: Option<String>,
+    /// Alert title (aps.alert.title).
+    #[arg(long, value_name = "T", conflicts_with_all = ["payload", "payload_file"])]
+    pub title: Option<String>,
+    /// Alert body (aps.alert.body).
+    #[arg(long, value_name = "B", conflicts_with_all = ["payload", "payload_file"])]
+    pub body: Option<String>,
+}
+
+impl AlertTextArgs {
+    /// Whether any alert flag is given.
+    pub fn is_given(&self) -> bool {
+        self.alert.is_some() || self.title.is_some() || self.body.is_some()
+    }
+
+    /// Adds the alert (with `subtitle`, which only pushes have) to `b`.
+    pub fn apply(&self, b: PayloadBuilder, subtitle: Option<&str>) -> PayloadBuilder {
+        if let Some(text) = &self.alert {
+            return b.alert_text(text);
+        }
+        if !self.is_given() && subtitle.is_none() {
+            return b;
+        }
+        let mut alert = Alert::new();
+        if let Some(t) = &self.title {
+            alert = alert.title(t);
+        }
+        if let Some(s) = subtitle {
+            alert = alert.subtitle(s);
+        }
+        if let Some(body) = &self.body {
+            alert = alert.body(body);
+        }
+        b.alert(alert)
+    }
+}
+
 /// How the payload is given: one of --alert, the alert fields, --payload or --payload-file.
 #[derive(Debug, Args)]
 pub struct PayloadArgs {
-    /// A plain alert: {"aps":{"alert":TEXT}}.
-    #[arg(long, value_name = "TEXT", conflicts_with_all = ["payload", "payload_file", "title", "subtitle", "body"])]
-    pub alert: Option<String>,
-    /// Alert title.
-    #[arg(long, value_name = "T")]
-    pub title: Option<String>,
-    /// Alert subtitle.
-    #[arg(long, value_name = "S")]
+    #[command(flatten)]
+    pub text: AlertTextArgs,
+    /// Alert subtitle (aps.alert.subtitle).
+    #[arg(long, value_name = "S", conflicts_with_all = ["alert", "payload", "payload_file"])]
     pub subtitle: Option<String>,
-    /// Alert body.
-    #[arg(long, value_name = "B")]
-    pub body: Option<String>,
     /// Badge number (0 clears it).
-    #[arg(long, value_name = "N", value_parser = numbers::count::<u32>(0, i32::MAX as u64))]
+    #[arg(long, value_name = "N", value_parser = numbers::count::<u32>(0, i32::MAX as u64), conflicts_with_all = ["payload", "payload_file"])]
     pub badge: Option<u32>,
     /// Sound file name, or "default".
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["payload", "payload_file"])]
     pub sound: Option<String>,
     /// Notification category.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["payload", "payload_file"])]
     pub category: Option<String>,
     /// Thread id for grouping.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["payload", "payload_file"])]
     pub thread_id: Option<String>,
     /// Set aps.content-available = 1.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["payload", "payload_file"])]
     pub content_available: bool,
     /// Set aps.mutable-content = 1.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["payload", "payload_file"])]
     pub mutable_content: bool,
     /// aps.interruption-level: passive, active, time-sensitive or critical.
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL", conflicts_with_all = ["payload", "payload_file"])]
     pub interruption_level: Option<String>,
     /// Custom data beside aps, as KEY=JSON (e.g. order_id=1234); repeatable.
-    #[arg(long = "custom", value_name = "KEY=JSON")]
+    #[arg(long = "custom", value_name = "KEY=JSON", conflicts_with_all = ["payload", "payload_file"])]
     pub custom: Vec<String>,
-    /// The whole payload as JSON, sent byte for byte.
-    #[arg(long, value_name = "JSON", conflicts_with_all = ["payload_file", "title", "subtitle", "body", "badge", "sound", "category", "thread_id", "content_available", "mutable_content", "interruption_level", "custom"])]
-    pub payload: Option<String>,
-    /// Read the payload JSON from a file, or from stdin with "-".
-    #[arg(long, value_name = "PATH|-", conflicts_with_all = ["title", "subtitle", "body", "badge", "sound", "category", "thread_id", "content_available", "mutable_content", "interruption_level", "custom"])]
-    pub payload_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub whole: WholePayloadArgs,
 }
 
 impl PayloadArgs {
@@ -63,16 +119,11 @@ impl PayloadArgs {
     /// file may carry per-line payloads.
     pub fn build(&self, tokens_file: bool) -> Result<Option<Payload>, Failure> {
         let p = self;
-        if let Some(json) = &p.payload {
-            return Ok(Some(Payload::raw(json.clone().into_bytes())?));
+        if let Some(payload) = p.whole.read()? {
+            return Ok(Some(payload));
         }
-        if let Some(path) = &p.payload_file {
-            return Ok(Some(read_payload_file(path)?));
-        }
-        let has_fields = p.alert.is_some()
-            || p.title.is_some()
+        let has_fields = p.text.is_given()
             || p.subtitle.is_some()
-            || p.body.is_some()
             || p.badge.is_some()
             || p.sound.is_some()
             || p.content_available
@@ -85,22 +136,7 @@ impl PayloadArgs {
                 "no payload: give --alert TEXT, alert fields (--title/--body/--badge/--sound...), --content-available, --payload JSON or --payload-file PATH",
             ));
         }
-        let mut b = Payload::builder();
-        if let Some(text) = &p.alert {
-            b = b.alert_text(text);
-        } else if p.title.is_some() || p.subtitle.is_some() || p.body.is_some() {
-            let mut alert = Alert::new();
-            if let Some(t) = &p.title {
-                alert = alert.title(t);
-            }
-            if let Some(s) = &p.subtitle {
-                alert = alert.subtitle(s);
-            }
-            if let Some(body) = &p.body {
-                alert = alert.body(body);
-            }
-            b = b.alert(alert);
-        }
+        let mut b = p.text.apply(Payload::builder(), p.subtitle.as_deref());
         if let Some(n) = p.badge {
             b = b.badge(n);
         }

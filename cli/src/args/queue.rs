@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::connections::ConnectionsArgs;
+use super::connections::{ConcurrencyArgs, ConnectionsArgs};
 use super::headers::{HeaderArgs, TopicArgs};
 use super::metrics_listen::MetricsArgs;
+use super::numbers;
 use super::payload::PayloadArgs;
 use super::target::TargetArgs;
 use super::tokens::TokensArgs;
-use super::{numbers, MAX_CONCURRENCY};
 
 /// Where the queue lives.
 #[derive(Debug, Args, Clone)]
@@ -75,9 +75,8 @@ pub struct WorkerArgs {
     /// Where bad jobs, and jobs delivered more than --max-deliveries times, go.
     #[arg(long, default_value = "apns:dead", value_name = "KEY")]
     pub dead_letter: String,
-    /// Jobs in flight at once (read, being sent, or result being written), 1 to 100000.
-    #[arg(long, default_value = "1000", value_name = "N", value_parser = numbers::count::<usize>(1, MAX_CONCURRENCY))]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub in_flight: ConcurrencyArgs,
     #[command(flatten)]
     pub pool: ConnectionsArgs,
     /// Claim jobs pending this long with another worker (it died): 500ms, 30s, 2m...

@@ -6,15 +6,13 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::checking::CheckingArgs;
-use super::connections::ConnectionsArgs;
+use super::connections::{ConcurrencyArgs, ConnectionsArgs};
 use super::headers::HeaderArgs;
 use super::metrics_listen::MetricsArgs;
-use super::numbers;
 use super::output::OutputArgs;
 use super::payload::PayloadArgs;
 use super::target::TargetArgs;
 use super::tokens::TokensArgs;
-use super::MAX_CONCURRENCY;
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -41,15 +39,8 @@ pub struct SendArgs {
     /// Write the tokens APNs reports unregistered (410), one per line: the ones to prune.
     #[arg(long, value_name = "PATH", help_heading = "Bulk sending")]
     pub unregistered_out: Option<PathBuf>,
-    /// Notifications in flight at once (1 to 100000).
-    #[arg(
-        long,
-        default_value = "500",
-        value_name = "N",
-        help_heading = "Bulk sending",
-        value_parser = numbers::count::<usize>(1, MAX_CONCURRENCY)
-    )]
-    pub concurrency: usize,
+    #[command(flatten, next_help_heading = "Bulk sending")]
+    pub in_flight: ConcurrencyArgs,
     #[command(flatten)]
     pub pool: ConnectionsArgs,
     /// Finish an interrupted bulk send: read the --results file of that run, skip every line it

@@ -1,21 +1,20 @@
 //! The arguments of `apns serve`: the shared target and topic, and how
 //! the gateway listens, limits and queues.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::connections::ConnectionsArgs;
 use super::headers::TopicArgs;
+use super::listen::ListenArgs;
 use super::target::TargetArgs;
 use super::{numbers, MAX_CONCURRENCY};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Other than loopback, it needs --tls-cert (or --insecure-http).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub socket: ListenArgs,
     /// API tokens, one per line (blank lines skipped; a `#` at a line's start or after a space
     /// starts a comment, so `TOKEN  # CI` is TOKEN; at least 16 characters, no inner spaces; a
     /// regular file, chmod 600). Re-read every second off the request path, so tokens rotate
@@ -104,16 +103,6 @@ pub struct ServeArgs {
         value_parser = numbers::count::<usize>(1, 65_536)
     )]
     pub max_connections: usize,
-    /// Close a client connection (HTTP/2, or HTTP/1.1 keep-alive) after this many seconds without a
-    /// request in progress (above 0, at most 86400).
-    #[arg(
-        long,
-        default_value = "60",
-        value_name = "SECONDS",
-        help_heading = "Limits",
-        value_parser = numbers::seconds(false, numbers::DAY)
-    )]
-    pub idle_timeout: f64,
     /// After SIGTERM, how long requests in progress may take to finish, in seconds (0 to 3600; idle
     /// connections close at once; after it, the requests still in progress are cut).
     #[arg(

@@ -78,7 +78,7 @@ pub struct TargetArgs {
 impl TargetArgs {
     /// Whether credentials are given (`--key`, `--key-file` or `--cert`).
     pub fn has_credentials(&self) -> bool {
-        self.key.profile.is_some() || self.key.key_file.is_some() || self.cert.cert.is_some()
+        self.key.profile.is_some() || self.key.file.key_file.is_some() || self.cert.cert.is_some()
     }
 
     /// The credentials of the flags, the environment and the profile.

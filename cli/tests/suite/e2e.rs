@@ -283,6 +283,15 @@ async fn every_request_rejection_reason() {
         h.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         h
     };
+    // A VoIP push: its push type, and its topic with `.voip`.
+    let voip: Vec<(&str, String)> = ok
+        .iter()
+        .map(|(k, v)| match *k {
+            "apns-topic" => (*k, PushType::Voip.topic_for(v)),
+            _ => (*k, v.clone()),
+        })
+        .chain([("apns-push-type", "voip".to_string())])
+        .collect();
 
     // (method, path, headers, body, expected status, expected reason)
     type Case<'a> = (
@@ -445,10 +454,28 @@ async fn every_request_rejection_reason() {
         (
             "POST",
             path.clone(),
-            with(&[("apns-push-type", "voip")]),
+            voip.clone(),
             vec![b' '; 5121],
             413,
             Reason::PayloadTooLarge,
+        ),
+        // A push type whose topic lacks its suffix (`docs/apns-facts.md`,
+        // "Topic suffixes").
+        (
+            "POST",
+            path.clone(),
+            with(&[("apns-push-type", "voip")]),
+            body.to_vec(),
+            400,
+            Reason::TopicDisallowed,
+        ),
+        (
+            "POST",
+            path.clone(),
+            with(&[("apns-push-type", "liveactivity")]),
+            body.to_vec(),
+            400,
+            Reason::TopicDisallowed,
         ),
     ];
     for (method, path, headers, body, status, reason) in cases {
@@ -465,15 +492,9 @@ async fn every_request_rejection_reason() {
     padded.resize(4096, b' ');
     assert!(raw(&conn, "POST", &path, &ok, &padded).await.is_accepted());
     padded.resize(5120, b' ');
-    assert!(raw(
-        &conn,
-        "POST",
-        &path,
-        &with(&[("apns-push-type", "voip")]),
-        &padded
-    )
-    .await
-    .is_accepted());
+    assert!(raw(&conn, "POST", &path, &voip, &padded)
+        .await
+        .is_accepted());
     let upper = with(&[("apns-id", "123E4567-E89B-12D3-A456-4266554400A0")]);
     assert_eq!(
         raw(&conn, "POST", &path, &upper, body).await.apns_id(),
