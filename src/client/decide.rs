@@ -316,3 +316,369 @@ fn upgrade(e: Error, was_on_wire: bool) -> Error {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The loop's rules, replayed without sockets: each test feeds
+    //! outcomes to [`next`] as the loop would and checks the steps.
+
+    use std::time::Duration;
+
+    use super::*;
+
+    const CONN: u64 = 7;
+
+    fn answer(status: u16, reason: Option<&str>) -> Response {
+        let body = reason.map_or(String::new(), |r| format!(r#"{{"reason":"{r}"}}"#));
+        Response::from_parts(status, None, None, body.as_bytes())
+    }
+
+    fn answered(response: Response) -> Outcome {
+        Outcome::Answered {
+            response,
+            token: None,
+            deadline_passed: false,
+        }
+    }
+
+    fn with_token(response: Response, fresh_replacement: bool) -> Outcome {
+        Outcome::Answered {
+            response,
+            token: Some(TokenUse { fresh_replacement }),
+            deadline_passed: false,
+        }
+    }
+
+    fn lost(may_have_been_delivered: bool, refused: bool) -> Outcome {
+        Outcome::Failed {
+            error: Error::Connection {
+                message: "gone".into(),
+                may_have_been_delivered,
+            },
+            refused,
+            connection: CONN,
+            deadline_passed: false,
+        }
+    }
+
+    fn timeout(may_have_been_delivered: bool) -> Error {
+        Error::Timeout {
+            what: "request",
+            after: Duration::from_secs(1),
+            may_have_been_delivered,
+        }
+    }
+
+    fn report(verdict: Verdict, reason: &'static str) -> Option<Report> {
+        Some(Report {
+            verdict,
+            reason: reason.into(),
+        })
+    }
+
+    fn returned(d: Decision) -> Result<Response> {
+        match d.step {
+            Step::Return(r) => r,
+            other => panic!("expected a return, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_storm_of_503s_returns_after_exactly_max_retries() {
+        for max_retries in [0, 1, 3, 10] {
+            let mut state = State::new(max_retries, false);
+            let mut retries = 0;
+            let result = loop {
+                let d = next(
+                    answered(answer(503, Some("ServiceUnavailable"))),
+                    &mut state,
+                );
+                assert_eq!(
+                    d.report,
+                    report(Verdict::Trouble { retire: true }, "ServiceUnavailable")
+                );
+                match d.step {
+                    Step::Retry => retries += 1,
+                    Step::Return(r) => break r,
+                    other => panic!("{other:?}"),
+                }
+                // Each retry goes out once, carrying the answer it retries.
+                assert_eq!(state.retry_going_out().map(|a| a.status()), Some(503));
+                assert!(state.retry_going_out().is_none());
+            };
+            assert_eq!(retries, max_retries);
+            assert_eq!(result.unwrap().status(), 503);
+        }
+    }
+
+    #[test]
+    fn refused_stream_resends_without_counting_a_retry() {
+        let mut state = State::new(1, false);
+        for _ in 0..5 {
+            let d = next(lost(false, true), &mut state);
+            assert_eq!(
+                d.report,
+                report(Verdict::Trouble { retire: false }, "REFUSED_STREAM")
+            );
+            assert!(matches!(d.step, Step::Resend), "{:?}", d.step);
+            assert_eq!(state.take_avoid(), Some(CONN));
+            assert_eq!(state.take_avoid(), None, "avoided for one lease only");
+            assert!(state.retry_going_out().is_none(), "a resend is no retry");
+            assert!(!state.was_on_wire());
+        }
+        // The one retry allowed is still there after five resends.
+        let d = next(
+            answered(answer(500, Some("InternalServerError"))),
+            &mut state,
+        );
+        assert!(matches!(d.step, Step::Retry), "{:?}", d.step);
+        let d = next(
+            answered(answer(500, Some("InternalServerError"))),
+            &mut state,
+        );
+        assert_eq!(returned(d).unwrap().status(), 500);
+    }
+
+    #[test]
+    fn a_connection_loss_on_the_wire_is_returned_unless_resend_unknown() {
+        let mut state = State::new(10, false);
+        let d = next(lost(true, false), &mut state);
+        assert_eq!(d.report, None);
+        let e = returned(d).unwrap_err();
+        assert!(
+            matches!(e, Error::Connection { .. }) && e.may_have_been_delivered(),
+            "{e:?}"
+        );
+
+        let mut state = State::new(10, true);
+        let d = next(lost(true, false), &mut state);
+        assert!(matches!(d.step, Step::Resend), "{:?}", d.step);
+        assert!(state.was_on_wire());
+        assert_eq!(state.take_avoid(), Some(CONN));
+    }
+
+    #[test]
+    fn only_connection_errors_are_resent() {
+        let mut state = State::new(10, true);
+        let d = next(
+            Outcome::Failed {
+                error: timeout(false),
+                refused: false,
+                connection: CONN,
+                deadline_passed: false,
+            },
+            &mut state,
+        );
+        assert!(matches!(returned(d), Err(Error::Timeout { .. })));
+    }
+
+    #[test]
+    fn expired_provider_token_remints_once_then_is_token_expired_again() {
+        let mut state = State::new(10, false);
+        let expired = || answer(403, Some("ExpiredProviderToken"));
+        let d = next(with_token(expired(), false), &mut state);
+        assert_eq!(d.report, report(Verdict::Reconnect, "ExpiredProviderToken"));
+        assert!(matches!(d.step, Step::Remint), "{:?}", d.step);
+        assert!(state.retry_going_out().is_none(), "a re-mint is no retry");
+        // Even an old (not fresh) token: the request re-minted once already.
+        let d = next(with_token(expired(), false), &mut state);
+        assert_eq!(d.report, None);
+        match returned(d) {
+            Err(Error::TokenExpiredAgain(r)) => assert_eq!(r.status(), 403),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fresh_replacement_token_expiring_is_token_expired_again_at_once() {
+        let mut state = State::new(10, false);
+        let d = next(
+            with_token(answer(403, Some("ExpiredProviderToken")), true),
+            &mut state,
+        );
+        assert_eq!(d.report, None);
+        assert!(matches!(returned(d), Err(Error::TokenExpiredAgain(_))));
+    }
+
+    #[test]
+    fn expired_provider_token_without_a_token_is_final() {
+        // Certificate auth: nothing to re-mint.
+        let mut state = State::new(10, false);
+        let d = next(
+            answered(answer(403, Some("ExpiredProviderToken"))),
+            &mut state,
+        );
+        assert_eq!(d.report, report(Verdict::Answered, "ExpiredProviderToken"));
+        assert_eq!(returned(d).unwrap().status(), 403);
+    }
+
+    #[test]
+    fn bodyless_500_and_503_are_retried_and_other_statuses_final() {
+        for (status, retire) in [(500, false), (503, true)] {
+            let mut state = State::new(10, false);
+            let d = next(answered(answer(status, None)), &mut state);
+            let reason = if status == 500 { "500" } else { "503" };
+            assert_eq!(d.report, report(Verdict::Trouble { retire }, reason));
+            assert!(matches!(d.step, Step::Retry), "{status}: {:?}", d.step);
+        }
+        for status in [400, 403, 404, 410, 413, 429, 502] {
+            let mut state = State::new(10, false);
+            let d = next(answered(answer(status, None)), &mut state);
+            assert_eq!(
+                d.report.as_ref().map(|r| r.verdict),
+                Some(Verdict::Answered)
+            );
+            assert_eq!(returned(d).unwrap().status(), status);
+        }
+        let mut state = State::new(10, false);
+        let d = next(answered(answer(200, None)), &mut state);
+        assert_eq!(d.report, report(Verdict::Answered, "200"));
+        assert_eq!(returned(d).unwrap().status(), 200);
+    }
+
+    #[test]
+    fn each_transient_reason_tells_the_pool_what_it_means() {
+        let cases = [
+            (
+                "TooManyProviderTokenUpdates",
+                429,
+                Verdict::Trouble { retire: true },
+            ),
+            ("Shutdown", 503, Verdict::Trouble { retire: true }),
+            (
+                "InternalServerError",
+                500,
+                Verdict::Trouble { retire: false },
+            ),
+            ("IdleTimeout", 400, Verdict::Reconnect),
+        ];
+        for (reason, status, verdict) in cases {
+            let mut state = State::new(10, false);
+            let d = next(answered(answer(status, Some(reason))), &mut state);
+            assert_eq!(d.report, report(verdict, reason));
+            assert!(matches!(d.step, Step::Retry), "{reason}: {:?}", d.step);
+        }
+        // Final rejections: no retry, the endpoint works.
+        for (reason, status) in [("BadDeviceToken", 400), ("Unregistered", 410)] {
+            let mut state = State::new(10, false);
+            let d = next(answered(answer(status, Some(reason))), &mut state);
+            assert_eq!(d.report, report(Verdict::Answered, reason));
+            assert_eq!(returned(d).unwrap().status(), status);
+        }
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_retries_and_resends() {
+        let mut state = State::new(10, true);
+        let d = next(
+            Outcome::Answered {
+                response: answer(503, Some("ServiceUnavailable")),
+                token: None,
+                deadline_passed: true,
+            },
+            &mut state,
+        );
+        // The pool still hears about the trouble.
+        assert_eq!(
+            d.report.as_ref().map(|r| r.verdict),
+            Some(Verdict::Trouble { retire: true })
+        );
+        assert_eq!(returned(d).unwrap().status(), 503);
+
+        for (on_wire, refused) in [(false, true), (false, false), (true, false)] {
+            let mut state = State::new(10, true);
+            let d = next(
+                Outcome::Failed {
+                    error: Error::Connection {
+                        message: "gone".into(),
+                        may_have_been_delivered: on_wire,
+                    },
+                    refused,
+                    connection: CONN,
+                    deadline_passed: true,
+                },
+                &mut state,
+            );
+            assert_eq!(d.report.is_some(), refused);
+            assert!(matches!(returned(d), Err(Error::Connection { .. })));
+            assert_eq!(state.take_avoid(), None);
+        }
+    }
+
+    #[test]
+    fn an_earlier_attempt_on_the_wire_upgrades_a_later_error() {
+        let mut state = State::new(10, true);
+        assert!(matches!(
+            next(lost(true, false), &mut state).step,
+            Step::Resend
+        ));
+        // A later timeout that never reached the wire still may have been
+        // delivered: the first copy may have been.
+        let d = next(
+            Outcome::Failed {
+                error: timeout(false),
+                refused: false,
+                connection: CONN,
+                deadline_passed: false,
+            },
+            &mut state,
+        );
+        let e = returned(d).unwrap_err();
+        assert!(
+            matches!(e, Error::Timeout { .. }) && e.may_have_been_delivered(),
+            "{e:?}"
+        );
+
+        // As does the error of a lease that never came.
+        let mut state = State::new(10, true);
+        assert!(matches!(
+            next(lost(true, false), &mut state).step,
+            Step::Resend
+        ));
+        let e = state.no_stream(Error::Protocol("no".into())).unwrap_err();
+        assert!(
+            matches!(e, Error::Connection { .. }) && e.may_have_been_delivered(),
+            "{e:?}"
+        );
+
+        // Without an earlier attempt on the wire, errors stay as they are.
+        let mut state = State::new(10, true);
+        assert!(matches!(
+            next(lost(false, false), &mut state).step,
+            Step::Resend
+        ));
+        let e = state.no_stream(timeout(false)).unwrap_err();
+        assert!(!e.may_have_been_delivered(), "{e:?}");
+    }
+
+    #[test]
+    fn no_stream_returns_the_last_transient_answer_except_at_shutdown() {
+        let mut state = State::new(10, false);
+        let d = next(
+            answered(answer(503, Some("ServiceUnavailable"))),
+            &mut state,
+        );
+        assert!(matches!(d.step, Step::Retry));
+        assert_eq!(state.no_stream(timeout(false)).unwrap().status(), 503);
+
+        let mut state = State::new(10, false);
+        let d = next(
+            answered(answer(503, Some("ServiceUnavailable"))),
+            &mut state,
+        );
+        assert!(matches!(d.step, Step::Retry));
+        let e = state
+            .no_stream(Error::Shutdown {
+                may_have_been_delivered: false,
+            })
+            .unwrap_err();
+        assert!(matches!(e, Error::Shutdown { .. }), "{e:?}");
+
+        // Nothing to fall back on: the wait's error.
+        let state = State::new(10, false);
+        assert!(matches!(
+            state.no_stream(timeout(false)),
+            Err(Error::Timeout { .. })
+        ));
+    }
+}
