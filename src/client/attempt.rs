@@ -135,6 +135,7 @@ impl Client {
             let outcome = match result {
                 Ok(response) => Outcome::Answered {
                     response,
+                    // The token cache's clock is read only for a replacement.
                     token: tokens.zip(token.as_ref()).map(|(tokens, token)| TokenUse {
                         fresh_replacement: token.is_replacement()
                             && tokens.age(token) < crate::auth::MIN_REFRESH_AFTER,
