@@ -31,6 +31,15 @@ macro_rules! reasons {
                 }
             }
 
+            /// The name of a known reason, `None` for `Other`: static, so
+            /// it can outlive the answer (the retry loop's pool reports).
+            pub(crate) fn known_name(&self) -> Option<&'static str> {
+                match self {
+                    $(Reason::$name => Some(stringify!($name)),)*
+                    Reason::Other(_) => None,
+                }
+            }
+
             /// The HTTP status APNs sends with this reason (0 for `Other`).
             pub fn status(&self) -> u16 {
                 match self {

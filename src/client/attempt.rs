@@ -1,8 +1,9 @@
-//! One request, from the first attempt to the final answer: leasing a
-//! stream, building the request, and deciding after each attempt whether
-//! to retry (a transient answer), resend (a request the server never
-//! processed), re-mint (an expired provider token) or stop. The same loop
-//! serves pushes, broadcasts and channel-management requests.
+//! One request, from the first attempt to the final answer: the I/O of
+//! leasing a stream, building the request and sending it, then doing what
+//! `decide.rs` says follows the attempt (retry a transient answer, resend
+//! a request the server never processed, re-mint an expired provider
+//! token, or stop). The same loop serves pushes, broadcasts and
+//! channel-management requests.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,6 +11,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use tokio::time::Instant;
 
+use super::decide::{self, Decision, Outcome, Report, State, Step, TokenUse};
 use super::stats::Counters;
 use super::{Client, Credentials};
 #[allow(unused_imports)] // for doc links
@@ -18,9 +20,8 @@ use crate::auth::ProviderToken;
 use crate::broadcast::Broadcast;
 use crate::error::{Error, Result};
 use crate::notification::{ApnsId, Notification, Topic};
-use crate::response::{ReasonClass, Response};
+use crate::response::Response;
 use crate::transport::connection::AnswerKind;
-use crate::transport::pool::Verdict;
 
 /// What one run of the loop sends.
 #[derive(Clone, Copy)]
@@ -77,7 +78,8 @@ impl Outgoing<'_> {
 
 impl Client {
     /// Sends `out` until a final answer or its deadline. `sent` tells the
-    /// caller whether a request is (or was) on the wire.
+    /// caller whether a request is (or was) on the wire. The I/O only:
+    /// what follows each attempt is [`decide::next`]'s call.
     pub(super) async fn attempt(&self, out: Outgoing<'_>, sent: &AtomicBool) -> Result<Response> {
         let inner = &*self.inner;
         let deadline = Instant::now() + inner.timeouts.request;
@@ -91,66 +93,32 @@ impl Client {
         let resend_unknown = inner.retry.resend_unknown && out.may_resend_unknown();
         // At-least-once resends carry the same apns-id, so APNs and the
         // device see one notification sent twice, not two notifications.
-        let (id_header, has_id) = out.id_header();
-        let own_id = (resend_unknown && !has_id).then(ApnsId::new_v4);
-        let mut retries = 0u32;
-        let mut reminted = false;
-        let mut was_on_wire = false;
-        let mut avoid = None;
-        // The last transient rejection, returned if no retry can follow it.
-        let mut last_answer: Option<Response> = None;
-        // A retry was decided and has not gone out yet.
-        let mut retry_due = false;
+        let own_id = (resend_unknown && !out.id_header().1).then(ApnsId::new_v4);
+        let mut state = State::new(inner.retry.max_retries, resend_unknown);
         loop {
-            let lease = match pool.acquire(deadline, avoid.take()).await {
+            let lease = match pool.acquire(deadline, state.take_avoid()).await {
                 Ok(lease) => lease,
-                Err(e) => {
-                    return match last_answer {
-                        Some(answer) if !matches!(e, Error::Shutdown { .. }) => Ok(answer),
-                        _ => Err(upgrade(e, was_on_wire)),
-                    }
-                }
+                Err(e) => return state.no_stream(e),
             };
-            // A retry sent while APNs still fails spends the budget; the
-            // backlog released after it recovered does not.
-            if retry_due {
-                if let Some(answer) = last_answer.as_ref().filter(|_| lease.is_probe()) {
-                    if !inner.budget.withdraw() {
-                        tracing::info!(
-                            "retry budget exhausted; returning the rejection without retrying"
-                        );
-                        return Ok(answer.clone());
-                    }
+            if let Some(answer) = state.retry_going_out() {
+                // A retry sent while APNs still fails (as the pool's probe)
+                // spends the budget; the backlog released after it
+                // recovered does not.
+                if lease.is_probe() && !inner.budget.withdraw() {
+                    tracing::info!(
+                        "retry budget exhausted; returning the rejection without retrying"
+                    );
+                    return Ok(answer.clone());
                 }
-                retry_due = false;
-                if let Some(answer) = &last_answer {
-                    inner
-                        .counters
-                        .retried(answer.reason().map(|r| r.as_str()), answer.status());
-                }
+                inner
+                    .counters
+                    .retried(answer.reason().map(|r| r.as_str()), answer.status());
             }
             // The token is taken once a stream is ours, so a request that
             // waited carries the newest token.
-            let token = inner.credentials.tokens().map(|t| t.get());
-            let request = match out {
-                Outgoing::Push(n) => self.build_request(n, token.as_ref(), own_id)?,
-                Outgoing::Broadcast(b) => compose_request(
-                    &inner.authority,
-                    http::Method::POST,
-                    &b.path,
-                    &b.headers,
-                    token.as_ref(),
-                    own_id.map(|id| (id_header, id)),
-                )?,
-                Outgoing::Manage(m) => compose_request(
-                    &inner.channels.authority,
-                    m.method.clone(),
-                    &m.path,
-                    &m.headers,
-                    token.as_ref(),
-                    None,
-                )?,
-            };
+            let tokens = inner.credentials.tokens();
+            let token = tokens.map(|t| t.get());
+            let request = self.request_for(out, token.as_ref(), own_id)?;
             let result = lease
                 .conn
                 .send(
@@ -163,88 +131,69 @@ impl Client {
                     kind,
                 )
                 .await;
-            let response = match result {
-                Ok(response) => response,
-                Err(failure) => {
-                    let e = failure.error;
-                    if failure.refused {
-                        pool.report(&lease, Verdict::Trouble { retire: false }, "REFUSED_STREAM");
-                    }
-                    let on_wire = e.may_have_been_delivered();
-                    let resend = matches!(e, Error::Connection { .. })
-                        && (!on_wire || resend_unknown)
-                        && Instant::now() < deadline;
-                    if !resend {
-                        return Err(upgrade(e, was_on_wire));
-                    }
-                    tracing::debug!(connection = lease.conn.id(), error = %e, "resending");
-                    was_on_wire |= on_wire;
-                    avoid = Some(lease.conn.id());
-                    Counters::bump(&inner.counters.resends);
-                    sent.store(was_on_wire, Ordering::Release);
-                    continue;
-                }
+            let deadline_passed = Instant::now() >= deadline;
+            let outcome = match result {
+                Ok(response) => Outcome::Answered {
+                    response,
+                    // The token cache's clock is read only for a replacement.
+                    token: tokens.zip(token.as_ref()).map(|(tokens, token)| TokenUse {
+                        fresh_replacement: token.is_replacement()
+                            && tokens.age(token) < crate::auth::MIN_REFRESH_AFTER,
+                    }),
+                    deadline_passed,
+                },
+                Err(failure) => Outcome::Failed {
+                    error: failure.error,
+                    refused: failure.refused,
+                    connection: lease.conn.id(),
+                    deadline_passed,
+                },
             };
-            // A 5xx without a body still says what to do.
-            let class = match response.reason() {
-                Some(reason) => reason.class(),
-                None if response.status() == 500 => ReasonClass::RetryLater,
-                None if response.status() == 503 => ReasonClass::RetryNewConnection,
-                None => ReasonClass::RequestBug,
-            };
-            // Borrowed: built for every answer, needed only for the rare
-            // report or log line.
-            let reason: std::borrow::Cow<'_, str> = match response.reason() {
-                Some(r) => r.as_str().into(),
-                None if response.status() == 200 => "200".into(),
-                None => response.status().to_string().into(),
-            };
-            match class {
-                ReasonClass::RefreshProviderToken => {
-                    let (Some(tokens), Some(token)) = (inner.credentials.tokens(), &token) else {
-                        pool.report(&lease, Verdict::Answered, &reason);
-                        return Ok(response);
-                    };
-                    // A fresh replacement reported expired too: re-minting
-                    // cannot help, the clock is wrong. Once the replacement is
-                    // 20 minutes old, a new mint is allowed again (the clock
-                    // may have been fixed), so one bad moment does not block
-                    // sending until the next refresh.
-                    let fresh_replacement = token.is_replacement()
-                        && tokens.age(token) < crate::auth::MIN_REFRESH_AFTER;
-                    if reminted || fresh_replacement {
-                        tracing::error!("a freshly minted provider token was reported expired; check this machine's clock");
-                        return Err(Error::TokenExpiredAgain(Box::new(response)));
-                    }
-                    pool.report(&lease, Verdict::Reconnect, "ExpiredProviderToken");
-                    // However many requests saw this token expire, one re-mint.
-                    tokens.invalidate(token);
-                    tracing::info!("ExpiredProviderToken: minted a new token; retrying once on a new connection");
-                    reminted = true;
-                    sent.store(was_on_wire, Ordering::Release);
-                    continue;
-                }
-                ReasonClass::TokenUpdates | ReasonClass::RetryNewConnection => {
-                    pool.report(&lease, Verdict::Trouble { retire: true }, &reason);
-                }
-                ReasonClass::RetryLater => {
-                    pool.report(&lease, Verdict::Trouble { retire: false }, &reason);
-                }
-                ReasonClass::Reconnect => pool.report(&lease, Verdict::Reconnect, &reason),
-                // Accepted, or a final rejection: the endpoint works.
-                _ => {
-                    pool.report(&lease, Verdict::Answered, &reason);
-                    return Ok(response);
-                }
+            let Decision { report, step } = decide::next(outcome, &mut state);
+            if let Some(Report { verdict, reason }) = report {
+                pool.report(&lease, verdict, &reason);
             }
-            if retries >= inner.retry.max_retries || Instant::now() >= deadline {
-                return Ok(response);
+            match step {
+                Step::Return(result) => return result,
+                Step::Resend => Counters::bump(&inner.counters.resends),
+                Step::Remint => {
+                    if let (Some(tokens), Some(token)) = (tokens, &token) {
+                        tokens.invalidate(token);
+                    }
+                }
+                Step::Retry => {}
             }
-            retries += 1;
-            tracing::debug!(%reason, retry = retries, "retrying a transient rejection");
-            sent.store(was_on_wire, Ordering::Release);
-            last_answer = Some(response);
-            retry_due = true;
+            sent.store(state.was_on_wire(), Ordering::Release);
+        }
+    }
+
+    /// The request for `out`, carrying `token` and, for an at-least-once
+    /// resend, `own_id`.
+    fn request_for(
+        &self,
+        out: Outgoing<'_>,
+        token: Option<&ProviderToken>,
+        own_id: Option<ApnsId>,
+    ) -> Result<http::Request<()>> {
+        let inner = &*self.inner;
+        match out {
+            Outgoing::Push(n) => self.build_request(n, token, own_id),
+            Outgoing::Broadcast(b) => compose_request(
+                &inner.authority,
+                http::Method::POST,
+                &b.path,
+                &b.headers,
+                token,
+                own_id.map(|id| (out.id_header().0, id)),
+            ),
+            Outgoing::Manage(m) => compose_request(
+                &inner.channels.authority,
+                m.method.clone(),
+                &m.path,
+                &m.headers,
+                token,
+                None,
+            ),
         }
     }
 
@@ -349,29 +298,4 @@ fn compose_request(
         }
     }
     Ok(request)
-}
-
-/// An error after an earlier attempt of the same notification was on the
-/// wire when its connection died: whatever the last attempt says, the
-/// notification may have been delivered.
-fn upgrade(e: Error, was_on_wire: bool) -> Error {
-    if !was_on_wire || e.may_have_been_delivered() {
-        return e;
-    }
-    match e {
-        Error::Timeout { what, after, .. } => Error::Timeout {
-            what,
-            after,
-            may_have_been_delivered: true,
-        },
-        Error::Shutdown { .. } => Error::Shutdown {
-            may_have_been_delivered: true,
-        },
-        other => Error::Connection {
-            message: format!(
-                "{other}; an earlier attempt was on the wire when its connection was lost"
-            ),
-            may_have_been_delivered: true,
-        },
-    }
 }

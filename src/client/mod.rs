@@ -18,7 +18,8 @@
 //! |---|---|
 //! | `mod.rs` | [`Client`], its accessors, `send` and `send_many` |
 //! | `builder.rs` | [`ClientBuilder`] |
-//! | `attempt.rs` | the loop of one request (push, broadcast or channel request): leases, retries, resends, re-mints |
+//! | `attempt.rs` | the I/O loop of one request (push, broadcast or channel request): leases, requests, sends |
+//! | `decide.rs` | what follows each attempt (retry, resend, re-mint, stop), decided without I/O |
 //! | `channels.rs` | `broadcast`, and [`Channels`]: channel management on its own pool |
 //! | `retry.rs` | [`RetryPolicy`] and the retry budget |
 //! | `shutdown.rs` | graceful `shutdown` and immediate `abort` |
@@ -27,6 +28,7 @@
 mod attempt;
 mod builder;
 mod channels;
+mod decide;
 mod retry;
 mod shutdown;
 mod stats;
