@@ -217,8 +217,8 @@ impl Client {
                     Err(Error::invalid(
                         "bundle_id",
                         format!(
-                            "{bundle_id} is not allowed by the certificate, which allows {}",
-                            info.allowed_topics().join(", ")
+                            "{bundle_id} is not allowed by the certificate, which {}",
+                            info.allowed_words()
                         ),
                     ))
                 }

@@ -11,7 +11,7 @@ use http::header::HeaderValue;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{watch, Notify};
 
-use super::channels::ChannelsPool;
+use super::broadcast::ChannelsPool;
 use super::retry::RetryBudget;
 use super::stats::Counters;
 use super::{Client, Credentials, Inner, RetryPolicy};

@@ -20,14 +20,14 @@
 //! | `builder.rs` | [`ClientBuilder`] |
 //! | `attempt.rs` | the I/O loop of one request (push, broadcast or channel request): leases, requests, sends |
 //! | `decide.rs` | what follows each attempt (retry, resend, re-mint, stop), decided without I/O |
-//! | `channels.rs` | `broadcast`, and [`Channels`]: channel management on its own pool |
+//! | `broadcast.rs` | [`Client::broadcast`], and [`Channels`]: channel management on its own pool |
 //! | `retry.rs` | [`RetryPolicy`] and the retry budget |
 //! | `shutdown.rs` | graceful `shutdown` and immediate `abort` |
 //! | `stats.rs` | [`ClientStats`], [`SendOutcome`], [`ShutdownReport`] |
 
 mod attempt;
+mod broadcast;
 mod builder;
-mod channels;
 mod decide;
 mod retry;
 mod shutdown;
@@ -51,16 +51,16 @@ use crate::transport::pool::Pool;
 use crate::transport::Endpoint;
 
 pub use crate::transport::snapshot::{ConnectionInfo, ConnectionState};
+pub use broadcast::Channels;
 pub use builder::{
     ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_LIVENESS_SILENCE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TLS_TIMEOUT, MAX_POOL_SIZE,
 };
-pub use channels::Channels;
 pub use retry::RetryPolicy;
 pub use stats::{ClientStats, SendOutcome, ShutdownReport, RETRY_REASONS};
 
 use attempt::Outgoing;
-use channels::ChannelsPool;
+use broadcast::ChannelsPool;
 use retry::RetryBudget;
 use stats::Counters;
 

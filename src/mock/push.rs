@@ -125,8 +125,9 @@ pub(crate) fn validate(
             (Some(key), topic.to_string())
         }
     };
-    // Each push type has its topic (`docs/apns-facts.md`, "Topic
-    // suffixes"): a VoIP push to the bare bundle id is for no VoIP token.
+    // Each push type has its topic:
+    // `docs/apns-facts.md`, "Topic suffixes".
+    // A VoIP push to the bare bundle id is for no VoIP token.
     // Apple names no reason for it; the mock answers as for a topic the
     // credentials do not allow.
     if let Some(suffix) = push_type.topic_suffix().filter(|s| !s.is_empty()) {

@@ -459,8 +459,8 @@ async fn every_request_rejection_reason() {
             413,
             Reason::PayloadTooLarge,
         ),
-        // A push type whose topic lacks its suffix (`docs/apns-facts.md`,
-        // "Topic suffixes").
+        // A push type whose topic lacks its suffix:
+        // `docs/apns-facts.md`, "Topic suffixes".
         (
             "POST",
             path.clone(),

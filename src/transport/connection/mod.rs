@@ -15,6 +15,8 @@ use rustls_pki_types::ServerName;
 use tokio::sync::Notify;
 use tokio::time::{timeout, timeout_at, Instant};
 
+use super::inbound::{GoAway, Inbound};
+use super::shim::Shim;
 use super::Endpoint;
 use crate::error::{Error, Result};
 use crate::response::Response;
@@ -158,89 +160,6 @@ impl LinkState {
     }
 }
 
-/// What the server sent, as the read side of the shim sees it: when it
-/// last sent anything (for the liveness check), and its GOAWAY (h2 does not
-/// expose a GOAWAY's debug data, where APNs puts its JSON reason).
-#[derive(Debug)]
-pub(crate) struct Inbound {
-    born: Instant,
-    last_ms: AtomicU64,
-    /// Whether the server sent anything at all (its SETTINGS come first).
-    heard: AtomicBool,
-    goaway: Mutex<Option<GoAway>>,
-}
-
-/// A GOAWAY frame from the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GoAway {
-    pub last_stream_id: u32,
-    pub error_code: u32,
-    /// The `reason` of APNs' JSON debug data, if any.
-    pub reason: Option<String>,
-}
-
-impl GoAway {
-    /// Parses a GOAWAY frame's payload: last-stream-id, error code, debug
-    /// data (APNs' `{"reason":"..."}`).
-    pub(crate) fn parse(payload: &[u8]) -> Option<GoAway> {
-        let last = payload.get(0..4)?;
-        let code = payload.get(4..8)?;
-        #[derive(serde::Deserialize)]
-        struct Debug {
-            reason: Option<String>,
-        }
-        let reason = serde_json::from_slice::<Debug>(payload.get(8..).unwrap_or_default())
-            .ok()
-            .and_then(|d| d.reason)
-            .map(|r| r.chars().take(64).collect());
-        Some(GoAway {
-            last_stream_id: u32::from_be_bytes([last[0], last[1], last[2], last[3]]) & 0x7fff_ffff,
-            error_code: u32::from_be_bytes([code[0], code[1], code[2], code[3]]),
-            reason,
-        })
-    }
-}
-
-impl Inbound {
-    pub(crate) fn new(born: Instant) -> Self {
-        Inbound {
-            born,
-            last_ms: AtomicU64::new(0),
-            heard: AtomicBool::new(false),
-            goaway: Mutex::new(None),
-        }
-    }
-
-    /// Records that bytes arrived now.
-    pub(crate) fn stamp(&self) {
-        let ms = self.born.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-        self.heard.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether the server sent anything since the TLS handshake.
-    fn heard(&self) -> bool {
-        self.heard.load(Ordering::Relaxed)
-    }
-
-    /// Records a GOAWAY from the server (the last one wins).
-    pub(crate) fn goaway(&self, goaway: GoAway) {
-        *self.goaway.lock().unwrap_or_else(|e| e.into_inner()) = Some(goaway);
-    }
-
-    fn received_goaway(&self) -> Option<GoAway> {
-        self.goaway
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn silent_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.born.elapsed().saturating_sub(last)
-    }
-}
-
 /// Permission to open one stream; returned when dropped.
 #[derive(Debug)]
 pub(crate) struct StreamPermit {
@@ -310,7 +229,7 @@ impl Connection {
         // read side stamps when the server last sent anything.
         let born = Instant::now();
         let inbound = Arc::new(Inbound::new(born));
-        let tls_stream = super::never_index::NeverIndexPath::new(tls_stream, inbound.clone());
+        let tls_stream = Shim::new(tls_stream, inbound.clone());
         stage.set(Phase::Settings);
         let (send, mut connection) = timeout(
             timeouts.tls,

@@ -1,7 +1,8 @@
-//! A write-side shim between `h2` and TLS that sends `:path` as a
+//! The byte shim between `h2` and TLS. Writes: `:path` goes out as a
 //! never-indexed literal, as Apple asks (see [`super::hpack`]). Reads pass
-//! through untouched; they only stamp when the server last sent bytes, for
-//! the connection's liveness check.
+//! through untouched; the shim records in [`Inbound`] when the server last
+//! sent bytes (the connection's liveness check) and its GOAWAY, whose JSON
+//! reason `h2` does not expose.
 
 use std::io;
 use std::pin::Pin;
@@ -11,17 +12,17 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::connection::{GoAway, Inbound};
 use super::frames::{
     FrameReader, Piece, FLAG_END_HEADERS, FLAG_PADDED, FLAG_PRIORITY, FRAME_GOAWAY, FRAME_HEADERS,
     PREFACE_LEN,
 };
+use super::inbound::{GoAway, Inbound};
 use super::{buffered, hpack};
 
 /// The most of a GOAWAY's payload kept: ids, code, and a short JSON reason.
 const MAX_GOAWAY: usize = 1024;
 
-pub(crate) struct NeverIndexPath<IO> {
+pub(crate) struct Shim<IO> {
     io: IO,
     // Bytes accepted from h2 and not yet written.
     out: Vec<u8>,
@@ -34,9 +35,9 @@ pub(crate) struct NeverIndexPath<IO> {
     in_goaway: Option<Vec<u8>>,
 }
 
-impl<IO> NeverIndexPath<IO> {
+impl<IO> Shim<IO> {
     pub(crate) fn new(io: IO, inbound: Arc<Inbound>) -> Self {
-        NeverIndexPath {
+        Shim {
             io,
             inbound,
             in_frames: FrameReader::new(0),
@@ -99,7 +100,7 @@ impl<IO> NeverIndexPath<IO> {
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for NeverIndexPath<IO> {
+impl<IO: AsyncRead + Unpin> AsyncRead for Shim<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -116,7 +117,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for NeverIndexPath<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for NeverIndexPath<IO> {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Shim<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -148,7 +149,7 @@ mod tests {
     #[test]
     fn rewrites_path_in_headers_frames_fed_in_pieces() {
         let reads = Arc::new(Inbound::new(tokio::time::Instant::now()));
-        let mut shim = NeverIndexPath::new((), reads);
+        let mut shim = Shim::new((), reads);
         let mut wire = vec![b'P'; PREFACE_LEN];
         // A SETTINGS frame, passed through.
         wire.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
@@ -170,8 +171,8 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        fn shim() -> NeverIndexPath<()> {
-            NeverIndexPath::new((), Arc::new(Inbound::new(tokio::time::Instant::now())))
+        fn shim() -> Shim<()> {
+            Shim::new((), Arc::new(Inbound::new(tokio::time::Instant::now())))
         }
 
         proptest! {
