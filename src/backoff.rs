@@ -34,14 +34,33 @@ impl Backoff {
 }
 
 /// A random number in `[0, 1)`, for jitter (from the OS random source that
-/// `uuid` already uses; no other RNG is needed).
+/// `uuid` already uses; no other RNG is needed). The low 53 bits of a v4
+/// UUID are random; its top bits of that half are the fixed variant (`10`),
+/// which once kept every fraction in `[0.5, 0.75)`.
 pub(crate) fn random_fraction() -> f64 {
-    (uuid::Uuid::new_v4().as_u128() as u64 >> 11) as f64 / (1u64 << 53) as f64
+    const BITS: u32 = 53;
+    let random = uuid::Uuid::new_v4().as_u128() as u64 & ((1u64 << BITS) - 1);
+    random as f64 / (1u64 << BITS) as f64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_fractions_cover_the_whole_unit_interval() {
+        let draws: Vec<f64> = (0..2000).map(|_| random_fraction()).collect();
+        assert!(draws.iter().all(|f| (0.0..1.0).contains(f)));
+        // Each quarter gets some of 2000 draws (a miss has odds of 0.75^2000).
+        for quarter in 0..4 {
+            let lo = quarter as f64 / 4.0;
+            assert!(
+                draws.iter().any(|f| (lo..lo + 0.25).contains(f)),
+                "no draw in [{lo}, {})",
+                lo + 0.25
+            );
+        }
+    }
 
     #[test]
     fn doubles_to_the_cap_and_jitters_within_half_to_full() {

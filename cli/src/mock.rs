@@ -111,6 +111,9 @@ fn faults(args: &MockArgs) -> Result<Vec<Fault>, Failure> {
     for spec in &args.storm {
         faults.push(parse_storm(spec)?);
     }
+    if let Some((min, max)) = args.latency {
+        faults.push(Fault::LatencyBetween { min, max });
+    }
     if let Some(secs) = args.outage {
         faults.push(Fault::Outage {
             duration: Duration::from_secs_f64(secs),

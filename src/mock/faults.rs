@@ -75,6 +75,15 @@ pub enum Fault {
         /// The delay before each answer.
         delay: Duration,
     },
+    /// Every answer is delayed by a time drawn evenly from `min` to `max`
+    /// (the distance to Apple, with its jitter). A waiting answer is a
+    /// timer, not a busy task: thousands wait at no CPU cost.
+    LatencyBetween {
+        /// The shortest delay.
+        min: Duration,
+        /// The longest delay (`min` if below it).
+        max: Duration,
+    },
     /// After any rejection a connection's stream limit drops to 1, and rises
     /// again after the next accepted request.
     LimitDropsAfterRejection,
@@ -92,12 +101,18 @@ pub(crate) struct Faults {
     pub stall_tls: bool,
     storm: Option<(StatusCode, Reason, u64)>,
     outage_until: Option<Instant>,
-    pub latency: Option<Duration>,
+    latency: Option<(Duration, Duration)>,
     pub limit_drop: bool,
     expire_all: bool,
 }
 
 impl Faults {
+    /// How long this answer waits, if a latency is armed.
+    pub(crate) fn delay(&self) -> Option<Duration> {
+        let (min, max) = self.latency?;
+        Some(min + (max - min).mul_f64(crate::backoff::random_fraction()))
+    }
+
     pub(crate) fn arm(&mut self, fault: Fault, pings: &PingFault) {
         match fault {
             Fault::GoAwayAfter { requests, reason } => {
@@ -122,7 +137,8 @@ impl Faults {
             Fault::Outage { duration } => {
                 self.outage_until = Instant::now().checked_add(duration);
             }
-            Fault::Latency { delay } => self.latency = Some(delay),
+            Fault::Latency { delay } => self.latency = Some((delay, delay)),
+            Fault::LatencyBetween { min, max } => self.latency = Some((min, max.max(min))),
             Fault::LimitDropsAfterRejection => self.limit_drop = true,
             Fault::ExpireAllTokens => self.expire_all = true,
         }
@@ -188,5 +204,39 @@ impl Faults {
             return None;
         }
         self.goaway_after.take().map(|(_, reason)| reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_draws_each_delay_within_its_range() {
+        let pings = PingFault::default();
+        let mut faults = Faults::default();
+        assert_eq!(faults.delay(), None, "no latency armed");
+        let ms = Duration::from_millis;
+        faults.arm(Fault::Latency { delay: ms(50) }, &pings);
+        assert_eq!(faults.delay(), Some(ms(50)));
+        faults.arm(
+            Fault::LatencyBetween {
+                min: ms(40),
+                max: ms(60),
+            },
+            &pings,
+        );
+        let delays: Vec<Duration> = (0..200).map(|_| faults.delay().unwrap()).collect();
+        assert!(delays.iter().all(|d| (ms(40)..=ms(60)).contains(d)));
+        assert!(delays.iter().any(|d| *d < ms(50)) && delays.iter().any(|d| *d > ms(50)));
+        // A max below the min is the min.
+        faults.arm(
+            Fault::LatencyBetween {
+                min: ms(40),
+                max: ms(10),
+            },
+            &pings,
+        );
+        assert_eq!(faults.delay(), Some(ms(40)));
     }
 }

@@ -274,7 +274,7 @@ async fn handle_stream(
         }
         FaultAction::Answer(rejection) => Some(rejection),
     };
-    let latency = lock(&state.faults).latency;
+    let latency = lock(&state.faults).delay();
     if let Some(delay) = latency {
         tokio::time::sleep(delay).await;
     }

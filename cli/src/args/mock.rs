@@ -98,6 +98,11 @@ pub struct MockArgs {
     #[arg(long, value_name = "SECS", help_heading = "Fault injection", value_parser = numbers::seconds(false, numbers::DAY))]
     pub outage: Option<f64>,
 
+    /// Answer each request this much later, in every mode (--accept-all too): the distance to
+    /// Apple (20-150 ms), e.g. 50ms, or 40ms..60ms for an even jitter. At most 60s.
+    #[arg(long, value_name = "DELAY", help_heading = "Distance", value_parser = numbers::latency(std::time::Duration::from_secs(60)))]
+    pub latency: Option<(std::time::Duration, std::time::Duration)>,
+
     /// Threads serving connections (default: one per core; 1 runs everything on one thread).
     #[arg(long, default_value = "0", value_name = "N", hide_default_value = true, value_parser = numbers::count::<usize>(0, 1024))]
     pub threads: usize,

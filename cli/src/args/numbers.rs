@@ -177,6 +177,43 @@ impl TypedValueParser for DurationRange {
     }
 }
 
+/// A delay, or a range of delays: `50ms`, or `40ms..60ms` for a jitter,
+/// each at most `max` (`apns mock --latency`).
+#[derive(Clone, Copy, Debug)]
+pub struct LatencyRange {
+    max: Duration,
+}
+
+/// `--latency`: one delay or `MIN..MAX`, at most `max`.
+pub fn latency(max: Duration) -> LatencyRange {
+    LatencyRange { max }
+}
+
+impl TypedValueParser for LatencyRange {
+    type Value = (Duration, Duration);
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<(Duration, Duration), clap::Error> {
+        let text = value.to_string_lossy();
+        let why = format!(
+            "expected a delay such as 50ms, or a range such as 40ms..60ms, at most {}",
+            human(self.max)
+        );
+        let (min, max) = match text.split_once("..") {
+            Some((a, b)) => (parse_duration(a), parse_duration(b)),
+            None => (parse_duration(&text), parse_duration(&text)),
+        };
+        match (min, max) {
+            (Some(min), Some(max)) if min <= max && max <= self.max => Ok((min, max)),
+            _ => Err(refuse(cmd, arg, &text, &why)),
+        }
+    }
+}
+
 /// `30 days`, `1h`: how a limit reads in a message.
 fn human(d: Duration) -> String {
     let s = d.as_secs();
@@ -357,6 +394,19 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_none());
         assert!(parse_duration("-1s").is_none());
         assert!(parse_duration("99999999h").is_none());
+        let l = latency(Duration::from_secs(60));
+        let ms = Duration::from_millis;
+        assert_eq!(
+            l.parse_ref(&cmd, None, OsStr::new("50ms")).unwrap(),
+            (ms(50), ms(50))
+        );
+        assert_eq!(
+            l.parse_ref(&cmd, None, OsStr::new("40ms..60ms")).unwrap(),
+            (ms(40), ms(60))
+        );
+        for bad in ["60ms..40ms", "61s", "..", "1s..", "-5ms", "fast"] {
+            assert!(l.parse_ref(&cmd, None, OsStr::new(bad)).is_err(), "{bad}");
+        }
         assert_eq!(parse_size("1MiB"), Some(1 << 20));
         assert_eq!(parse_size("512 KiB"), Some(512 << 10));
         assert_eq!(parse_size("18446744073709551615M"), None);

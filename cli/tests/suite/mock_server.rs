@@ -197,3 +197,59 @@ async fn at_the_file_descriptor_limit_the_accept_loop_backs_off() {
     assert!(out.status.success(), "{}", stderr(&out));
     mock.stop().await;
 }
+
+/// `apns mock --latency` plays the distance to Apple: every answer waits at
+/// least the delay, in validating and accept-all mode alike, and a range
+/// spreads the delays (the library's `Fault::LatencyBetween`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_delays_every_answer_in_every_mode() {
+    use apns_provider::mock::Fault;
+    let dir = temp_dir();
+    let delay = Duration::from_millis(300);
+    for accept_all in [false, true] {
+        let (key_path, _, mut cmd) = mock_command_trusting_a_new_key(dir.path());
+        cmd.args(["--latency", "300ms..400ms"]);
+        if accept_all {
+            cmd.arg("--accept-all");
+        }
+        let mock = spawn_mock(cmd);
+        let mut send = apns_with_key(&["send"], &mock, &key_path);
+        send.args(["--alert", "hi", "--output", "json", DEVICE]);
+        let started = Instant::now();
+        let out = run(send).await;
+        let took = started.elapsed();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            took >= delay,
+            "accept_all {accept_all}: answered after {took:?}, before the {delay:?} latency"
+        );
+        // Many at once all wait and all arrive (waiting costs no stream).
+        let tokens = dir.path().join("tokens.txt");
+        let lines: String = (0..200).map(|i| format!("{i:064x}\n")).collect();
+        std::fs::write(&tokens, lines).unwrap();
+        let mut bulk = apns_with_key(&["send"], &mock, &key_path);
+        bulk.args(["--alert", "hi", "--tokens-file"]).arg(&tokens);
+        let out = run(bulk).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let out = mock.stop().await;
+        assert!(stderr(&out).contains("201 accepted"), "{}", stderr(&out));
+    }
+
+    // The library: a range, with each answer inside it (at least its min).
+    let key = new_key();
+    let mock = mock_for(&key)
+        .fault(Fault::LatencyBetween {
+            min: Duration::from_millis(200),
+            max: Duration::from_millis(250),
+        })
+        .start()
+        .await
+        .unwrap();
+    let client = client_for(&mock, key).build().unwrap();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = client.send(&note(1)).await.unwrap();
+        assert!(r.is_accepted(), "{r:?}");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+}
