@@ -44,8 +44,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
             } else {
                 None
             };
-            let (endpoint, ca, child) =
-                spawn_mock(&dir, args.streams.max_streams, args.pin, trust.as_deref())?;
+            let (endpoint, ca, child) = spawn_mock(&dir, &args, trust.as_deref())?;
             (endpoint, ca, Some(MockProcess(child)))
         }
     };
@@ -164,6 +163,7 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
                 "failed": tally.failed,
                 "connections_opened": stats.connections_opened,
                 "tokens_minted": stats.tokens_minted,
+                "physical_limit": physical_limit(&args).map(|l| l.json(rate)),
             })
         ),
         Output::Human => {
@@ -202,6 +202,9 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
                 "connections       {} opened; {} provider token(s) minted",
                 stats.connections_opened, stats.tokens_minted
             );
+            if let Some(limit) = physical_limit(&args) {
+                println!("{}", limit.line(rate));
+            }
         }
     }
     if accounted != args.count {
@@ -217,6 +220,51 @@ pub async fn run(args: BenchArgs) -> Result<u8, Failure> {
     } else {
         exit::OK
     })
+}
+
+/// With `--latency`: the most a client can send per second at that
+/// distance, whatever its CPU: the work it keeps in flight (its
+/// concurrency, at most the streams of its connections) ÷ the mean round
+/// trip. `None` without a latency.
+pub(super) fn physical_limit(args: &BenchArgs) -> Option<PhysicalLimit> {
+    let (min, max) = args.latency?;
+    let round_trip = (min + max) / 2;
+    let streams = args.pool.connections as u64 * u64::from(args.streams.max_streams);
+    let in_flight = (args.in_flight.concurrency as u64).min(streams);
+    Some(PhysicalLimit {
+        latency_ms: (min.as_secs_f64() * 1e3, max.as_secs_f64() * 1e3),
+        in_flight,
+        per_second: in_flight as f64 / round_trip.as_secs_f64().max(1e-6),
+    })
+}
+
+/// What `--latency` allows at best (see [`physical_limit`]).
+pub(super) struct PhysicalLimit {
+    pub latency_ms: (f64, f64),
+    pub in_flight: u64,
+    pub per_second: f64,
+}
+
+impl PhysicalLimit {
+    pub(super) fn json(&self, rate: f64) -> serde_json::Value {
+        serde_json::json!({
+            "latency_ms": {"min": self.latency_ms.0, "max": self.latency_ms.1},
+            "in_flight": self.in_flight,
+            "notifications_per_second": self.per_second,
+            "reached": rate / self.per_second,
+        })
+    }
+
+    pub(super) fn line(&self, rate: f64) -> String {
+        format!(
+            "at a distance     {:.0} notifications/s at most ({} in flight ÷ {:.0}..{:.0} ms); reached {:.0}%",
+            self.per_second,
+            self.in_flight,
+            self.latency_ms.0,
+            self.latency_ms.1,
+            100.0 * rate / self.per_second
+        )
+    }
 }
 
 pub(super) fn vm_hwm(status: &str) -> Option<u64> {
@@ -280,10 +328,10 @@ impl Drop for MockProcess {
 /// trusting the key at `trust`.
 fn spawn_mock(
     dir: &super::demo::TempDir,
-    max_streams: u32,
-    pin: bool,
+    args: &BenchArgs,
     trust: Option<&std::path::Path>,
 ) -> Result<(Endpoint, std::path::PathBuf, Child), Failure> {
+    let (max_streams, pin) = (args.streams.max_streams, args.pin);
     let exe = std::env::current_exe()
         .map_err(|e| Failure::usage(format!("cannot find the apns binary: {e}")))?;
     let ca = dir.path().join("bench-ca.pem");
@@ -301,6 +349,13 @@ fn spawn_mock(
             .arg(format!("{KEY_ID}={TEAM_ID}:{}", key.display())),
         None => child.arg("--accept-all"),
     };
+    if let Some((min, max)) = args.latency {
+        child.arg("--latency").arg(format!(
+            "{}ms..{}ms",
+            min.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3
+        ));
+    }
     let mut child = child
         .args(["--max-streams", &max_streams.to_string(), "--ca-out"])
         .arg(&ca)

@@ -329,6 +329,7 @@ fn report(
                 "result_lines": result_lines,
                 "exit_code": exit_code,
                 "h2load": h2,
+                "physical_limit": super::bench::physical_limit(args).map(|l| l.json(rate)),
             })
         ),
         Output::Human => {
@@ -369,6 +370,9 @@ fn report(
                 "result lines      {result_lines} of {} accepted, one per line",
                 args.count
             );
+            if let Some(limit) = super::bench::physical_limit(args) {
+                println!("{}", limit.line(rate));
+            }
         }
     }
 }

@@ -379,6 +379,34 @@ async fn bench_accounts_for_every_notification() {
     }
 }
 
+/// `--latency` makes the bench's mock answer late, and the report gives
+/// the physical limit at that distance (in flight ÷ round trip).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_at_a_distance_reports_its_physical_limit() {
+    let mut cmd = apns();
+    cmd.args(["bench", "--latency", "100ms..120ms", "--count", "1000"])
+        .args(["--concurrency", "300", "--connections", "2"])
+        .args(["--max-streams", "100", "--output", "json"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["accepted"], 1000, "{v}");
+    let limit = &v["physical_limit"];
+    // 300 wanted, 2 connections × 100 streams allowed: 200 in flight.
+    assert_eq!(limit["in_flight"], 200, "{v}");
+    assert_eq!(limit["latency_ms"]["min"], 100.0, "{v}");
+    let per_second = limit["notifications_per_second"].as_f64().unwrap();
+    assert!((per_second - 200.0 / 0.110).abs() < 1.0, "{v}");
+    // Every answer waited at least the shortest delay.
+    assert!(v["latency_ms"]["p50"].as_f64().unwrap() >= 100.0, "{v}");
+    // Without --latency there is no limit to report.
+    let mut cmd = apns();
+    cmd.args(["bench", "--count", "200", "--output", "json"]);
+    let out = run(cmd).await;
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!(v["physical_limit"].is_null(), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_cli_mode_runs_the_bulk_send_and_checks_every_result_line() {
     let mut cmd = apns();
