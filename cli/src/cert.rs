@@ -16,8 +16,17 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
             password,
             output,
         } => {
-            let cert = load_certificate(&path, cert_key.as_deref(), &password)?;
-            let info = cert.info();
+            // Showing a certificate needs no key: a PEM without one is
+            // read alone (sending with it would need the key).
+            let (owned, chain_length, has_key) =
+                match load_certificate(&path, cert_key.as_deref(), &password) {
+                    Ok(cert) => (cert.info().clone(), cert.chain().len(), true),
+                    Err(failure) => match certificate_alone(&path) {
+                        Some((info, n)) if cert_key.is_none() => (info, n, false),
+                        _ => return Err(failure),
+                    },
+                };
+            let info = &owned;
             let now = SystemTime::now();
             let days_left = info.days_left(now);
             let expired = info.is_expired(now);
@@ -37,7 +46,8 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
                         "days_left": days_left,
                         "expired": expired,
                         "warning": warning,
-                        "chain_length": cert.chain().len(),
+                        "chain_length": chain_length,
+                        "has_key": has_key,
                     })
                 ),
                 Output::Human => {
@@ -62,6 +72,9 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
                         println!("status       EXPIRED {} days ago", -days_left);
                     } else {
                         println!("status       {days_left} days left");
+                    }
+                    if !has_key {
+                        println!("key          none in this file (sending needs it: --cert-key, or a PEM or .p12 with both)");
                     }
                 }
             }
@@ -91,4 +104,16 @@ pub fn run(command: CertCommand) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
     }
+}
+
+/// A PEM file holding certificates and no key: its first certificate, and
+/// the chain's length. `None` for anything else (a .p12, a PEM with a key
+/// that failed for another reason), whose error then stands.
+fn certificate_alone(path: &std::path::Path) -> Option<(apns_provider::CertificateInfo, usize)> {
+    let pem = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(&pem);
+    if !text.contains("-----BEGIN CERTIFICATE-----") || text.contains("PRIVATE KEY-----") {
+        return None;
+    }
+    apns_provider::CertificateInfo::from_pem(&pem).ok()
 }

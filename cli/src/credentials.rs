@@ -120,6 +120,16 @@ pub fn resolve(key: &KeyArgs, cert: &CertArgs) -> Result<Resolved, Failure> {
                 &password,
             )?)));
         }
+        // A password written in a key profile is for no one (only a .p12
+        // has one) and may be a secret: refused like a certificate's.
+        if let Some(pw) = p.password.as_deref() {
+            let pointer = pw == "prompt" || pw.starts_with("env:") || pw.starts_with("file:");
+            if !pointer {
+                return Err(Failure::usage(format!(
+                    "the password inlined in profile {name:?} is refused (and not shown): a key profile needs no password (only a .p12 has one), and a profile says where a password lives, never what it is; remove it"
+                )));
+            }
+        }
     }
     // A token key: from --key-file, else from the profile's store.
     let (signing_key, key_file) = match (&key.file.key_file, &profile) {

@@ -77,15 +77,14 @@ pub async fn run(args: DoctorArgs) -> Result<u8, Failure> {
     let mut network = check_endpoint(&endpoint, &options).await;
     // The library's advice, in this command line's terms.
     for check in &mut network {
-        let flag = match check.tls_problem {
+        let Some(fix) = &mut check.fix else { continue };
+        match check.tls_problem {
+            // Said whole: the library's "trust its CA" becomes the flag.
             Some(apns_provider::TlsProblem::UntrustedCertificate) => {
-                "; for a mock or a proxy, pass its CA with --ca-file"
+                *fix = "for a mock or a TLS-inspecting proxy, pass its CA with --ca-file; otherwise something is intercepting the connection".into();
             }
-            Some(apns_provider::TlsProblem::WrongHostName) => "; check --endpoint",
-            _ => continue,
-        };
-        if let Some(fix) = &mut check.fix {
-            fix.push_str(flag);
+            Some(apns_provider::TlsProblem::WrongHostName) => fix.push_str("; check --endpoint"),
+            _ => {}
         }
     }
     let network_ok = network.iter().all(|c| c.status != CheckStatus::Fail);

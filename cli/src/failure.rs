@@ -70,13 +70,17 @@ pub fn hint(e: &Error) -> Option<String> {
     }
     // Refusals before sending (a certificate's rules, a missing topic):
     // the field the library names, as the flag that sets it.
-    if let Error::InvalidField { field, .. } = e {
+    if let Error::InvalidField { field, message } = e {
         return match *field {
+            // No --topic can help a certificate that allows none.
+            "topic" if message.contains("names no topic") => Some(
+                "use the push certificate Apple issued for the app; `apns cert inspect` shows what a certificate allows".into(),
+            ),
             "topic" => Some(
-                "check --topic: the app's bundle id, plus the push type's suffix (`apns cert inspect` lists the topics a certificate allows)".into(),
+                "check --topic: the app's bundle id, plus the push type's suffix; `apns cert inspect` lists the topics a certificate allows".into(),
             ),
             "push_type" => Some(
-                "this push type needs token authentication: send with --key NAME or --key-file AuthKey_<KEYID>.p8 --team-id TEAM instead of --cert".into(),
+                "send with --key NAME, or --key-file AuthKey_<KEYID>.p8 --team-id TEAM, instead of --cert".into(),
             ),
             "bundle_id" => Some(
                 "check --bundle-id (`apns cert inspect` lists the topics a certificate allows)".into(),
@@ -92,7 +96,7 @@ pub fn hint(e: &Error) -> Option<String> {
                     .into(),
             ),
             C::SeparateKeyForPkcs12 => Some("drop --cert-key".into()),
-            C::MissingKey => Some("give the key's file with --cert-key".into()),
+            C::MissingKey => Some("--cert-key KEY.pem names the key's own file".into()),
             C::WrongEnvironment => Some("check --env".into()),
             _ => None,
         };

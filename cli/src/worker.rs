@@ -83,6 +83,8 @@ pub async fn run(args: WorkerArgs) -> Result<u8, Failure> {
     }
     let worker = builder.build()?;
     let handle = worker.handle();
+    // Said once Redis took the password, not before.
+    worker.check_redis().await?;
     eprintln!(
         "apns worker: {} reading {} (group {}) on Redis {}; {delivery}; Ctrl-C or SIGTERM stops",
         worker.consumer(),

@@ -73,6 +73,24 @@ pub struct CertificateInfo {
 }
 
 impl CertificateInfo {
+    /// Reads the fields of the first certificate in a PEM text, and says how
+    /// many certificates the chain holds. No key is needed: this inspects,
+    /// it cannot send (for that, [`ClientCertificate::from_pem`]).
+    ///
+    /// ```no_run
+    /// # use apns_provider::CertificateInfo;
+    /// let (info, chain) = CertificateInfo::from_pem(&std::fs::read("push-cert.pem")?)?;
+    /// println!("{} ({chain} in the chain): {:?}", info.subject, info.allowed_topics());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_pem(pem: &[u8]) -> Result<(Self, usize)> {
+        let (chain, _key) = scan_pem(pem)?;
+        let first = chain.first().ok_or_else(|| {
+            Error::malformed("no certificate found; expected -----BEGIN CERTIFICATE-----")
+        })?;
+        Ok((Self::from_der(first)?, chain.len()))
+    }
+
     /// Reads the fields from a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self> {
         use x509_parser::prelude::*;

@@ -344,6 +344,13 @@ impl Worker {
         &self.target.addr
     }
 
+    /// Connects to Redis once and authenticates, so that a missing or
+    /// refused password is told before anything says the worker runs
+    /// ([`run`](Worker::run) checks again).
+    pub async fn check_redis(&self) -> Result<()> {
+        self.target.check().await
+    }
+
     /// A handle to stop the worker and read its stats from elsewhere.
     pub fn handle(&self) -> WorkerHandle {
         WorkerHandle {

@@ -166,8 +166,8 @@ impl TypedValueParser for DurationRange {
     ) -> Result<Duration, clap::Error> {
         let text = value.to_string_lossy();
         let why = format!(
-            "expected a duration such as 500ms, 30s, 2m or 1h, from {:?} to {}",
-            self.min,
+            "expected a duration such as 500ms, 30s, 2m or 1h, from {} to {}",
+            human(self.min),
             human(self.max)
         );
         match parse_duration(&text) {
@@ -217,7 +217,9 @@ impl TypedValueParser for LatencyRange {
 /// `30 days`, `1h`: how a limit reads in a message.
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 86_400 && s.is_multiple_of(86_400) {
+    if d.is_zero() {
+        "0".into()
+    } else if s >= 86_400 && s.is_multiple_of(86_400) {
         format!("{} days", s / 86_400)
     } else {
         format!("{d:?}")
