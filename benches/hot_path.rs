@@ -37,10 +37,10 @@ fn client_for(mock: &MockServer, key: SigningKey) -> Client {
 /// Building the notification for one line of a tokens file.
 fn notification(c: &mut Criterion) {
     let mut g = c.benchmark_group("notification");
-    let defaults = SpecDefaults::new()
+    let defaults = SpecDefaults::builder()
         .topic("com.example.app")
         .payload(Payload::alert("Hello"))
-        .prepare()
+        .build()
         .expect("valid defaults");
     g.bench_function("from_defaults", |b| {
         b.iter(|| {

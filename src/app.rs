@@ -12,7 +12,7 @@
 //! # fn main() -> apns_provider::Result<()> {
 //! use apns_provider::app::App;
 //! use apns_provider::wire::SpecDefaults;
-//! let app = App::new(client()).with_defaults(SpecDefaults::new().topic("com.example.app").prepare()?);
+//! let app = App::new(client()).with_defaults(SpecDefaults::builder().topic("com.example.app").build()?);
 //! assert_eq!(app.defaults().default_topic(), Some("com.example.app"));
 //! # Ok(()) }
 //! ```
@@ -37,13 +37,12 @@ impl App {
     pub fn new(client: Client) -> App {
         App {
             client,
-            defaults: Arc::new(SpecDefaults::new()),
+            defaults: Arc::new(SpecDefaults::default()),
         }
     }
 
     /// The defaults a notification's missing fields are taken from (such
-    /// as the topic); [`SpecDefaults::prepare`] them first, so that a bad
-    /// default is an error now rather than on every send.
+    /// as the topic), checked when [`SpecDefaults::builder`] built them.
     pub fn with_defaults(mut self, defaults: SpecDefaults) -> App {
         self.defaults = Arc::new(defaults);
         self

@@ -11,10 +11,10 @@
 //! use apns_provider::wire::{NotificationSpec, SpecDefaults};
 //! use apns_provider::{Payload, PushType};
 //!
-//! let defaults = SpecDefaults::new()
+//! let defaults = SpecDefaults::builder()
 //!     .topic("com.example.app")
 //!     .payload(Payload::alert("Hello"))
-//!     .prepare()?;
+//!     .build()?;
 //! let spec: NotificationSpec = serde_json::from_str(
 //!     r#"{"device_token":"00fc13ad","priority":5,"push_type":"background","payload":{"aps":{"content-available":1}}}"#,
 //! )?;
@@ -118,10 +118,52 @@ impl NotificationSpec {
     }
 }
 
-/// What every notification starts from; see the [module](self) example.
+/// What every notification starts from, checked: made by
+/// [`SpecDefaults::builder`] (whose [`build`](SpecDefaultsBuilder::build)
+/// checks the payload and topic once and prepares what token-only specs
+/// copy), or [`SpecDefaults::default`] for none at all (push type `alert`,
+/// no topic, no payload: every spec brings its own).
+///
+/// ```
+/// use apns_provider::wire::SpecDefaults;
+/// use apns_provider::{Payload, Priority, PushType};
+///
+/// let defaults = SpecDefaults::builder()
+///     .topic("com.example.app")
+///     .push_type(PushType::Background)
+///     .priority(Priority::Normal)
+///     .payload(Payload::raw(br#"{"aps":{"content-available":1}}"#.to_vec())?)
+///     .build()?;
+/// let n = defaults.build_for_token("00fc13ad")?;
+/// assert_eq!(n.push_type(), PushType::Background);
+/// assert_eq!(defaults.default_topic(), Some("com.example.app"));
+///
+/// // A payload that cannot go with the push type is refused at once.
+/// let too_big = Payload::raw(format!(r#"{{"aps":{{}},"x":"{}"}}"#, "x".repeat(5000)).into_bytes())?;
+/// let refused = SpecDefaults::builder().push_type(PushType::Background).payload(too_big).build();
+/// assert!(refused.is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SpecDefaults {
+    values: Values,
+    // A notification with the defaults, for token-only specs: one only swaps
+    // the device token (the payload bytes are shared). Made by `build`, so
+    // defaults with a payload always have one.
+    template: Option<Notification>,
+}
+
+/// The settings of [`SpecDefaults`], unchecked: each setter sets one
+/// default, and [`build`](Self::build) checks them all.
 #[derive(Debug, Clone, Default)]
 #[must_use]
-pub struct SpecDefaults {
+pub struct SpecDefaultsBuilder {
+    values: Values,
+}
+
+/// What the builder collects and the defaults keep.
+#[derive(Debug, Clone, Default)]
+struct Values {
     topic: Option<String>,
     push_type: PushType,
     priority: Option<Priority>,
@@ -129,74 +171,79 @@ pub struct SpecDefaults {
     collapse_id: Option<String>,
     apns_id: Option<ApnsId>,
     payload: Option<Payload>,
-    // A notification with the defaults, for token-only specs: one only swaps
-    // the device token (the payload bytes are shared).
-    template: Option<Notification>,
 }
 
 /// A device's length, so a template's lints say nothing about the token.
 const PLACEHOLDER_TOKEN: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-impl SpecDefaults {
-    /// No defaults: push type `alert`, nothing else.
-    pub fn new() -> Self {
-        Self::default()
-    }
+impl SpecDefaultsBuilder {
     /// The default `apns-topic`.
     pub fn topic(mut self, topic: impl Into<String>) -> Self {
-        self.topic = Some(topic.into());
+        self.values.topic = Some(topic.into());
         self
     }
     /// The default push type (`alert` unless set).
     pub fn push_type(mut self, push_type: PushType) -> Self {
-        self.push_type = push_type;
+        self.values.push_type = push_type;
         self
     }
     /// The default priority.
     pub fn priority(mut self, priority: Priority) -> Self {
-        self.priority = Some(priority);
+        self.values.priority = Some(priority);
         self
     }
     /// The default expiration.
     pub fn expiration(mut self, expiration: Expiration) -> Self {
-        self.expiration = Some(expiration);
+        self.values.expiration = Some(expiration);
         self
     }
     /// The default collapse id.
     pub fn collapse_id(mut self, id: impl Into<String>) -> Self {
-        self.collapse_id = Some(id.into());
+        self.values.collapse_id = Some(id.into());
         self
     }
     /// The default `apns-id` (the same for every notification: rarely what
     /// you want for more than one).
     pub fn apns_id(mut self, id: ApnsId) -> Self {
-        self.apns_id = Some(id);
+        self.values.apns_id = Some(id);
         self
     }
     /// The default payload.
     pub fn payload(mut self, payload: Payload) -> Self {
-        self.payload = Some(payload);
+        self.values.payload = Some(payload);
         self
     }
 
-    /// Checks the defaults (the payload's size for the push type, the
-    /// topic...) once, and prepares the template token-only specs copy.
-    pub fn prepare(mut self) -> Result<Self> {
-        if let Some(payload) = self.payload.clone() {
+    /// Checks the defaults once (the payload's size for the push type, the
+    /// topic, the collapse id...: what a notification with them would
+    /// break) and prepares the template token-only specs copy.
+    pub fn build(self) -> Result<SpecDefaults> {
+        let mut defaults = SpecDefaults {
+            values: self.values,
+            template: None,
+        };
+        if let Some(payload) = defaults.values.payload.clone() {
             let spec = NotificationSpec::default();
-            self.template = Some(self.assemble(PLACEHOLDER_TOKEN, payload, &spec)?);
+            defaults.template = Some(defaults.assemble(PLACEHOLDER_TOKEN, payload, &spec)?);
         }
-        Ok(self)
+        Ok(defaults)
+    }
+}
+
+impl SpecDefaults {
+    /// A builder with no defaults set: push type `alert`, nothing else.
+    pub fn builder() -> SpecDefaultsBuilder {
+        SpecDefaultsBuilder::default()
     }
 
     /// The default topic, if any.
     pub fn default_topic(&self) -> Option<&str> {
-        self.topic.as_deref()
+        self.values.topic.as_deref()
     }
 
     /// Whether a default payload was given (else every spec needs its own).
     pub fn has_payload(&self) -> bool {
-        self.payload.is_some()
+        self.values.payload.is_some()
     }
 
     /// The notification the defaults make for a placeholder token: its
@@ -227,7 +274,7 @@ impl SpecDefaults {
         let payload = match &spec.payload {
             Some(serde_json::Value::String(raw)) => Payload::raw(raw.clone().into_bytes())?,
             Some(value) => Payload::raw(value.to_string().into_bytes())?,
-            None => self.payload.clone().ok_or_else(missing_payload)?,
+            None => self.values.payload.clone().ok_or_else(missing_payload)?,
         };
         self.assemble(token, payload, spec)
     }
@@ -239,35 +286,39 @@ impl SpecDefaults {
         spec: &NotificationSpec,
     ) -> Result<Notification> {
         let mut b = Notification::builder(token, payload);
-        if let Some(t) = spec.topic.as_ref().or(self.topic.as_ref()) {
+        if let Some(t) = spec.topic.as_ref().or(self.values.topic.as_ref()) {
             b = b.topic(t);
         }
         let push_type = match &spec.push_type {
             Some(t) => t.parse()?,
-            None => self.push_type,
+            None => self.values.push_type,
         };
         b = b.push_type(push_type);
         let priority = match &spec.priority {
             Some(p) => Some(scalar(p).parse()?),
-            None => self.priority,
+            None => self.values.priority,
         };
         if let Some(p) = priority {
             b = b.priority(p);
         }
         let expiration = match &spec.expiration {
             Some(e) => Some(scalar(e).parse()?),
-            None => self.expiration,
+            None => self.values.expiration,
         };
         if let Some(e) = expiration {
             b = b.expiration(e);
         }
-        if let Some(c) = spec.collapse_id.as_ref().or(self.collapse_id.as_ref()) {
+        if let Some(c) = spec
+            .collapse_id
+            .as_ref()
+            .or(self.values.collapse_id.as_ref())
+        {
             b = b.collapse_id(c);
         }
         match &spec.apns_id {
             Some(id) => b = b.apns_id_str(id),
             None => {
-                if let Some(id) = self.apns_id {
+                if let Some(id) = self.values.apns_id {
                     b = b.apns_id(id);
                 }
             }

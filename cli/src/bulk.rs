@@ -3,15 +3,15 @@
 //! on Ctrl-C, on a write error or when the input ends. Every line read gets
 //! exactly one result line (or, with `--resume`, is counted as skipped).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use apns_provider::metrics::AppMetrics;
+use apns_provider::wire::SpecDefaults;
 use apns_provider::{Client, Notification};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 
-use super::input::{excerpt, Defaults, Line, Lines};
+use super::input::{Lines, Parsed};
 use super::report::{Outcome, Reporter};
 use super::resume::{Resume, Verdict};
 use super::{exit, Failure};
@@ -55,11 +55,10 @@ impl Stop {
 pub async fn send_all(
     client: Client,
     mut lines: Lines,
-    defaults: Defaults,
+    defaults: SpecDefaults,
     mut options: Options,
     mut reporter: Reporter,
 ) -> Result<u8, Failure> {
-    let defaults = Arc::new(defaults);
     let mut in_flight = futures_for(send_one);
     let mut intake = true;
     let mut stop: Option<Stop> = None;
@@ -118,16 +117,21 @@ pub async fn send_all(
                 match next {
                     None => intake = false,
                     Some(Err(e)) => stopping = Some(Stop::ReadError(e)),
-                    Some(Ok(line)) => match check_resume(&mut options.resume, &line) {
-                        Verdict::Send => in_flight.push(send_one(client.clone(), defaults.clone(), line, options.metrics.clone())),
-                        Verdict::SkipDone => reporter.skip(false),
-                        Verdict::SkipMaybeDelivered => reporter.skip(true),
-                        Verdict::Mismatch(message) => {
-                            let why = Stop::Mismatch(message);
-                            reporter.record(line.number, &token_of(&line), &Outcome::NotSent(why.not_sent()));
-                            stopping = Some(why);
+                    // Parsed once: the resume verdict and the result line
+                    // take its token, the send its notification.
+                    Some(Ok(line)) => {
+                        let line = line.parse(&defaults);
+                        match check_resume(&mut options.resume, &line) {
+                            Verdict::Send => in_flight.push(send_one(client.clone(), line, options.metrics.clone())),
+                            Verdict::SkipDone => reporter.skip(false),
+                            Verdict::SkipMaybeDelivered => reporter.skip(true),
+                            Verdict::Mismatch(message) => {
+                                let why = Stop::Mismatch(message);
+                                reporter.record(line.number, &line.token, &Outcome::NotSent(why.not_sent()));
+                                stopping = Some(why);
+                            }
                         }
-                    },
+                    }
                 }
             }
         }
@@ -137,12 +141,13 @@ pub async fn send_all(
                 // Lines read ahead but never sent still get a result line.
                 lines.close();
                 while let Some(Ok(line)) = lines.try_recv() {
+                    let line = line.parse(&defaults);
                     match check_resume(&mut options.resume, &line) {
                         Verdict::SkipDone => reporter.skip(false),
                         Verdict::SkipMaybeDelivered => reporter.skip(true),
                         Verdict::Send | Verdict::Mismatch(_) => reporter.record(
                             line.number,
-                            &token_of(&line),
+                            &line.token,
                             &Outcome::NotSent(why.not_sent()),
                         ),
                     }
@@ -191,7 +196,7 @@ pub async fn send_all(
 /// An empty set of the futures `send` makes (naming their type for the
 /// compiler).
 fn futures_for<F: std::future::Future>(
-    _send: fn(Client, Arc<Defaults>, Line, Option<AppMetrics>) -> F,
+    _send: fn(Client, Parsed, Option<AppMetrics>) -> F,
 ) -> FuturesUnordered<F> {
     FuturesUnordered::new()
 }
@@ -214,28 +219,19 @@ fn announce_interrupt(in_flight: usize, timeout: f64) {
     }
 }
 
-fn check_resume(resume: &mut Option<Resume>, line: &Line) -> Verdict {
+fn check_resume(resume: &mut Option<Resume>, line: &Parsed) -> Verdict {
     match (resume, line.number) {
-        (Some(resume), Some(number)) => resume.verdict(number, &token_of(line)),
+        (Some(resume), Some(number)) => resume.verdict(number, &line.token),
         _ => Verdict::Send,
     }
 }
 
 async fn send_one(
     client: Client,
-    defaults: Arc<Defaults>,
-    mut line: Line,
+    line: Parsed,
     metrics: Option<AppMetrics>,
 ) -> (Option<u64>, String, Outcome) {
-    let parsed = defaults.parse(&line).and_then(require_topic);
-    // A plain token of a sane length is its own result token: moved, not
-    // copied.
-    let token = if line.problem.is_none() && !line.text.starts_with('{') && line.text.len() <= 256 {
-        std::mem::take(&mut line.text)
-    } else {
-        token_of(&line)
-    };
-    let outcome = match parsed {
+    let outcome = match line.notification.and_then(require_topic) {
         Ok(n) => {
             let started = metrics.as_ref().map(|_| std::time::Instant::now());
             let result = client.send(&n).await;
@@ -246,7 +242,7 @@ async fn send_one(
         }
         Err(e) => Outcome::Invalid(e),
     };
-    (line.number, token, outcome)
+    (line.number, line.token, outcome)
 }
 
 /// Counts Ctrl-C presses for the rest of the process.
@@ -274,27 +270,8 @@ fn count_interrupts() -> tokio::sync::watch::Receiver<u32> {
     rx
 }
 
-/// The device token of a line, for result lines (even invalid ones): at
-/// most a short excerpt of a line far too long to be one.
-pub fn token_of(line: &Line) -> String {
-    if line.text.starts_with('{') {
-        // Only the token is read; a line giving it twice has no one token
-        // to echo (serde refuses a field twice).
-        #[derive(serde::Deserialize)]
-        struct TokenOnly {
-            #[serde(default)]
-            device_token: Option<serde_json::Value>,
-        }
-        serde_json::from_str::<TokenOnly>(&line.text)
-            .ok()
-            .and_then(|t| t.device_token)
-            .and_then(|t| t.as_str().map(excerpt))
-            .unwrap_or_default()
-    } else {
-        excerpt(&line.text)
-    }
-}
-
+/// Refuses a notification without a topic (the flags and the JSON line
+/// gave none): APNs would answer MissingTopic for each.
 pub fn require_topic(n: Notification) -> Result<Notification, String> {
     if n.topic().is_none() {
         return Err("invalid topic: required; give --topic or a \"topic\" in the JSON line".into());

@@ -2,28 +2,33 @@
 //! what would be sent (request line, headers, payload, lints) and `--curl`
 //! the equivalent curl command, both without connecting.
 
+use apns_provider::wire::SpecDefaults;
 use apns_provider::{Endpoint, Notification};
 use serde_json::json;
 
 use super::args::{Output, SendArgs};
-use super::bulk::{require_topic, token_of};
+use super::bulk::require_topic;
 use super::credentials::Credentials;
 use super::failure::{exit, Failure};
-use super::input::{Defaults, Lines};
+use super::input::Lines;
 use super::send::Plan;
 
 /// `--dry-run`: validates every line and prints what would be sent: the
 /// request line and headers, as `broadcast --dry-run` shows them, and the
 /// payload.
-pub async fn dry_run(mut lines: Lines, defaults: &Defaults, output: Output) -> Result<u8, Failure> {
+pub async fn dry_run(
+    mut lines: Lines,
+    defaults: &SpecDefaults,
+    output: Output,
+) -> Result<u8, Failure> {
     let (mut valid, mut invalid) = (0u64, 0u64);
     while let Some(line) = lines.recv().await {
-        let line = line.map_err(Failure::usage)?;
+        let line = line.map_err(Failure::usage)?.parse(defaults);
         let at = line
             .number
             .map(|n| format!("line {n}: "))
             .unwrap_or_default();
-        match defaults.parse(&line).and_then(require_topic) {
+        match line.notification.and_then(require_topic) {
             Ok(n) => {
                 valid += 1;
                 let lints: Vec<String> = n.lints().iter().map(|l| l.to_string()).collect();
@@ -73,9 +78,9 @@ pub async fn dry_run(mut lines: Lines, defaults: &Defaults, output: Output) -> R
                 match output {
                     Output::Json => println!(
                         "{}",
-                        json!({"line": line.number, "device_token": token_of(&line), "valid": false, "error": e})
+                        json!({"line": line.number, "device_token": line.token, "valid": false, "error": e})
                     ),
-                    Output::Human => println!("{at}{}  invalid: {e}", token_of(&line)),
+                    Output::Human => println!("{at}{}  invalid: {e}", line.token),
                 }
             }
         }
@@ -90,8 +95,8 @@ pub async fn curl(mut lines: Lines, plan: &Plan, args: &SendArgs) -> Result<u8, 
     let ca_file = args.target.server.ca_file.as_deref();
     let mut invalid = 0u64;
     while let Some(line) = lines.recv().await {
-        let line = line.map_err(Failure::usage)?;
-        match plan.defaults.parse(&line).and_then(require_topic) {
+        let line = line.map_err(Failure::usage)?.parse(&plan.defaults);
+        match line.notification.and_then(require_topic) {
             Ok(n) => println!("{}", curl_command(&n, &auth, &plan.endpoint, ca_file)),
             Err(e) => {
                 invalid += 1;

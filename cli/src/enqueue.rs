@@ -53,11 +53,10 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
     let progress = if tokens.no_progress {
         None
     } else {
-        let total = match &tokens.tokens_file {
+        Progress::on_terminal(|| match &tokens.tokens_file {
             Some(path) => count_lines(path),
             None => Some(tokens.device_tokens.len() as u64),
-        };
-        Progress::on_terminal(total)
+        })
     };
     let mut lines = spawn_reader(tokens.device_tokens.clone(), input.map(|i| i.source));
     let mut tally = Tally::default();
@@ -79,7 +78,8 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
                             return Err(Failure::usage(e));
                         }
                     };
-                    match defaults.parse(&line) {
+                    let line = line.parse(&defaults);
+                    match line.notification {
                         Ok(n) => {
                             let mut job =
                                 Job::from_notification(uuid::Uuid::new_v4().to_string(), &n);

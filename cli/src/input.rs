@@ -6,10 +6,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use apns_provider::wire::{NotificationSpec, SpecDefaults};
-use apns_provider::{ApnsId, DeviceToken, Expiration, Notification, Payload, Priority, PushType};
+use apns_provider::{DeviceToken, Notification};
 use tokio::sync::mpsc;
-
-use super::Failure;
 
 /// One input line: its number in the tokens file (none for command-line
 /// tokens) and its text.
@@ -249,8 +247,10 @@ fn excerpt_of(text: &str, length: usize) -> String {
 
 /// Counts the lines of a regular file that will get a result, for the
 /// progress bar's total: blank lines and `#` comments are not counted.
+/// Nothing else is counted: stdin, a FIFO or a device can be read only
+/// once, and the send reads it.
 pub fn count_lines(path: &Path) -> Option<u64> {
-    if path.as_os_str() == "-" {
+    if path.as_os_str() == "-" || !std::fs::metadata(path).ok()?.is_file() {
         return None;
     }
     let file = std::fs::File::open(path).ok()?;
@@ -274,104 +274,115 @@ pub fn count_lines(path: &Path) -> Option<u64> {
     }
 }
 
-/// Settings every notification starts from (the command-line flags), over
-/// the library's [`SpecDefaults`]: a JSON line of a tokens file is a
-/// [`NotificationSpec`].
-pub struct Defaults {
-    inner: SpecDefaults,
+/// A line parsed once, into what both its send and its result line need.
+#[derive(Debug)]
+pub struct Parsed {
+    /// Its number in the tokens file (none for command-line tokens).
+    pub number: Option<u64>,
+    /// The device token its result line echoes, even when the line is
+    /// invalid: at most an excerpt of one far too long, empty when the
+    /// line names none.
+    pub token: String,
+    /// Its notification, or what is wrong with the line.
+    pub notification: Result<Notification, String>,
 }
 
-impl Defaults {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        topic: Option<String>,
-        push_type: PushType,
-        priority: Option<Priority>,
-        expiration: Option<Expiration>,
-        collapse_id: Option<String>,
-        apns_id: Option<ApnsId>,
-        payload: Option<Payload>,
-    ) -> Result<Self, Failure> {
-        let mut d = SpecDefaults::new().push_type(push_type);
-        if let Some(t) = topic {
-            d = d.topic(t);
-        }
-        if let Some(p) = priority {
-            d = d.priority(p);
-        }
-        if let Some(e) = expiration {
-            d = d.expiration(e);
-        }
-        if let Some(c) = collapse_id {
-            d = d.collapse_id(c);
-        }
-        if let Some(id) = apns_id {
-            d = d.apns_id(id);
-        }
-        if let Some(p) = payload {
-            d = d.payload(p);
-        }
-        Ok(Defaults {
-            inner: d.prepare()?,
-        })
-    }
-
-    /// The default topic, if any.
-    pub fn topic(&self) -> Option<&str> {
-        self.inner.default_topic()
-    }
-
-    /// A notification with the flags' settings (its lints are theirs).
-    pub fn template(&self) -> Option<&Notification> {
-        self.inner.template()
-    }
-
-    /// Turns one line into a notification, or says what is wrong with it.
-    pub fn parse(&self, line: &Line) -> Result<Notification, String> {
-        if let Some(problem) = &line.problem {
-            return Err(problem.clone());
-        }
-        if !line.text.starts_with('{') {
+impl Line {
+    /// Parses the line (a plain token, or a JSON line: a
+    /// [`NotificationSpec`]) into its notification over `defaults` (the
+    /// command-line flags), and the token its result line echoes.
+    pub fn parse(self, defaults: &SpecDefaults) -> Parsed {
+        let Line {
+            number,
+            text,
+            problem,
+        } = self;
+        let (token, notification) = if let Some(problem) = problem {
+            // `text` is an excerpt already; a JSON line may still name its token.
+            let token = if text.starts_with('{') {
+                token_in_json(&text)
+            } else {
+                text
+            };
+            (token, Err(problem))
+        } else if !text.starts_with('{') {
             // A plain token: the template with this token, nothing to parse.
-            if !self.inner.has_payload() {
-                DeviceToken::new(&line.text).map_err(|e| e.to_string())?;
-                return Err(NO_PAYLOAD.into());
-            }
-            return self
-                .inner
-                .build_for_token(&line.text)
-                .map_err(|e| e.to_string());
-        }
-        let spec = if line.text.starts_with('{') {
-            // Strict: a key given twice is an error, not its last copy.
-            let spec = NotificationSpec::from_json(line.text.as_bytes())
-                .map_err(|e| format!("not a valid JSON line: {e}"))?;
-            if spec.device_token.is_none() {
-                return Err("the JSON line has no \"device_token\"".into());
-            }
-            spec
+            let notification = if defaults.has_payload() {
+                defaults.build_for_token(&text).map_err(|e| e.to_string())
+            } else {
+                DeviceToken::new(&text)
+                    .map_err(|e| e.to_string())
+                    .and(Err(NO_PAYLOAD.into()))
+            };
+            // A token of a sane length is its own result token: moved, not copied.
+            let token = if text.len() <= DeviceToken::MAX_HEX_DIGITS {
+                text
+            } else {
+                excerpt(&text)
+            };
+            (token, notification)
         } else {
-            NotificationSpec::for_token(line.text.as_str())
+            // Strict: a key given twice is an error, not its last copy.
+            match NotificationSpec::from_json(text.as_bytes()) {
+                Ok(spec) => {
+                    let token = spec.device_token.as_deref().map(excerpt);
+                    (token.unwrap_or_default(), build(defaults, &spec))
+                }
+                Err(e) => (
+                    token_in_json(&text),
+                    Err(format!("not a valid JSON line: {e}")),
+                ),
+            }
         };
-        // The library says "no payload"; here it can say which flags give one.
-        if spec.payload.is_none() && !self.inner.has_payload() {
-            DeviceToken::new(spec.device_token.as_deref().unwrap_or_default())
-                .map_err(|e| e.to_string())?;
-            return Err(NO_PAYLOAD.into());
+        Parsed {
+            number,
+            token,
+            notification,
         }
-        self.inner.build(&spec).map_err(|e| e.to_string())
     }
 
-    /// Whether `line` lacks the payload it needs: no payload flag and none
-    /// of its own (a plain token, or a JSON line without "payload").
-    pub fn lacks_payload(&self, line: &Line) -> bool {
-        if self.inner.has_payload() || line.problem.is_some() {
+    /// Whether the line lacks the payload it needs: no payload flag and
+    /// none of its own (a plain token, or a JSON line without "payload").
+    pub fn lacks_payload(&self, defaults: &SpecDefaults) -> bool {
+        if defaults.has_payload() || self.problem.is_some() {
             return false;
         }
-        !line.text.starts_with('{')
-            || NotificationSpec::from_json(line.text.as_bytes())
+        !self.text.starts_with('{')
+            || NotificationSpec::from_json(self.text.as_bytes())
                 .is_ok_and(|spec| spec.payload.is_none())
     }
+}
+
+/// The notification of a JSON line's `spec`.
+fn build(defaults: &SpecDefaults, spec: &NotificationSpec) -> Result<Notification, String> {
+    let Some(token) = spec.device_token.as_deref() else {
+        return Err("the JSON line has no \"device_token\"".into());
+    };
+    // The library says "no payload"; here it can say which flags give one.
+    if spec.payload.is_none() && !defaults.has_payload() {
+        DeviceToken::new(token).map_err(|e| e.to_string())?;
+        return Err(NO_PAYLOAD.into());
+    }
+    defaults.build(spec).map_err(|e| e.to_string())
+}
+
+/// The device token of a JSON line that is not a valid spec (an unknown
+/// field, a wrong type, a key twice...), for its result line. Only such
+/// lines are read a second time, leniently: a valid line's token comes
+/// from its one parse.
+fn token_in_json(text: &str) -> String {
+    // Only the token is read; a line giving it twice has no one token to
+    // echo (serde refuses a field twice).
+    #[derive(serde::Deserialize)]
+    struct TokenOnly {
+        #[serde(default)]
+        device_token: Option<serde_json::Value>,
+    }
+    serde_json::from_str::<TokenOnly>(text)
+        .ok()
+        .and_then(|t| t.device_token)
+        .and_then(|t| t.as_str().map(excerpt))
+        .unwrap_or_default()
 }
 
 const NO_PAYLOAD: &str =
@@ -394,6 +405,54 @@ mod tests {
             }
         }
         out
+    }
+
+    fn line(text: &str) -> Line {
+        Line {
+            number: Some(7),
+            text: text.into(),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn a_line_parsed_once_gives_its_token_even_when_invalid() {
+        let defaults = SpecDefaults::builder()
+            .topic("com.example.app")
+            .payload(apns_provider::Payload::alert("hi"))
+            .build()
+            .unwrap();
+        let token = "00fc13ad".repeat(8);
+        let ok = line(&token).parse(&defaults);
+        assert_eq!((ok.number, ok.token.as_str()), (Some(7), token.as_str()));
+        assert_eq!(ok.notification.unwrap().device_token().as_str(), token);
+        let json = line(&format!(r#"{{"device_token":"{token}","priority":5}}"#)).parse(&defaults);
+        assert_eq!(json.token, token);
+        assert!(json.notification.is_ok());
+        // Invalid lines still name their token: an unknown field, a bad
+        // value, a key twice.
+        for bad in [
+            format!(r#"{{"device_token":"{token}","colour":"red"}}"#),
+            format!(r#"{{"device_token":"{token}","priority":7}}"#),
+            format!(r#"{{"device_token":"{token}","topic":"a","topic":"b"}}"#),
+        ] {
+            let p = line(&bad).parse(&defaults);
+            assert_eq!(p.token, token, "{bad}");
+            assert!(p.notification.is_err(), "{bad}");
+        }
+        // A token given twice is no one token; a huge one is an excerpt.
+        let twice = format!(r#"{{"device_token":"{token}","device_token":"ab"}}"#);
+        assert_eq!(line(&twice).parse(&defaults).token, "");
+        let huge = line(&format!(r#"{{"device_token":"{}"}}"#, "ab".repeat(500))).parse(&defaults);
+        assert!(
+            huge.token.ends_with("... (1000 characters)"),
+            "{}",
+            huge.token
+        );
+        assert!(huge.notification.is_err());
+        // No payload anywhere: the flags to give one are named.
+        let none = line(&token).parse(&SpecDefaults::default());
+        assert!(none.notification.unwrap_err().starts_with("no payload"));
     }
 
     #[test]

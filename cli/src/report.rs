@@ -433,11 +433,14 @@ struct ProgressState {
 }
 
 impl Progress {
-    /// A progress bar if stderr is a terminal, else nothing.
-    pub fn on_terminal(total: Option<u64>) -> Option<Progress> {
+    /// A progress bar if stderr is a terminal, else nothing. `total` (a
+    /// first pass over the tokens file, counting its lines) is asked only
+    /// for a bar that is shown.
+    pub fn on_terminal(total: impl FnOnce() -> Option<u64>) -> Option<Progress> {
         if !std::io::stderr().is_terminal() {
             return None;
         }
+        let total = total();
         let state = Arc::new(ProgressState {
             done: AtomicU64::new(0),
             errors: AtomicU64::new(0),

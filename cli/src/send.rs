@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use apns_provider::metrics::{AppMetrics, MetricsServer};
+use apns_provider::wire::SpecDefaults;
 use apns_provider::{Client, Endpoint, RetryPolicy};
 
 use super::args::{SendArgs, TokensArgs};
@@ -13,7 +14,7 @@ use super::checking;
 use super::credentials::Credentials;
 use super::failure::Failure;
 use super::files;
-use super::input::{count_lines, spawn_reader, Defaults, Lines};
+use super::input::{count_lines, spawn_reader, Lines};
 use super::report::{Progress, Reporter};
 use super::resume::Resume;
 
@@ -39,7 +40,7 @@ pub struct Plan {
     pub profile: Option<String>,
     pub environment: apns_provider::Environment,
     pub endpoint: Endpoint,
-    pub defaults: Defaults,
+    pub defaults: SpecDefaults,
     pub input: Option<files::Input>,
     /// The certificate's expiry warning, said once already.
     pub said: Option<String>,
@@ -72,7 +73,7 @@ impl Plan {
             Credentials::Token(_) => None,
         };
         let defaults = args.headers.defaults(fallback_topic, payload)?;
-        if defaults.topic().is_none() && tokens.tokens_file.is_none() {
+        if defaults.default_topic().is_none() && tokens.tokens_file.is_none() {
             return Err(Failure::usage(
                 "--topic is required: the app's bundle id (plus the push type's suffix), or set APNS_TOPIC",
             ));
@@ -168,7 +169,7 @@ fn check_resume(args: &SendArgs) -> Result<(), Failure> {
 /// on the command line are checked before anything else happens, and
 /// linted (a tokens file is not: one warning per line would drown the
 /// results).
-fn lint_flags(defaults: &Defaults, device_tokens: &[String]) -> Result<(), Failure> {
+fn lint_flags(defaults: &SpecDefaults, device_tokens: &[String]) -> Result<(), Failure> {
     let Some(template) = defaults.template() else {
         for t in device_tokens {
             apns_provider::DeviceToken::new(t)
@@ -208,11 +209,10 @@ async fn deliver(plan: Plan, args: &SendArgs) -> Result<u8, Failure> {
     reporter.certificate = client.certificate().is_some();
     reporter.summary_enabled = tokens.many();
     if !tokens.no_progress && tokens.many() {
-        let total = match &tokens.tokens_file {
+        reporter.progress = Progress::on_terminal(|| match &tokens.tokens_file {
             Some(path) => count_lines(path),
             None => Some(tokens.device_tokens.len() as u64),
-        };
-        reporter.progress = Progress::on_terminal(total);
+        });
     }
     // Metrics while sending, for long runs.
     let (metrics, metrics_server) = match args.metrics.metrics_listen {
@@ -324,12 +324,12 @@ const DEFAULT_TIMEOUT: f64 = 30.0;
 
 /// Fails when the first line needs a payload the flags do not give; else
 /// hands back the lines, the first one included.
-async fn check_first_line(mut lines: Lines, defaults: &Defaults) -> Result<Lines, Failure> {
+async fn check_first_line(mut lines: Lines, defaults: &SpecDefaults) -> Result<Lines, Failure> {
     let Some(first) = lines.recv().await else {
         return Ok(lines);
     };
     if let Ok(line) = &first {
-        if defaults.lacks_payload(line) {
+        if line.lacks_payload(defaults) {
             let at = line
                 .number
                 .map(|n| format!(" (line {n} has none)"))

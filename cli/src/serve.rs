@@ -234,9 +234,9 @@ fn app(args: &ServeArgs, resolved: Resolved, topic_flag: Option<String>) -> Resu
     for w in client.warnings() {
         eprintln!("apns: warning: {w}");
     }
-    let mut defaults = SpecDefaults::new();
+    let mut defaults = SpecDefaults::builder();
     if let Some(t) = topic {
         defaults = defaults.topic(t);
     }
-    Ok(App::new(client).with_defaults(defaults.prepare()?))
+    Ok(App::new(client).with_defaults(defaults.build()?))
 }

@@ -268,11 +268,11 @@ impl Profiles {
             topic = topic.or_else(|| c.info().default_topic());
         }
         let client = self.client(credentials, environment)?;
-        let mut defaults = SpecDefaults::new();
+        let mut defaults = SpecDefaults::builder();
         if let Some(t) = topic {
             defaults = defaults.topic(t);
         }
-        Ok(App::new(client).with_defaults(defaults.prepare()?))
+        Ok(App::new(client).with_defaults(defaults.build()?))
     }
 
     fn client(

@@ -34,7 +34,7 @@
 //! use apns_provider::gateway::{ApiTokens, App, Gateway};
 //! use apns_provider::wire::SpecDefaults;
 //! let gateway = Gateway::builder()
-//!     .app("shop", App::new(client).with_defaults(SpecDefaults::new().topic("com.example.shop").prepare()?))
+//!     .app("shop", App::new(client).with_defaults(SpecDefaults::builder().topic("com.example.shop").build()?))
 //!     .api_tokens(ApiTokens::from_file("/etc/apns/api-tokens")?)
 //!     .build()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await

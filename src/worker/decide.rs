@@ -484,7 +484,12 @@ mod tests {
 
     #[test]
     fn the_notification_takes_the_apps_topic_and_a_stable_apns_id() {
-        let app = App::new(client()).with_defaults(SpecDefaults::new().topic("com.example.app"));
+        let app = App::new(client()).with_defaults(
+            SpecDefaults::builder()
+                .topic("com.example.app")
+                .build()
+                .unwrap(),
+        );
         let mut j = job();
         let (_, n) = notification(&mut j, Ok(app)).unwrap();
         assert_eq!(n.topic().map(|t| t.as_str()), Some("com.example.app"));

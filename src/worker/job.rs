@@ -519,7 +519,7 @@ mod tests {
         let job = Job::from_notification("j1", &n).app("myapp");
         let back = Job::from_fields(&job.to_fields()).unwrap();
         assert_eq!(back, job);
-        let rebuilt = SpecDefaults::new().build(&back.spec).unwrap();
+        let rebuilt = SpecDefaults::default().build(&back.spec).unwrap();
         assert_eq!(rebuilt.payload(), n.payload());
         assert_eq!(rebuilt.topic(), n.topic());
         assert_eq!(rebuilt.push_type(), n.push_type());

@@ -21,7 +21,7 @@
 //!     .build()?;
 //! // Every job goes out with this client here; a real resolver maps each
 //! // job's `app` to its own client (one per team, key and environment).
-//! let app = App::new(client).with_defaults(SpecDefaults::new().topic("com.example.app"));
+//! let app = App::new(client).with_defaults(SpecDefaults::builder().topic("com.example.app").build()?);
 //! let worker = Worker::builder("redis://127.0.0.1:6379", move |_app: Option<&str>| Ok(app.clone()))
 //!     .stream("apns:jobs")
 //!     .delivery(Delivery::AtLeastOnce)

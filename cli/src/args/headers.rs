@@ -3,12 +3,12 @@
 //! for `send`, `enqueue`, `broadcast` and the commands that take a default
 //! topic; and the defaults they make for every notification of a run.
 
+use apns_provider::wire::SpecDefaults;
 use apns_provider::{ApnsId, Expiration, Payload, Priority, PushType};
 use clap::Args;
 
 use super::values;
 use crate::failure::Failure;
-use crate::input::Defaults;
 
 /// `--topic` (or APNS_TOPIC).
 #[derive(Debug, Args, Clone, Default)]
@@ -68,23 +68,35 @@ pub struct HeaderArgs {
 }
 
 impl HeaderArgs {
-    /// The defaults of every notification of a run: these flags, the topic
-    /// falling back to `fallback_topic` (a profile's or a certificate's),
-    /// and `payload` (none: each line of a tokens file brings its own).
+    /// The defaults of every notification of a run, built (and so
+    /// checked): these flags, the topic falling back to `fallback_topic` (a
+    /// profile's or a certificate's), and `payload` (none: each line of a
+    /// tokens file brings its own).
     pub fn defaults(
         &self,
         fallback_topic: Option<String>,
         payload: Option<Payload>,
-    ) -> Result<Defaults, Failure> {
-        Defaults::new(
-            self.topic.topic.clone().or(fallback_topic),
-            self.push_type,
-            self.timing.priority()?,
-            self.timing.expiration()?,
-            self.collapse_id.clone(),
-            self.apns_id.as_deref().map(ApnsId::parse).transpose()?,
-            payload,
-        )
+    ) -> Result<SpecDefaults, Failure> {
+        let mut d = SpecDefaults::builder().push_type(self.push_type);
+        if let Some(t) = self.topic.topic.clone().or(fallback_topic) {
+            d = d.topic(t);
+        }
+        if let Some(p) = self.timing.priority()? {
+            d = d.priority(p);
+        }
+        if let Some(e) = self.timing.expiration()? {
+            d = d.expiration(e);
+        }
+        if let Some(c) = &self.collapse_id {
+            d = d.collapse_id(c);
+        }
+        if let Some(id) = &self.apns_id {
+            d = d.apns_id(ApnsId::parse(id)?);
+        }
+        if let Some(p) = payload {
+            d = d.payload(p);
+        }
+        Ok(d.build()?)
     }
 
     /// The warning for an `--apns-id` that every one of `count` (or a

@@ -156,7 +156,7 @@ async fn in_process(
     let mut builder = Gateway::builder()
         .app(
             "default",
-            App::new(client).with_defaults(SpecDefaults::new().topic(BUNDLE).prepare().unwrap()),
+            App::new(client).with_defaults(SpecDefaults::builder().topic(BUNDLE).build().unwrap()),
         )
         .api_tokens(ApiTokens::from_tokens([TOKEN]).unwrap())
         .limits(limits);

@@ -55,7 +55,7 @@ fn gateway() -> &'static Gateway {
             .no_proxy()
             .build()
             .unwrap();
-        let defaults = SpecDefaults::default().topic(BUNDLE).prepare().unwrap();
+        let defaults = SpecDefaults::builder().topic(BUNDLE).build().unwrap();
         let mut limits = Limits::default();
         limits.max_items = MAX_ITEMS;
         Gateway::builder()

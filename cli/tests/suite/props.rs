@@ -572,10 +572,10 @@ fn valid_spec_line() -> impl Strategy<Value = String> {
 }
 
 fn spec_defaults() -> apns_provider::wire::SpecDefaults {
-    apns_provider::wire::SpecDefaults::new()
+    apns_provider::wire::SpecDefaults::builder()
         .topic(BUNDLE)
         .payload(Payload::alert("default"))
-        .prepare()
+        .build()
         .unwrap()
 }
 

@@ -206,3 +206,55 @@ async fn outputs_that_are_the_tokens_file_or_each_other_are_refused_before_anyth
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     assert_eq!(s.mock.stats().requests, 50);
 }
+
+/// A FIFO can be read only once: the tokens file is read once (its lines
+/// are counted in a first pass only for a progress bar, and not here, where
+/// stderr is no terminal), so every line is sent.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing_mkfifo, ignore = "needs mkfifo: apt install coreutils")]
+async fn a_fifo_as_the_tokens_file_is_read_once_and_every_line_is_sent() {
+    let s = setup_with(|m| m).await;
+    const LINES: u64 = 300;
+    let fifo = s.dir.path().join("tokens.fifo");
+    let made = program(Prerequisite::Mkfifo).arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Written once, as a producer piping into apns would: opening blocks
+    // until apns opens the other end.
+    let writer = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            for i in 1..=LINES {
+                if i % 2 == 0 {
+                    writeln!(f, "{{\"device_token\":\"{}\"}}", token(i)).unwrap();
+                } else {
+                    writeln!(f, "{}", token(i)).unwrap();
+                }
+            }
+        }
+    });
+    let results = s.dir.path().join("results.jsonl");
+    let mut cmd = send(&s);
+    cmd.args(["--alert", "hi", "--output", "json", "--tokens-file"])
+        .arg(&fifo)
+        .arg("--results")
+        .arg(&results);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    writer.join().unwrap();
+    let lines = read_json_lines(&results);
+    assert_eq!(lines.len() as u64, LINES, "one result per line");
+    // Results come as sends complete: matched by line number.
+    let mut numbers = Vec::new();
+    for r in &lines {
+        let i = r["line"].as_u64().unwrap();
+        assert_eq!(r["status"], 200, "{r}");
+        assert_eq!(r["device_token"], token(i), "{r}");
+        numbers.push(i);
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=LINES).collect::<Vec<_>>());
+    assert_eq!(s.mock.stats().requests, LINES);
+}

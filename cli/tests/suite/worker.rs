@@ -480,8 +480,12 @@ async fn a_worker_embedded_in_rust_code() {
     pipe.query_async::<()>(&mut c).await.unwrap();
     let key = apns_provider::SigningKey::from_file(&s.key_path).unwrap();
     let client = crate::support::client_for(&s.mock, key).build().unwrap();
-    let app =
-        App::new(client).with_defaults(apns_provider::wire::SpecDefaults::new().topic(BUNDLE));
+    let app = App::new(client).with_defaults(
+        apns_provider::wire::SpecDefaults::builder()
+            .topic(BUNDLE)
+            .build()
+            .unwrap(),
+    );
     let worker = Worker::builder(s.redis.url(), move |name: Option<&str>| match name {
         None => Ok(app.clone()),
         Some(other) => Err(apns_provider::Error::Config(format!("no app {other}"))),
