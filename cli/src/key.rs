@@ -33,6 +33,7 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
                 eprintln!("apns: warning: no --team-id: give it when sending (--team-id or APNS_TEAM_ID), or add team_id to the profile");
             }
             let environment = check_environment(&environment)?;
+            let topic = topic.topic;
             if let Some(t) = &topic {
                 apns_provider::Topic::new(t)?;
             }

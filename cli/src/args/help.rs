@@ -25,10 +25,10 @@ ENVIRONMENT:
   NO_COLOR         no colours in logs (there are none either when stderr is not a terminal)";
 
 pub const SEND: &str = r#"EXAMPLES:
+  # TOKEN: a device token (hex, 64 digits today)
   apns send --key-file AuthKey_ABCDE12345.p8 \
     --team-id TEAM123456 --topic com.example.app \
-    --env sandbox --alert 'Hello' \
-    00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0
+    --env sandbox --alert 'Hello' TOKEN
   apns send ... --title 'Order shipped' \
     --body 'Arrives Tuesday' --badge 1 --sound default \
     TOKEN
@@ -114,8 +114,7 @@ EXAMPLES:
     --key-file AuthKey_ABCDE12345.p8 --team-id TEAM123456
   apns doctor --endpoint https://127.0.0.1:8443 \
     --ca-file mock-ca.pem --key-file K.p8 --team-id T \
-    --topic com.example.app --device-token \
-    00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0"#;
+    --topic com.example.app --device-token TOKEN"#;
 
 pub const SERVE: &str = r#"Requests need Authorization: Bearer <token>, with tokens from --api-token-file (one per line, re-read when it changes) or APNS_API_TOKEN. When ready it prints one JSON line on stdout:
   {"listen":"http://127.0.0.1:8080","apps":["default"]}
@@ -132,8 +131,8 @@ EXAMPLES:
   apns serve --listen 0.0.0.0:8443 \
     --tls-cert gateway.pem --tls-key gateway-key.pem \
     --api-token-file api-tokens --app shop --app news
-  # push.json: {"payload":{"aps":{"alert":"hi"}},
-  #   "device_token":"00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0"}
+  # push.json: {"device_token":"TOKEN",
+  #   "payload":{"aps":{"alert":"hi"}}}
   curl -H "Authorization: Bearer $TOKEN" -d @push.json \
     http://127.0.0.1:8080/v1/notifications"#;
 

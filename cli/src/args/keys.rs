@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::credentials::{KeyArgs, KeyFileArgs, PasswordArgs};
+use super::headers::TopicArgs;
 use super::help;
 use super::output::OutputArgs;
 use super::values;
@@ -14,7 +15,8 @@ use super::values;
 pub enum KeyCommand {
     /// Store a .p8 key (keychain or file store) and write its profile.
     #[command(
-        after_help = help::KEY_ADD
+        after_help = help::KEY_ADD,
+        mut_arg("topic", |a| a.help("The profile's default topic (the app's bundle id)."))
     )]
     Add {
         /// Profile name.
@@ -31,9 +33,8 @@ pub enum KeyCommand {
             value_parser = values::key_environment()
         )]
         environment: String,
-        /// Default topic (bundle id).
-        #[arg(long)]
-        topic: Option<String>,
+        #[command(flatten)]
+        topic: TopicArgs,
         /// Where to keep the key: the OS keychain, or a 0600 file under the XDG data directory.
         #[arg(long, value_enum, default_value = "keychain")]
         store: StoreKind,
