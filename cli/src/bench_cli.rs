@@ -13,7 +13,9 @@ use apns_provider::{Endpoint, KeyId, Notification, Payload, SigningKey, TeamId, 
 use serde_json::json;
 
 use super::args::{BenchArgs, Output};
-use super::bench::{children_usage, pinned, process_cpu_of, vm_hwm, Usage, KEY_ID, TEAM_ID};
+use super::bench_measure::{
+    children_usage, pinned, process_cpu_of, vm_hwm, Usage, KEY_ID, TEAM_ID,
+};
 use super::failure::{exit, Failure};
 
 const TOPIC: &str = "com.example.bench";
@@ -329,7 +331,7 @@ fn report(
                 "result_lines": result_lines,
                 "exit_code": exit_code,
                 "h2load": h2,
-                "physical_limit": super::bench::physical_limit(args).map(|l| l.json(rate)),
+                "physical_limit": super::bench_measure::physical_limit(args).map(|l| l.json(rate)),
             })
         ),
         Output::Human => {
@@ -370,7 +372,7 @@ fn report(
                 "result lines      {result_lines} of {} accepted, one per line",
                 args.count
             );
-            if let Some(limit) = super::bench::physical_limit(args) {
+            if let Some(limit) = super::bench_measure::physical_limit(args) {
                 println!("{}", limit.line(rate));
             }
         }

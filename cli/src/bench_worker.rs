@@ -180,7 +180,7 @@ pub async fn run(
         let pid = w.0.id();
         cpu += process_cpu(pid);
         if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            peak_kib = peak_kib.max(super::bench::vm_hwm(&text).unwrap_or(0));
+            peak_kib = peak_kib.max(super::bench_measure::vm_hwm(&text).unwrap_or(0));
         }
     }
     let redis_cpu = own_redis

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use apns_provider::metrics::AppMetrics;
 use apns_provider::wire::SpecDefaults;
-use apns_provider::{Client, Notification};
+use apns_provider::Client;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 
-use super::input::{Lines, Parsed};
+use super::input::{require_topic, Lines, Parsed};
 use super::report::{Outcome, Reporter};
 use super::resume::{Resume, Verdict};
 use super::{exit, Failure};
@@ -268,13 +268,4 @@ fn count_interrupts() -> tokio::sync::watch::Receiver<u32> {
         }
     });
     rx
-}
-
-/// Refuses a notification without a topic (the flags and the JSON line
-/// gave none): APNs would answer MissingTopic for each.
-pub fn require_topic(n: Notification) -> Result<Notification, String> {
-    if n.topic().is_none() {
-        return Err("invalid topic: required; give --topic or a \"topic\" in the JSON line".into());
-    }
-    Ok(n)
 }

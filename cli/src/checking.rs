@@ -7,11 +7,11 @@ use apns_provider::{Endpoint, Notification};
 use serde_json::json;
 
 use super::args::{Output, SendArgs};
-use super::bulk::require_topic;
 use super::credentials::Credentials;
 use super::failure::{exit, Failure};
+use super::input::require_topic;
 use super::input::Lines;
-use super::send::Plan;
+use super::plan::Plan;
 
 /// `--dry-run`: validates every line and prints what would be sent: the
 /// request line and headers, as `broadcast --dry-run` shows them, and the

@@ -516,3 +516,12 @@ mod tests {
         assert_eq!(got.len(), 7);
     }
 }
+
+/// Refuses a notification without a topic (the flags and the JSON line
+/// gave none): APNs would answer MissingTopic for each.
+pub fn require_topic(n: Notification) -> Result<Notification, String> {
+    if n.topic().is_none() {
+        return Err("invalid topic: required; give --topic or a \"topic\" in the JSON line".into());
+    }
+    Ok(n)
+}

@@ -7,6 +7,7 @@
 mod args;
 mod bench;
 mod bench_cli;
+mod bench_measure;
 mod bench_worker;
 mod broadcast;
 mod bulk;
@@ -23,6 +24,7 @@ mod input;
 mod key;
 mod mock;
 mod paths;
+mod plan;
 mod report;
 mod resume;
 mod send;
