@@ -388,6 +388,15 @@ fn token_in_json(text: &str) -> String {
 const NO_PAYLOAD: &str =
     "no payload: give one with --alert/--payload, or a \"payload\" in the JSON line";
 
+/// Refuses a notification without a topic (the flags and the JSON line
+/// gave none): APNs would answer MissingTopic for each.
+pub fn require_topic(n: Notification) -> Result<Notification, String> {
+    if n.topic().is_none() {
+        return Err("invalid topic: required; give --topic or a \"topic\" in the JSON line".into());
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,13 +524,4 @@ mod tests {
         );
         assert_eq!(got.len(), 7);
     }
-}
-
-/// Refuses a notification without a topic (the flags and the JSON line
-/// gave none): APNs would answer MissingTopic for each.
-pub fn require_topic(n: Notification) -> Result<Notification, String> {
-    if n.topic().is_none() {
-        return Err("invalid topic: required; give --topic or a \"topic\" in the JSON line".into());
-    }
-    Ok(n)
 }
