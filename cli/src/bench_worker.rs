@@ -9,6 +9,7 @@ use apns_provider::worker::Job;
 use apns_provider::{Endpoint, Notification, Payload};
 
 use super::args::{BenchArgs, Output};
+use super::bench_measure::{process_cpu_of, vm_hwm};
 use super::failure::{exit, Failure};
 
 const KEY_ID: &str = "BENCHKEY01";
@@ -118,7 +119,7 @@ pub async fn run(
     }
     // Redis's own CPU per job, when it runs here: one Redis serves every
     // worker, so this bounds what one Redis can carry.
-    let redis_cpu_before = own_redis.as_ref().map(|r| process_cpu(r.0.id()));
+    let redis_cpu_before = own_redis.as_ref().map(|r| process_cpu_of(r.0.id()));
     let started = Instant::now();
     let mut workers = Vec::new();
     for i in 0..args.workers {
@@ -178,15 +179,15 @@ pub async fn run(
     let mut peak_kib = 0u64;
     for w in &workers {
         let pid = w.0.id();
-        cpu += process_cpu(pid);
+        cpu += process_cpu_of(pid);
         if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            peak_kib = peak_kib.max(super::bench_measure::vm_hwm(&text).unwrap_or(0));
+            peak_kib = peak_kib.max(vm_hwm(&text).unwrap_or(0));
         }
     }
     let redis_cpu = own_redis
         .as_ref()
         .zip(redis_cpu_before)
-        .map(|(r, before)| process_cpu(r.0.id()).saturating_sub(before));
+        .map(|(r, before)| process_cpu_of(r.0.id()).saturating_sub(before));
     let mut failed_exits = 0;
     for w in &mut workers {
         if !w.terminate().is_some_and(|s| s.success()) {
@@ -291,25 +292,6 @@ async fn count_accepted(
             .filter(|(_, f)| f.iter().any(|(k, v)| k == "status" && v == "200"))
             .count() as u64;
     }
-}
-
-/// User plus system CPU time of process `pid` (Linux), in clock ticks of
-/// 10 ms.
-fn process_cpu(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// Starts `redis-server` from PATH on a free loopback port (another one if
