@@ -5,7 +5,6 @@ use apns_provider::worker::{Job, Producer};
 
 use super::args::EnqueueArgs;
 use super::failure::{exit, Failure};
-use super::files;
 use super::input::{count_lines, spawn_reader};
 use super::report::Progress;
 
@@ -42,11 +41,7 @@ pub async fn run(args: EnqueueArgs) -> Result<u8, Failure> {
     if let Some(w) = args.headers.reused_id_warning(tokens.many(), "job") {
         eprintln!("{w}");
     }
-    let input = tokens
-        .tokens_file
-        .as_deref()
-        .map(files::open_input)
-        .transpose()?;
+    let input = tokens.open()?;
 
     let producer = Producer::connect(&args.redis.url, &args.redis.stream).await?;
 

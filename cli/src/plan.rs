@@ -68,11 +68,7 @@ impl Plan {
         {
             eprintln!("{w}");
         }
-        let input = tokens
-            .tokens_file
-            .as_deref()
-            .map(files::open_input)
-            .transpose()?;
+        let input = tokens.open()?;
         Ok(Plan {
             profile: resolved.profile,
             credentials: resolved.credentials,

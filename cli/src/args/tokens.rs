@@ -23,6 +23,14 @@ pub struct TokensArgs {
 }
 
 impl TokensArgs {
+    /// The tokens file, opened (and checked) now, if one is given.
+    pub fn open(&self) -> Result<Option<crate::files::Input>, crate::failure::Failure> {
+        self.tokens_file
+            .as_deref()
+            .map(crate::files::open_input)
+            .transpose()
+    }
+
     /// Whether the tokens come from stdin (`--tokens-file -`).
     pub fn reads_stdin(&self) -> bool {
         self.tokens_file
