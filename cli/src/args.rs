@@ -105,7 +105,10 @@ pub enum Command {
     },
     /// Measure throughput, client CPU, latency and memory against a mock in its own process.
     #[command(
-        after_help = help::BENCH
+        after_help = help::BENCH,
+        mut_arg("latency", |a| a
+            .conflicts_with("endpoint")
+            .help("Make the spawned mock answer each request this much later (as `apns mock --latency`): 50ms, or 40ms..60ms. The report adds the physical limit at that distance: work in flight ÷ round trip."))
     )]
     Bench(BenchArgs),
     /// Check a setup step by step: clock, key, DNS, TCP, TLS, HTTP/2, certificate chain, a real send.

@@ -297,7 +297,7 @@ fn spawn_mock(
             .arg(format!("{KEY_ID}={TEAM_ID}:{}", key.display())),
         None => child.arg("--accept-all"),
     };
-    if let Some((min, max)) = args.latency {
+    if let Some((min, max)) = args.distance.latency {
         child.arg("--latency").arg(format!(
             "{}ms..{}ms",
             min.as_secs_f64() * 1e3,

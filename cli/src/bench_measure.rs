@@ -16,7 +16,7 @@ pub(super) const TEAM_ID: &str = "BENCHTEAM1";
 /// concurrency, at most the streams of its connections) ÷ the mean round
 /// trip. `None` without a latency.
 pub(super) fn physical_limit(args: &BenchArgs) -> Option<PhysicalLimit> {
-    let (min, max) = args.latency?;
+    let (min, max) = args.distance.latency?;
     let round_trip = (min + max) / 2;
     let streams = args.pool.connections as u64 * u64::from(args.streams.max_streams);
     let in_flight = (args.in_flight.concurrency as u64).min(streams);

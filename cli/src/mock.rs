@@ -111,7 +111,7 @@ fn faults(args: &MockArgs) -> Result<Vec<Fault>, Failure> {
     for spec in &args.storm {
         faults.push(parse_storm(spec)?);
     }
-    if let Some((min, max)) = args.latency {
+    if let Some((min, max)) = args.distance.latency {
         faults.push(Fault::LatencyBetween { min, max });
     }
     if let Some(secs) = args.outage {

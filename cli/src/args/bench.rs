@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::connections::{ConcurrencyArgs, ConnectionsArgs};
-use super::mock::StreamsArgs;
+use super::mock::{LatencyArgs, StreamsArgs};
 use super::numbers;
 use super::output::OutputArgs;
 use super::target::ServerArgs;
@@ -53,11 +53,10 @@ pub struct BenchArgs {
     /// validation costs per request.
     #[arg(long, conflicts_with = "endpoint")]
     pub validating: bool,
-    /// Make the spawned mock answer each request this much later (`apns mock --latency`): 50ms,
-    /// or 40ms..60ms. Throughput at a distance is in-flight work ÷ round trip: the report adds
-    /// that physical limit (streams × connections ÷ latency).
-    #[arg(long, value_name = "DELAY", conflicts_with = "endpoint", value_parser = numbers::latency(std::time::Duration::from_secs(60)))]
-    pub latency: Option<(std::time::Duration, std::time::Duration)>,
+    /// --latency: the spawned mock's (throughput at a distance is in-flight work ÷ round trip:
+    /// the report adds that physical limit, streams × connections ÷ latency).
+    #[command(flatten)]
+    pub distance: LatencyArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }

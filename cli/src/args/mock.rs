@@ -8,6 +8,15 @@ use clap::Args;
 use super::listen::ListenArgs;
 use super::{numbers, values, MAX_STREAMS};
 
+/// `--latency`, for `apns mock` and the mock `apns bench` spawns.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct LatencyArgs {
+    /// Answer each request this much later, in every mode (--accept-all too): the distance to
+    /// Apple (20-150 ms), e.g. 50ms, or 40ms..60ms for an even jitter. At most 60s.
+    #[arg(long, value_name = "DELAY", help_heading = "Distance", value_parser = numbers::latency(std::time::Duration::from_secs(60)))]
+    pub latency: Option<(std::time::Duration, std::time::Duration)>,
+}
+
 /// `--max-streams`, for `apns mock` and the mock `apns bench` spawns.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct StreamsArgs {
@@ -98,10 +107,8 @@ pub struct MockArgs {
     #[arg(long, value_name = "SECS", help_heading = "Fault injection", value_parser = numbers::seconds(false, numbers::DAY))]
     pub outage: Option<f64>,
 
-    /// Answer each request this much later, in every mode (--accept-all too): the distance to
-    /// Apple (20-150 ms), e.g. 50ms, or 40ms..60ms for an even jitter. At most 60s.
-    #[arg(long, value_name = "DELAY", help_heading = "Distance", value_parser = numbers::latency(std::time::Duration::from_secs(60)))]
-    pub latency: Option<(std::time::Duration, std::time::Duration)>,
+    #[command(flatten)]
+    pub distance: LatencyArgs,
 
     /// Threads serving connections (default: one per core; 1 runs everything on one thread).
     #[arg(long, default_value = "0", value_name = "N", hide_default_value = true, value_parser = numbers::count::<usize>(0, 1024))]
