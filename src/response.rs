@@ -62,6 +62,9 @@ macro_rules! reasons {
             fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
                 Ok(match s {
                     $(stringify!($name) => Reason::$name,)*
+                    // Seen in the wild for Apple's documented spelling
+                    // (`docs/apns-facts.md`, "Key scopes"): the same reason.
+                    "BadEnvironmentKeyInToken" => Reason::BadEnvironmentKeyIdInToken,
                     other => Reason::Other(other.to_string()),
                 })
             }
@@ -411,5 +414,15 @@ mod tests {
             assert_eq!(&reason.as_str().parse::<Reason>().unwrap(), reason);
             assert!(reason.status() >= 400);
         }
+    }
+
+    #[test]
+    fn both_spellings_of_the_key_environment_reason_are_one_reason() {
+        let r = Response::from_parts(403, None, None, br#"{"reason":"BadEnvironmentKeyInToken"}"#);
+        assert_eq!(r.reason(), Some(&Reason::BadEnvironmentKeyIdInToken));
+        assert_eq!(
+            "BadEnvironmentKeyIdInToken".parse::<Reason>().unwrap(),
+            Reason::BadEnvironmentKeyIdInToken
+        );
     }
 }
