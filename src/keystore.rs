@@ -446,6 +446,10 @@ pub struct Profile {
     /// Default `apns-topic`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// A topic-specific key's bundle ids (Apple, 2025): sends to any other
+    /// topic are refused before anything is sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
     /// Where the private key lives: `keychain`, `file:PATH`, `env:VAR`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -484,6 +488,7 @@ impl fmt::Debug for Profile {
             .field("key_id", &self.key_id)
             .field("environment", &self.environment)
             .field("topic", &self.topic)
+            .field("topics", &self.topics)
             .field("key", &shown(&self.key))
             .field("certificate", &shown(&self.certificate))
             .field("certificate_key", &shown(&self.certificate_key))

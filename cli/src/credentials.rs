@@ -179,11 +179,17 @@ pub fn resolve(key: &KeyArgs, cert: &CertArgs) -> Result<Resolved, Failure> {
     if let Some(path) = &key_file {
         check_ids_against_file_name(&team_id, &key_id, path)?;
     }
-    Ok(done(Credentials::Token(TokenSigner::new(
-        signing_key,
-        key_id,
-        team_id,
-    ))))
+    let mut signer = TokenSigner::new(signing_key, key_id, team_id);
+    // The profile's scope is its key's: a --key-file is another key.
+    if let (None, Some((_, p))) = (&key_file, &profile) {
+        if let Some(topics) = &p.topics {
+            for t in topics {
+                apns_provider::Topic::new(t)?;
+            }
+            signer = signer.limited_to_topics(topics.iter().cloned());
+        }
+    }
+    Ok(done(Credentials::Token(signer)))
 }
 
 /// The environment to use: the flag (or APNS_ENV), else the profile's, else

@@ -72,6 +72,10 @@ pub fn hint(e: &Error) -> Option<String> {
     // the field the library names, as the flag that sets it.
     if let Error::InvalidField { field, message } = e {
         return match *field {
+            // The key, not the flag, sets the limit.
+            "topic" if message.contains("outside the key's scope") => Some(
+                "a topic-specific key: send to its apps' topics, or use a key for this app".into(),
+            ),
             // No --topic can help a certificate that allows none.
             "topic" if message.contains("names no topic") => Some(
                 "use the push certificate Apple issued for the app; `apns cert inspect` shows what a certificate allows".into(),

@@ -132,6 +132,14 @@ pub fn run(command: KeyCommand) -> Result<u8, Failure> {
                     ] {
                         println!("{key:<12} {}", row[key].as_str().unwrap_or("-"));
                     }
+                    if let Some(topics) = row["topics"].as_array() {
+                        let topics: Vec<&str> = topics.iter().filter_map(|t| t.as_str()).collect();
+                        println!(
+                            "{:<12} {} (a topic-specific key)",
+                            "topics",
+                            topics.join(", ")
+                        );
+                    }
                     print!("{public}");
                 }
             }
@@ -335,6 +343,7 @@ fn summary(name: &str, p: &Profile) -> serde_json::Value {
         "key_id": p.key_id,
         "environment": p.environment,
         "topic": p.topic,
+        "topics": p.topics,
         "store": store,
         "fingerprint": fingerprint,
     })

@@ -61,6 +61,13 @@ impl Plan {
                 "--topic is required: the app's bundle id (plus the push type's suffix), or set APNS_TOPIC",
             ));
         }
+        // A topic-specific key's scope, checked once for the flags' topic
+        // (a tokens-file line's own topic is checked when it is sent).
+        if let (Credentials::Token(signer), Some(topic)) =
+            (&resolved.credentials, defaults.default_topic())
+        {
+            signer.check_topic(topic)?;
+        }
         lint_flags(&defaults, &tokens.device_tokens)?;
         if let Some(w) = args
             .headers

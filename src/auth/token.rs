@@ -24,6 +24,8 @@ pub struct TokenSigner {
     key: SigningKey,
     key_id: KeyId,
     team_id: TeamId,
+    // A topic-specific key's bundle ids; `None`: any topic of the team.
+    topics: Option<Arc<[String]>>,
 }
 
 impl fmt::Debug for TokenSigner {
@@ -32,6 +34,7 @@ impl fmt::Debug for TokenSigner {
             .field("key", &"[redacted]")
             .field("key_id", &self.key_id)
             .field("team_id", &self.team_id)
+            .field("topics", &self.topics)
             .finish()
     }
 }
@@ -43,7 +46,61 @@ impl TokenSigner {
             key,
             key_id,
             team_id,
+            topics: None,
         }
+    }
+
+    /// Limits the key to these bundle ids, as Apple's topic-specific keys
+    /// are (February 2025; `docs/apns-facts.md`, "Key scopes"): a client
+    /// with this signer refuses, before sending, any topic that is not one
+    /// of them or one of them plus a push type's suffix.
+    ///
+    /// ```
+    /// # use apns_provider::{PushType, SigningKey, TokenSigner, KeyId, TeamId};
+    /// # let key = SigningKey::from_pem(apns_provider::auth::generate_p8_pem().as_bytes())?;
+    /// let signer = TokenSigner::new(key, KeyId::new("ABCDE12345")?, TeamId::new("TEAM123456")?)
+    ///     .limited_to_topics(["com.example.app"]);
+    /// signer.check_topic("com.example.app.voip")?;
+    /// assert!(signer.check_topic("com.example.other").is_err());
+    /// # Ok::<(), apns_provider::Error>(())
+    /// ```
+    pub fn limited_to_topics(
+        mut self,
+        bundle_ids: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.topics = Some(bundle_ids.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The bundle ids the key is limited to, if it is.
+    pub fn topics(&self) -> Option<&[String]> {
+        self.topics.as_deref()
+    }
+
+    /// Whether the key may send to `topic`: any topic without a limit;
+    /// else one of its bundle ids, bare or with a push type's suffix.
+    pub fn check_topic(&self, topic: &str) -> crate::error::Result<()> {
+        let Some(bundles) = &self.topics else {
+            return Ok(());
+        };
+        let within = bundles.iter().any(|bundle| {
+            topic.strip_prefix(bundle.as_str()).is_some_and(|suffix| {
+                crate::notification::PushType::ALL
+                    .iter()
+                    .any(|t| t.topic_suffix() == Some(suffix))
+            })
+        });
+        if within {
+            return Ok(());
+        }
+        Err(crate::error::Error::invalid(
+            "topic",
+            format!(
+                "{topic} is outside the key's scope: key {} is limited to {} (and their push-type suffixes)",
+                self.key_id,
+                bundles.join(", ")
+            ),
+        ))
     }
 
     /// The key id (`kid`).

@@ -88,7 +88,7 @@ impl Client {
             Outgoing::Broadcast(_) => (&inner.pool, AnswerKind::Broadcast),
             Outgoing::Manage(_) => (inner.channels.pool(), AnswerKind::Broadcast),
         };
-        self.check_for_certificate(out)?;
+        self.check_credentials(out)?;
         inner.budget.deposit();
         let resend_unknown = inner.retry.resend_unknown && out.may_resend_unknown();
         // At-least-once resends carry the same apns-id, so APNs and the
@@ -197,14 +197,27 @@ impl Client {
         }
     }
 
+    /// What the credentials cannot send is refused before sending. With a
+    /// topic-specific key: a topic or bundle id outside its scope
+    /// ([`TokenSigner::check_topic`](crate::TokenSigner::check_topic)).
     /// With a certificate: a push must follow its rules
     /// ([`CertificateInfo::check_push`]); a broadcast's or channel
     /// request's bundle id must be one it allows. Broadcasts and channel
     /// management take certificates (`docs/apns-facts.md`, "Broadcast":
     /// token or certificate auth).
-    fn check_for_certificate(&self, out: Outgoing<'_>) -> Result<()> {
-        let Credentials::Certificate { certificate, .. } = &self.inner.credentials else {
-            return Ok(());
+    fn check_credentials(&self, out: Outgoing<'_>) -> Result<()> {
+        let certificate = match &self.inner.credentials {
+            Credentials::Certificate { certificate, .. } => certificate,
+            Credentials::Token(tokens) => {
+                let signer = tokens.signer();
+                let topic = match out {
+                    Outgoing::Push(n) => n.topic.as_ref().map(|t| t.as_str()),
+                    Outgoing::Broadcast(Broadcast { bundle_id, .. })
+                    | Outgoing::Manage(ManageRequest { bundle_id, .. }) => Some(bundle_id.as_str()),
+                };
+                // A push without a topic is refused when its request is built.
+                return topic.map_or(Ok(()), |t| signer.check_topic(t));
+            }
         };
         let info = certificate.info();
         match out {

@@ -346,3 +346,68 @@ fn errors_about_damaged_pems_never_quote_the_key() {
     let msg = TeamId::new("x".repeat(300)).unwrap_err().to_string();
     assert!(msg.len() < 300, "{msg}");
 }
+
+/// A topic-specific key (Apple, 2025) refuses, before anything is sent,
+/// any topic outside its scope and names the scope: in the library
+/// (`TokenSigner::limited_to_topics`) and from a profile's `topics`, where
+/// the refusal exits 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_specific_key_refuses_other_topics_before_sending() {
+    use apns_provider::{Client, Error, Notification, Payload};
+    let key = new_key();
+    let mock = mock_for(&key).start().await.unwrap();
+    let client = Client::builder()
+        .no_proxy()
+        .endpoint(mock.endpoint())
+        .webpki_roots(false)
+        .add_root_certificates_pem(mock.ca_pem().unwrap().as_bytes())
+        .token_signer(signer(key.clone()).limited_to_topics([BUNDLE]))
+        .build()
+        .unwrap();
+    let to = |topic: &str| {
+        Notification::builder(DEVICE, Payload::alert("hi"))
+            .topic(topic)
+            .build()
+            .unwrap()
+    };
+    assert!(client.send(&to(BUNDLE)).await.unwrap().is_accepted());
+    for outside in [
+        "com.example.other",
+        "com.example.application",
+        "com.example",
+    ] {
+        let e = client.send(&to(outside)).await.unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidField { field: "topic", .. }),
+            "{outside}: {e}"
+        );
+        assert!(
+            e.to_string().contains("outside the key's scope") && e.to_string().contains(BUNDLE),
+            "{e}"
+        );
+    }
+    assert_eq!(mock.stats().requests, 1, "only the topic in scope was sent");
+
+    // From a profile: `topics = [...]` next to the key.
+    let dir = temp_dir();
+    let key_path = write_file(dir.path(), "scoped.p8", new_key_pem().as_bytes());
+    let profiles = format!(
+        "[profiles.scoped]\nteam_id = \"{TEAM_ID}\"\nkey_id = \"{KEY_ID}\"\nkey = \"file:{}\"\ntopics = [\"{BUNDLE}\"]\n",
+        key_path.display()
+    );
+    let config = write_file(dir.path(), "keys.toml", profiles.as_bytes());
+    let mock_ca = dir.path().join("mock-ca.pem");
+    std::fs::write(&mock_ca, mock.ca_pem().unwrap()).unwrap();
+    let mut send = apns_against(&["send"], &At::new(mock.endpoint(), &mock_ca));
+    send.env("APNS_CONFIG", &config)
+        .args(["--key", "scoped", "--topic", "com.example.other"])
+        .args(["--alert", "hi", DEVICE]);
+    let out = run(send).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("outside the key's scope") && stderr(&out).contains(BUNDLE),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(mock.stats().requests, 1, "the CLI sent nothing either");
+}
