@@ -16,8 +16,18 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
         .max_streams(args.streams.max_streams)
         .environment(environment)
         .strict_tokens(args.strict_tokens);
+    let mut scopes = key_topics(&args.key_topics)?;
     for spec in &args.trust_key {
-        builder = builder.trust_key(parse_trust_key(spec)?);
+        let mut key = parse_trust_key(spec)?;
+        if let Some(topics) = scopes.remove(key.key_id().as_str()) {
+            key = key.topics(topics);
+        }
+        builder = builder.trust_key(key);
+    }
+    if let Some(kid) = scopes.keys().next() {
+        return Err(Failure::usage(format!(
+            "--key-topics {kid}=...: no --trust-key has key id {kid}"
+        )));
     }
     if args.trust_key.is_empty() && !args.accept_all && args.client_ca.is_none() {
         eprintln!("apns mock: warning: no --trust-key given; every provider token will be rejected with InvalidProviderToken");
@@ -161,7 +171,15 @@ fn parse_trust_key(spec: &str) -> Result<TrustedKey, Failure> {
             .team_id
             .as_deref()
             .ok_or_else(|| missing("team_id"))?;
-        return Ok(TrustedKey::new(kid, team, public)?);
+        // The profile's scope is the key's, as Apple would enforce it.
+        let mut key = TrustedKey::new(kid, team, public)?;
+        if let Some(env) = profile.environment.as_deref().filter(|e| *e != "both") {
+            key = key.environment(env.parse()?);
+        }
+        if let Some(topics) = &profile.topics {
+            key = key.topics(topics.iter().cloned());
+        }
+        return Ok(key);
     }
     let bad = || {
         Failure::usage(format!(
@@ -170,8 +188,48 @@ fn parse_trust_key(spec: &str) -> Result<TrustedKey, Failure> {
     };
     let (kid, rest) = spec.split_once('=').ok_or_else(bad)?;
     let (team, path) = rest.split_once(':').ok_or_else(bad)?;
+    // `@sandbox`/`@production` at the end: only those words, so a path
+    // with an `@` of its own still reads as a path.
+    let (path, environment) = match path.rsplit_once('@') {
+        Some((p, env)) if env.parse::<Environment>().is_ok() => (p, env.parse().ok()),
+        _ => (path, None),
+    };
     let public = PublicKey::from_file(path)?;
-    Ok(TrustedKey::new(kid, team, public)?)
+    let key = TrustedKey::new(kid, team, public)?;
+    Ok(match environment {
+        Some(env) => key.environment(env),
+        None => key,
+    })
+}
+
+/// `--key-topics KID=BUNDLE[,BUNDLE...]`, by key id.
+fn key_topics(specs: &[String]) -> Result<std::collections::HashMap<String, Vec<String>>, Failure> {
+    let mut scopes = std::collections::HashMap::new();
+    for spec in specs {
+        let bad = || {
+            Failure::usage(format!(
+                "--key-topics {spec:?}: expected KID=BUNDLE[,BUNDLE...], e.g. ABCDE12345=com.example.app"
+            ))
+        };
+        let (kid, bundles) = spec.split_once('=').ok_or_else(bad)?;
+        let bundles: Vec<String> = bundles
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(String::from)
+            .collect();
+        if bundles.is_empty() {
+            return Err(bad());
+        }
+        for b in &bundles {
+            apns_provider::Topic::new(b)?;
+        }
+        scopes
+            .entry(kid.to_string())
+            .or_insert_with(Vec::new)
+            .extend(bundles);
+    }
+    Ok(scopes)
 }
 
 /// SIGTERM or Ctrl-C, registered when called (not when first polled).

@@ -32,10 +32,15 @@ pub struct MockArgs {
     /// Where to write the generated CA certificate (default: a file in the temp directory).
     #[arg(long, value_name = "PATH")]
     pub ca_out: Option<PathBuf>,
-    /// Trust tokens from a key: KID=TEAM:PATH (PATH being the .p8 or a public-key PEM), or the name
-    /// of a stored key (`apns key list`); repeatable.
-    #[arg(long, value_name = "KID=TEAM:PATH")]
+    /// Trust tokens from a key: KID=TEAM:PATH (PATH being the .p8 or a public-key PEM), with
+    /// @sandbox or @production at the end for a key Apple limits to one environment; or the name
+    /// of a stored key (`apns key list`), with its profile's environment and topics. Repeatable.
+    #[arg(long, value_name = "KID=TEAM:PATH[@ENV]")]
     pub trust_key: Vec<String>,
+    /// Limit a trusted key to these bundle ids (a topic-specific key): KID=BUNDLE[,BUNDLE...];
+    /// other topics get 400 TopicDisallowed. Repeatable.
+    #[arg(long, value_name = "KID=BUNDLES")]
+    pub key_topics: Vec<String>,
     #[command(flatten)]
     pub streams: StreamsArgs,
     /// Answer 410 Unregistered for this device token; repeatable.

@@ -411,3 +411,53 @@ async fn a_topic_specific_key_refuses_other_topics_before_sending() {
     );
     assert_eq!(mock.stats().requests, 1, "the CLI sent nothing either");
 }
+
+/// `apns mock` can be told a key's scope, and answers as Apple does: a
+/// key limited to production used against a sandbox mock gets 403
+/// BadEnvironmentKeyIdInToken, and a topic outside `--key-topics` gets 400
+/// TopicDisallowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_enforces_a_keys_environment_and_topics() {
+    let dir = temp_dir();
+    let key_path = write_file(
+        dir.path(),
+        &format!("AuthKey_{KEY_ID}.p8"),
+        new_key_pem().as_bytes(),
+    );
+    let trusted = format!("{KEY_ID}={TEAM_ID}:{}@production", key_path.display());
+    let scoped = format!("{KEY_ID}={BUNDLE}");
+    for (env, topic, reason) in [
+        ("sandbox", BUNDLE, "BadEnvironmentKeyIdInToken"),
+        ("production", "com.example.other", "TopicDisallowed"),
+        ("production", BUNDLE, ""),
+    ] {
+        let mut cmd = apns();
+        cmd.args(["mock", "--env", env, "--trust-key", &trusted])
+            .args(["--key-topics", &scoped]);
+        let mock = spawn_mock(cmd);
+        let mut send = apns_against(&["send"], &mock);
+        send.arg("--key-file")
+            .arg(&key_path)
+            .args(["--team-id", TEAM_ID, "--env", env, "--topic", topic])
+            .args(["--alert", "hi", "--output", "json", DEVICE]);
+        let out = run(send).await;
+        let v: serde_json::Value = serde_json::from_str(stdout(&out).trim())
+            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+        if reason.is_empty() {
+            assert_eq!(v["status"], 200, "{env} {topic}: {v}");
+        } else {
+            assert_eq!(v["reason"], reason, "{env} {topic}: {v}");
+        }
+        mock.stop().await;
+    }
+    // A scope for a key the mock does not trust is a mistake, said at once.
+    let mut cmd = apns();
+    cmd.args(["mock", "--key-topics", "OTHERKEY01=com.example.app"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no --trust-key has key id OTHERKEY01"),
+        "{}",
+        stderr(&out)
+    );
+}
