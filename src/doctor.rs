@@ -1,7 +1,8 @@
 //! Step-by-step checks of the road to an APNs endpoint, for the command
 //! line's doctor and for tools that want the same diagnosis: DNS, TCP, the
-//! HTTPS proxy's tunnel (when one is used), TLS, ALPN `h2` and the server's
-//! certificate chain. Each check says what it found and, when
+//! HTTPS proxy's tunnel (when one is used), TLS, ALPN `h2`, the server's
+//! certificate chain, and a request without credentials, which APNs answers
+//! `403 MissingProviderToken`. Each check says what it found and, when
 //! it fails, what to do.
 //!
 //! ```no_run
@@ -310,7 +311,86 @@ pub async fn check_endpoint(endpoint: &Endpoint, options: &ProbeOptions) -> Vec<
         .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
         .unwrap_or_default();
     checks.push(describe_chain(&chain));
+
+    // HTTP/2 and the path, short of credentials.
+    checks.push(probe_without_credentials(tls_stream, &authority, options.timeout).await);
     checks
+}
+
+/// A push with no credentials at all: APNs (and the mock) answer `403
+/// MissingProviderToken` (`docs/apns-facts.md`, "Responses"). That answer
+/// proves HTTP/2, the server's SETTINGS, the request path and APNs' JSON
+/// answers work, with no key needed. Anything else is said as found.
+async fn probe_without_credentials<IO>(io: IO, authority: &str, limit: Duration) -> Check
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    const NAME: &str = "probe";
+    let device = "0".repeat(64);
+    let run = async {
+        let (client, connection) = h2::client::handshake(io).await?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let request = http::Request::post(format!("https://{authority}/3/device/{device}"))
+            .header("apns-push-type", "alert")
+            .body(())
+            .expect("a fixed request is valid");
+        let mut client = client.ready().await?;
+        let (answer, mut body) = client.send_request(request, false)?;
+        body.send_data(
+            bytes::Bytes::from_static(br#"{"aps":{"alert":"apns doctor"}}"#),
+            true,
+        )?;
+        let answer = answer.await?;
+        let status = answer.status().as_u16();
+        let mut stream = answer.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = stream.data().await {
+            let chunk = chunk?;
+            let _ = stream.flow_control().release_capacity(chunk.len());
+            text.extend_from_slice(&chunk);
+            // APNs' answers are small; a page is not one of them.
+            if text.len() > 4096 {
+                break;
+            }
+        }
+        driver.abort();
+        Ok::<_, h2::Error>((status, text))
+    };
+    match timeout(limit, run).await {
+        Ok(Ok((status, text))) => {
+            let answer = crate::response::Response::from_parts(status, None, None, &text);
+            match answer.reason() {
+                Some(crate::response::Reason::MissingProviderToken) if status == 403 => {
+                    Check::pass(
+                        NAME,
+                        "a push without credentials got 403 MissingProviderToken, as APNs answers: HTTP/2 and the path work",
+                    )
+                }
+                Some(reason) => Check::warn(
+                    NAME,
+                    format!("a push without credentials got {status} {}", reason.as_str()),
+                    "APNs answers 403 MissingProviderToken: is this endpoint APNs (or a mock of it)?",
+                ),
+                None => Check::warn(
+                    NAME,
+                    format!("a push without credentials got {status} without a reason"),
+                    "APNs answers 403 MissingProviderToken: is this endpoint APNs (or a mock of it)?",
+                ),
+            }
+        }
+        Ok(Err(e)) => Check::warn(
+            NAME,
+            format!("a push without credentials failed over HTTP/2: {e}"),
+            "the TLS and ALPN checks passed: look for a proxy or server that breaks HTTP/2",
+        ),
+        Err(_) => Check::warn(
+            NAME,
+            format!("a push without credentials got no answer within {limit:?}"),
+            "the server accepts HTTP/2 but does not answer: a stalled server?",
+        ),
+    }
 }
 
 fn describe_chain(chain: &[CertificateDer<'_>]) -> Check {

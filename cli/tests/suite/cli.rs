@@ -474,3 +474,46 @@ async fn demo_speaks_json_too() {
     assert_eq!(lines[4]["reason"], "Unregistered");
     assert_eq!(lines[5]["summary"]["unexpected"], 0);
 }
+
+/// `apns doctor` with no credentials at all still checks the road to
+/// APNs, and its last check is a push without credentials, which APNs and
+/// the mock answer 403 MissingProviderToken. A server that answers
+/// otherwise (the mock in accept-all mode) is named, as a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_without_credentials_probes_with_a_push_that_has_none() {
+    for (accept_all, status, says) in [
+        (false, "pass", "403 MissingProviderToken"),
+        (true, "warn", "got 200"),
+    ] {
+        let dir = temp_dir();
+        let ca = dir.path().join("mock-ca.pem");
+        let mut cmd = apns();
+        cmd.arg("mock").arg("--ca-out").arg(&ca);
+        if accept_all {
+            cmd.arg("--accept-all");
+        }
+        let mock = spawn_mock(cmd);
+        let mut doctor = apns_against(&["doctor"], &mock);
+        doctor.env_remove("APNS_PROFILE").args(["--output", "json"]);
+        let out = run(doctor).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        let checks = v["checks"].as_array().unwrap();
+        let probe = checks
+            .iter()
+            .find(|c| c["name"] == "probe")
+            .expect("a probe check");
+        assert_eq!(probe["status"], status, "{probe}");
+        assert!(probe["detail"].as_str().unwrap().contains(says), "{probe}");
+        let key = checks.iter().find(|c| c["name"] == "key").unwrap();
+        assert_eq!(key["status"], "warn", "no key given: {key}");
+        let out = mock.stop().await;
+        assert!(stderr(&out).contains("1 request(s)"), "{}", stderr(&out));
+    }
+}
