@@ -32,7 +32,7 @@ pub use channel::{AppArgs, BroadcastArgs, ChannelArgs, ChannelCommand};
 pub use credentials::{CertArgs, KeyArgs, KeyFileArgs, PasswordArgs};
 pub use doctor::DoctorArgs;
 pub use keys::{CertCommand, KeyCommand, StoreKind, TokenArgs};
-pub use mock::MockArgs;
+pub use mock::{MockArgs, TokenUpdates};
 pub use output::{Output, OutputArgs};
 pub use queue::{DeliveryArg, EnqueueArgs, WorkerArgs};
 pub use send::SendArgs;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use apns_provider::mock::{Fault, MockServer, TrustedKey};
 use apns_provider::{Environment, PublicKey, Reason};
 
-use super::args::MockArgs;
+use super::args::{MockArgs, TokenUpdates};
 use super::failure::{exit, Failure};
 
 pub async fn run(args: MockArgs) -> Result<u8, Failure> {
@@ -15,7 +15,8 @@ pub async fn run(args: MockArgs) -> Result<u8, Failure> {
         .listen(args.socket.listen)
         .max_streams(args.streams.max_streams)
         .environment(environment)
-        .strict_tokens(args.strict_tokens);
+        .strict_tokens(args.strict_tokens)
+        .token_updates_per_key(args.token_updates == TokenUpdates::PerKey);
     let mut scopes = key_topics(&args.key_topics)?;
     for spec in &args.trust_key {
         let mut key = parse_trust_key(spec)?;

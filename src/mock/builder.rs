@@ -44,6 +44,7 @@ pub struct MockServerBuilder {
     environment: Environment,
     clock: Arc<dyn Clock>,
     strict_tokens: bool,
+    token_updates_per_key: bool,
     server_names: Vec<String>,
     identity_pem: Option<(Vec<u8>, Vec<u8>)>,
     faults: Vec<Fault>,
@@ -76,6 +77,7 @@ impl Default for MockServerBuilder {
             environment: Environment::Sandbox,
             clock: clock::system(),
             strict_tokens: false,
+            token_updates_per_key: false,
             server_names: Vec::new(),
             identity_pem: None,
             faults: Vec::new(),
@@ -127,6 +129,17 @@ impl MockServerBuilder {
     /// signatures, extra fields, a capitalized `Bearer`.
     pub fn strict_tokens(mut self, strict: bool) -> Self {
         self.strict_tokens = strict;
+        self
+    }
+    /// Enforces Apple's 20-minute token rule per key across all
+    /// connections, as Apple seems to, not only per connection
+    /// (`docs/apns-facts.md`, "Token rules"). A token for a key answers `429
+    /// TooManyProviderTokenUpdates` when it is neither of the last two that
+    /// key showed and the newest is younger than 20 minutes. A fleet whose
+    /// processes mint their own tokens fails this; one whose tokens are
+    /// identical passes.
+    pub fn token_updates_per_key(mut self, per_key: bool) -> Self {
+        self.token_updates_per_key = per_key;
         self
     }
     /// Adds a DNS name or IP address to the generated server certificate
@@ -235,6 +248,9 @@ impl MockServerBuilder {
             environment: self.environment,
             clock: self.clock,
             strict_tokens: self.strict_tokens,
+            per_key_tokens: self
+                .token_updates_per_key
+                .then(|| Mutex::new(HashMap::new())),
             accept_all: self.accept_all,
             bad_environment_goaway: self.bad_environment_goaway,
             unregistered: Mutex::new(self.unregistered),

@@ -54,6 +54,9 @@ pub struct MockStats {
     /// Connections closed, or streams reset, by the mock's timeouts (no
     /// preface, a half-open stream, an idle connection).
     pub timeouts: u64,
+    /// Tokens refused with `TooManyProviderTokenUpdates` by the per-key
+    /// rule ([`MockServerBuilder::token_updates_per_key`](super::MockServerBuilder::token_updates_per_key)).
+    pub key_token_updates_refused: u64,
     /// GOAWAY frames sent by the `GoAwayAfter` fault.
     pub goaways_sent: u64,
     /// Streams refused by faults (`RefuseStreams`, or above a GOAWAY).
@@ -223,6 +226,7 @@ impl MockServer {
             max_concurrent_streams_seen: c.max_concurrent.load(Ordering::Relaxed),
             stream_limit_drops: c.limit_drops.load(Ordering::Relaxed),
             timeouts: c.timed_out.load(Ordering::Relaxed),
+            key_token_updates_refused: c.key_token_updates_refused.load(Ordering::Relaxed),
             goaways_sent: c.goaways.load(Ordering::Relaxed),
             streams_refused: c.refused.load(Ordering::Relaxed),
             connections_dropped: c.dropped.load(Ordering::Relaxed),

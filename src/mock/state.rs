@@ -38,6 +38,15 @@ impl Default for ServerTimeouts {
     }
 }
 
+/// The tokens one key has shown lately, across every connection: the one
+/// in use and the one before it (connections switch one by one), and when
+/// the newest appeared.
+pub(crate) struct KeyTokens {
+    pub current: String,
+    pub previous: Option<String>,
+    pub since: std::time::Instant,
+}
+
 /// Everything the connections of one mock share.
 pub(crate) struct State {
     pub keys: HashMap<String, TrustedKey>,
@@ -45,6 +54,8 @@ pub(crate) struct State {
     pub environment: Environment,
     pub clock: Arc<dyn Clock>,
     pub strict_tokens: bool,
+    /// `Some`: Apple's 20-minute token rule per key, across connections.
+    pub per_key_tokens: Option<Mutex<HashMap<String, KeyTokens>>>,
     pub accept_all: bool,
     pub bad_environment_goaway: bool,
     pub unregistered: Mutex<HashMap<String, u64>>,
@@ -73,6 +84,7 @@ pub(crate) struct MockCounters {
     pub dropped: AtomicU64,
     pub black_holed: AtomicU64,
     pub timed_out: AtomicU64,
+    pub key_token_updates_refused: AtomicU64,
     pub broadcasts_accepted: AtomicU64,
     pub broadcasts_rejected: AtomicU64,
     pub channel_requests: AtomicU64,

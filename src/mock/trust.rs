@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::keys::TrustedKey;
 use super::rejection::{reject, Rejection};
-use super::state::{lock, CachedToken, MockConn, State};
+use super::state::{lock, CachedToken, KeyTokens, MockConn, State};
 use crate::auth::verify as jwt;
 use crate::auth::{CertificateInfo, MAX_REFRESH_AFTER, MIN_REFRESH_AFTER};
 use crate::response::Reason;
@@ -69,6 +69,33 @@ pub(crate) fn authenticate<'s>(
         if let Some(previous) = &auth.token {
             if now.saturating_duration_since(previous.since) < MIN_REFRESH_AFTER {
                 return Err(reject(Reason::TooManyProviderTokenUpdates));
+            }
+        }
+        if let Some(per_key) = &state.per_key_tokens {
+            let mut keys = lock(per_key);
+            match keys.get_mut(&kid) {
+                None => {
+                    keys.insert(
+                        kid.clone(),
+                        KeyTokens {
+                            current: token.to_string(),
+                            previous: None,
+                            since: now,
+                        },
+                    );
+                }
+                Some(seen) if seen.current == token || seen.previous.as_deref() == Some(token) => {}
+                Some(seen) => {
+                    if now.saturating_duration_since(seen.since) < MIN_REFRESH_AFTER {
+                        state
+                            .counters
+                            .key_token_updates_refused
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Err(reject(Reason::TooManyProviderTokenUpdates));
+                    }
+                    seen.previous = Some(std::mem::replace(&mut seen.current, token.to_string()));
+                    seen.since = now;
+                }
             }
         }
         let first = auth.token.is_none();

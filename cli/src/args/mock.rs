@@ -8,6 +8,15 @@ use clap::Args;
 use super::listen::ListenArgs;
 use super::{numbers, values, MAX_STREAMS};
 
+/// `apns mock --token-updates`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+pub enum TokenUpdates {
+    /// A connection's token changes at most once per 20 minutes.
+    PerConnection,
+    /// A key's tokens change at most once per 20 minutes, across connections.
+    PerKey,
+}
+
 /// `--latency`, for `apns mock` and the mock `apns bench` spawns.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct LatencyArgs {
@@ -57,6 +66,16 @@ pub struct MockArgs {
     /// Refuse tokens APNs tolerates (padded base64, DER signatures, "Bearer").
     #[arg(long)]
     pub strict_tokens: bool,
+    /// Where Apple's 20-minute token rule applies: per-connection, or per-key (across every
+    /// connection, as Apple seems to enforce it: a fleet whose processes mint their own tokens gets
+    /// 429 TooManyProviderTokenUpdates).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "per-connection",
+        value_name = "SCOPE"
+    )]
+    pub token_updates: TokenUpdates,
     /// Add a DNS name to the mock's server certificate (e.g. api.sandbox.push.apple.com); repeatable.
     #[arg(long, value_name = "NAME")]
     pub server_name: Vec<String>,

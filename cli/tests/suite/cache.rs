@@ -153,3 +153,62 @@ fn age_is_measured_from_the_mint_with_the_monotonic_clock() {
     assert_eq!(c.mint_count(), 2);
     assert_eq!(t.issued_at(), clock.unix_seconds());
 }
+
+/// The mock's per-key rule (`token_updates_per_key`, `apns mock
+/// --token-updates per-key`): a second process minting its own token for
+/// the same key within 20 minutes gets 429 TooManyProviderTokenUpdates,
+/// across connections, while the per-connection default lets it through;
+/// 20 minutes later the key may change its token again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_strict_mock_allows_one_token_change_per_key_per_twenty_minutes() {
+    use apns_provider::{Reason, RetryPolicy};
+    let key = new_key();
+    for per_key in [false, true] {
+        let mock_clock = ManualClock::new();
+        let mock = mock_for(&key)
+            .clock(shared(&mock_clock))
+            .token_updates_per_key(per_key)
+            .start()
+            .await
+            .unwrap();
+        // Two "processes": the same key, tokens minted 30 s apart.
+        let process = |started: SystemTime| {
+            client_for(&mock, key.clone())
+                .clock(shared(&ManualClock::starting_at(started)))
+                .retry_policy(RetryPolicy::default().with_max_retries(0))
+                .build()
+                .unwrap()
+        };
+        let now = SystemTime::now();
+        let first = process(now - Duration::from_secs(30));
+        let second = process(now);
+        let r = first.send(&crate::support::sends::note(1)).await.unwrap();
+        assert!(r.is_accepted(), "{r:?}");
+        let r = second.send(&crate::support::sends::note(2)).await.unwrap();
+        if per_key {
+            assert_eq!(
+                (r.status(), r.reason()),
+                (429, Some(&Reason::TooManyProviderTokenUpdates)),
+                "{r:?}"
+            );
+            assert_eq!(mock.stats().key_token_updates_refused, 1);
+            // The first process's token is still the key's: it goes on.
+            assert!(first
+                .send(&crate::support::sends::note(3))
+                .await
+                .unwrap()
+                .is_accepted());
+            // 20 minutes on, the key may change its token once.
+            mock_clock.advance(Duration::from_secs(20 * 60));
+            let third = process(now);
+            assert!(third
+                .send(&crate::support::sends::note(4))
+                .await
+                .unwrap()
+                .is_accepted());
+        } else {
+            assert!(r.is_accepted(), "per connection, each has its own: {r:?}");
+            assert_eq!(mock.stats().key_token_updates_refused, 0);
+        }
+    }
+}
