@@ -410,7 +410,7 @@ pub fn reason_hint(reason: &apns_provider::Reason) -> Option<&'static str> {
         Unregistered | ExpiredToken => {
             "the app was removed or the token expired: stop sending to it"
         }
-        BadEnvironmentKeyIdInToken => "the key is limited to the other environment; check --env",
+        BadEnvironmentKeyIdInToken => "this key is scoped to the other environment (sandbox-only or production-only): send with --env for the key's environment, or use a key for this one",
         PayloadTooLarge => "shorten the payload (4096 bytes, 5120 for VoIP)",
         _ => return None,
     })

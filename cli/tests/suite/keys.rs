@@ -448,6 +448,20 @@ async fn the_mock_enforces_a_keys_environment_and_topics() {
         } else {
             assert_eq!(v["reason"], reason, "{env} {topic}: {v}");
         }
+        if reason == "BadEnvironmentKeyIdInToken" {
+            // Said to a person: what is wrong with the key.
+            let mut send = apns_against(&["send"], &mock);
+            send.arg("--key-file")
+                .arg(&key_path)
+                .args(["--team-id", TEAM_ID, "--env", env, "--topic", topic])
+                .args(["--alert", "hi", DEVICE]);
+            let out = run(send).await;
+            assert!(
+                stdout(&out).contains("hint: this key is scoped to the other environment"),
+                "{}",
+                stdout(&out)
+            );
+        }
         mock.stop().await;
     }
     // A scope for a key the mock does not trust is a mistake, said at once.
