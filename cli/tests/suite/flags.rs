@@ -13,11 +13,17 @@ use std::time::{Duration, Instant};
 use crate::support::{apns, temp_dir};
 
 /// A child process killed when dropped (a failing assert must not leave it
-/// running).
+/// running), with its process group: `apns bench` cut at the deadline must
+/// not leave the mock it spawned behind.
 struct Killed(std::process::Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
+        #[cfg(unix)]
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -54,6 +60,9 @@ pub(super) fn run_env(args: &[String], env: &[(&str, &str)], limit: Duration) ->
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
+    // Its own process group, killed whole by `Killed`.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = Killed(cmd.spawn().expect("start apns"));
     let deadline = Instant::now() + limit;
     let code = loop {
