@@ -181,10 +181,15 @@ pub fn resolve(key: &KeyArgs, cert: &CertArgs) -> Result<Resolved, Failure> {
     }
     let mut signer = TokenSigner::new(signing_key, key_id, team_id);
     // The profile's scope is its key's: a --key-file is another key.
-    if let (None, Some((_, p))) = (&key_file, &profile) {
+    if let (None, Some((name, p))) = (&key_file, &profile) {
         if let Some(topics) = &p.topics {
             for t in topics {
-                apns_provider::Topic::new(t)?;
+                // The profile is wrong, not a flag: say which line to fix.
+                apns_provider::Topic::new(t).map_err(|e| {
+                    Failure::usage(format!(
+                        "profile {name}: its topics list has a bad entry: {e}"
+                    ))
+                })?;
             }
             signer = signer.limited_to_topics(topics.iter().cloned());
         }
